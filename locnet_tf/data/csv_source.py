@@ -1,0 +1,155 @@
+"""`csv:PATH` — rows of `filename,x1,y1,x2,y2,label` in pixel corners.
+
+`PATH` is a CSV file or a folder. A folder means every `annotations/*.csv` in
+it (or, with no `annotations/` subfolder, every `*.csv` directly in it).
+
+Rows:
+
+- `filename,x1,y1,x2,y2,label`: one object; (x1, y1) is the top-left corner,
+  (x2, y2) the bottom-right one, in pixels. Several rows with the same filename
+  are several objects on one image (see the `multi_object` policy).
+- `filename,,,,,` (or just `filename`): a background image, no object.
+- An optional header is recognised when its coordinate columns are not numbers
+  (e.g. `filename,x1,y1,x2,y2,label`); the column order is always the above.
+
+Where the images are. The CSV's *root* is the folder holding it, or that
+folder's parent when the CSV sits in a folder named `annotations`. A filename
+is looked up, first match wins, as:
+
+1. an absolute path, as is;
+2. `root/filename`;
+3. `root/images/<label>/filename` (for background rows: skipped);
+4. `root/images/<csv stem>/filename`;
+5. `root/images/filename`.
+
+So the Caltech photos shipped in `../shared/data/caltech101_loc`
+(`annotations/<class>.csv`, filenames relative to `images/<class>/`) load as
+they are with `csv:../shared/data/caltech101_loc`. Their `airplane.csv` line
+118 has a zero-height box (`104,38,126,38`), which is bad data: load with
+`skip_bad=True` (CLI `--skip-bad`) to leave that image out, reported.
+
+Class names, unless given, are the labels found, sorted.
+"""
+
+import csv
+import pathlib
+
+from locnet_tf.data import source_utils as su
+from locnet_tf.data.records import DataError
+
+
+def csv_files(path):
+    """The CSV files a `csv:PATH` spec names, sorted."""
+    path = pathlib.Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"csv: {path} is neither a CSV file nor a folder")
+    folder = path / "annotations" if (path / "annotations").is_dir() else path
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise DataError(f"csv: no .csv files in {folder}")
+    return files
+
+
+def csv_root(csv_path):
+    """The folder image names are relative to (see the module docstring)."""
+    folder = pathlib.Path(csv_path).parent
+    return folder.parent if folder.name == "annotations" else folder
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_header(row):
+    coords = [c.strip() for c in row[1:5]]
+    return len(coords) == 4 and all(coords) and not any(_is_number(c) for c in coords)
+
+
+def _parse_row(row, origin):
+    """Returns (filename, label or None, box or None) of one row."""
+    row = [c.strip() for c in row]
+    if not row or not row[0]:
+        raise DataError(f"{origin}: malformed row {row}: the filename is empty")
+    if len(row) == 1:
+        return row[0], None, None
+    if len(row) != 6:
+        raise DataError(
+            f"{origin}: malformed row {row}: expected 6 fields "
+            "filename,x1,y1,x2,y2,label (label and coordinates empty for background)"
+        )
+    filename, coords, label = row[0], row[1:5], row[5]
+    if not label and not any(coords):
+        return filename, None, None
+    if not label:
+        raise DataError(f"{origin}: malformed row {row}: a box without a label")
+    if not all(coords):
+        raise DataError(f"{origin}: malformed row {row}: label {label!r} without a full box")
+    try:
+        box = tuple(float(c) for c in coords)
+    except ValueError:
+        raise DataError(f"{origin}: malformed row {row}: coordinates must be numbers") from None
+    return filename, label, box
+
+
+def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_bad=False, **options):
+    """Reads a `csv:PATH` source.
+
+    Args:
+        path: a CSV file or a folder (see the module docstring).
+        class_names: sequence of str, or None to use the sorted labels.
+        class_map: dict label -> label or None (ignore those objects).
+        unknown: "error" or "ignore_object", for labels not in `class_names`.
+        skip_bad: bool. Skip bad rows and images instead of raising.
+        **options: passed to `source_utils.build_source` (multi_object, splits,
+            seed, box_tolerance, verify_images).
+
+    Returns:
+        SourceData.
+    """
+    path = pathlib.Path(path)
+    root = path if path.is_dir() else path.parent
+    problems = su.Problems(skip_bad)
+    entries = {}  # image path (or missing name) -> ImageEntry, in file order
+    labels = set()
+    for csv_path in csv_files(path):
+        name = su.relative_name(csv_path, root)
+        image_root = csv_root(csv_path)
+        try:
+            with open(csv_path, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.reader(f))
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise DataError(f"{name}: cannot read the CSV file: {error}") from error
+        for line, row in enumerate(rows, start=1):
+            if not row or (line == 1 and _is_header(row)):
+                continue
+            origin = f"{name}:{line}"
+            with problems.entry(origin):
+                filename, label, box = _parse_row(row, origin)
+                folders = [image_root]
+                if label:
+                    folders.append(image_root / "images" / label)
+                folders += [image_root / "images" / csv_path.stem, image_root / "images"]
+                image = su.find_file(filename, folders)
+                key = str(image.resolve()) if image else f"missing:{origin}"
+                entry = entries.get(key)
+                if entry is None:
+                    entry = entries[key] = su.ImageEntry(
+                        path=image,
+                        origin=origin,
+                        missing=f"{filename!r} looked for in " + ", ".join(
+                            su.relative_name(f, root) or "." for f in folders
+                        ),
+                    )
+                if label is not None:
+                    entry.objects.append(su.Annotation(label, box, "xyxy", origin))
+                    labels.add(label)
+    resolver = su.ClassResolver(labels, class_names, class_map, unknown, sort=True)
+    return su.build_source(
+        entries.values(), resolver, problems, root=root, name=f"csv:{path}", **options
+    )

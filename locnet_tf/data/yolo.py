@@ -1,0 +1,279 @@
+"""`yolo:PATH` — the YOLO (Ultralytics) layout.
+
+`PATH` is a `data.yaml` file, or a folder holding one, or a folder with
+`images/` and `labels/`:
+
+- With a `data.yaml`: the root is its `path:` (relative to the YAML's folder;
+  the YAML's folder when absent). `train:`, `val:` and `test:` (each a folder
+  of images, a `.txt` list of image paths, or a list of those, relative to the
+  root) give the splits "train", "validation" and "test". Class names are
+  `names:` (a list, or a mapping id -> name).
+- Without one: images are all files under `PATH/images/`. When it has
+  `train/`, `val/` (or `valid/`) and `test/` subfolders they are the splits;
+  otherwise the hash split applies. Class names come from `classes.txt`
+  (in `PATH/` or `PATH/labels/`, one per line) or are the ids as strings
+  ("0", "1"...; rename them with `class_map`).
+
+An image's label file is its path with the last `images` folder replaced by
+`labels` and the suffix by `.txt`. Each line is `class cx cy w h`, relative to
+the image. An empty label file is a background image; so is a missing one, as
+in Ultralytics (the check command shows the background share, so a wrong
+labels folder does not go unnoticed). Polygon (segmentation) lines are not
+supported and are reported as malformed.
+
+`data.yaml` is read with PyYAML when it is installed, otherwise with a small
+reader of the subset these files use (scalars, `[a, b]` lists, `- item` lists,
+`id: name` mappings, `#` comments).
+"""
+
+import pathlib
+
+from locnet_tf.data import source_utils as su
+from locnet_tf.data.records import DataError
+
+_YAML_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+_FOLDER_SPLITS = {"train": "train", "val": "validation", "valid": "validation", "test": "test"}
+
+
+def _scalar(text):
+    text = text.strip()
+    if text[:1] in "'\"" and text[-1:] == text[:1] and len(text) >= 2:
+        return text[1:-1]
+    if text in ("", "~", "null", "None"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    if text.startswith("[") and text.endswith("]"):
+        inner = text[1:-1].strip()
+        return [_scalar(item) for item in _split_flow(inner)] if inner else []
+    return text
+
+
+def _split_flow(text):
+    items, current, quote = [], "", None
+    for char in text:
+        if quote:
+            current += char
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            current += char
+            quote = char
+        elif char == ",":
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return items + [current] if current.strip() else items
+
+
+def _strip_comment(line):
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+def parse_simple_yaml(text, origin="data.yaml"):
+    """Parses the YAML subset of YOLO `data.yaml` files into a dict.
+
+    Top-level `key: value` pairs; a value is a scalar (quoted or not, ints
+    converted), a flow list `[a, 'b']`, or, when empty, the indented block
+    below it: `- item` lines (a list) or `key: value` lines (a dict).
+
+    Raises:
+        DataError: naming `origin` and the line for anything else.
+    """
+    result, key, block = {}, None, None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = _strip_comment(raw).rstrip()
+        if not line.strip() or line.strip() == "---":
+            continue
+        indented = line[0] in " \t"
+        stripped = line.strip()
+        if indented:
+            if key is None or result[key] is not None and block is None:
+                raise DataError(f"{origin}:{number}: unexpected indented line {raw.strip()!r}")
+            if stripped.startswith("- ") or stripped == "-":
+                block = block if isinstance(block, list) else []
+                if not isinstance(block, list):
+                    raise DataError(f"{origin}:{number}: mixed list and mapping under {key!r}")
+                block.append(_scalar(stripped[1:]))
+            elif ":" in stripped:
+                block = block if isinstance(block, dict) else {}
+                sub_key, _, value = stripped.partition(":")
+                block[_scalar(sub_key)] = _scalar(value)
+            else:
+                raise DataError(f"{origin}:{number}: cannot read {raw.strip()!r}")
+            result[key] = block
+            continue
+        key, sep, value = stripped.partition(":")
+        if not sep:
+            raise DataError(f"{origin}:{number}: expected 'key: value', got {raw.strip()!r}")
+        key, block = key.strip(), None
+        result[key] = _scalar(value)
+    return result
+
+
+def read_yaml(path):
+    """Reads a `data.yaml` (PyYAML when installed, else `parse_simple_yaml`)."""
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+    try:
+        import yaml
+    except ImportError:
+        return parse_simple_yaml(text, origin=pathlib.Path(path).name)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DataError(f"{pathlib.Path(path).name}: malformed YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise DataError(f"{pathlib.Path(path).name}: expected a mapping at the top level")
+    return data
+
+
+def label_path(image):
+    """The label file of an image: last `images` folder -> `labels`, suffix `.txt`."""
+    parts = list(pathlib.Path(image).parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return pathlib.Path(*parts).with_suffix(".txt")
+    return pathlib.Path(image).with_suffix(".txt")
+
+
+def _names_list(names, origin):
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    if isinstance(names, dict):
+        try:
+            ids = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise DataError(f"{origin}: 'names' keys must be class ids, got {list(names)}") from None
+        if ids != list(range(len(ids))):
+            raise DataError(f"{origin}: 'names' ids must be 0..{len(ids) - 1}, got {ids}")
+        return [str(names.get(i, names.get(str(i)))) for i in ids]
+    raise DataError(f"{origin}: 'names' must be a list or an id -> name mapping, got {names!r}")
+
+
+def _images_of(item, root, origin):
+    """Images named by one data.yaml split entry (folder or .txt list)."""
+    target = pathlib.Path(item)
+    target = target if target.is_absolute() else root / target
+    if target.is_dir():
+        return su.list_images(target)
+    if target.is_file() and target.suffix == ".txt":
+        lines = [line.strip() for line in target.read_text().splitlines() if line.strip()]
+        return [pathlib.Path(p) if pathlib.Path(p).is_absolute() else root / p for p in lines]
+    raise DataError(f"{origin}: split entry {item!r} is neither a folder nor a .txt list ({target})")
+
+
+def _layout(path):
+    """Returns (root, names, [(image path, split or None)], origin name)."""
+    path = pathlib.Path(path)
+    yaml_path = None
+    if path.is_file():
+        yaml_path = path
+    elif path.is_dir():
+        for candidate in ("data.yaml", "data.yml", "dataset.yaml"):
+            if (path / candidate).is_file():
+                yaml_path = path / candidate
+                break
+    else:
+        raise DataError(f"yolo: {path} not found")
+
+    if yaml_path is not None:
+        config = read_yaml(yaml_path)
+        origin = yaml_path.name
+        root = yaml_path.parent / str(config.get("path") or ".")
+        if "names" not in config:
+            raise DataError(f"{origin}: 'names' is missing")
+        names = _names_list(config["names"], origin)
+        images = []
+        for key, split in _YAML_SPLITS.items():
+            items = config.get(key)
+            for item in items if isinstance(items, list) else [items] if items else []:
+                images += [(image, split) for image in _images_of(item, root, origin)]
+        if not images:
+            raise DataError(f"{origin}: no images found for train/val/test under {root}")
+        return root, names, images
+
+    if not (path / "images").is_dir():
+        raise DataError(f"yolo: {path} has neither a data.yaml nor an images/ folder")
+    if not (path / "labels").is_dir():
+        raise DataError(f"yolo: {path} has images/ but no labels/ folder")
+    names = None
+    for candidate in (path / "classes.txt", path / "labels" / "classes.txt"):
+        if candidate.is_file():
+            names = [line.strip() for line in candidate.read_text().splitlines() if line.strip()]
+            break
+    subfolders = {p.name: p for p in (path / "images").iterdir() if p.is_dir()}
+    images = []
+    if subfolders and set(subfolders) <= set(_FOLDER_SPLITS):
+        for folder_name, folder in sorted(subfolders.items()):
+            images += [(image, _FOLDER_SPLITS[folder_name]) for image in su.list_images(folder)]
+    else:
+        images = [(image, None) for image in su.list_images(path / "images")]
+    if not images:
+        raise DataError(f"yolo: no images under {path / 'images'}")
+    return path, names, images
+
+
+def _parse_label_file(label_file, origin, names):
+    objects = []
+    for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{origin}:{number}"
+        if len(fields) != 5:
+            raise DataError(
+                f"{where}: malformed line {line.strip()!r}: expected 'class cx cy w h' "
+                f"(5 numbers), got {len(fields)} fields (polygons are not supported)"
+            )
+        try:
+            class_id = int(fields[0])
+            box = tuple(float(v) for v in fields[1:])
+        except ValueError:
+            raise DataError(f"{where}: malformed line {line.strip()!r}: not numbers") from None
+        if names is not None and not 0 <= class_id < len(names):
+            raise DataError(f"{where}: class id {class_id} is out of range for {len(names)} names")
+        if class_id < 0:
+            raise DataError(f"{where}: negative class id {class_id}")
+        label = names[class_id] if names is not None else str(class_id)
+        objects.append(su.Annotation(label, box, "yolo", where))
+    return objects
+
+
+def read_yolo(path, *, class_names=None, class_map=None, unknown="error", skip_bad=False, **options):
+    """Reads a `yolo:PATH` source.
+
+    Args:
+        path: a data.yaml, or a folder (see the module docstring).
+        class_names: sequence of str, or None to use the data's names.
+        class_map: dict name -> name or None (ignore those objects).
+        unknown: "error" or "ignore_object", for names not in `class_names`.
+        skip_bad: bool. Skip bad entries instead of raising.
+        **options: passed to `source_utils.build_source`.
+
+    Returns:
+        SourceData.
+    """
+    root, names, images = _layout(path)
+    problems = su.Problems(skip_bad)
+    entries, labels = [], []
+    for image, split in images:
+        label_file = label_path(image)
+        origin = su.relative_name(label_file, root)
+        with problems.entry(origin):
+            objects = _parse_label_file(label_file, origin, names) if label_file.is_file() else []
+            entries.append(su.ImageEntry(path=image, origin=origin, objects=objects, split=split))
+            labels += [obj.label for obj in objects]
+    data_labels = names if names is not None else sorted(set(labels), key=int)
+    resolver = su.ClassResolver(data_labels, class_names, class_map, unknown, sort=False)
+    return su.build_source(entries, resolver, problems, root=root, name=f"yolo:{path}", **options)
