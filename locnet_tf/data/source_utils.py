@@ -113,7 +113,7 @@ class Problems:
         """Runs a block for one entry; bad data inside it is raised or skipped.
 
         The message always starts with `origin` (the file and line or object),
-        unless it already names it.
+        unless it already starts with that file (e.g. naming the object's line).
         """
         try:
             yield
@@ -121,7 +121,8 @@ class Problems:
             raise
         except (DataError, box_lib.BoxError) as error:
             message = str(error)
-            if not message.startswith(origin):
+            source_file = origin.split(":")[0].split(" ")[0]
+            if not message.startswith(source_file):
                 message = f"{origin}: {message}"
             if not self.skip_bad:
                 raise DataError(message) from error
@@ -205,6 +206,17 @@ def hash_split(key, fractions, seed=0):
         if u < edge:
             return name
     return SPLITS[-1]
+
+
+def check_options(multi_object="largest", unknown="error", splits=(0.8, 0.1, 0.1)):
+    """Raises ValueError for a bad policy or split fractions, before any file is read."""
+    if multi_object not in MULTI_OBJECT_POLICIES:
+        raise ValueError(
+            f"`multi_object` must be one of {MULTI_OBJECT_POLICIES}, got {multi_object!r}."
+        )
+    if unknown not in UNKNOWN_POLICIES:
+        raise ValueError(f"`unknown` must be one of {UNKNOWN_POLICIES}, got {unknown!r}.")
+    check_fractions(splits)
 
 
 def check_fractions(splits):
@@ -300,10 +312,7 @@ def build_source(
     Returns:
         SourceData with records under "train", "validation" and "test".
     """
-    if multi_object not in MULTI_OBJECT_POLICIES:
-        raise ValueError(
-            f"`multi_object` must be one of {MULTI_OBJECT_POLICIES}, got {multi_object!r}."
-        )
+    check_options(multi_object, resolver.unknown, splits)
     fractions = check_fractions(splits)
     records = {split: [] for split in SPLITS}
     for entry in entries:

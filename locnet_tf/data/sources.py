@@ -100,6 +100,7 @@ def load_source(
         ValueError: a malformed spec or option.
     """
     kind, path = parse_spec(spec)
+    su.check_options(multi_object, unknown, splits)
     if kind not in READERS:
         raise ValueError(
             f"{spec!r} is not a file source; for {kind!r} specs use "

@@ -1,0 +1,498 @@
+"""Data sources: every format from tiny generated fixtures, the policies, bad data, caltech."""
+
+import json
+import logging
+import pathlib
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from locnet_tf.data import source_utils, sources, yolo
+from locnet_tf.data.records import DataError, Record, SourceData
+from locnet_tf.data.sources import load_source
+
+
+def make_image(path, width=100, height=50, mode="RGB", fmt=None):
+    """Writes a tiny image; returns its path."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    color = 128 if mode == "L" else (200, 30, 30)
+    Image.new(mode, (width, height), color).save(path, format=fmt)
+    return path
+
+
+def write(path, text):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def all_records(data):
+    return [r for split in ("train", "validation", "test") for r in data.records[split]]
+
+
+def by_name(data):
+    return {pathlib.Path(r.path).name: r for r in all_records(data)}
+
+
+# ----------------------------------------------------------------------------
+# CSV
+
+
+@pytest.fixture
+def csv_dir(tmp_path):
+    make_image(tmp_path / "images" / "a.jpg", 100, 50)
+    make_image(tmp_path / "images" / "b.png", 200, 100)
+    make_image(tmp_path / "images" / "bg.jpg", 80, 60, mode="L")
+    write(
+        tmp_path / "labels.csv",
+        "filename,x1,y1,x2,y2,label\n"
+        "a.jpg,10,5,60,45,car\n"  # line 2
+        "b.png,0,0,20,10,pedestrian\n"  # line 3: small
+        "b.png,100,20,180,100,car\n"  # line 4: large
+        "bg.jpg,,,,,\n",  # line 5: background
+    )
+    return tmp_path
+
+
+def test_csv_reads_boxes_background_and_classes(csv_dir):
+    data = load_source(f"csv:{csv_dir / 'labels.csv'}")
+    assert isinstance(data, SourceData)
+    assert data.class_names == ("car", "pedestrian")  # sorted labels
+    assert set(data.records) == {"train", "validation", "test"}
+    records = by_name(data)
+    assert len(records) == 3
+    a = records["a.jpg"]
+    assert isinstance(a, Record) and a.present and a.class_id == 0
+    # x 10..60 of 100 -> cx = 35/100, w = 50/100; y 5..45 of 50 -> cy = 25/50, h = 40/50.
+    np.testing.assert_allclose(a.box, [0.35, 0.5, 0.8, 0.5], atol=1e-6)
+    assert a.origin == "labels.csv:2"
+    assert pathlib.Path(a.path).is_absolute()
+    # Largest of two: 80x80 car beats 20x10 pedestrian. x 100..180 of 200, y 20..100 of 100.
+    b = records["b.png"]
+    assert b.class_id == 0
+    np.testing.assert_allclose(b.box, [0.7, 0.6, 0.8, 0.4], atol=1e-6)
+    bg = records["bg.jpg"]
+    assert not bg.present and bg.class_id == 0
+    np.testing.assert_array_equal(bg.box, np.zeros(4))
+
+
+def test_csv_multi_object_policies(csv_dir):
+    spec = f"csv:{csv_dir / 'labels.csv'}"
+    dropped = load_source(spec, multi_object="drop")
+    assert "b.png" not in by_name(dropped)
+    assert len(dropped.skipped) == 1
+    origin, reason = dropped.skipped[0]
+    assert origin == "labels.csv:3" and "2 objects" in reason
+    with pytest.raises(DataError, match=r"labels\.csv:3.*b\.png has 2 objects"):
+        load_source(spec, multi_object="fail")
+    # "fail" is the user's policy, not bad data: skip_bad does not swallow it.
+    with pytest.raises(DataError, match="2 objects"):
+        load_source(spec, multi_object="fail", skip_bad=True)
+    with pytest.raises(ValueError, match="multi_object"):
+        load_source(spec, multi_object="smallest")
+
+
+def test_csv_class_map_and_user_classes(csv_dir):
+    spec = f"csv:{csv_dir / 'labels.csv'}"
+    merged = load_source(spec, class_map={"pedestrian": "car"})
+    assert merged.class_names == ("car",)
+    # Mapping a label to None ignores those objects; b.png keeps only its car.
+    renamed = load_source(spec, class_map={"car": None})
+    assert renamed.class_names == ("pedestrian",)
+    records = by_name(renamed)
+    assert not records["a.jpg"].present  # its only object was ignored: background
+    assert records["b.png"].present and records["b.png"].class_id == 0
+    np.testing.assert_allclose(records["b.png"].box, [0.05, 0.05, 0.1, 0.1], atol=1e-6)
+    # User-given classes: order kept; an unknown label is an error naming the line.
+    with pytest.raises(DataError, match=r"labels\.csv:3: unknown label 'pedestrian'"):
+        load_source(spec, class_names=["motorcycle", "car"])
+    kept = load_source(spec, class_names=["motorcycle", "car"], unknown="ignore_object")
+    assert kept.class_names == ("motorcycle", "car")
+    assert by_name(kept)["a.jpg"].class_id == 1
+
+
+def test_csv_folder_with_per_class_files(tmp_path):
+    # The caltech layout: annotations/<class>.csv, filenames relative to images/<class>/.
+    make_image(tmp_path / "images" / "car" / "0001.jpg", 60, 40)
+    make_image(tmp_path / "images" / "dog" / "0001.jpg", 60, 40, mode="L")
+    write(tmp_path / "annotations" / "car.csv", "0001.jpg,1,2,30,20,car\n")
+    write(tmp_path / "annotations" / "dog.csv", "0001.jpg,5,5,50,35,dog\n")
+    data = load_source(f"csv:{tmp_path}")
+    records = all_records(data)
+    assert data.class_names == ("car", "dog")
+    assert sorted(r.origin for r in records) == ["annotations/car.csv:1", "annotations/dog.csv:1"]
+    assert {pathlib.Path(r.path).parent.name for r in records} == {"car", "dog"}
+
+
+def test_csv_box_slightly_past_edge_is_clipped(tmp_path):
+    make_image(tmp_path / "a.jpg", 100, 100)
+    write(tmp_path / "l.csv", "a.jpg,50,50,101,100,car\n")  # 1 % past the right edge
+    record = all_records(load_source(f"csv:{tmp_path / 'l.csv'}"))[0]
+    # Clipped to x 50..100: cx = 0.75, w = 0.5; y 50..100: cy = 0.75, h = 0.5.
+    np.testing.assert_allclose(record.box, [0.75, 0.75, 0.5, 0.5], atol=1e-6)
+    write(tmp_path / "l.csv", "a.jpg,50,50,110,100,car\n")  # 10 % past: an error
+    with pytest.raises(DataError, match=r"l\.csv:1.*outside the image"):
+        load_source(f"csv:{tmp_path / 'l.csv'}")
+
+
+BAD_CSV_ROWS = {
+    "missing image": ("nothere.jpg,1,1,10,10,car", "not found"),
+    "outside": ("ok.jpg,10,10,300,40,car", "outside the image"),
+    "zero size": ("ok.jpg,10,10,10,40,car", "zero size"),
+    "swapped": ("ok.jpg,50,10,10,40,car", "swapped"),
+    "too few fields": ("ok.jpg,1,1,10,car", "malformed row"),
+    "not numbers": ("ok.jpg,a,b,c,d,car", "malformed row"),
+    "box without label": ("ok.jpg,1,1,10,10,", "a box without a label"),
+    "label without box": ("ok.jpg,1,,,,car", "without a full box"),
+    "empty image": ("empty.jpg,1,1,10,10,car", "empty"),
+    "not an image": ("text.jpg,1,1,10,10,car", "cannot be read"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CSV_ROWS))
+def test_csv_bad_data_is_an_error_naming_file_and_line(tmp_path, case):
+    row, message = BAD_CSV_ROWS[case]
+    make_image(tmp_path / "ok.jpg", 100, 50)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("this is not a JPEG")
+    write(tmp_path / "boxes.csv", f"ok.jpg,1,1,20,20,car\n{row}\n")
+    with pytest.raises(DataError, match=message) as info:
+        load_source(f"csv:{tmp_path / 'boxes.csv'}")
+    assert "boxes.csv:2" in str(info.value)
+
+
+def test_skip_bad_records_and_logs_the_skipped(tmp_path, caplog):
+    make_image(tmp_path / "ok.jpg", 100, 50)
+    make_image(tmp_path / "ok2.jpg", 100, 50)
+    rows = ["ok.jpg,1,1,20,20,car", "nothere.jpg,1,1,10,10,car", "ok2.jpg,10,10,10,40,car", "ok.jpg,a,b,c,d,car"]
+    write(tmp_path / "boxes.csv", "\n".join(rows) + "\n")
+    with caplog.at_level(logging.WARNING, logger="locnet_tf.data"):
+        data = load_source(f"csv:{tmp_path / 'boxes.csv'}", skip_bad=True)
+    assert len(all_records(data)) == 1
+    skipped = dict(data.skipped)
+    assert sorted(skipped) == ["boxes.csv:2", "boxes.csv:3", "boxes.csv:4"]
+    assert "not found" in skipped["boxes.csv:2"] and "zero size" in skipped["boxes.csv:3"]
+    assert skipped["boxes.csv:4"].startswith("boxes.csv:4: malformed row")
+    assert "skipped 3 entries" in caplog.text and "boxes.csv:2" in caplog.text
+
+
+def test_verify_images_finds_truncated_files(tmp_path):
+    image = make_image(tmp_path / "t.jpg", 64, 64)
+    # Random pixels so the JPEG body is large, then cut it in half.
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(image)
+    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    write(tmp_path / "l.csv", "t.jpg,1,1,20,20,car\n")
+    assert len(all_records(load_source(f"csv:{tmp_path / 'l.csv'}"))) == 1  # header only: fine
+    with pytest.raises(DataError, match=r"l\.csv:1: image file .*t\.jpg cannot be read"):
+        load_source(f"csv:{tmp_path / 'l.csv'}", verify_images=True)
+
+
+def test_hash_splits_are_stable_and_proportional():
+    names = [f"images/x/{i:05d}.jpg" for i in range(3000)]
+    first = [source_utils.hash_split(n, (0.8, 0.1, 0.1)) for n in names]
+    assert first == [source_utils.hash_split(n, (0.8, 0.1, 0.1)) for n in names]
+    counts = {s: first.count(s) for s in source_utils.SPLITS}
+    assert abs(counts["train"] / 3000 - 0.8) < 0.03
+    assert abs(counts["validation"] / 3000 - 0.1) < 0.02
+    assert abs(counts["test"] / 3000 - 0.1) < 0.02
+    other_seed = [source_utils.hash_split(n, (0.8, 0.1, 0.1), seed=1) for n in names]
+    assert other_seed != first
+    assert set(source_utils.hash_split(n, (1.0, 0.0, 0.0)) for n in names) == {"train"}
+    with pytest.raises(ValueError, match="summing to 1"):
+        load_source("csv:nowhere.csv", splits=(0.5, 0.1, 0.1))
+
+
+def test_csv_splits_do_not_depend_on_row_order(tmp_path):
+    rows = []
+    for i in range(40):
+        make_image(tmp_path / "images" / f"{i}.png", 16, 16)
+        rows.append(f"{i}.png,1,1,8,8,car")
+    write(tmp_path / "a.csv", "\n".join(rows) + "\n")
+    random.Random(0).shuffle(rows)
+    write(tmp_path / "b.csv", "\n".join(rows) + "\n")
+
+    def assignment(csv_name):
+        data = load_source(f"csv:{tmp_path / csv_name}")
+        return {pathlib.Path(r.path).name: s for s, recs in data.records.items() for r in recs}
+
+    first = assignment("a.csv")
+    assert first == assignment("b.csv")
+    assert len(set(first.values())) > 1
+
+
+# ----------------------------------------------------------------------------
+# Pascal VOC
+
+
+def voc_xml(filename, objects, width=100, height=50):
+    parts = [f"<annotation><filename>{filename}</filename>"]
+    parts.append(f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>")
+    for name, (x1, y1, x2, y2) in objects:
+        parts.append(
+            f"<object><name>{name}</name><difficult>0</difficult><bndbox><xmin>{x1}</xmin>"
+            f"<ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+        )
+    return "".join(parts) + "</annotation>"
+
+
+@pytest.fixture
+def voc_dir(tmp_path):
+    for stem in ("0001", "0002", "0003"):
+        make_image(tmp_path / "JPEGImages" / f"{stem}.jpg", 100, 50)
+    write(tmp_path / "Annotations" / "0001.xml", voc_xml("0001.jpg", [("person", (11, 6, 61, 46))]))
+    write(
+        tmp_path / "Annotations" / "0002.xml",
+        voc_xml("0002.jpg", [("motorbike", (1, 1, 21, 11)), ("person", (51, 1, 101, 51))]),
+    )
+    write(tmp_path / "Annotations" / "0003.xml", voc_xml("0003.jpg", []))
+    return tmp_path
+
+
+def test_voc_reads_objects_background_and_maps_classes(voc_dir):
+    data = load_source(f"voc:{voc_dir}")
+    assert data.class_names == ("motorbike", "person")
+    records = by_name(data)
+    # 1-based VOC corners: 11..61 -> 10..60 of 100 and 6..46 -> 5..45 of 50.
+    np.testing.assert_allclose(records["0001.jpg"].box, [0.35, 0.5, 0.8, 0.5], atol=1e-6)
+    assert records["0001.jpg"].origin == "Annotations/0001.xml"
+    assert records["0002.jpg"].class_id == 1  # the larger person
+    assert not records["0003.jpg"].present
+    mapped = load_source(
+        f"voc:{voc_dir}",
+        class_names=["pedestrian", "car", "motorcycle"],
+        class_map={"person": "pedestrian", "motorbike": "motorcycle"},
+    )
+    assert mapped.class_names == ("pedestrian", "car", "motorcycle")
+    assert by_name(mapped)["0001.jpg"].class_id == 0
+    smallest_only = load_source(f"voc:{voc_dir}", class_map={"person": None})
+    assert by_name(smallest_only)["0002.jpg"].class_id == 0
+    with pytest.raises(DataError, match=r"Annotations/0002\.xml.*2 objects"):
+        load_source(f"voc:{voc_dir}", multi_object="fail")
+
+
+def test_voc_uses_imagesets_splits(voc_dir):
+    write(voc_dir / "ImageSets" / "Main" / "train.txt", "0001\n0003\n")
+    write(voc_dir / "ImageSets" / "Main" / "val.txt", "0002\n")
+    data = load_source(f"voc:{voc_dir}")
+    assert sorted(pathlib.Path(r.path).name for r in data.records["train"]) == ["0001.jpg", "0003.jpg"]
+    assert [pathlib.Path(r.path).name for r in data.records["validation"]] == ["0002.jpg"]
+    assert data.records["test"] == []
+
+
+@pytest.mark.parametrize(
+    "xml, message",
+    [
+        ("<annotation><filename>0001.jpg</filename>", "malformed XML"),
+        (voc_xml("0001.jpg", [("cat", (1, 1, 20, 20))]).replace("<xmax>20</xmax>", ""), r"object 1 <bndbox>: <xmax> is missing"),
+        (voc_xml("0001.jpg", [("cat", (1, 1, 20, "x"))]), "not a number"),
+        (voc_xml("0001.jpg", [("cat", (1, 1, 20, 20)), ("cat", (5, 5, 5, 20))]), r"object 2: box has zero size"),
+        (voc_xml("gone.jpg", [("cat", (1, 1, 20, 20))]), "not found"),
+    ],
+)
+def test_voc_bad_data(tmp_path, xml, message):
+    make_image(tmp_path / "JPEGImages" / "0001.jpg", 100, 50)
+    write(tmp_path / "Annotations" / "0001.xml", xml)
+    with pytest.raises(DataError, match=message) as info:
+        load_source(f"voc:{tmp_path}")
+    assert "Annotations/0001.xml" in str(info.value)
+
+
+# ----------------------------------------------------------------------------
+# COCO
+
+
+def coco_json(path, images, annotations, categories=((1, "person"), (3, "car"))):
+    return write(
+        path,
+        json.dumps(
+            {
+                "images": [{"id": i, "file_name": f, "width": w, "height": h} for i, f, w, h in images],
+                "annotations": [
+                    {"id": k, "image_id": i, "category_id": c, "bbox": list(b), "iscrowd": 0}
+                    for k, (i, c, b) in enumerate(annotations)
+                ],
+                "categories": [{"id": i, "name": n} for i, n in categories],
+            }
+        ),
+    )
+
+
+def test_coco_reads_categories_background_and_image_folder(tmp_path):
+    make_image(tmp_path / "images" / "a.jpg", 100, 50)
+    make_image(tmp_path / "images" / "b.jpg", 100, 50)
+    path = coco_json(
+        tmp_path / "instances.json",
+        [(7, "a.jpg", 100, 50), (8, "b.jpg", 100, 50)],
+        [(7, 3, (10, 5, 50, 40)), (7, 1, (0, 0, 5, 5))],
+    )
+    data = load_source(f"coco:{path}")
+    assert data.class_names == ("person", "car")  # category-id order
+    records = by_name(data)
+    # x 10..60 of 100, y 5..45 of 50, as for the CSV test.
+    np.testing.assert_allclose(records["a.jpg"].box, [0.35, 0.5, 0.8, 0.5], atol=1e-6)
+    assert records["a.jpg"].class_id == 1
+    assert records["a.jpg"].origin == "instances.json image a.jpg"
+    assert not records["b.jpg"].present
+    merged = load_source(f"coco:{path}", class_map={"person": "car"})
+    assert merged.class_names == ("car",)
+
+
+@pytest.mark.parametrize(
+    "images, annotations, message",
+    [
+        ([(1, "a.jpg", 100, 50)], [(1, 9, (1, 1, 5, 5))], r"annotations\[0\]: category_id 9"),
+        ([(1, "a.jpg", 100, 50)], [(2, 1, (1, 1, 5, 5))], r"annotations\[0\]: image_id 2"),
+        ([(1, "a.jpg", 100, 50)], [(1, 1, (1, 1, 5))], r"annotations\[0\]: 'bbox' must be 4 numbers"),
+        ([(1, "a.jpg", 100, 50)], [(1, 1, (90, 1, 50, 5))], r"annotations\[0\] \(image a\.jpg\).*outside"),
+        ([(1, "a.jpg", 100, 50)], [(1, 1, (10, 1, 0, 5))], "zero size"),
+        ([(1, "zz.jpg", 100, 50)], [], r"image zz\.jpg: image file not found"),
+    ],
+)
+def test_coco_bad_data(tmp_path, images, annotations, message):
+    make_image(tmp_path / "a.jpg", 100, 50)
+    path = coco_json(tmp_path / "inst.json", images, annotations)
+    with pytest.raises(DataError, match=message) as info:
+        load_source(f"coco:{path}")
+    assert "inst.json" in str(info.value)
+
+
+def test_coco_malformed_json(tmp_path):
+    write(tmp_path / "x.json", "{not json")
+    with pytest.raises(DataError, match=r"x\.json: malformed JSON"):
+        load_source(f"coco:{tmp_path / 'x.json'}")
+    write(tmp_path / "x.json", json.dumps({"images": []}))
+    with pytest.raises(DataError, match=r"x\.json: .*'annotations' list"):
+        load_source(f"coco:{tmp_path / 'x.json'}")
+
+
+# ----------------------------------------------------------------------------
+# YOLO
+
+
+def test_yolo_data_yaml_with_splits_names_and_background(tmp_path):
+    make_image(tmp_path / "images" / "train" / "a.jpg", 100, 50)
+    make_image(tmp_path / "images" / "train" / "bg.jpg", 100, 50)
+    make_image(tmp_path / "images" / "val" / "c.png", 40, 40)
+    write(tmp_path / "labels" / "train" / "a.txt", "1 0.35 0.5 0.5 0.8\n0 0.1 0.1 0.05 0.05\n")
+    write(tmp_path / "labels" / "train" / "bg.txt", "")
+    write(tmp_path / "labels" / "val" / "c.txt", "0 0.5 0.5 0.5 0.25\n")
+    write(
+        tmp_path / "data.yaml",
+        "# a comment\npath: .\ntrain: images/train\nval: images/val  # validation\ntest:\n"
+        "names:\n  0: person\n  1: car\n",
+    )
+    data = load_source(f"yolo:{tmp_path / 'data.yaml'}")
+    assert data.class_names == ("person", "car")
+    assert sorted(pathlib.Path(r.path).name for r in data.records["train"]) == ["a.jpg", "bg.jpg"]
+    assert data.records["test"] == []
+    records = by_name(data)
+    # YOLO line "cx cy w h" -> target "cx cy h w".
+    np.testing.assert_allclose(records["a.jpg"].box, [0.35, 0.5, 0.8, 0.5], atol=1e-6)
+    assert records["a.jpg"].class_id == 1 and records["a.jpg"].origin == "labels/train/a.txt"
+    np.testing.assert_allclose(records["c.png"].box, [0.5, 0.5, 0.25, 0.5], atol=1e-6)
+    assert not records["bg.jpg"].present
+    # The same folder without naming the YAML finds it.
+    assert load_source(f"yolo:{tmp_path}").class_names == ("person", "car")
+
+
+def test_yolo_folder_without_yaml(tmp_path):
+    for i in range(6):
+        make_image(tmp_path / "images" / f"{i}.jpg", 32, 32)
+        write(tmp_path / "labels" / f"{i}.txt", f"{i % 2} 0.5 0.5 0.5 0.5\n")
+    data = load_source(f"yolo:{tmp_path}")
+    assert data.class_names == ("0", "1")
+    assert sum(len(v) for v in data.records.values()) == 6
+    write(tmp_path / "classes.txt", "cat\ndog\n")
+    assert load_source(f"yolo:{tmp_path}", class_map={"dog": "cat"}).class_names == ("cat",)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("0 0.5 0.5 0.2", "malformed line"),
+        ("0 0.1 0.1 0.2 0.2 0.3 0.3", "polygons are not supported"),
+        ("x 0.5 0.5 0.2 0.2", "not numbers"),
+        ("5 0.5 0.5 0.2 0.2", "class id 5 is out of range"),
+        ("0 0.95 0.5 0.3 0.2", "outside the image"),
+        ("0 0.5 0.5 0 0.2", "zero size"),
+        ("0 50 20 10 10", "look like pixels"),
+    ],
+)
+def test_yolo_bad_lines(tmp_path, line, message):
+    make_image(tmp_path / "images" / "a.jpg", 32, 32)
+    write(tmp_path / "labels" / "a.txt", f"1 0.5 0.5 0.2 0.2\n{line}\n")
+    write(tmp_path / "classes.txt", "p\nq\n")
+    with pytest.raises(DataError, match=message) as info:
+        load_source(f"yolo:{tmp_path}")
+    assert "labels/a.txt:2" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, names",
+    [
+        ("names: [person, 'car', \"motor, bike\"]\nnc: 3", ["person", "car", "motor, bike"]),
+        ("names:\n  - person\n  - car  # comment\n", ["person", "car"]),
+        ("names:\n  0: person\n  1: 'car'\n", {0: "person", 1: "car"}),
+    ],
+)
+def test_simple_yaml_subset(text, names):
+    assert yolo.parse_simple_yaml(text)["names"] == names
+    assert yolo._names_list(yolo.parse_simple_yaml(text)["names"], "x") == [
+        "person", "car", "motor, bike"
+    ][: len(names)]
+
+
+def test_simple_yaml_rejects_what_it_cannot_read():
+    with pytest.raises(DataError, match="data.yaml:2"):
+        yolo.parse_simple_yaml("names: [a]\nthis line has no colon\n")
+
+
+# ----------------------------------------------------------------------------
+# Specs
+
+
+def test_spec_parsing_and_class_map_text():
+    assert sources.parse_spec("csv:a/b.csv") == ("csv", "a/b.csv")
+    assert sources.parse_spec("tfds:voc/2007") == ("tfds", "voc/2007")
+    assert sources.parse_spec("synthetic") == ("synthetic", "")
+    with pytest.raises(ValueError, match="Unknown data spec"):
+        sources.parse_spec("parquet:x")
+    with pytest.raises(ValueError, match="not a file source"):
+        load_source("tfds:voc/2007")
+    assert sources.parse_class_map("person=pedestrian, motorbike=motorcycle,cat=") == {
+        "person": "pedestrian",
+        "motorbike": "motorcycle",
+        "cat": None,
+    }
+    with pytest.raises(ValueError, match="old=new"):
+        sources.parse_class_map("person")
+
+
+# ----------------------------------------------------------------------------
+# The real photos
+
+
+def test_caltech_loads_as_shipped(caltech_dir):
+    spec = f"csv:{caltech_dir}"
+    # One shipped annotation has a zero-height box: bad data, named precisely.
+    with pytest.raises(DataError, match=r"annotations/airplane\.csv:118: box has zero size"):
+        load_source(spec)
+    data = load_source(spec, skip_bad=True)
+    assert data.class_names == ("airplane", "face", "motorcycle")
+    assert [origin for origin, _ in data.skipped] == ["annotations/airplane.csv:118"]
+    records = all_records(data)
+    counts = np.bincount([r.class_id for r in records], minlength=3)
+    # README: 800 airplanes (one skipped), 435 faces, 798 motorcycles.
+    assert counts.tolist() == [799, 435, 798]
+    assert all(r.present for r in records)
+    sizes = {s: len(v) / len(records) for s, v in data.records.items()}
+    assert 0.75 < sizes["train"] < 0.85 and 0.07 < sizes["test"] < 0.13
+    boxes = np.stack([r.box for r in records])
+    assert boxes.min() >= 0 and boxes.max() <= 1 and (boxes[:, 2:] > 0).all()
+    # Grayscale JPEGs are among the records (the pipeline decodes them to RGB).
+    modes = {Image.open(r.path).mode for r in records}
+    assert "L" in modes
