@@ -1,0 +1,95 @@
+import keras
+import numpy as np
+import pytest
+
+from locnet_tf import metrics as M
+
+from helpers import random_predictions, random_targets
+
+
+def _np_iou(a, b):
+    def corners(t):
+        return t[:, 0] - t[:, 3] / 2, t[:, 1] - t[:, 2] / 2, t[:, 0] + t[:, 3] / 2, t[:, 1] + t[:, 2] / 2
+
+    ax1, ay1, ax2, ay2 = corners(a)
+    bx1, by1, bx2, by2 = corners(b)
+    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
+    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    inter = iw * ih
+    return inter / ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter)
+
+
+def numpy_report(y, p, threshold=0.5):
+    """The report numbers computed directly, as the DESIGN defines them."""
+    pos = y[:, 0] == 1
+    pc_right = (p[:, 0] >= threshold) == pos
+    cls_right = p[:, 5:].argmax(1) == y[:, 5:].argmax(1)
+    iou = _np_iou(y[:, 1:5], p[:, 1:5])
+    loc = np.where(pos, pc_right & cls_right & (iou >= 0.5), pc_right)
+    return {
+        "pc_accuracy": pc_right.mean(),
+        "class_accuracy": cls_right[pos].mean(),
+        "mean_iou": iou[pos].mean(),
+        "loc_accuracy": loc.mean(),
+    }
+
+
+def _make_close_predictions(y, seed):
+    # Predictions near the truth so that every metric lands strictly inside (0, 1).
+    rng = np.random.default_rng(seed)
+    p = random_predictions(len(y), y.shape[1] - 5, seed=seed)
+    near = rng.random(len(y)) < 0.7
+    p[near, 1:5] = y[near, 1:5] + rng.normal(0, 0.03, (near.sum(), 4))
+    p[near, 0] = np.where(y[near, 0] == 1, 0.9, 0.1)
+    return p
+
+
+@pytest.mark.parametrize("num_classes", [1, 3, 5])
+def test_metrics_match_numpy_reference_streaming(num_classes):
+    y = random_targets(100, num_classes, positive_share=0.6, seed=num_classes)
+    p = _make_close_predictions(y, seed=10 + num_classes)
+    expected = numpy_report(y, p)
+    for metric in M.localization_metrics():
+        for start in range(0, 100, 32):  # several batches: the metrics must stream
+            metric.update_state(y[start : start + 32], p[start : start + 32])
+        assert float(metric.result()) == pytest.approx(expected[metric.name], abs=1e-5), metric.name
+    assert 0 < expected["loc_accuracy"] < 1 and 0 < expected["mean_iou"] < 1
+
+
+def test_background_only_counts_for_presence():
+    y = np.zeros((2, 8), np.float32)
+    p = np.array([[0.2, 0.5, 0.5, 0.1, 0.1, 1, 0, 0], [0.7, 0.5, 0.5, 0.1, 0.1, 1, 0, 0]], np.float32)
+    results = {}
+    for metric in M.localization_metrics():
+        metric.update_state(y, p)
+        results[metric.name] = float(metric.result())
+    # one of two background images right; no positives, so class/iou have nothing to count
+    assert results == {"pc_accuracy": 0.5, "class_accuracy": 0.0, "mean_iou": 0.0, "loc_accuracy": 0.5}
+
+
+def test_loc_accuracy_needs_class_and_iou():
+    y = np.array([[1, 0.5, 0.5, 0.4, 0.4, 0, 1, 0]] * 3, np.float32)
+    p = np.array(
+        [
+            [0.9, 0.5, 0.5, 0.4, 0.4, 0.1, 0.8, 0.1],  # all right
+            [0.9, 0.5, 0.5, 0.4, 0.4, 0.8, 0.1, 0.1],  # wrong class
+            [0.9, 0.8, 0.8, 0.4, 0.4, 0.1, 0.8, 0.1],  # box off: IoU = 0.01/0.31 < 0.5
+        ],
+        np.float32,
+    )
+    metric = M.LocalizationAccuracy()
+    metric.update_state(y, p)
+    assert float(metric.result()) == pytest.approx(1 / 3)
+
+
+def test_threshold_and_reset_and_config():
+    y = np.array([[1, 0.5, 0.5, 0.4, 0.4, 1]], np.float32)
+    p = np.array([[0.6, 0.5, 0.5, 0.4, 0.4, 1]], np.float32)
+    strict = M.PresenceAccuracy(threshold=0.7)
+    strict.update_state(y, p)
+    assert float(strict.result()) == 0.0
+    strict.reset_state()
+    assert float(strict.result()) == 0.0
+    for metric in M.localization_metrics(0.3) + [M.LocalizationAccuracy(iou_threshold=0.7)]:
+        again = keras.metrics.deserialize(keras.metrics.serialize(metric))
+        assert type(again) is type(metric) and again.get_config() == metric.get_config()

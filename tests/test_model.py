@@ -1,0 +1,87 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from locnet_tf import model as M
+from locnet_tf.losses import LocalizationLoss
+
+from helpers import assert_save_reload_same, random_targets
+
+# keras.applications backbones are tested at a small size to keep the suite fast.
+SIZES = {"simple": 64, "mobilenet_v2": 64, "mobilenet_v3_small": 64, "efficientnet_b0": 64}
+
+
+def _images(n, size, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("num_classes", [1, 3, 5])
+@pytest.mark.parametrize("backbone", M.BACKBONES)
+def test_shapes_ranges_and_save_reload(backbone, num_classes, tmp_path):
+    size = SIZES[backbone]
+    model = M.build_model(num_classes=num_classes, image_size=size, backbone=backbone)
+    M.compile_model(model)
+    x = _images(2, size)
+    y = np.asarray(model(x, training=False))
+    assert y.shape == (2, 5 + num_classes)
+    assert np.all(np.isfinite(y))
+    assert np.all((y[:, :5] > 0) & (y[:, :5] < 1))  # sigmoid p_c and box
+    np.testing.assert_allclose(y[:, 5:].sum(-1), 1.0, atol=1e-5)  # softmax classes
+    reloaded = assert_save_reload_same(model, x, tmp_path)
+    assert M.class_names(reloaded) == M.class_names(model)
+    assert len(M.class_names(model)) == num_classes
+    assert isinstance(reloaded.loss, LocalizationLoss)
+
+
+def test_default_class_names_and_threshold_survive_reload(tmp_path):
+    model = M.build_model(class_names=["baby"], image_size=32, filters=(8, 8, 8, 8), presence_threshold=0.35)
+    assert M.layout(model).class_names == ("baby",)
+    reloaded = assert_save_reload_same(model, _images(1, 32), tmp_path)
+    assert M.class_names(reloaded) == ["baby"]
+    assert M.presence_threshold(reloaded) == pytest.approx(0.35)
+    assert M.class_names(M.build_model(image_size=32)) == ["pedestrian", "car", "motorcycle"]
+
+
+def test_pixel_scaling_is_inside_the_model():
+    # The model is fed 0..255: scaling the input by 1/255 outside must change the answer.
+    model = M.build_model(image_size=32, filters=(8, 8, 8, 8))
+    assert model.get_layer("pixel_scaling").scale == pytest.approx(1 / 255)
+    x = _images(2, 32)
+    assert not np.allclose(model(x, training=False), model(x / 255.0, training=False))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="Unknown backbone"):
+        M.build_model(backbone="resnet9000")
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        M.build_model(weights="imagenet")
+    with pytest.raises(ValueError, match="num_classes=2 but 3"):
+        M.build_model(num_classes=2, class_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="not a locnet_tf model"):
+        M.class_names(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+
+
+@pytest.mark.parametrize("backbone", ["simple", "mobilenet_v3_small"])
+def test_fit_reports_every_component_and_metric(backbone, tmp_path):
+    size = SIZES[backbone]
+    model = M.compile_model(M.build_model(image_size=size, backbone=backbone), jit_compile=False)
+    x = _images(8, size)
+    y = random_targets(8, 3)
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    for key in ("loss", "pc_loss", "box_loss", "class_loss", "pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy"):
+        assert key in history.history, key
+        assert np.isfinite(history.history[key][0]), key
+    # a compiled, trained model still reloads in safe mode with no custom objects
+    assert_save_reload_same(model, x, tmp_path)
+
+
+def test_local_weights_file_for_applications_backbone(tmp_path):
+    # A user offline points `weights` at a local file instead of "imagenet".
+    donor = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None)
+    path = tmp_path / "backbone.weights.h5"
+    donor.save_weights(path)
+    model = M.build_model(image_size=64, backbone="mobilenet_v3_small", weights=str(path))
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)][0]
+    for a, b in zip(inner.weights, donor.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
