@@ -496,3 +496,94 @@ def test_caltech_loads_as_shipped(caltech_dir):
     # Grayscale JPEGs are among the records (the pipeline decodes them to RGB).
     modes = {Image.open(r.path).mode for r in records}
     assert "L" in modes
+
+
+# ----------------------------------------------------------------------------
+# TFDS catalog datasets, offline through tfds.testing.mock_data
+
+
+def _voc_like_examples(self, split, **kwargs):
+    """Hand-made voc/2007 examples (label ids: 13 motorbike, 14 person, 7 cat)."""
+    import tensorflow as tf
+
+    def generate():
+        def example(filename, bboxes, labels):
+            return {
+                "image": np.zeros((20, 40, 3), np.uint8),
+                "image/filename": filename,
+                "objects": {
+                    "bbox": np.array(bboxes, np.float32).reshape(-1, 4),
+                    "label": np.array(labels, np.int64),
+                },
+            }
+
+        # A small person and a large motorbike (yxyx): the motorbike wins.
+        yield example("a.jpg", [[0.1, 0.1, 0.2, 0.2], [0.2, 0.25, 0.8, 0.75]], [14, 13])
+        yield example("b.jpg", [[0.1, 0.1, 0.9, 0.9]], [7])  # only a cat
+        yield example("c.jpg", [], [])  # no object at all
+        yield example("d.jpg", [[0.0, 0.5, 1.0, 1.0]], [14])
+
+    signature = {
+        "image": tf.TensorSpec((None, None, 3), tf.uint8),
+        "image/filename": tf.TensorSpec((), tf.string),
+        "objects": {"bbox": tf.TensorSpec((None, 4), tf.float32), "label": tf.TensorSpec((None,), tf.int64)},
+    }
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+ROAD = dict(
+    class_names=["pedestrian", "car", "motorcycle"],
+    class_map={"person": "pedestrian", "motorbike": "motorcycle"},
+)
+
+
+def test_tfds_voc_maps_classes_and_keeps_the_largest():
+    import tensorflow_datasets as tfds
+
+    from locnet_tf.data.tfds_source import tfds_examples
+
+    with tfds.testing.mock_data(as_dataset_fn=_voc_like_examples):
+        dataset, names = tfds_examples("voc/2007", "train", unknown="ignore_object", **ROAD)
+        examples = list(dataset.as_numpy_iterator())
+        assert names == ("pedestrian", "car", "motorcycle")
+        assert [e["present"] for e in examples] == [True, False, False, True]
+        assert [int(e["class_id"]) for e in examples] == [2, 0, 0, 0]
+        # Motorbike yxyx [0.2, 0.25, 0.8, 0.75]: cx = 0.5, cy = 0.5, h = 0.6, w = 0.5.
+        np.testing.assert_allclose(examples[0]["box"], [0.5, 0.5, 0.6, 0.5], atol=1e-6)
+        np.testing.assert_array_equal(examples[1]["box"], np.zeros(4))
+        # Person yxyx [0, 0.5, 1, 1]: cx = 0.75, cy = 0.5, h = 1, w = 0.5.
+        np.testing.assert_allclose(examples[3]["box"], [0.75, 0.5, 1.0, 0.5], atol=1e-6)
+        assert examples[0]["image"].dtype == np.uint8 and examples[0]["box"].dtype == np.float32
+        assert set(examples[0]) == {"image", "box", "class_id", "present"}
+
+        dropped, _ = tfds_examples("voc/2007", "train", unknown="ignore_object", multi_object="drop", **ROAD)
+        assert len(list(dropped)) == 3
+        failing, _ = tfds_examples("voc/2007", "train", multi_object="fail")
+        with pytest.raises(Exception, match="several objects"):
+            list(failing)
+        with pytest.raises(DataError, match=r"tfds:voc/2007: labels \['aeroplane'"):
+            tfds_examples("voc/2007", "train", **ROAD)
+
+
+@pytest.mark.parametrize("name", ["caltech_birds2011", "stanford_dogs"])
+def test_tfds_random_mocks_match_a_numpy_reference(name):
+    import tensorflow_datasets as tfds
+
+    from locnet_tf.data.tfds_source import tfds_examples
+
+    with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
+        dataset, names = tfds_examples(name, "train")
+        raw = list(tfds.load(name, split="train").as_numpy_iterator())
+    assert len(names) > 100
+    examples = list(dataset.as_numpy_iterator())
+    assert len(examples) == len(raw) == 5
+    for example, source in zip(examples, raw):
+        bboxes = source["bbox"].reshape(-1, 4) if "bbox" in source else source["objects"]["bbox"]
+        # Mock corners are random: the mapping orders them, then keeps the largest box.
+        y1, y2 = np.minimum(bboxes[:, 0], bboxes[:, 2]), np.maximum(bboxes[:, 0], bboxes[:, 2])
+        x1, x2 = np.minimum(bboxes[:, 1], bboxes[:, 3]), np.maximum(bboxes[:, 1], bboxes[:, 3])
+        i = int(np.argmax((y2 - y1) * (x2 - x1)))
+        expected = [(x1[i] + x2[i]) / 2, (y1[i] + y2[i]) / 2, y2[i] - y1[i], x2[i] - x1[i]]
+        np.testing.assert_allclose(example["box"], expected, atol=1e-6)
+        assert example["present"] and example["class_id"] == source["label"]
+        assert example["image"].shape == source["image"].shape
