@@ -10,3 +10,4 @@ __version__ = "0.1.0"
 from locnet_tf import boxes  # noqa: F401
 from locnet_tf import target  # noqa: F401
 from locnet_tf.target import DEFAULT_CLASSES, TargetLayout  # noqa: F401
+from locnet_tf.data import synthetic as _synthetic  # noqa: F401,E402  registers the "synthetic_road" TFDS builder
