@@ -1,0 +1,492 @@
+"""The tf.data pipeline: from a SPEC to batches of `(image, target)`.
+
+Every step is a pure `dict -> dict` function on the example dicts of
+`locnet_tf.data.records` (`"image"` uint8 `[H, W, 3]`, `"box"` float32 `[4]` in
+the target format, `"class_id"` int32, `"present"` bool, and `"path"` for
+file-backed examples until they are decoded). Each works eagerly and inside
+`tf.data.Dataset.map`::
+
+    examples(spec, split)       -> (dataset of example dicts, class names)
+    decode(example)             path -> image; bad files fail naming the file
+    resize(example, size, method="stretch" | "letterbox")
+    augment(example, seed, config=AugmentConfig())
+    to_inputs(example, layout)  -> (float32 image 0..255, float32 target [5 + K])
+
+and `make_dataset` chains them: examples -> decode (parallel) -> resize ->
+cache -> shuffle -> augment (training) -> encode -> batch -> prefetch. The
+dataset it returns carries the class names in `dataset.class_names` (as
+`keras.utils.image_dataset_from_directory` does); that attribute is lost if you
+`.map` the dataset further, so read it first.
+
+Bad data is never skipped here (no `ignore_errors()`): a missing, empty,
+truncated or non-image file stops the pipeline with an error naming it.
+"""
+
+import dataclasses
+import functools
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from locnet_tf import boxes as box_lib
+from locnet_tf.data import synthetic
+from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, DataError
+from locnet_tf.target import TargetLayout
+
+AUTOTUNE = tf.data.AUTOTUNE
+KEYS = (IMAGE, BOX, CLASS_ID, PRESENT)
+SPLITS = ("train", "validation", "test")
+_SPLIT_ALIASES = {"val": "validation", "valid": "validation"}
+
+
+# ----------------------------------------------------------------------------
+# Sources -> example dicts.
+
+
+def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None, **source_kwargs):
+    """A source as a dataset of example dicts, and its class names.
+
+    Args:
+        spec: str. `"synthetic"` or `"synthetic/CONFIG"` (the built-in
+            `synthetic_road` TFDS builder, e.g. `"synthetic/tiny"`),
+            `"tfds:NAME[/CONFIG]"`, or a file source `"csv:PATH"`,
+            `"voc:DIR"`, `"coco:PATH.json"`, `"yolo:PATH"`.
+        split: str. `"train"`, `"validation"` or `"test"` (TFDS specs also take
+            TFDS split expressions such as `"train[:10%]"`).
+        data_dir: str. TFDS data folder for `synthetic` and `tfds:` specs
+            (default: TFDS's, `~/tensorflow_datasets`).
+        class_names: sequence of str. The target classes in order; None takes
+            them from the source.
+        **source_kwargs: passed to the source reader
+            (`locnet_tf.data.sources.load_source` or
+            `locnet_tf.data.tfds_source.tfds_examples`), e.g. `class_map`,
+            `multi_object`, `skip_bad`.
+
+    Returns:
+        (tf.data.Dataset of example dicts with decoded `"image"`, tuple of
+        class names).
+
+    Raises:
+        ValueError: an unknown spec or split.
+        DataError: bad data (from the readers), or an empty split.
+    """
+    from locnet_tf.data import sources  # the readers; imported late, they are heavy
+
+    kind, rest = sources.parse_spec(spec)
+    split = _SPLIT_ALIASES.get(split, split)
+    if kind == "synthetic":
+        return _synthetic_examples(rest, split, data_dir=data_dir, class_names=class_names, **source_kwargs)
+    if kind == "tfds":
+        from locnet_tf.data import tfds_source
+
+        return tfds_source.tfds_examples(
+            rest, split, class_names=class_names, data_dir=data_dir, **source_kwargs
+        )
+    source = sources.load_source(spec, class_names=class_names, **source_kwargs)
+    if split not in source.records:
+        raise ValueError(f"Unknown split {split!r} for {spec!r}; it has {sorted(source.records)}.")
+    dataset = records_dataset(source.records[split], where=f"{spec} ({split})")
+    dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
+    return dataset, tuple(source.class_names)
+
+
+def records_dataset(records, where="records"):
+    """A list of `Record` as a dataset of `{"path", "box", "class_id", "present"}`.
+
+    Raises:
+        DataError: when `records` is empty (an empty split trains nothing and
+            would otherwise fail much later with a shape error).
+    """
+    if not records:
+        raise DataError(f"{where}: no images in this split.")
+    return tf.data.Dataset.from_tensor_slices({
+        PATH: [str(r.path) for r in records],
+        BOX: np.stack([np.asarray(r.box, np.float32) for r in records]),
+        CLASS_ID: np.asarray([r.class_id if r.present else 0 for r in records], np.int32),
+        PRESENT: np.asarray([bool(r.present) for r in records]),
+    })
+
+
+def _synthetic_examples(config, split, *, data_dir=None, class_names=None, download=True, **kwargs):
+    from locnet_tf.data import tfds_source
+
+    if kwargs:
+        raise TypeError(f"Unexpected options for the synthetic source: {sorted(kwargs)}.")
+    name = "synthetic_road" + (f"/{config}" if config else "")
+    builder = tfds.builder(name, data_dir=data_dir)
+    if download:
+        builder.download_and_prepare()  # generated locally: nothing is downloaded
+    # The same class lookup as catalog datasets, so `class_names` may reorder
+    # or subset the classes; a class left out becomes background.
+    table, names = tfds_source.class_lookup(
+        list(synthetic.CLASS_NAMES), class_names, None, "ignore_object" if class_names else "error",
+        where=f"synthetic:{name}",
+    )
+    table = tf.constant(np.asarray(table, np.int32))
+
+    def to_example(ex):
+        class_id = tf.gather(table, tf.cast(ex["label"], tf.int32))
+        present = tf.logical_and(ex["present"], class_id >= 0)
+        # Background images carry a dummy bbox: zero it, as the contract says.
+        box = box_lib.to_target(ex["bbox"], "tfds") * tf.cast(present, tf.float32)
+        return {IMAGE: ex["image"], BOX: box, CLASS_ID: tf.maximum(class_id, 0), PRESENT: present}
+
+    dataset = builder.as_dataset(split=split).map(to_example, num_parallel_calls=AUTOTUNE)
+    return dataset, tuple(names)
+
+
+# ----------------------------------------------------------------------------
+# Decode.
+
+_JPEG_SOI = b"\xff\xd8"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
+_GIF, _BMP = b"GIF8", b"BM"
+# Bytes searched for the JPEG end-of-image marker: some cameras and editors
+# pad files after it.
+_JPEG_TAIL = 256
+
+
+def _check(condition, problem, path):
+    # tf.debugging.Assert puts `data` in the error message, so the failing
+    # file is named there (a bare decode error never names it).
+    return tf.debugging.Assert(condition, [tf.constant(problem), path], summarize=1)
+
+
+def read_image(path):
+    """Reads and decodes one image file to uint8 RGB `[H, W, 3]`.
+
+    JPEG, PNG, GIF (first frame) and BMP; grayscale and RGBA become RGB.
+    Before decoding, checks that the file is not empty, is one of those
+    formats, and (JPEG, PNG) is complete: a JPEG must end with its
+    end-of-image marker and a PNG with its IEND chunk. A failed check raises
+    `tf.errors.InvalidArgumentError` whose message names the file and the
+    problem; TF's decoders would otherwise report a truncated file with no
+    name, or (JPEG) may not notice it at all.
+
+    Args:
+        path: string scalar tensor.
+    """
+    path = tf.convert_to_tensor(path, tf.string)
+    data = tf.io.read_file(path)  # a missing file fails here, naming it
+    size = tf.strings.length(data)
+    head = tf.strings.substr(data, 0, 8)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 2), _JPEG_SOI)
+    is_png = tf.equal(head, _PNG_SIGNATURE)
+    is_other = tf.logical_or(
+        tf.equal(tf.strings.substr(head, 0, 4), _GIF), tf.equal(tf.strings.substr(head, 0, 2), _BMP)
+    )
+    start = tf.maximum(size - _JPEG_TAIL, 0)
+    tail = tf.io.decode_raw(tf.strings.substr(data, start, size - start), tf.uint8)
+    has_eoi = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
+    png_start = tf.maximum(size - len(_PNG_END), 0)
+    has_iend = tf.equal(tf.strings.substr(data, png_start, size - png_start), _PNG_END)
+    checks = [
+        _check(size > 0, "image file is empty:", path),
+        _check(
+            tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])),
+            "not a JPEG, PNG, GIF or BMP image:", path,
+        ),
+        _check(tf.logical_or(tf.logical_not(is_jpeg), has_eoi),
+               "JPEG image is truncated (no end-of-image marker):", path),
+        _check(tf.logical_or(tf.logical_not(is_png), has_iend),
+               "PNG image is truncated (no IEND chunk):", path),
+    ]
+    with tf.control_dependencies(checks):
+        data = tf.identity(data)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def decode(example):
+    """`{"path", ...}` -> `{"image", ...}`: reads and decodes the image file.
+
+    See `read_image` for the formats and the checks. The other keys pass
+    through; `"path"` is kept for messages and dropped later by `make_dataset`.
+    """
+    out = dict(example)
+    out[IMAGE] = read_image(example[PATH])
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Resize.
+
+
+def _to_uint8(image):
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def resize(example, image_size, method="stretch", pad_value=0):
+    """Resizes `"image"` to `image_size` and moves `"box"` with it.
+
+    Args:
+        example: example dict with a decoded uint8 `"image"`.
+        image_size: int or (height, width). The output size.
+        method: `"stretch"` (scale each axis; relative boxes do not change) or
+            `"letterbox"` (scale by the smaller ratio to keep the aspect,
+            centre, pad the rest with `pad_value`; boxes are scaled by the
+            resized size and shifted by the padding, exactly).
+        pad_value: int. Grey level of letterbox padding.
+
+    Returns:
+        The example with a uint8 `"image"` of the requested size.
+    """
+    out_h, out_w = (image_size, image_size) if np.isscalar(image_size) else image_size
+    if method not in ("stretch", "letterbox"):
+        raise ValueError(f"resize method must be 'stretch' or 'letterbox', got {method!r}.")
+    image = example[IMAGE]
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    out = dict(example)
+    if method == "stretch":
+        new_h, new_w = tf.constant(out_h), tf.constant(out_w)
+    else:
+        scale = tf.minimum(out_h / h, out_w / w)
+        new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, out_h)
+        new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, out_w)
+    same = tf.logical_and(tf.equal(shape[0], new_h), tf.equal(shape[1], new_w))
+    resized = tf.cond(
+        same,
+        lambda: tf.cast(image, tf.float32),
+        # antialias: photos are often shrunk 3-4x, where plain bilinear aliases.
+        lambda: tf.image.resize(image, tf.stack([new_h, new_w]), antialias=True),
+    )
+    resized = _to_uint8(resized)
+    if method == "stretch":
+        out[IMAGE] = tf.ensure_shape(resized, [out_h, out_w, 3])
+        return out
+    top = (out_h - new_h) // 2
+    left = (out_w - new_w) // 2
+    padded = tf.pad(
+        resized,
+        [[top, out_h - new_h - top], [left, out_w - new_w - left], [0, 0]],
+        constant_values=tf.cast(pad_value, tf.uint8),
+    )
+    out[IMAGE] = tf.ensure_shape(padded, [out_h, out_w, 3])
+    # Pixel coordinates in the output: x' = left + x * new_w (x relative).
+    cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4, axis=-1)
+    fw, fh = tf.cast(new_w, tf.float32), tf.cast(new_h, tf.float32)
+    box = tf.stack([
+        (tf.cast(left, tf.float32) + cx * fw) / out_w,
+        (tf.cast(top, tf.float32) + cy * fh) / out_h,
+        bh * fh / out_h,
+        bw * fw / out_w,
+    ], axis=-1)
+    out[BOX] = box * tf.cast(example[PRESENT], tf.float32)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Augment.
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the training augmentation (all box-consistent).
+
+    flip: float. Probability of a horizontal flip.
+    zoom: (min, max). Scale factor; > 1 zooms in (crops), < 1 zooms out
+        (the uncovered border is filled with `fill_value`).
+    aspect: (min, max). Extra horizontal / vertical stretch ratio.
+    translate: float. Largest shift of the view, as a fraction of the image.
+    brightness: float. Largest brightness change, as a fraction of 255.
+    contrast: (min, max). Contrast factor.
+    saturation: (min, max). Saturation factor.
+    hue: float. Largest hue shift, in turns (0.5 = opposite colour).
+    min_visible: float. An object with less than this fraction of its box
+        area left in view becomes background (`present=False`); otherwise its
+        box is clipped to the view. A box that keeps under 40% of its area is
+        mostly a wrong box: most of what it labels is no longer in the image.
+    fill_value: float. Grey level outside the original image.
+    """
+
+    flip: float = 0.5
+    zoom: tuple = (0.8, 1.25)
+    aspect: tuple = (0.9, 1.1)
+    translate: float = 0.1
+    brightness: float = 0.15
+    contrast: tuple = (0.75, 1.25)
+    saturation: tuple = (0.7, 1.3)
+    hue: float = 0.03
+    min_visible: float = 0.4
+    fill_value: float = 0.0
+
+
+def _uniform(seed, lo, hi, shape=()):
+    return tf.random.stateless_uniform(shape, seed, minval=lo, maxval=hi)
+
+
+def augment(example, seed, config=AugmentConfig()):
+    """Random flip, zoom / crop, translation and colour, with the box moved exactly.
+
+    Geometry is one crop window per image, taken with `tf.image.crop_and_resize`:
+    a window smaller than the image zooms in, larger zooms out, shifted
+    translates. The box is mapped through the same affine transform, clipped to
+    the view, and the object becomes background when less than
+    `config.min_visible` of its box area stays in view.
+
+    Why not Keras's box-aware layers (`RandomZoom`, `RandomTranslation`,
+    `RandomCrop` with `bounding_boxes`)? They clip boxes to the image and do
+    not return the unclipped box, so the fraction left in view, needed for the
+    "mostly out of view -> background" rule, cannot be known; and they are
+    slower per image here (see `benchmarks/data_pipeline.py`).
+
+    Args:
+        example: example dict with a uint8 `"image"` `[H, W, 3]`.
+        seed: int tensor of shape `[2]` (a stateless-random seed). The same
+            seed gives the same augmentation.
+        config: AugmentConfig.
+
+    Returns:
+        The example with augmented uint8 `"image"` (same size), `"box"` and
+        `"present"`.
+    """
+    seeds = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 10))
+    image = tf.cast(example[IMAGE], tf.float32)
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    fh, fw = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+
+    # The view window [wy0, wx0] + [wh, ww] in relative input coordinates.
+    zoom = tf.exp(_uniform(seeds[0], np.log(config.zoom[0]), np.log(config.zoom[1])))
+    aspect = tf.exp(_uniform(seeds[1], np.log(config.aspect[0]), np.log(config.aspect[1])))
+    ww, wh = tf.sqrt(aspect) / zoom, 1.0 / (tf.sqrt(aspect) * zoom)
+    shift = _uniform(seeds[2], -config.translate, config.translate, [2])
+    wx0, wy0 = 0.5 + shift[0] - ww / 2, 0.5 + shift[1] - wh / 2
+
+    # crop_and_resize samples output pixel j at input pixel y1*(H-1) + j*(y2-y1)*(H-1)/(H-1)
+    # (corner-aligned), but relative boxes use pixel centres: output pixel j
+    # shows relative position wy0 + (j + 0.5) / H * wh, i.e. input pixel
+    # (wy0 + (j + 0.5) / H * wh) * H - 0.5. Matching j = 0 and j = H - 1 gives:
+    def corner_aligned(start, extent, size):
+        first = start * size + extent / 2.0 - 0.5
+        last = first + extent * (size - 1.0)
+        return first / tf.maximum(size - 1.0, 1.0), last / tf.maximum(size - 1.0, 1.0)
+
+    y1, y2 = corner_aligned(wy0, wh, fh)
+    x1, x2 = corner_aligned(wx0, ww, fw)
+    image = tf.image.crop_and_resize(
+        image[None], tf.stack([[y1, x1, y2, x2]]), [0], tf.stack([h, w]),
+        extrapolation_value=config.fill_value,
+    )[0]
+
+    cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4)
+    bx1, by1 = (cx - bw / 2 - wx0) / ww, (cy - bh / 2 - wy0) / wh
+    bx2, by2 = (cx + bw / 2 - wx0) / ww, (cy + bh / 2 - wy0) / wh
+    flip = _uniform(seeds[3], 0.0, 1.0) < config.flip
+    image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+    bx1, bx2 = tf.where(flip, 1.0 - bx2, bx1), tf.where(flip, 1.0 - bx1, bx2)
+    area = (bx2 - bx1) * (by2 - by1)
+    cx1, cy1 = tf.clip_by_value(bx1, 0.0, 1.0), tf.clip_by_value(by1, 0.0, 1.0)
+    cx2, cy2 = tf.clip_by_value(bx2, 0.0, 1.0), tf.clip_by_value(by2, 0.0, 1.0)
+    visible = tf.maximum(cx2 - cx1, 0.0) * tf.maximum(cy2 - cy1, 0.0) / tf.maximum(area, 1e-12)
+    present = tf.logical_and(tf.cast(example[PRESENT], tf.bool), visible >= config.min_visible)
+    box = tf.stack([(cx1 + cx2) / 2, (cy1 + cy2) / 2, cy2 - cy1, cx2 - cx1]) * tf.cast(present, tf.float32)
+
+    # Colour, on 0..1 floats as tf.image expects.
+    image = image / 255.0
+    if config.brightness:
+        image = tf.image.stateless_random_brightness(image, config.brightness, seeds[4])
+    if config.contrast:
+        image = tf.image.stateless_random_contrast(image, *config.contrast, seeds[5])
+    if config.saturation:
+        image = tf.image.stateless_random_saturation(image, *config.saturation, seeds[6])
+    if config.hue:
+        image = tf.image.stateless_random_hue(image, config.hue, seeds[7])
+
+    out = dict(example)
+    out[IMAGE] = tf.ensure_shape(_to_uint8(image * 255.0), example[IMAGE].shape)
+    out[BOX] = box
+    out[PRESENT] = present
+    out[CLASS_ID] = tf.where(present, tf.cast(example[CLASS_ID], tf.int32), 0)
+    return out
+
+
+_augment = augment  # make_dataset's `augment` argument shadows the function
+
+
+# ----------------------------------------------------------------------------
+# Encode and assemble.
+
+
+def to_inputs(example, layout):
+    """Example dict -> `(image float32 [H, W, 3] in 0..255, target float32 [5 + K])`."""
+    target = layout.encode_tensor(example[PRESENT], example[BOX], example[CLASS_ID])
+    return tf.cast(example[IMAGE], tf.float32), tf.cast(target, tf.float32)
+
+
+def make_dataset(
+    spec="synthetic",
+    split="train",
+    *,
+    image_size=128,
+    batch_size=32,
+    augment=None,
+    resize="stretch",
+    class_names=None,
+    shuffle=None,
+    shuffle_buffer=2048,
+    cache=True,
+    seed=0,
+    data_dir=None,
+    drop_remainder=False,
+    **source_kwargs,
+):
+    """Batches of `(image, target)` for training or evaluation.
+
+    Args:
+        spec: str. A data SPEC (see `examples`).
+        split: str. `"train"`, `"validation"` or `"test"`.
+        image_size: int or (height, width). Model input size.
+        batch_size: int.
+        augment: None (augment only the train split), bool, or an
+            `AugmentConfig`.
+        resize: `"stretch"` or `"letterbox"` (see `resize`).
+        class_names: sequence of str or None (the source's classes).
+        shuffle: None (shuffle only the train split) or bool.
+        shuffle_buffer: int. Shuffle buffer, in examples.
+        cache: True (in memory), False, or a file path prefix for
+            `Dataset.cache`. Caches decoded, resized uint8 images, before
+            augmentation, so each epoch sees new augmentations.
+        seed: int. Seeds shuffling and augmentation (reproducible runs).
+        data_dir: str. TFDS data folder (`synthetic`, `tfds:` specs).
+        drop_remainder: bool. Drop the last partial batch.
+        **source_kwargs: passed to the source reader (see `examples`).
+
+    Returns:
+        tf.data.Dataset of `(float32 [B, H, W, 3] in 0..255, float32 [B, 5 + K])`,
+        with `dataset.class_names` (tuple of str) set.
+    """
+    split_name = _SPLIT_ALIASES.get(split, split)
+    train = split_name == "train"
+    dataset, names = examples(spec, split, data_dir=data_dir, class_names=class_names, **source_kwargs)
+    layout = TargetLayout(names)
+
+    resize_fn = functools.partial(_resize_and_select, image_size=image_size, method=resize)
+    dataset = dataset.map(resize_fn, num_parallel_calls=AUTOTUNE)
+    if cache:
+        dataset = dataset.cache("" if cache is True else str(cache))
+    if train if shuffle is None else shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if augment is None:
+        augment = train
+    if augment:
+        config = augment if isinstance(augment, AugmentConfig) else AugmentConfig()
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda ex, s: _augment(ex, s, config), num_parallel_calls=AUTOTUNE
+        )
+    dataset = dataset.map(functools.partial(to_inputs, layout=layout), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    dataset = dataset.prefetch(AUTOTUNE)
+    dataset.class_names = tuple(names)
+    return dataset
+
+
+def _resize_and_select(example, image_size, method):
+    # Only the four example keys go on: `path` strings would bloat the cache.
+    example = resize(example, image_size, method)
+    return {k: example[k] for k in KEYS}
