@@ -38,12 +38,18 @@ class TargetVector(layers.Layer):
         self.presence_threshold = float(presence_threshold)
 
     def call(self, inputs):
-        p_c, box, classes = inputs
+        if len(inputs) == 2:
+            # One class: c_1 is 1 by definition (a softmax over one entry would be
+            # a constant with a warning on every call).
+            p_c, box = inputs
+            classes = keras.ops.ones_like(p_c)
+        else:
+            p_c, box, classes = inputs
         return keras.ops.concatenate([p_c, box, classes], axis=-1)
 
     def compute_output_shape(self, input_shapes):
         batch = input_shapes[0][0]
-        return (batch, sum(s[-1] for s in input_shapes))
+        return (batch, 5 + len(self.class_names))
 
     def get_config(self):
         config = super().get_config()
@@ -147,8 +153,10 @@ def build_model(
     x = layers.Dense(head_units, activation="relu", name="head_dense")(x)
     p_c = layers.Dense(1, activation="sigmoid", name="p_c")(x)
     box = layers.Dense(4, activation="sigmoid", name="box")(x)
-    classes = layers.Dense(len(class_names), activation="softmax", name="classes")(x)
-    y = TargetVector(class_names, presence_threshold, name="target")([p_c, box, classes])
+    heads = [p_c, box]
+    if len(class_names) > 1:
+        heads.append(layers.Dense(len(class_names), activation="softmax", name="classes")(x))
+    y = TargetVector(class_names, presence_threshold, name="target")(heads)
     return keras.Model(image, y, name=name)
 
 
@@ -171,6 +179,9 @@ def compile_model(model, loss=None, optimizer=None, learning_rate=1e-3, jit_comp
         metrics=losses_lib.loss_component_metrics(loss) + metrics_lib.localization_metrics(threshold),
         jit_compile=jit_compile,
     )
+    # Build the optimizer's slots now, so that saving a compiled model before any
+    # training stores them and reloading does not warn about a variable mismatch.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
