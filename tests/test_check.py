@@ -115,3 +115,17 @@ def test_draw_examples_grid_draws_the_box_where_it_belongs(tmp_path):
     assert ((abs(pixels - [0x3C, 0xB4, 0x4B]).sum(axis=-1) < 40).sum()) > 50
     with pytest.raises(ValueError, match="at least one image"):
         plots.draw_examples_grid([], [], [], ["a"], tmp_path / "x.png")
+
+
+def test_check_synthetic_through_the_pipeline(tmp_path):
+    pipeline = pytest.importorskip("locnet_tf.data.pipeline")
+    if not hasattr(pipeline, "examples"):
+        pytest.skip("locnet_tf.data.pipeline.examples is not there yet")
+    report = check_lib.check(
+        "synthetic/tiny", split="validation", data_dir=str(tmp_path / "tfds"), grid=tmp_path / "s.png", print_fn=None
+    )
+    assert report["class_names"] == ["pedestrian", "car", "motorcycle"]
+    assert report["total"]["images"] > 0
+    assert 0.1 < report["background_share"] < 0.4  # about a quarter by design
+    assert 0 < report["box"]["area"]["p50"] < 1
+    assert pathlib.Path(report["grid"]).is_file()

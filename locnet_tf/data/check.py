@@ -104,30 +104,30 @@ def _grid_from_records(records, class_names, path, count):
     )
 
 
-def _example_dataset(spec, split, options):
+def _example_dataset(spec, split, options, data_dir=None):
     kind, rest = sources.parse_spec(spec)
+    if kind == "synthetic":  # the built-in dataset takes only a class list
+        options = {"class_names": options.get("class_names")}
     try:
         from locnet_tf.data import pipeline
     except ImportError:
         pipeline = None
     if pipeline is not None and hasattr(pipeline, "examples"):
-        result = pipeline.examples(spec, split)
-    elif kind == "tfds":
+        return pipeline.examples(spec, split, data_dir=data_dir, **options)
+    if kind == "tfds":
         from locnet_tf.data.tfds_source import tfds_examples
 
-        result = tfds_examples(rest, split, **options)
-    else:
-        raise ValueError(f"Checking {spec!r} needs locnet_tf.data.pipeline.examples, not available.")
-    if isinstance(result, tuple):
-        return result
-    return result, getattr(result, "class_names", None)
+        return tfds_examples(rest, split, data_dir=data_dir, **options)
+    raise ValueError(f"Checking {spec!r} needs locnet_tf.data.pipeline.examples, not available.")
 
 
-def check_examples(spec, *, splits=("train", "validation", "test"), grid=None, limit=None, grid_size=16, **options):
+def check_examples(
+    spec, *, splits=("train", "validation", "test"), grid=None, limit=None, grid_size=16, data_dir=None, **options
+):
     """`check` for example-dict sources (`synthetic`, `tfds:`): see `check`."""
     columns, class_names, picks = {}, None, []
     for split in splits:
-        dataset, names = _example_dataset(spec, split, options)
+        dataset, names = _example_dataset(spec, split, options, data_dir)
         class_names = class_names or names
         if limit:
             dataset = dataset.take(limit)
@@ -171,6 +171,7 @@ def check(
     verify_images=True,
     grid_size=16,
     limit=None,
+    data_dir=None,
     print_fn=print,
 ):
     """Loads a source, prints a summary of it and returns it as a dict.
@@ -187,6 +188,7 @@ def check(
         verify_images: bool. Decode every image of file sources.
         grid_size: int. Number of images in the grid.
         limit: int. For example-dict sources, read at most this many per split.
+        data_dir: str. TFDS data folder for `synthetic` and `tfds:` specs.
         print_fn: where the summary lines go (None: print nothing).
 
     Returns:
@@ -223,6 +225,7 @@ def check(
             grid=grid,
             limit=limit,
             grid_size=grid_size,
+            data_dir=data_dir,
             **options,
         )
     if print_fn is not None:
@@ -272,6 +275,7 @@ def main(argv=None):
     parser.add_argument("--ignore-unknown", action="store_true", help="drop objects whose label is not a class")
     parser.add_argument("--quick", action="store_true", help="read image headers only (no full decode)")
     parser.add_argument("--limit", type=int, default=None, help="synthetic/tfds: at most N examples per split")
+    parser.add_argument("--data-dir", default=None, help="synthetic/tfds: the TFDS data folder")
     parser.add_argument("--json", help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
     try:
@@ -297,6 +301,7 @@ def _run(args):
         unknown="ignore_object" if args.ignore_unknown else "error",
         verify_images=not args.quick,
         limit=args.limit,
+        data_dir=args.data_dir,
     )
 
 
