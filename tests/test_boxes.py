@@ -132,3 +132,15 @@ def test_validate_box_tolerance_clips_slight_overhang():
     t = B.validate_box([10, 20, 102, 100], "xyxy", H, W, tolerance=0.03)
     # clipped to x2 = 100: cx = (10 + 100) / 2 / 100 = 0.55, w = 0.9
     np.testing.assert_allclose(t, [0.55, 0.3, 0.4, 0.9], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "fmt", ["xyxy", "rel_xyxy", "yxyx", "tfds", "coco", "rel_xywh", "center_xywh", "yolo", "center_yxhw", "target"]
+)
+def test_validate_box_agrees_with_keras(fmt):
+    # validate_box converts with numpy (fast, per annotation); to_target with Keras.
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        target = np.r_[rng.uniform(0.3, 0.7, 2), rng.uniform(0.05, 0.5, 2)].astype(np.float32)
+        box = np.asarray(B.from_target(target, fmt, height=H, width=W))
+        np.testing.assert_allclose(B.validate_box(box, fmt, H, W), target, atol=1e-5)
