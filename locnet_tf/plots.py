@@ -112,6 +112,10 @@ def draw_examples_grid(
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    return _save(figure, path)
+
+
+def _save(figure, path):
     if path is None:
         return figure
     path = pathlib.Path(path)
@@ -119,3 +123,189 @@ def draw_examples_grid(
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return str(path)
+
+
+# ----------------------------------------------------------------------------
+# Training curves.
+
+_CURVE_PANELS = (
+    ("loss", ("loss",)),
+    ("loss terms", ("pc_loss", "box_loss", "class_loss")),
+    ("presence / localization", ("pc_accuracy", "loc_accuracy")),
+    ("class accuracy / mean IoU", ("class_accuracy", "mean_iou")),
+)
+
+
+def training_curves(history, path=None):
+    """Plots training and validation curves from a history dict (column -> list).
+
+    Args:
+        history: dict of lists, e.g. Keras `History.history` or history.csv read
+            by columns; `val_` columns are drawn dashed beside their train twin.
+        path: PNG path, or None to return the figure.
+    """
+    epochs = np.asarray(history.get("epoch", range(len(history.get("loss", [])))), float) + 1
+    figure, axes = plt.subplots(1, len(_CURVE_PANELS), figsize=(4.2 * len(_CURVE_PANELS), 3.4))
+    for axis, (title, keys) in zip(axes, _CURVE_PANELS):
+        for i, key in enumerate(keys):
+            colour = _COLORS[i]
+            if key in history:
+                axis.plot(epochs, history[key], color=colour, label=key)
+            if "val_" + key in history:
+                axis.plot(epochs, history["val_" + key], color=colour, linestyle="--", label="val " + key)
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        if title.startswith("loss"):
+            axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+# ----------------------------------------------------------------------------
+# Evaluation pictures.
+
+
+def confusion_matrix(matrix, labels, path=None):
+    """Confusion matrix (rows: truth, columns: answer), background included."""
+    matrix = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.5))
+    shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (r, c), value in np.ndenumerate(matrix):
+        axis.text(c, r, str(value), ha="center", va="center", color="white" if shares[r, c] > 0.5 else "black")
+    axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set_xlabel("answer")
+    axis.set_ylabel("truth")
+    axis.set_title("confusion matrix")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def iou_histogram(ious, path=None):
+    """Histogram of the IoU between predicted and true boxes (images with an object)."""
+    ious = np.asarray(ious, float)
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    axis.hist(ious, bins=np.linspace(0, 1, 41), color=_COLORS[2])
+    if len(ious):
+        axis.axvline(ious.mean(), color="black", linestyle="--", label=f"mean {ious.mean():.3f}")
+    axis.axvline(0.5, color=_COLORS[0], linestyle=":", label="0.5 (counts as found)")
+    axis.set_xlabel("IoU")
+    axis.set_ylabel("images")
+    axis.set_title("box IoU, images with an object")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def presence_pr_curve(precision, recall, threshold_point=None, path=None):
+    """Precision/recall curve of the presence score `p_c`.
+
+    Args:
+        precision, recall: arrays from `evaluate.presence_curve`.
+        threshold_point: (precision, recall, threshold) marked on the curve.
+    """
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    axis.plot(recall, precision, color=_COLORS[2])
+    if threshold_point is not None:
+        p, r, t = threshold_point
+        axis.plot([r], [p], "o", color=_COLORS[0], label=f"threshold {t:.2f}")
+        axis.legend(fontsize=8)
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.set_title("presence p_c: precision / recall")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, path=None, title=None, columns=4):
+    """Predictions against ground truth: truth in green, answer in red with class and score.
+
+    Args:
+        images: uint8 images `(N, H, W, 3)`.
+        y_true, y_pred: target vectors `(N, 5 + K)`.
+        class_names: list of str.
+        threshold: presence threshold (the answer is "background" below it).
+        indices: which images to draw.
+    """
+    from locnet_tf.evaluate import box_iou
+
+    count = len(indices)
+    columns = min(columns, count)
+    rows = int(math.ceil(count / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.8 * columns, 3.0 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, i in zip(axes.flat, indices):
+        image = images[i]
+        height, width = image.shape[:2]
+        axis.imshow(image)
+        true, pred = y_true[i], y_pred[i]
+        parts = []
+        if true[0] > 0.5:
+            x1, y1, x2, y2 = np.asarray(box_lib.from_target(true[1:5], "rel_xyxy")) * [width, height, width, height]
+            axis.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#3cb44b", linewidth=2))
+            parts.append(f"truth {class_names[int(np.argmax(true[5:]))]}")
+        else:
+            parts.append("truth background")
+        if pred[0] >= threshold:
+            x1, y1, x2, y2 = np.asarray(box_lib.from_target(pred[1:5], "rel_xyxy")) * [width, height, width, height]
+            axis.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#e6194b", linewidth=2))
+            name = class_names[int(np.argmax(pred[5:]))]
+            axis.text(x1, y1, f"{name} {pred[0] * pred[5:].max():.2f}", color="white", fontsize=7,
+                      va="bottom", bbox=dict(facecolor="#e6194b", alpha=0.8, pad=1, linewidth=0))
+            parts.append(f"said {name}")
+        else:
+            parts.append(f"said background (p_c {pred[0]:.2f})")
+        if true[0] > 0.5:
+            parts.append(f"IoU {float(box_iou(true[None, 1:5], pred[None, 1:5])[0]):.2f}")
+        axis.set_title("\n".join(parts), fontsize=7)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8):
+    """Writes the evaluation PNGs into `out_dir`; returns {name: path}."""
+    from locnet_tf import evaluate
+
+    out_dir = pathlib.Path(out_dir)
+    report = evaluate.report_from_arrays(y_true, y_pred, class_names, threshold)
+    pos = np.flatnonzero(y_true[:, 0] > 0.5)
+    ious = evaluate.box_iou(y_true[pos, 1:5], y_pred[pos, 1:5])
+    pictures = {
+        "confusion_matrix": confusion_matrix(
+            report["confusion_matrix"]["matrix"], report["confusion_matrix"]["labels"], out_dir / "confusion_matrix.png"
+        ),
+        "iou_histogram": iou_histogram(ious, out_dir / "iou_histogram.png"),
+    }
+    _, precision, recall = evaluate.presence_curve(y_true[:, 0] > 0.5, y_pred[:, 0])
+    p = report["presence"]
+    pictures["presence_pr_curve"] = presence_pr_curve(
+        precision, recall, (p["precision"], p["recall"], threshold), out_dir / "presence_pr_curve.png"
+    )
+    # Best and worst by IoU among images with an object; misses (wrong p_c on
+    # background) join the worst, ranked as IoU -1 so they are shown first.
+    score = np.full(len(y_true), np.nan)
+    score[pos] = ious
+    false_alarm = (y_true[:, 0] <= 0.5) & (y_pred[:, 0] >= threshold)
+    score[false_alarm] = -1.0
+    ranked = np.flatnonzero(~np.isnan(score))
+    ranked = ranked[np.argsort(score[ranked], kind="stable")]
+    n = min(gallery_size, len(ranked))
+    if n:
+        pictures["gallery_best"] = prediction_gallery(
+            images, y_true, y_pred, class_names, threshold, ranked[::-1][:n], out_dir / "gallery_best.png",
+            title="best predictions (green: truth, red: answer)",
+        )
+        pictures["gallery_worst"] = prediction_gallery(
+            images, y_true, y_pred, class_names, threshold, ranked[:n], out_dir / "gallery_worst.png",
+            title="worst predictions (green: truth, red: answer)",
+        )
+    return pictures

@@ -1,0 +1,336 @@
+"""Evaluate a model: `python -m locnet_tf.evaluate MODEL --data SPEC [--split test] [--out REPORT.json]`.
+
+The report (JSON) holds the DESIGN's keys — `pc_accuracy`, `class_accuracy`
+(positives), `mean_iou` (positives), `loc_accuracy` — plus counts, per-class
+figures, presence precision/recall/F1/AP and the confusion matrix including
+background. Beside it, pictures: confusion matrix, IoU histogram, presence
+precision/recall curve, and a gallery of the best and worst predictions.
+
+The numbers are computed here with numpy from the model's predictions on the
+whole split (the streaming Keras metrics give the same values during training;
+the tests check both against each other).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+from locnet_tf import target as target_lib
+
+REPORT_KEYS = ("pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy")
+
+
+# ----------------------------------------------------------------------------
+# Numbers from arrays (pure numpy).
+
+
+def box_iou(a, b):
+    """Element-wise IoU of target-format boxes `(N, 4)` (numpy twin of `boxes.iou`)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+
+    def corners(t):
+        return t[:, 0] - t[:, 3] / 2, t[:, 1] - t[:, 2] / 2, t[:, 0] + t[:, 3] / 2, t[:, 1] + t[:, 2] / 2
+
+    ax1, ay1, ax2, ay2 = corners(a)
+    bx1, by1, bx2, by2 = corners(b)
+    inter = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None) * np.clip(
+        np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None
+    )
+    area_a = np.clip(ax2 - ax1, 0, None) * np.clip(ay2 - ay1, 0, None)
+    area_b = np.clip(bx2 - bx1, 0, None) * np.clip(by2 - by1, 0, None)
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def presence_curve(is_object, p_c):
+    """Precision and recall of "object present" for every threshold on `p_c`.
+
+    Returns:
+        (thresholds descending, precision, recall), each `(M,)`: predicting
+        present when `p_c >= thresholds[i]` gives `precision[i]`, `recall[i]`.
+    """
+    is_object = np.asarray(is_object, bool)
+    p_c = np.asarray(p_c, np.float64)
+    order = np.argsort(-p_c, kind="stable")
+    scores, hits = p_c[order], is_object[order]
+    # last index of each distinct score: thresholds between distinct values only
+    last = np.r_[np.flatnonzero(np.diff(scores) != 0), len(scores) - 1]
+    tp = np.cumsum(hits)[last]
+    fp = np.cumsum(~hits)[last]
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / max(int(is_object.sum()), 1)
+    return scores[last], precision, recall
+
+
+def calibrate_threshold(y_true, y_pred, default=0.5):
+    """The `p_c` threshold that maximises presence F1 on (validation) data.
+
+    The threshold is put half-way between the chosen score and the next lower
+    one, so it is not balanced on a single example. With no positives or no
+    negatives there is nothing to calibrate and `default` is returned.
+    """
+    is_object = np.asarray(y_true)[:, target_lib.P_C] > 0.5
+    p_c = np.asarray(y_pred)[:, target_lib.P_C]
+    if is_object.all() or not is_object.any():
+        return float(default)
+    thresholds, precision, recall = presence_curve(is_object, p_c)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+    i = best[np.argmin(np.abs(thresholds[best] - default))]  # ties: nearest the default
+    lower = thresholds[i + 1] if i + 1 < len(thresholds) else 0.0
+    return float((thresholds[i] + lower) / 2)
+
+
+def report_from_arrays(y_true, y_pred, class_names, threshold=0.5):
+    """The evaluation report from targets and predictions `(N, 5 + K)`."""
+    y_true = np.asarray(y_true, np.float64)
+    y_pred = np.asarray(y_pred, np.float64)
+    k = len(class_names)
+    if y_true.shape != y_pred.shape or y_true.shape[-1] != 5 + k:
+        raise ValueError(f"targets {y_true.shape} and predictions {y_pred.shape} must both be (N, {5 + k}).")
+    pos = y_true[:, 0] > 0.5
+    said = y_pred[:, 0] >= threshold
+    pc_right = said == pos
+    true_cls = y_true[:, 5:].argmax(1)
+    pred_cls = y_pred[:, 5:].argmax(1)
+    cls_right = true_cls == pred_cls
+    iou = box_iou(y_true[:, 1:5], y_pred[:, 1:5])
+    loc = np.where(pos, pc_right & cls_right & (iou >= 0.5), pc_right)
+
+    def mean(values, mask):
+        return float(values[mask].mean()) if mask.any() else 0.0
+
+    # Confusion matrix over background + classes: row = truth, column = answer.
+    labels = ["background"] + list(class_names)
+    truth = np.where(pos, true_cls + 1, 0)
+    answer = np.where(said, pred_cls + 1, 0)
+    confusion = np.zeros((k + 1, k + 1), int)
+    np.add.at(confusion, (truth, answer), 1)
+
+    per_class = {}
+    for c, name in enumerate(class_names):
+        mask = pos & (true_cls == c)
+        predicted_as = said & (pred_cls == c)
+        per_class[name] = {
+            "count": int(mask.sum()),
+            "class_accuracy": mean(cls_right, mask),
+            "presence_recall": mean(said, mask),
+            "precision": float((predicted_as & mask).sum() / max(predicted_as.sum(), 1)),
+            "mean_iou": mean(iou, mask),
+            "loc_accuracy": mean(loc, mask),
+        }
+
+    thresholds, precision, recall = presence_curve(pos, y_pred[:, 0])
+    # average precision: area under the step precision/recall curve
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision)) if pos.any() else 0.0
+    tp = int((said & pos).sum())
+    p_prec = tp / max(int(said.sum()), 1)
+    p_rec = tp / max(int(pos.sum()), 1)
+    return {
+        "pc_accuracy": float(pc_right.mean()) if len(pos) else 0.0,
+        "class_accuracy": mean(cls_right, pos),
+        "mean_iou": mean(iou, pos),
+        "loc_accuracy": float(loc.mean()) if len(pos) else 0.0,
+        "counts": {"images": int(len(pos)), "positives": int(pos.sum()), "background": int((~pos).sum())},
+        "threshold": float(threshold),
+        "presence": {
+            "precision": float(p_prec),
+            "recall": float(p_rec),
+            "f1": float(2 * p_prec * p_rec / max(p_prec + p_rec, 1e-12)),
+            "average_precision": ap,
+        },
+        "iou_at": {
+            "0.5": mean(iou >= 0.5, pos),
+            "0.75": mean(iou >= 0.75, pos),
+            "0.9": mean(iou >= 0.9, pos),
+        },
+        "per_class": per_class,
+        "confusion_matrix": {"labels": labels, "matrix": confusion.tolist()},
+    }
+
+
+# ----------------------------------------------------------------------------
+# Models and data.
+
+
+def _load_keras(model):
+    import keras
+
+    if isinstance(model, (str, os.PathLike)):
+        path = str(model)
+        if not path.endswith(".keras"):
+            raise ValueError(
+                f"{path}: evaluate and calibrate take a .keras model here; evaluate exported "
+                "models with `locnet_tf.inference` / the export parity report."
+            )
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such model file.")
+        return keras.models.load_model(path), path
+    return model, None
+
+
+def _run_config(model_path):
+    """The training config saved beside a model (run folder), if any."""
+    from locnet_tf.config import Config
+
+    if model_path:
+        candidate = pathlib.Path(model_path).parent / "config.json"
+        if candidate.exists():
+            return Config.load(candidate)
+    return None
+
+
+def predict_split(model, data, split, config=None, batch_size=64, max_images=None):
+    """Runs `model` over a split. Returns (uint8 images, y_true, y_pred) numpy arrays."""
+    from locnet_tf import model as model_lib
+    from locnet_tf.data import pipeline
+
+    image_size = int(model.input_shape[1])
+    kwargs = {}
+    if config is not None:
+        kwargs = dict(resize=config.resize, data_dir=config.data_dir)
+        if not data.startswith("synthetic"):
+            kwargs.update(multi_object=config.multi_object, skip_bad=config.skip_bad)
+            if config.class_map:
+                kwargs["class_map"] = config.class_map_dict()
+    dataset = pipeline.make_dataset(
+        data,
+        split,
+        image_size=image_size,
+        batch_size=batch_size,
+        augment=False,
+        shuffle=False,
+        cache=False,
+        class_names=model_lib.class_names(model),
+        **kwargs,
+    )
+    images, targets, predictions = [], [], []
+    seen = 0
+    for x, y in dataset:
+        predictions.append(np.asarray(model.predict_on_batch(x)))
+        images.append(np.clip(np.asarray(x), 0, 255).astype(np.uint8))
+        targets.append(np.asarray(y))
+        seen += len(y)
+        if max_images and seen >= max_images:
+            break
+    if not targets:
+        raise ValueError(f"{data} ({split}) has no images.")
+    return np.concatenate(images), np.concatenate(targets), np.concatenate(predictions)
+
+
+def set_presence_threshold(model, threshold):
+    """Stores `threshold` in the model (its TargetVector layer and compiled metrics)."""
+    from locnet_tf import model as model_lib
+
+    model_lib.target_layer(model).presence_threshold = float(threshold)
+    if model.compiled:
+        # Recompile so the saved metrics use the new threshold too.
+        model_lib.compile_model(model, loss=model.loss, jit_compile=False)
+
+
+def calibrate(model, data=None, split="validation", config=None, save=True):
+    """Chooses the presence threshold maximising F1 on `split`, stores it in the model.
+
+    Args:
+        model: a `.keras` path or a model.
+        data: SPEC; default: the run's config, else `synthetic`.
+        split: str. The split to calibrate on (never the test split's job).
+        config: the training `Config` (data options); default: config.json beside the model.
+        save: bool. Re-save a `.keras` path with the new threshold.
+
+    Returns:
+        The threshold (float).
+    """
+    model, path = _load_keras(model)
+    config = config or _run_config(path)
+    data = data or (config.data if config else "synthetic")
+    _, y_true, y_pred = predict_split(model, data, split, config)
+    threshold = calibrate_threshold(y_true, y_pred)
+    set_presence_threshold(model, threshold)
+    if save and path:
+        model.save(path)
+    return threshold
+
+
+def evaluate(model, data=None, split="test", out=None, config=None, threshold=None, pictures=True, gallery_size=8):
+    """Evaluates `model` on `split` of `data` and writes the report (and pictures).
+
+    Args:
+        model: a `.keras` path or a model.
+        data: SPEC; default: the run's config (config.json beside the model), else `synthetic`.
+        split: str.
+        out: path of the JSON report; pictures go to an `eval/` folder beside
+            it. None writes nothing.
+        config: training `Config` for data options; default: config.json beside the model.
+        threshold: presence threshold; default: the one stored in the model.
+        pictures: bool. Draw the PNGs.
+        gallery_size: int. How many best and how many worst predictions to draw.
+
+    Returns:
+        The report dict.
+    """
+    from locnet_tf import model as model_lib
+
+    model, path = _load_keras(model)
+    config = config or _run_config(path)
+    data = data or (config.data if config else "synthetic")
+    names = model_lib.class_names(model)
+    threshold = model_lib.presence_threshold(model) if threshold is None else float(threshold)
+    images, y_true, y_pred = predict_split(model, data, split, config)
+    report = report_from_arrays(y_true, y_pred, names, threshold)
+    report.update(model=path, data=data, split=split)
+    if out:
+        out = pathlib.Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if pictures:
+            from locnet_tf import plots
+
+            pic_dir = out.parent / "eval"
+            report["pictures"] = plots.evaluation_pictures(
+                images, y_true, y_pred, names, threshold, pic_dir, gallery_size=gallery_size
+            )
+        out.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def format_report(report):
+    """A short console table of a report."""
+    c = report["counts"]
+    lines = [
+        f"{report.get('data', '?')} ({report.get('split', '?')}): {c['images']} images, "
+        f"{c['positives']} with an object, {c['background']} background; threshold {report['threshold']:.3f}",
+        "  " + "  ".join(f"{k} {report[k]:.4f}" for k in REPORT_KEYS),
+        f"  {'class':<14}{'count':>7}{'cls_acc':>9}{'mean_iou':>9}{'loc_acc':>9}",
+    ]
+    for name, v in report["per_class"].items():
+        lines.append(
+            f"  {name:<14}{v['count']:>7}{v['class_accuracy']:>9.4f}{v['mean_iou']:>9.4f}{v['loc_accuracy']:>9.4f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a .keras model.")
+    parser.add_argument("model", help="a .keras model (e.g. RUN_DIR/model.keras)")
+    parser.add_argument("--data", default=None, help="SPEC (default: the run's data, else synthetic)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", default=None, help="report JSON path (pictures go to eval/ beside it)")
+    parser.add_argument("--threshold", type=float, default=None, help="presence threshold (default: the model's)")
+    parser.add_argument("--calibrate", action="store_true", help="first calibrate the threshold on validation data and store it in the model")
+    args = parser.parse_args(argv)
+    if args.calibrate:
+        print(f"calibrated presence threshold: {calibrate(args.model, data=args.data):.3f}")
+    report = evaluate(args.model, data=args.data, split=args.split, out=args.out, threshold=args.threshold)
+    print(format_report(report))
+    if args.out:
+        print(f"Report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

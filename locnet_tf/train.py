@@ -1,0 +1,320 @@
+"""Train a localization model: `python -m locnet_tf.train --data SPEC --out RUN_DIR`.
+
+The run folder ends up holding:
+
+    config.json    the resolved config (the same command resumes the run)
+    model.keras    the best model by validation localization accuracy, with the
+                   calibrated presence threshold stored in it
+    history.csv    one row per epoch: losses (total and per term) and metrics
+    curves.png     training curves, redrawn after every epoch
+    logs/          TensorBoard logs
+    report.json    evaluation of the best model on the test split (+ eval/*.png)
+    backup/        BackupAndRestore state while a run is unfinished (removed at the end)
+
+A run that dies (killed, machine lost) resumes from its last finished epoch when
+the same command is run again.
+"""
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from locnet_tf import config as config_lib
+from locnet_tf import losses as losses_lib
+from locnet_tf import model as model_lib
+
+BEST_METRIC = "val_loc_accuracy"
+
+
+def make_strategy(name):
+    """A `tf.distribute` strategy by name.
+
+    - `default`: the default (single-device) strategy.
+    - `mirrored`: `MirroredStrategy` over every local GPU, or every logical CPU
+      device when there is no GPU.
+    - `multi_worker`: `MultiWorkerMirroredStrategy`, cluster read from `TF_CONFIG`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable (see README).")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy {name!r}; choose default, mirrored or multi_worker.")
+
+
+def _is_chief(strategy):
+    """True on the worker that writes the run folder (always, outside multi-worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _read_history(path):
+    """history.csv as a dict of column -> list, one entry per epoch (last row wins)."""
+    if not os.path.exists(path):
+        return {}
+    import csv
+
+    rows = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = row  # a resumed run may rewrite an epoch
+    columns = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            columns.setdefault(key, []).append(float(value) if value not in ("", None) else math.nan)
+    return columns
+
+
+class BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` that remembers the best score across a resume.
+
+    After `BackupAndRestore` brings a run back, a plain `ModelCheckpoint` starts
+    from "no best yet" and would overwrite a better `model.keras` with the first
+    epoch after the restart; this one reads the best so far from history.csv.
+    """
+
+    def __init__(self, filepath, history_path, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self.history_path = history_path
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        history = _read_history(self.history_path)
+        if os.path.exists(self.filepath) and self.monitor in history:
+            values = [v for v in history[self.monitor] if not math.isnan(v)]
+            if values:
+                self.best = max(values) if self.monitor_op == np.greater else min(values)
+
+
+class CurvesPlot(keras.callbacks.Callback):
+    """Redraws curves.png from history.csv after every epoch (so it is live)."""
+
+    def __init__(self, history_path, out_path):
+        super().__init__()
+        self.history_path, self.out_path = history_path, out_path
+
+    def on_epoch_end(self, epoch, logs=None):
+        from locnet_tf import plots
+
+        history = _read_history(self.history_path)
+        if history:
+            plots.training_curves(history, self.out_path)
+
+
+def _steps(dataset):
+    n = int(dataset.cardinality())
+    return n if n > 0 else None
+
+
+def _learning_rate(config, steps_per_epoch):
+    """Linear warm-up then cosine decay; a constant when the epoch length is unknown."""
+    if not steps_per_epoch:
+        return config.learning_rate
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate if warmup == 0 else config.learning_rate * 0.01,
+        decay_steps=max(1, total - warmup),
+        alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def _jit(value):
+    value = str(value).lower()
+    return {"true": True, "false": False, "auto": "auto"}[value]
+
+
+def datasets(config, global_batch):
+    """Train and validation datasets for `config` (class names on `.class_names`)."""
+    from locnet_tf.data import pipeline
+
+    source_kwargs = {}
+    if not config.data.startswith("synthetic"):
+        source_kwargs = dict(multi_object=config.multi_object, skip_bad=config.skip_bad)
+        if config.class_map:
+            source_kwargs["class_map"] = config.class_map_dict()
+    common = dict(
+        image_size=config.image_size,
+        batch_size=global_batch,
+        resize=config.resize,
+        class_names=config.class_names,
+        cache=config.cache,
+        seed=config.seed,
+        data_dir=config.data_dir,
+        **source_kwargs,
+    )
+    train_ds = pipeline.make_dataset(config.data, "train", augment=config.augment, **common)
+    val_ds = pipeline.make_dataset(config.data, "validation", augment=False, shuffle=False, **common)
+    if train_ds.class_names != val_ds.class_names:
+        raise ValueError(f"train and validation splits disagree on classes: {train_ds.class_names} vs {val_ds.class_names}")
+    return train_ds, val_ds
+
+
+def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_callbacks=()):
+    """Trains, keeps the best model, calibrates and evaluates it.
+
+    Args:
+        config: `Config`.
+        out: str. The run folder. If it holds an unfinished run with the same
+            config, training resumes from its last finished epoch.
+        verbose: Keras `fit` verbosity (`"auto"` shows progress bars).
+        overwrite: bool. Start afresh in a run folder that holds another config.
+        extra_callbacks: more Keras callbacks (tests use this to interrupt a run).
+
+    Returns:
+        dict with `run_dir`, `model_path`, `history` (per-epoch lists),
+        `report` (test evaluation or None) and `seconds`.
+    """
+    start = time.time()
+    run_dir = pathlib.Path(out)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = make_strategy(config.strategy)
+    chief = _is_chief(strategy)
+    # Non-chief workers of a multi-worker run write their (identical) files to a
+    # scratch folder, as the tf.distribute guide prescribes.
+    work_dir = run_dir if chief else run_dir / f".worker_{strategy.cluster_resolver.task_id}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    _check_run_folder(run_dir, config, overwrite)
+    if chief:
+        config.save(run_dir / "config.json")
+
+    keras.utils.set_random_seed(config.seed)
+    train_ds, val_ds = datasets(config, config.batch_size)
+    steps_per_epoch = config.steps_per_epoch or _steps(train_ds)
+
+    with strategy.scope():
+        model = model_lib.build_model(
+            class_names=train_ds.class_names,
+            image_size=config.image_size,
+            backbone=config.backbone,
+            weights=config.weights,
+            filters=config.filters,
+            head_channels=config.head_channels,
+            head_units=config.head_units,
+            dropout=config.dropout,
+        )
+        loss = losses_lib.LocalizationLoss(
+            mode=config.loss_mode,
+            box_loss=config.box_loss,
+            pc_weight=config.pc_weight,
+            box_weight=config.box_weight,
+            class_weight=config.class_weight,
+        )
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay
+        )
+        model_lib.compile_model(model, loss=loss, optimizer=optimizer, jit_compile=_jit(config.jit_compile))
+
+    history_path = str(work_dir / "history.csv")
+    model_path = str(work_dir / "model.keras")
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.BackupAndRestore(str(work_dir / "backup"), delete_checkpoint=True),
+        BestCheckpoint(model_path, history_path, monitor=BEST_METRIC, mode="max", save_best_only=True),
+        keras.callbacks.CSVLogger(history_path, append=True),
+        keras.callbacks.TensorBoard(str(work_dir / "logs")),
+        CurvesPlot(history_path, str(work_dir / "curves.png")),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=BEST_METRIC, mode="max", patience=config.early_stopping_patience)
+        )
+    callbacks.extend(extra_callbacks)
+    model.fit(
+        train_ds.repeat() if config.steps_per_epoch else train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        validation_steps=config.validation_steps,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
+    )
+    result = {
+        "run_dir": str(run_dir),
+        "model_path": str(run_dir / "model.keras"),
+        "history": _read_history(history_path),
+        "report": None,
+    }
+    if chief:
+        result["report"] = _finish(config, run_dir, verbose)
+    result["seconds"] = time.time() - start
+    return result
+
+
+def _check_run_folder(run_dir, config, overwrite):
+    saved = run_dir / "config.json"
+    if saved.exists() and not overwrite:
+        previous = json.loads(saved.read_text())
+        if previous != json.loads(json.dumps(config.to_dict())):
+            changed = sorted(k for k in previous if previous.get(k) != json.loads(json.dumps(config.to_dict())).get(k))
+            raise ValueError(
+                f"{run_dir} holds a run with a different config (differs in: {', '.join(changed)}). "
+                "Use another --out, or --overwrite to start afresh there."
+            )
+    if overwrite:
+        for name in ("history.csv", "model.keras", "report.json"):
+            (run_dir / name).unlink(missing_ok=True)
+        import shutil
+
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+
+
+def _finish(config, run_dir, verbose):
+    """Calibrates the best model's presence threshold and evaluates it on the test split."""
+    from locnet_tf import evaluate as evaluate_lib
+
+    model_path = run_dir / "model.keras"
+    quiet = verbose == 0
+    if config.calibrate:
+        threshold = evaluate_lib.calibrate(str(model_path), config=config)
+        if not quiet:
+            print(f"Presence threshold calibrated on validation data: {threshold:.3f} (stored in {model_path})")
+    if not config.evaluate:
+        return None
+    report = evaluate_lib.evaluate(
+        str(model_path), data=config.data, split="test", out=str(run_dir / "report.json"), config=config
+    )
+    if not quiet:
+        print(evaluate_lib.format_report(report))
+    return report
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m locnet_tf.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in a run folder holding another config")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    config_lib.add_config_arguments(parser)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = config_lib.config_from_args(args)
+    result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
+    print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
