@@ -193,9 +193,8 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     # scratch folder, as the tf.distribute guide prescribes.
     work_dir = run_dir if chief else run_dir / f".worker_{strategy.cluster_resolver.task_id}"
     work_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_folder(run_dir, config, overwrite)
-    if chief:
-        config.save(run_dir / "config.json")
+    _check_run_folder(work_dir, config, overwrite)
+    config.save(work_dir / "config.json")
 
     keras.utils.set_random_seed(config.seed)
     train_ds, val_ds = datasets(config, config.batch_size)
@@ -239,16 +238,22 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
             keras.callbacks.EarlyStopping(monitor=BEST_METRIC, mode="max", patience=config.early_stopping_patience)
         )
     callbacks.extend(extra_callbacks)
-    model.fit(
-        train_ds.repeat() if config.steps_per_epoch else train_ds,
-        validation_data=val_ds,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        validation_steps=config.validation_steps,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the dataset shuffles itself
-    )
+    finished = os.path.exists(model_path) and os.path.exists(history_path) and not (work_dir / "backup").exists()
+    if finished:
+        # BackupAndRestore removes its state only when fit() ends normally, so
+        # this run folder holds a finished run: do not train it again.
+        print(f"{run_dir} holds a finished run; calibrating and evaluating its model again.")
+    else:
+        model.fit(
+            train_ds.repeat() if config.steps_per_epoch else train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch,
+            validation_steps=config.validation_steps,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself
+        )
     result = {
         "run_dir": str(run_dir),
         "model_path": str(run_dir / "model.keras"),
@@ -257,6 +262,10 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     }
     if chief:
         result["report"] = _finish(config, run_dir, verbose)
+    else:
+        import shutil
+
+        shutil.rmtree(work_dir, ignore_errors=True)
     result["seconds"] = time.time() - start
     return result
 

@@ -1,0 +1,223 @@
+"""Training and evaluation: run folder, resume, report numbers, tf.distribute."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from locnet_tf import config as config_lib
+from locnet_tf import evaluate as evaluate_lib
+from locnet_tf import train as train_lib
+from locnet_tf.data import pipeline
+
+from conftest import REPO
+from test_metrics import numpy_report
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("run")
+    config = config_lib.preset("smoke", data_dir=data_dir)
+    result = train_lib.train(config, out=str(out), verbose=0)
+    return out, config, result
+
+
+def test_smoke_run_writes_a_complete_run_folder(smoke_run):
+    out, config, result = smoke_run
+    for name in ("config.json", "model.keras", "history.csv", "curves.png", "report.json"):
+        assert (out / name).is_file(), name
+    for name in ("confusion_matrix.png", "iou_histogram.png", "presence_pr_curve.png", "gallery_best.png", "gallery_worst.png"):
+        assert (out / "eval" / name).stat().st_size > 1000, name
+    assert any((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard logs"
+    assert not (out / "backup").exists(), "backup state must be removed after a finished run"
+    assert config_lib.Config.load(out / "config.json") == config
+    history = result["history"]
+    assert history["epoch"] == [0.0, 1.0]
+    for key in ("loss", "pc_loss", "box_loss", "class_loss", "val_loc_accuracy", "val_mean_iou"):
+        assert all(np.isfinite(history[key])), key
+    report = json.loads((out / "report.json").read_text())
+    for key in evaluate_lib.REPORT_KEYS:
+        assert 0.0 <= report[key] <= 1.0
+    assert report["counts"]["images"] == report["counts"]["positives"] + report["counts"]["background"] > 0
+    model = keras.models.load_model(out / "model.keras")
+    assert report["threshold"] == pytest.approx(train_lib.model_lib.presence_threshold(model))
+
+
+def test_report_agrees_with_numpy_and_keras_metrics(smoke_run, data_dir):
+    out, config, _ = smoke_run
+    model = keras.models.load_model(out / "model.keras")
+    threshold = train_lib.model_lib.presence_threshold(model)
+    report = evaluate_lib.evaluate(str(out / "model.keras"), split="test", pictures=False)
+    # Recompute on the same predictions, independently of evaluate.py.
+    ds = pipeline.make_dataset("synthetic/tiny", "test", image_size=64, batch_size=7, data_dir=data_dir, cache=False)
+    ys, ps = [], []
+    for x, y in ds:
+        ys.append(y.numpy())
+        ps.append(np.asarray(model(x, training=False)))
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    expected = numpy_report(y, p, threshold)
+    for key in evaluate_lib.REPORT_KEYS:
+        assert report[key] == pytest.approx(expected[key], abs=1e-6), key
+    assert report["counts"]["positives"] == int(y[:, 0].sum())
+    # The streaming Keras metrics, compiled with the calibrated threshold, agree too.
+    keras_numbers = model.evaluate(ds, verbose=0, return_dict=True)
+    for key in evaluate_lib.REPORT_KEYS:
+        assert keras_numbers[key] == pytest.approx(expected[key], abs=1e-5), key
+    # the confusion matrix sums to the image count, rows to the truth counts
+    matrix = np.array(report["confusion_matrix"]["matrix"])
+    assert matrix.sum() == len(y) and matrix[0].sum() == report["counts"]["background"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _KillAfterEpoch(keras.callbacks.Callback):
+    """Stands in for a killed process: raises at the end of epoch `n`."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.n:
+            raise _Interrupt()
+
+
+class _FirstEpoch(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.first = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first is None:
+            self.first = epoch
+
+
+def test_killed_run_resumes_from_its_last_epoch(tmp_path, data_dir):
+    config = config_lib.preset("smoke", data_dir=data_dir, epochs=4, evaluate=False, calibrate=False)
+    with pytest.raises(_Interrupt):
+        train_lib.train(config, out=str(tmp_path), verbose=0, extra_callbacks=[_KillAfterEpoch(1)])
+    assert (tmp_path / "backup").exists()
+    first = _FirstEpoch()
+    result = train_lib.train(config, out=str(tmp_path), verbose=0, extra_callbacks=[first])
+    assert first.first == 2, "the resumed run must start after the last finished epoch"
+    assert result["history"]["epoch"] == [0.0, 1.0, 2.0, 3.0]
+    assert not (tmp_path / "backup").exists()
+    # A different config in the same folder is refused, not silently mixed.
+    with pytest.raises(ValueError, match="different config.*epochs"):
+        train_lib.train(config_lib.preset("smoke", data_dir=data_dir, epochs=5), out=str(tmp_path), verbose=0)
+
+
+def test_calibrated_threshold_maximises_f1():
+    # p_c of 4 objects and 4 backgrounds; any threshold in (0.3, 0.4] is perfect.
+    y = np.zeros((8, 8), np.float32)
+    y[:4, 0] = 1
+    p = np.zeros((8, 8), np.float32)
+    p[:, 0] = [0.9, 0.8, 0.45, 0.4, 0.3, 0.2, 0.1, 0.05]
+    t = evaluate_lib.calibrate_threshold(y, p)
+    assert t == pytest.approx((0.4 + 0.3) / 2)
+    assert evaluate_lib.calibrate_threshold(y[:4], p[:4]) == 0.5  # no background: nothing to calibrate
+
+
+def test_cli_flags_override_preset(tmp_path):
+    args = train_lib.build_parser().parse_args(
+        ["--preset", "smoke", "--image-size", "48", "--filters", "4,8,8,8", "--no-augment", "--out", str(tmp_path)]
+    )
+    config = config_lib.config_from_args(args)
+    assert (config.image_size, config.filters, config.augment, config.epochs) == (48, (4, 8, 8, 8), False, 2)
+    with pytest.raises(ValueError, match="Unknown preset"):
+        config_lib.preset("huge")
+
+
+def _run(script, env=None, timeout=420):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finished(proc, timeout=420):
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        pytest.fail(f"distributed run did not finish in {timeout} s:\n{output[-3000:]}")
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
+def _assert_finite_history(run_dir):
+    history = train_lib._read_history(str(run_dir / "history.csv"))
+    assert history["epoch"] == [0.0, 1.0]
+    assert all(np.isfinite(history["loss"])) and all(np.isfinite(history["val_loss"]))
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
+    proc = _run(
+        f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from locnet_tf import train
+        train.main(["--preset", "smoke", "--strategy", "mirrored", "--data-dir", {data_dir!r},
+                    "--out", {str(tmp_path)!r}, "--quiet", "--no-evaluate"])
+        strategy = train.make_strategy("mirrored")
+        assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+        """
+    )
+    _finished(proc)
+    _assert_finite_history(tmp_path)
+    assert (tmp_path / "model.keras").exists()
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_strategy_two_processes(tmp_path, data_dir):
+    # Build the tiny dataset once so the two workers do not race to generate it.
+    pipeline.examples("synthetic/tiny", "train", data_dir=data_dir)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(
+            _run(
+                f"""
+                from locnet_tf import train
+                train.main(["--preset", "smoke", "--strategy", "multi_worker", "--data-dir", {data_dir!r},
+                            "--out", {str(tmp_path)!r}, "--quiet", "--no-evaluate", "--no-calibrate"])
+                """,
+                env={"TF_CONFIG": tf_config},
+            )
+        )
+    for proc in procs:
+        _finished(proc)
+    _assert_finite_history(tmp_path)
+    assert (tmp_path / "model.keras").exists()
+    assert not (tmp_path / ".worker_1").exists(), "the non-chief scratch folder must be cleaned up"
