@@ -1,0 +1,262 @@
+"""Export: every format from a smoke-trained model, parity gates, clean failures.
+
+The smoke model and its full export are built once per test process by
+`smoke_export_dir` (shared with test_inference.py and test_predict.py).
+"""
+
+import hashlib
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from locnet_tf import export
+from locnet_tf import model as model_lib
+from locnet_tf.data import pipeline
+
+IMAGE_SIZE = 64
+SPEC = "synthetic/tiny"
+_CACHE = {}
+
+
+def smoke_export_dir(tmp_path_factory):
+    """A smoke-trained `.keras` model and its complete export (built once per process).
+
+    Returns:
+        dict with `root`, `model` (the .keras path), `export` (the export
+        folder), `data_dir` (TFDS folder of synthetic/tiny) and `metadata`.
+    """
+    if "smoke" not in _CACHE:
+        root = tmp_path_factory.mktemp("smoke_export")
+        data_dir = str(root / "tfds")
+        keras.utils.set_random_seed(0)
+        model = model_lib.build_model(image_size=IMAGE_SIZE, filters=(8, 16, 16, 32))
+        model_lib.compile_model(model, jit_compile=False)
+        train = pipeline.make_dataset(SPEC, "train", image_size=IMAGE_SIZE, batch_size=16, data_dir=data_dir)
+        model.fit(train, epochs=8, verbose=0)
+        model_path = root / "run" / "model.keras"
+        model_path.parent.mkdir()
+        model.save(model_path)
+        out = root / "export" / "smoke"
+        metadata = export.export_model(
+            model_path, out, data=SPEC, data_dir=data_dir, calibration_samples=32, verbose=False
+        )
+        _CACHE["smoke"] = {"root": root, "model": model_path, "export": out, "data_dir": data_dir,
+                           "metadata": metadata}
+    return _CACHE["smoke"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    return smoke_export_dir(tmp_path_factory)
+
+
+def _snapshot(folder):
+    """{relative path: sha256} of every file under `folder`."""
+    folder = pathlib.Path(folder)
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _test_images(smoke, count=8):
+    dataset = pipeline.make_dataset(SPEC, "test", image_size=IMAGE_SIZE, batch_size=count,
+                                    data_dir=smoke["data_dir"], shuffle=False, augment=False)
+    images, targets = next(iter(dataset))
+    return images.numpy(), targets.numpy()
+
+
+# ----------------------------------------------------------------------------
+# The complete export.
+
+
+def test_every_format_is_written_and_passes_the_gates(smoke):
+    out = smoke["export"]
+    names = {p.name for p in out.iterdir()}
+    assert {"saved_model", "model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
+            "model_int8.tflite", "metadata.json", "parity.json", "labels.txt", "README.md"} <= names
+    # Nothing half-written is left beside it.
+    assert [p.name for p in out.parent.iterdir()] == ["smoke"]
+
+    metadata = json.loads((out / "metadata.json").read_text())
+    results = metadata["parity"]["results"]
+    assert set(results) == {"keras", "saved_model", "saved_model:serving_fixed", "tflite_float32",
+                            "tflite_float16", "tflite_dynamic", "tflite_int8"}
+    assert metadata["parity"]["images"] == 24  # the whole tiny test split
+    assert export.check_gates(results, export.Gates()) == []
+    for name in ("saved_model", "saved_model:serving_fixed", "tflite_float32"):
+        assert max(results[name]["max_abs_diff"].values()) <= 1e-4
+    assert results["tflite_float16"]["box_iou"] >= 0.98
+    assert results["keras"]["loc_accuracy"] - results["tflite_int8"]["loc_accuracy"] <= 0.01
+    for row in results.values():
+        for key in ("pc_agreement", "class_agreement", "box_iou", "loc_accuracy", "pc_accuracy", "mean_iou"):
+            assert 0.0 <= row[key] <= 1.0
+    assert json.loads((out / "parity.json").read_text()) == metadata["parity"]
+
+
+def test_metadata_labels_and_card(smoke):
+    out = smoke["export"]
+    metadata = json.loads((out / "metadata.json").read_text())
+    model = keras.models.load_model(smoke["model"])
+    assert metadata["classes"] == model_lib.class_names(model)
+    assert (out / "labels.txt").read_text().splitlines() == metadata["classes"]
+    assert metadata["presence_threshold"] == model_lib.presence_threshold(model)
+    assert metadata["input"]["size"] == IMAGE_SIZE
+    assert metadata["source_sha256"] == hashlib.sha256(smoke["model"].read_bytes()).hexdigest()
+    assert metadata["target_vector"][:5] == ["p_c", "b_x", "b_y", "b_h", "b_w"]
+    assert metadata["calibration"] == {"split": "train", "samples": 32}
+    for artifact in metadata["artifacts"].values():
+        assert artifact["bytes"] > 0 and (out / artifact["path"]).exists()
+    assert metadata["artifacts"]["tflite_int8"]["dtype"] == "uint8"
+    # The SavedModel carries its metadata with it.
+    assert json.loads((out / "saved_model" / "assets.extra" / "metadata.json").read_text()) == metadata
+    card = (out / "README.md").read_text()
+    assert "tflite_int8" in card and "pedestrian" in card and "height before width" in card
+
+
+def test_saved_model_signatures(smoke):
+    loaded = tf.saved_model.load(str(smoke["export"] / "saved_model"))
+    assert set(loaded.signatures) == {"serving_default", "serving_fixed"}
+    images, _ = _test_images(smoke, 4)
+    model = keras.models.load_model(smoke["model"])
+    expected = np.asarray(model(images, training=False))
+
+    fixed = loaded.signatures["serving_fixed"](images=tf.constant(images))
+    assert set(fixed) == {"p_c", "box", "box_xyxy", "class_id", "class_scores"}
+    np.testing.assert_allclose(fixed["p_c"], expected[:, 0], atol=1e-5)
+    np.testing.assert_allclose(fixed["box"], expected[:, 1:5], atol=1e-5)
+    np.testing.assert_array_equal(fixed["class_id"], expected[:, 5:].argmax(-1))
+    # box_xyxy: x1 = b_x - b_w / 2, y1 = b_y - b_h / 2 (height before width).
+    box = expected[:, 1:5]
+    np.testing.assert_allclose(fixed["box_xyxy"][:, 0], box[:, 0] - box[:, 3] / 2, atol=1e-5)
+    np.testing.assert_allclose(fixed["box_xyxy"][:, 3], box[:, 1] + box[:, 2] / 2, atol=1e-5)
+
+    # Any size in, resized inside the graph exactly like the pipeline does.
+    big = tf.image.resize(images, (96, 130)).numpy().round().clip(0, 255).astype(np.uint8)
+    resized = np.stack([
+        pipeline.resize({"image": img, "box": np.zeros(4, np.float32), "present": False}, IMAGE_SIZE)["image"]
+        for img in big
+    ]).astype(np.float32)
+    out = loaded.signatures["serving_default"](images=tf.constant(big))
+    np.testing.assert_allclose(out["p_c"], np.asarray(model(resized))[:, 0], atol=1e-5)
+
+
+def test_tflite_files_use_builtin_ops_and_named_outputs(smoke):
+    from ai_edge_litert.interpreter import Interpreter
+
+    for quantization in export.QUANTIZATIONS:
+        interpreter = Interpreter(model_path=str(smoke["export"] / f"model_{quantization}.tflite"))
+        signature = interpreter.get_signature_list()["serving_fixed"]
+        assert sorted(signature["outputs"]) == ["box", "box_xyxy", "class_id", "class_scores", "p_c"]
+        ops = {op["op_name"] for op in interpreter._get_ops_details()}
+        assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), (quantization, ops)
+        detail = interpreter.get_signature_runner("serving_fixed").get_input_details()["images"]
+        assert detail["dtype"] == (np.uint8 if quantization == "int8" else np.float32)
+        if quantization == "int8":
+            # Full-integer: the convolutions run in int8.
+            tensor_types = {t["dtype"] for t in interpreter.get_tensor_details()}
+            assert np.int8 in tensor_types
+
+
+def test_export_reads_config_json_beside_the_model(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"data": "csv:labels.csv", "data_dir": None, "resize": "letterbox", "class_map": "person=pedestrian",
+         "multi_object": "largest", "skip_bad": False}
+    ))
+    settings = export.data_settings(tmp_path / "model.keras")
+    assert settings["data"] == "csv:labels.csv" and settings["resize"] == "letterbox"
+    assert settings["source_kwargs"] == {"class_map": {"person": "pedestrian"}, "multi_object": "largest",
+                                         "skip_bad": False}
+    # An explicit --data wins; with no config the default is synthetic.
+    assert export.data_settings(tmp_path / "model.keras", data="synthetic/tiny")["data"] == "synthetic/tiny"
+    assert export.data_settings(tmp_path / "other" / "model.keras")["data"] == "synthetic"
+    assert export.default_out("runs/exp1/model.keras") == pathlib.Path("export/exp1")
+    assert export.default_out("models/car.keras") == pathlib.Path("export/car")
+
+
+# ----------------------------------------------------------------------------
+# Gates and failures.
+
+
+def _row(quantization, diff=0.0, iou=1.0, loc=0.8):
+    return {"quantization": quantization, "max_abs_diff": {"p_c": diff, "box": diff},
+            "pc_agreement": 1.0, "class_agreement": 1.0, "box_iou": iou, "loc_accuracy": loc}
+
+
+def test_check_gates_on_hand_made_reports():
+    gates = export.Gates()
+    parity = {"keras": _row("float32"), "tflite_float32": _row("float32", diff=5e-5),
+              "tflite_float16": _row("float16", iou=0.985), "tflite_int8": _row("int8", loc=0.795)}
+    assert export.check_gates(parity, gates) == []
+    parity = {"keras": _row("float32"), "tflite_float32": _row("float32", diff=2e-4),
+              "tflite_float16": _row("float16", iou=0.97), "tflite_int8": _row("int8", loc=0.78)}
+    failures = export.check_gates(parity, gates)
+    assert len(failures) == 3
+    assert "tflite_float32" in failures[0] and "0.0002" in failures[0]
+    assert "tflite_float16" in failures[1] and "0.9700" in failures[1]
+    # 0.80 - 0.78 = 0.02: two points lost, one allowed.
+    assert "tflite_int8" in failures[2] and "2.00 points" in failures[2]
+
+
+def _previous_export(tmp_path, smoke):
+    """A copy of the smoke export to overwrite, and its snapshot."""
+    import shutil
+
+    out = tmp_path / "export" / "smoke"
+    shutil.copytree(smoke["export"], out)
+    return out, _snapshot(out)
+
+
+@pytest.mark.parametrize("quantization, gates, message", [
+    ("float16", export.Gates(float16_min_box_iou=1.01), "tflite_float16: boxes agree with Keras"),
+    # int8 would have to *gain* 50 points of accuracy: impossible.
+    ("int8", export.Gates(int8_max_loc_drop=-0.5), "tflite_int8: localization accuracy"),
+])
+def test_an_impossible_gate_fails_and_keeps_the_previous_export(tmp_path, smoke, quantization, gates, message):
+    out, before = _previous_export(tmp_path, smoke)
+    with pytest.raises(export.ExportError, match=message):
+        export.export_model(smoke["model"], out, formats=["tflite"], quantize=[quantization], data=SPEC,
+                            data_dir=smoke["data_dir"], calibration_samples=8, gates=gates, verbose=False)
+    assert _snapshot(out) == before
+    assert [p.name for p in out.parent.iterdir()] == ["smoke"]
+
+
+def test_a_corrupted_tflite_file_fails_cleanly(tmp_path, smoke, monkeypatch):
+    out, before = _previous_export(tmp_path, smoke)
+    real = export.convert_tflite
+
+    def corrupted(*args, **kwargs):
+        return real(*args, **kwargs)[:1000]  # a truncated flatbuffer
+
+    monkeypatch.setattr(export, "convert_tflite", corrupted)
+    with pytest.raises(export.ExportError, match="model_float32.tflite: the exported file does not load"):
+        export.export_model(smoke["model"], out, formats=["tflite"], quantize=["float32"], data=SPEC,
+                            data_dir=smoke["data_dir"], verbose=False)
+    assert _snapshot(out) == before
+    assert [p.name for p in out.parent.iterdir()] == ["smoke"]
+
+
+def test_cli_reports_a_failed_gate_and_exit_code(tmp_path, smoke, capsys):
+    out = tmp_path / "fresh"
+    code = export.main([str(smoke["model"]), "--out", str(out), "--formats", "saved_model",
+                        "--data", SPEC, "--data-dir", smoke["data_dir"], "--max-float32-diff", "-1"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "error: Export failed its parity gates" in captured.err
+    assert "saved_model: max abs difference" in captured.err
+    assert "saved_model:serving_fixed" in captured.out  # the parity table was printed
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_exports_one_format(tmp_path, smoke, capsys):
+    out = tmp_path / "one"
+    code = export.main([str(smoke["model"]), "--out", str(out), "--formats", "tflite", "--quantize", "dynamic",
+                        "--data", SPEC, "--data-dir", smoke["data_dir"], "--quiet"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["artifacts"] == ["tflite_dynamic"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md", "labels.txt", "metadata.json", "model_dynamic.tflite", "parity.json"]
