@@ -1,0 +1,139 @@
+"""Predictor: the same decoded answer from .keras, SavedModel and .tflite."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from locnet_tf import inference
+from locnet_tf.data import pipeline
+from test_export import IMAGE_SIZE, SPEC, smoke_export_dir
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    return smoke_export_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def photos(smoke):
+    """Test images of several sizes and aspect ratios (uint8), with their targets."""
+    dataset, _ = pipeline.examples(SPEC, "test", data_dir=smoke["data_dir"])
+    images = [ex["image"].numpy() for ex in dataset.take(6)]
+    sizes = [(64, 64), (100, 80), (48, 150), (200, 200), (37, 53), (64, 64)]
+    return [tf.image.resize(img, size).numpy().round().astype(np.uint8) for img, size in zip(images, sizes)]
+
+
+def _model_paths(smoke):
+    out = smoke["export"]
+    return {
+        "keras": smoke["model"],
+        "saved_model": out / "saved_model",
+        **{q: out / f"model_{q}.tflite" for q in ("float32", "float16", "dynamic", "int8")},
+    }
+
+
+def test_preprocess_is_the_pipeline_resize():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    for method in ("stretch", "letterbox"):
+        expected = pipeline.resize({"image": image, "box": np.zeros(4, np.float32), "present": False},
+                                   32, method)["image"]
+        np.testing.assert_array_equal(inference.preprocess(image, 32, method).numpy(), expected)
+    batch = np.stack([image, image[::-1]])
+    np.testing.assert_array_equal(
+        inference.preprocess_batch(batch, 32, "stretch")[1], inference.preprocess(image[::-1], 32, "stretch")
+    )
+
+
+def test_boxes_to_original_undoes_the_letterbox():
+    # A 40 (h) x 80 (w) image letterboxed to 32: scale 0.4 -> 16 x 32, 8 rows of padding on top.
+    box = np.array([0.25, 0.5, 0.5, 0.25], np.float32)  # b_x, b_y, b_h, b_w
+    example = {"image": np.zeros((40, 80, 3), np.uint8), "box": box, "present": True}
+    moved = pipeline.resize(example, 32, "letterbox")["box"].numpy()
+    # b_y' = (8 + 0.5 * 16) / 32 = 0.5; b_h' = 0.5 * 16 / 32 = 0.25; x unchanged.
+    np.testing.assert_allclose(moved, [0.25, 0.5, 0.25, 0.25], atol=1e-6)
+    back = inference.boxes_to_original(moved, 40, 80, 32, "letterbox").numpy()
+    np.testing.assert_allclose(back, box, atol=1e-6)
+    np.testing.assert_array_equal(inference.boxes_to_original(box, 40, 80, 32, "stretch"), box)
+
+
+def test_outputs_round_trip():
+    y = np.array([[0.9, 0.5, 0.4, 0.2, 0.6, 0.1, 0.7, 0.2]], np.float32)
+    out = {k: np.asarray(v) for k, v in inference.vector_to_outputs(y).items()}
+    assert out["class_id"].tolist() == [1]
+    # x1 = 0.5 - 0.6 / 2 = 0.2, y1 = 0.4 - 0.2 / 2 = 0.3, x2 = 0.8, y2 = 0.5
+    np.testing.assert_allclose(out["box_xyxy"], [[0.2, 0.3, 0.8, 0.5]], atol=1e-6)
+    np.testing.assert_array_equal(inference.outputs_to_vector(out), y)
+
+
+def test_predictor_kinds_agree(smoke, photos):
+    predictors = {name: inference.Predictor(path, num_threads=1) for name, path in _model_paths(smoke).items()}
+    assert predictors["keras"].kind == "keras"
+    assert predictors["saved_model"].kind == "saved_model"
+    assert predictors["int8"].kind == "tflite"
+    for predictor in predictors.values():
+        assert predictor.class_names == ["pedestrian", "car", "motorcycle"]
+        assert predictor.image_size == IMAGE_SIZE
+    for image in photos:
+        reference = predictors["keras"].predict(image)
+        assert reference.image_size == image.shape[:2]
+        # box_pixels = box_xyxy * [W, H, W, H]
+        h, w = image.shape[:2]
+        np.testing.assert_allclose(reference.box_pixels, np.multiply(reference.box_xyxy, [w, h, w, h]), rtol=1e-6)
+        for name in ("saved_model", "float32"):
+            got = predictors[name].predict(image)
+            assert (got.present, got.class_id, got.class_name) == (
+                reference.present, reference.class_id, reference.class_name), name
+            np.testing.assert_allclose(got.box, reference.box, atol=1e-4, err_msg=name)
+            np.testing.assert_allclose(got.box_pixels, reference.box_pixels, atol=0.05, err_msg=name)
+            assert got.score == pytest.approx(reference.score, abs=1e-4)
+        for name, atol in (("float16", 5e-3), ("dynamic", 2e-2), ("int8", 5e-2)):
+            got = predictors[name].predict(image)
+            np.testing.assert_allclose(got.box, reference.box, atol=atol, err_msg=name)
+            assert got.p_c == pytest.approx(reference.p_c, abs=atol), name
+
+
+def test_predictor_thread_count_and_paths(smoke, photos, tmp_path):
+    path = _model_paths(smoke)["int8"]
+    one = inference.Predictor(path, num_threads=1).predict(photos[1])
+    two = inference.Predictor(path, num_threads=2).predict(photos[1])
+    assert one == two
+    # A path works as well as an array; the dict form is JSON-ready.
+    file = tmp_path / "photo.png"
+    tf.io.write_file(str(file), tf.io.encode_png(photos[1]))
+    from_file = inference.Predictor(path, num_threads=1).predict(file)
+    assert from_file == one
+    assert json.loads(json.dumps(one.to_dict()))["image_size"] == [100, 80]
+
+
+def test_letterbox_predictor_maps_boxes_back(smoke, photos):
+    predictor = inference.Predictor(smoke["model"], resize="letterbox")
+    image = photos[2]  # 48 x 150
+    got = predictor.predict(image)
+    raw = predictor.raw(inference.preprocess(image, IMAGE_SIZE, "letterbox").numpy()[None])
+    expected = inference.boxes_to_original(raw["box"], 48, 150, IMAGE_SIZE, "letterbox").numpy()[0]
+    np.testing.assert_allclose(got.box, expected, atol=1e-6)
+    assert not np.allclose(got.box, raw["box"][0], atol=1e-3)  # the padding was really undone
+
+
+def test_a_lone_tflite_file_needs_class_names(smoke, tmp_path, photos):
+    lone = tmp_path / "model.tflite"
+    shutil.copy(_model_paths(smoke)["float32"], lone)
+    with pytest.raises(ValueError, match="class names are unknown"):
+        inference.Predictor(lone)
+    predictor = inference.Predictor(lone, class_names=["a", "b", "c"], presence_threshold=0.0)
+    result = predictor.predict(photos[0])
+    assert result.present and result.class_name in ("a", "b", "c")
+
+
+def test_bad_model_paths(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        inference.Predictor(tmp_path / "missing.keras")
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    with pytest.raises(ValueError, match="expected a .keras file"):
+        inference.Predictor(tmp_path / "model.onnx")
+    with pytest.raises(ValueError, match="not a SavedModel"):
+        inference.Predictor(tmp_path)

@@ -1,0 +1,51 @@
+"""predict: one JSON line per image, pictures with --out."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from locnet_tf import inference, predict
+from test_export import smoke_export_dir
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    return smoke_export_dir(tmp_path_factory)
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    paths = [tmp_path / "a" / "road.png", tmp_path / "b" / "road.jpg", tmp_path / "wide.jpg"]
+    for path, size in zip(paths, [(70, 90), (64, 64), (40, 160)]):
+        Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(path)
+    return paths
+
+
+def test_cli_prints_json_lines_and_writes_pictures(smoke, image_files, tmp_path, capsys):
+    model = smoke["export"] / "model_int8.tflite"
+    out = tmp_path / "pictures"
+    assert predict.main([str(model), *map(str, image_files), "--out", str(out), "--threads", "1"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [row["image"] for row in lines] == [str(p) for p in image_files]
+    predictor = inference.Predictor(model, num_threads=1)
+    for row, path in zip(lines, image_files):
+        assert row == {**predictor.predict(path).to_dict(), "image": str(path), "picture": row["picture"]}
+    # Same stem twice: two pictures, neither overwritten.
+    assert sorted(p.name for p in out.iterdir()) == ["road.png", "road_2.png", "wide.png"]
+    for row in lines:
+        with Image.open(row["picture"]) as picture:
+            assert picture.format == "PNG" and min(picture.size) > 100
+            pixels = np.asarray(picture.convert("RGB"))
+            assert pixels.std() > 10  # an image was drawn, not a blank canvas
+
+
+def test_predict_images_without_pictures(smoke, image_files):
+    rows = predict.predict_images(smoke["model"], image_files[:1], presence_threshold=0.0)
+    assert len(rows) == 1 and "picture" not in rows[0]
+    assert rows[0]["present"] is True and rows[0]["image_size"] == [70, 90]
+    assert rows[0]["class_name"] in ("pedestrian", "car", "motorcycle")
