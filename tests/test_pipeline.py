@@ -317,6 +317,19 @@ def test_make_dataset_class_names_reorder(tiny_data_dir):
     np.testing.assert_array_equal(a[:, 5:], b[:, 5:][:, ::-1])
 
 
+def test_make_dataset_class_subset_turns_others_into_background(tiny_data_dir):
+    kwargs = dict(image_size=32, data_dir=tiny_data_dir, cache=False)
+    with pytest.raises(pipeline.DataError, match="pedestrian"):
+        pipeline.make_dataset("synthetic/tiny", "validation", class_names=["car"], **kwargs)
+    cars = pipeline.make_dataset("synthetic/tiny", "validation", class_names=["car"],
+                                 unknown="ignore_object", skip_bad=False, **kwargs)
+    full = pipeline.make_dataset("synthetic/tiny", "validation", **kwargs)
+    a = np.concatenate([t.numpy() for _, t in cars])
+    b = np.concatenate([t.numpy() for _, t in full])
+    assert cars.class_names == ("car",) and a.shape[1] == 6
+    np.testing.assert_array_equal(a[:, 0], b[:, 6])  # present exactly where a car is
+
+
 @pytest.fixture
 def csv_source(tmp_path):
     rng = np.random.default_rng(1)

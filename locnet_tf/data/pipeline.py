@@ -108,20 +108,27 @@ def records_dataset(records, where="records"):
     })
 
 
-def _synthetic_examples(config, split, *, data_dir=None, class_names=None, download=True, **kwargs):
+# File-source options that mean nothing for generated data (no bad entries,
+# one object, fixed splits); accepted so one set of options works for any spec.
+_FILE_ONLY_OPTIONS = ("skip_bad", "multi_object", "splits", "seed", "box_tolerance", "verify_images")
+
+
+def _synthetic_examples(config, split, *, data_dir=None, class_names=None, class_map=None,
+                        unknown=None, download=True, **kwargs):
     from locnet_tf.data import tfds_source
 
-    if kwargs:
-        raise TypeError(f"Unexpected options for the synthetic source: {sorted(kwargs)}.")
+    unexpected = sorted(set(kwargs) - set(_FILE_ONLY_OPTIONS))
+    if unexpected:
+        raise TypeError(f"Unexpected options for the synthetic source: {unexpected}.")
     name = "synthetic_road" + (f"/{config}" if config else "")
     builder = tfds.builder(name, data_dir=data_dir)
     if download:
         builder.download_and_prepare()  # generated locally: nothing is downloaded
-    # The same class lookup as catalog datasets, so `class_names` may reorder
-    # or subset the classes; a class left out becomes background.
+    # The same class lookup as catalog datasets, so `class_names` / `class_map`
+    # may rename, reorder or subset the classes; a class left out (with
+    # `unknown="ignore_object"`) becomes background.
     table, names = tfds_source.class_lookup(
-        list(synthetic.CLASS_NAMES), class_names, None, "ignore_object" if class_names else "error",
-        where=f"synthetic:{name}",
+        list(synthetic.CLASS_NAMES), class_names, class_map, unknown or "error", where=f"synthetic:{name}",
     )
     table = tf.constant(np.asarray(table, np.int32))
 
