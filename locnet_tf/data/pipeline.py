@@ -80,9 +80,9 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
     if kind == "tfds":
         from locnet_tf.data import tfds_source
 
-        return tfds_source.tfds_examples(
-            rest, split, class_names=class_names, data_dir=data_dir, **source_kwargs
-        )
+        kwargs = {k: v for k, v in source_kwargs.items()
+                  if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
+        return tfds_source.tfds_examples(rest, split, class_names=class_names, data_dir=data_dir, **kwargs)
     source = sources.load_source(spec, class_names=class_names, **source_kwargs)
     if split not in source.records:
         raise ValueError(f"Unknown split {split!r} for {spec!r}; it has {sorted(source.records)}.")
