@@ -55,6 +55,57 @@ def make_strategy(name):
     raise ValueError(f"Unknown strategy {name!r}; choose default, mirrored or multi_worker.")
 
 
+def _work_around_keras_multi_worker_build(model, strategy):
+    """Lets `Model.fit` start under `MultiWorkerMirroredStrategy` (Keras 3.15, TF 2.21).
+
+    Before training, Keras builds the model from one batch that it averages
+    over replicas with a single `strategy.reduce("MEAN", (x, y))`. Mirrored
+    strategies take nested values there; the collective all-reduce of
+    `MultiWorkerMirroredStrategy` does not, and fit() dies with "Attempt to
+    convert a value (PerReplica...)". Here the batch is reduced one tensor at
+    a time (the same collective ops, in the same order on every worker) and the
+    result handed to Keras's own build.
+
+    Each step's logs then meet a second bug (tensorflow/tensorflow#72388): under
+    multi-worker Keras averages the per-replica *scalar* metric values with
+    `strategy.reduce("MEAN", v, axis=0)`, which has no axis 0. Scalars are
+    reduced with `axis=None` instead; everything else goes to Keras unchanged.
+    Remove both when Keras fixes them.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+    keras_reduce = getattr(keras_tf_trainer.reduce_per_replica, "__wrapped__", keras_tf_trainer.reduce_per_replica)
+
+    def reduce_per_replica(values, strategy_, reduction):
+        def one(v):
+            local = v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v
+            if reduction in ("auto", "mean") and getattr(local, "shape", None) is not None and local.shape.rank == 0:
+                return strategy_.reduce("MEAN", v, axis=None)
+            return keras_reduce(v, strategy_, reduction)
+
+        return tf.nest.map_structure(one, values)
+
+    reduce_per_replica.__wrapped__ = keras_reduce
+    keras_tf_trainer.reduce_per_replica = reduce_per_replica
+    keras_build = model._maybe_symbolic_build
+
+    def reduce(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.reduce("MEAN", value, axis=None)
+        return value
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(reduce, next(it))
+                break
+        return keras_build(iterator=None, data_batch=data_batch)
+
+    model._maybe_symbolic_build = build
+
+
 def _is_chief(strategy):
     """True on the worker that writes the run folder (always, outside multi-worker)."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -165,6 +216,13 @@ def datasets(config, global_batch):
     val_ds = pipeline.make_dataset(config.data, "validation", augment=False, shuffle=False, **common)
     if train_ds.class_names != val_ds.class_names:
         raise ValueError(f"train and validation splits disagree on classes: {train_ds.class_names} vs {val_ds.class_names}")
+    # Multi-worker runs shard by element: our sources are few files (often one
+    # TFRecord per split), too few for tf.data's default FILE sharding.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    names = train_ds.class_names
+    train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
+    train_ds.class_names = val_ds.class_names = names
     return train_ds, val_ds
 
 
@@ -222,6 +280,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
             learning_rate=_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay
         )
         model_lib.compile_model(model, loss=loss, optimizer=optimizer, jit_compile=_jit(config.jit_compile))
+    _work_around_keras_multi_worker_build(model, strategy)
 
     history_path = str(work_dir / "history.csv")
     model_path = str(work_dir / "model.keras")
