@@ -1,0 +1,124 @@
+"""Training speed of the default model against this machine's own matmul peak.
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/train_speed.py [--preset default] [--seconds 20]
+
+Prints JSON: the float32 matrix-multiply rate measured here (the machine's
+practical peak), the default model's forward FLOPs per image (TensorFlow's
+graph profiler), and its training rate for a few settings (XLA on/off, batch
+sizes). A training step costs about 3x the forward FLOPs (forward, plus
+gradients with respect to activations and to weights), so
+
+    achieved GFLOP/s = 3 * forward FLOPs * images/s / 1e9
+
+and `fraction_of_peak` divides it by the matmul rate of the same run. Inputs are
+random tensors already in memory, so only the model is measured (the data
+pipeline has its own benchmark, benchmarks/data_pipeline.py).
+"""
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from locnet_tf import config as config_lib  # noqa: E402
+from locnet_tf import model as model_lib  # noqa: E402
+
+
+def matmul_peak(n=2048, seconds=5.0):
+    """float32 GFLOP/s of an n x n matmul, best of repeated runs."""
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    matmul().numpy()
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        start = time.perf_counter()
+        matmul().numpy()
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def forward_flops(model):
+    """Forward FLOPs for one image, from TensorFlow's graph profiler."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec((1,) + tuple(model.input_shape[1:]), tf.float32)
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    graph = convert_variables_to_constants_v2(concrete).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
+
+
+def training_rate(config, batch_size, jit_compile, seconds):
+    """Images/s of `train_on_batch` on in-memory random data (after warm-up)."""
+    model = model_lib.build_model(
+        image_size=config.image_size, filters=config.filters,
+        head_channels=config.head_channels, head_units=config.head_units, dropout=config.dropout,
+    )
+    model_lib.compile_model(model, jit_compile=jit_compile)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (batch_size, config.image_size, config.image_size, 3)).astype(np.float32)
+    y = np.zeros((batch_size, 8), np.float32)
+    y[: batch_size // 2, 0] = 1
+    y[: batch_size // 2, 1:5] = 0.5
+    y[: batch_size // 2, 6] = 1
+    x, y = tf.constant(x), tf.constant(y)
+    for _ in range(3):  # trace / compile
+        model.train_on_batch(x, y)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model.train_on_batch(x, y)
+        steps += 1
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--seconds", type=float, default=15.0, help="timing per setting")
+    parser.add_argument("--batch-sizes", default="32,64,128")
+    args = parser.parse_args(argv)
+    config = config_lib.preset(args.preset)
+
+    peak = matmul_peak()
+    model = model_lib.build_model(
+        image_size=config.image_size, filters=config.filters,
+        head_channels=config.head_channels, head_units=config.head_units,
+    )
+    flops = forward_flops(model)
+    runs = []
+    for jit in (False, True):
+        for batch in [int(b) for b in args.batch_sizes.split(",")]:
+            rate = training_rate(config, batch, jit, args.seconds)
+            achieved = 3 * flops * rate / 1e9
+            runs.append({
+                "jit_compile": jit,
+                "batch_size": batch,
+                "images_per_s": round(rate, 1),
+                "achieved_gflops": round(achieved, 2),
+                "fraction_of_peak": round(achieved / peak, 3),
+            })
+    best = max(runs, key=lambda r: r["images_per_s"])
+    print(json.dumps({
+        "preset": args.preset,
+        "image_size": config.image_size,
+        "filters": list(config.filters),
+        "params": int(model.count_params()),
+        "forward_mflops_per_image": round(flops / 1e6, 1),
+        "train_flops_per_image_convention": "3 x forward",
+        "matmul_peak_gflops": round(peak, 1),
+        "runs": runs,
+        "best": best,
+        "config_jit_compile": config.jit_compile,
+        "config_batch_size": config.batch_size,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
