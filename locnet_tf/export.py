@@ -7,7 +7,7 @@ What lands in the export folder (`export/NAME` by default)::
 
     saved_model/            serving_default: uint8 images, any size, batch -> named outputs
                             serving_fixed:   float32 images at the model size (0..255)
-    model_float32.tflite    built-in ops only, one signature "serving_fixed",
+    model_float32.tflite    built-in ops only, one signature "serving_default", batch 1,
     model_float16.tflite    float32 input 0..255 (int8: uint8 input), named outputs
     model_dynamic.tflite
     model_int8.tflite       full-integer, calibrated on training images
@@ -183,11 +183,31 @@ def write_saved_model(model, path, resize="stretch"):
     archive.write_out(str(path), verbose=False)
 
 
+def write_tflite_source(model, path):
+    """Writes the SavedModel that TFLite files are converted from.
+
+    One `serving_default` signature with a static batch of one image at the
+    model size: with every shape known, the converter folds the flatten's
+    shape arithmetic away and XNNPACK takes the network in fewer pieces (the
+    dynamic-batch `serving_fixed` signature converts to SHAPE / PACK ops that
+    split the delegated graph).
+    """
+    image_size = int(model.input_shape[1])
+    fixed, _ = _serving_functions(model, image_size, "stretch")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default", fixed,
+        input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="images")],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
 def convert_tflite(saved_model_dir, quantization, representative=None):
-    """Converts the SavedModel's `serving_fixed` signature to TFLite bytes.
+    """Converts a SavedModel's `serving_default` signature to TFLite bytes.
 
     Args:
-        saved_model_dir: a folder written by `write_saved_model`.
+        saved_model_dir: a folder written by `write_tflite_source`.
         quantization: `"float32"`, `"float16"`, `"dynamic"` or `"int8"`.
         representative: for int8, a callable returning an iterator of
             `[float32 (1, S, S, 3) image]` lists (the calibration set).
@@ -196,7 +216,7 @@ def convert_tflite(saved_model_dir, quantization, representative=None):
         bytes of the `.tflite` flatbuffer. Only built-in ops are allowed: a
         model that would need Select-TF (Flex) ops fails to convert.
     """
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_fixed"])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_default"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -377,6 +397,8 @@ def export_model(
             there before.
     """
     model_path = pathlib.Path(model_path)
+    if model_path.suffix != ".keras" or not model_path.is_file():
+        raise ValueError(f"Export needs a .keras model file, got {str(model_path)!r}.")
     formats = tuple(formats)
     quantize = tuple(quantize) if "tflite" in formats else ()
     unknown = (set(formats) - set(FORMATS)) | (set(quantize) - set(QUANTIZATIONS))
@@ -404,8 +426,12 @@ def export_model(
     work.chmod(0o777 & ~umask)
     try:
         log(f"Exporting {model_path} ({image_size}px, classes {class_names}) to {out}")
-        saved_model_dir = work / ("saved_model" if "saved_model" in formats else ".build_saved_model")
-        write_saved_model(model, saved_model_dir, resize=settings["resize"])
+        saved_model_dir = work / "saved_model"
+        if "saved_model" in formats:
+            write_saved_model(model, saved_model_dir, resize=settings["resize"])
+        tflite_source = work / ".tflite_source"
+        if quantize:
+            write_tflite_source(model, tflite_source)
 
         files = {}
         calibration_used = None
@@ -417,7 +443,7 @@ def export_model(
                     settings, image_size, class_names, calibration_samples
                 )
             try:
-                content = convert_tflite(saved_model_dir, quantization, representative)
+                content = convert_tflite(tflite_source, quantization, representative)
             except Exception as error:  # the converter raises several types
                 raise ExportError(f"TFLite {quantization} conversion failed: {_first_lines(error)}") from error
             name = f"model_{quantization}.tflite"
@@ -455,8 +481,7 @@ def export_model(
                 f"{out}):\n  - " + "\n  - ".join(failures)
             )
 
-        if "saved_model" not in formats:
-            shutil.rmtree(saved_model_dir)
+        shutil.rmtree(tflite_source, ignore_errors=True)
         metadata = _metadata(
             model_path, model, settings, split, len(images), formats, files, work,
             calibration_used, gates, parity,
@@ -504,7 +529,7 @@ def _metadata(model_path, model, settings, split, count, formats, files, work, c
     for name, quantization in files.items():
         artifacts[f"tflite_{quantization}"] = {
             "path": name, "bytes": (work / name).stat().st_size, "quantization": quantization,
-            "signature": "serving_fixed", "input": "images",
+            "signature": "serving_default", "input": "images",
             "dtype": "uint8" if quantization == "int8" else "float32",
             "shape": [1, image_size, image_size, 3],
         }

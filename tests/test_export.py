@@ -150,12 +150,14 @@ def test_tflite_files_use_builtin_ops_and_named_outputs(smoke):
 
     for quantization in export.QUANTIZATIONS:
         interpreter = Interpreter(model_path=str(smoke["export"] / f"model_{quantization}.tflite"))
-        signature = interpreter.get_signature_list()["serving_fixed"]
+        signature = interpreter.get_signature_list()["serving_default"]
         assert sorted(signature["outputs"]) == ["box", "box_xyxy", "class_id", "class_scores", "p_c"]
         ops = {op["op_name"] for op in interpreter._get_ops_details()}
         assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), (quantization, ops)
-        detail = interpreter.get_signature_runner("serving_fixed").get_input_details()["images"]
+        detail = interpreter.get_signature_runner("serving_default").get_input_details()["images"]
         assert detail["dtype"] == (np.uint8 if quantization == "int8" else np.float32)
+        assert detail["shape"].tolist() == [1, IMAGE_SIZE, IMAGE_SIZE, 3]
+        assert "SHAPE" not in ops  # static shapes: nothing left to compute at run time
         if quantization == "int8":
             # Full-integer: the convolutions run in int8.
             tensor_types = {t["dtype"] for t in interpreter.get_tensor_details()}
@@ -260,3 +262,11 @@ def test_cli_exports_one_format(tmp_path, smoke, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["artifacts"] == ["tflite_dynamic"]
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md", "labels.txt", "metadata.json", "model_dynamic.tflite", "parity.json"]
+
+
+def test_export_needs_a_keras_file(tmp_path, smoke):
+    with pytest.raises(ValueError, match="needs a .keras model file"):
+        export.export_model(smoke["export"] / "model_float32.tflite", tmp_path / "x")
+    with pytest.raises(ValueError, match="Unknown formats"):
+        export.export_model(smoke["model"], tmp_path / "x", formats=["onnx"])
+    assert list(tmp_path.iterdir()) == []
