@@ -100,6 +100,8 @@ class Config:
 PRESETS = {
     # The real thing: reaches the quality goals on synthetic_road in ~15 CPU minutes.
     "default": {},
+    # `make demo`: the default model and data, a few minutes of training on a CPU.
+    "demo": {"epochs": 3},
     # Seconds: tiny data, tiny model, a few steps. For tests, notebooks and CI.
     "smoke": {
         "data": "synthetic/tiny",
