@@ -137,3 +137,26 @@ def test_bad_model_paths(tmp_path):
         inference.Predictor(tmp_path / "model.onnx")
     with pytest.raises(ValueError, match="not a SavedModel"):
         inference.Predictor(tmp_path)
+
+
+def test_letterbox_saved_model_agrees_with_the_letterbox_predictor(smoke, photos, tmp_path):
+    import keras
+
+    from locnet_tf import export
+
+    model = keras.models.load_model(smoke["model"])
+    saved = tmp_path / "saved_model"
+    export.write_saved_model(model, saved, resize="letterbox")
+    metadata = json.loads((smoke["export"] / "metadata.json").read_text()) | {"resize": "letterbox"}
+    (saved / "assets.extra").mkdir()
+    (saved / "assets.extra" / "metadata.json").write_text(json.dumps(metadata))
+    from_graph = inference.Predictor(saved)
+    assert from_graph.resize == "letterbox"
+    with pytest.raises(ValueError, match="resizes with 'letterbox' inside its graph"):
+        inference.Predictor(saved, resize="stretch")
+    reference = inference.Predictor(smoke["model"], resize="letterbox")
+    for image in photos[1:4]:
+        got, expected = from_graph.predict(image), reference.predict(image)
+        np.testing.assert_allclose(got.box, expected.box, atol=1e-5)
+        np.testing.assert_allclose(got.box_xyxy, expected.box_xyxy, atol=1e-5)
+        assert got.class_id == expected.class_id and got.p_c == pytest.approx(expected.p_c, abs=1e-5)
