@@ -477,8 +477,8 @@ def export_model(
         failures = check_gates(parity, gates)
         if failures:
             raise ExportError(
-                "Export failed its parity gates (nothing was written to "
-                f"{out}):\n  - " + "\n  - ".join(failures)
+                f"Export failed its parity gates ({out} was left as it was):\n  - "
+                + "\n  - ".join(failures)
             )
 
         shutil.rmtree(tflite_source, ignore_errors=True)

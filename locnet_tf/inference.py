@@ -170,6 +170,12 @@ def model_kind(path):
 # Runners: images at the model size in, named outputs (numpy) out.
 
 
+def _batched(run, images, batch_size=64):
+    # A whole test split in one call would hold every activation at once.
+    parts = [run(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in OUTPUT_NAMES}
+
+
 class KerasRunner:
     """Runs a Keras model; `images` float32 `(B, S, S, 3)` in 0..255."""
 
@@ -180,7 +186,10 @@ class KerasRunner:
         self.input_dtype = np.float32
 
     def __call__(self, images):
-        y = self.model(np.asarray(images, np.float32), training=False)
+        return _batched(self._run, np.asarray(images, np.float32))
+
+    def _run(self, images):
+        y = self.model(images, training=False)
         return {k: np.asarray(v) for k, v in vector_to_outputs(y).items()}
 
 
@@ -204,6 +213,9 @@ class SavedModelRunner:
         images = np.asarray(images)
         if self.input_dtype == np.uint8 and images.dtype != np.uint8:
             images = np.clip(np.round(images), 0, 255).astype(np.uint8)
+        return _batched(self._run, images)
+
+    def _run(self, images):
         out = self.function(**{self.input_name: tf.convert_to_tensor(images, self.input_dtype)})
         return {k: np.asarray(out[k]) for k in OUTPUT_NAMES}
 
