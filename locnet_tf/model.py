@@ -151,12 +151,14 @@ def build_model(
     x = layers.Flatten(name="head_flatten")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.Dense(head_units, activation="relu", name="head_dense")(x)
-    p_c = layers.Dense(1, activation="sigmoid", name="p_c")(x)
-    box = layers.Dense(4, activation="sigmoid", name="box")(x)
+    # Heads in float32 even under a mixed-precision policy: sigmoid/softmax
+    # outputs and the loss stay exact.
+    p_c = layers.Dense(1, activation="sigmoid", name="p_c", dtype="float32")(x)
+    box = layers.Dense(4, activation="sigmoid", name="box", dtype="float32")(x)
     heads = [p_c, box]
     if len(class_names) > 1:
-        heads.append(layers.Dense(len(class_names), activation="softmax", name="classes")(x))
-    y = TargetVector(class_names, presence_threshold, name="target")(heads)
+        heads.append(layers.Dense(len(class_names), activation="softmax", name="classes", dtype="float32")(x))
+    y = TargetVector(class_names, presence_threshold, name="target", dtype="float32")(heads)
     return keras.Model(image, y, name=name)
 
 

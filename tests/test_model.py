@@ -85,3 +85,14 @@ def test_local_weights_file_for_applications_backbone(tmp_path):
     inner = [layer for layer in model.layers if isinstance(layer, keras.Model)][0]
     for a, b in zip(inner.weights, donor.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_mixed_precision_keeps_heads_and_output_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = M.build_model(image_size=32, filters=(8, 8, 8, 8))
+        assert model.get_layer("simple_s0_conv0").compute_dtype == "float16"
+        y = model(_images(2, 32), training=False)
+        assert y.dtype == "float32" and np.all(np.isfinite(np.asarray(y)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
