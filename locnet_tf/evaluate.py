@@ -29,22 +29,10 @@ REPORT_KEYS = ("pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy")
 
 
 def box_iou(a, b):
-    """Element-wise IoU of target-format boxes `(N, 4)` (numpy twin of `boxes.iou`)."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
+    """Element-wise IoU of target-format boxes `(N, 4)`, as a float64 numpy array."""
+    from locnet_tf import boxes as box_lib
 
-    def corners(t):
-        return t[:, 0] - t[:, 3] / 2, t[:, 1] - t[:, 2] / 2, t[:, 0] + t[:, 3] / 2, t[:, 1] + t[:, 2] / 2
-
-    ax1, ay1, ax2, ay2 = corners(a)
-    bx1, by1, bx2, by2 = corners(b)
-    inter = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None) * np.clip(
-        np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None
-    )
-    area_a = np.clip(ax2 - ax1, 0, None) * np.clip(ay2 - ay1, 0, None)
-    area_b = np.clip(bx2 - bx1, 0, None) * np.clip(by2 - by1, 0, None)
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return np.asarray(box_lib.iou(np.asarray(a, np.float32), np.asarray(b, np.float32)), np.float64)
 
 
 def presence_curve(is_object, p_c):
