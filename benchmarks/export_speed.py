@@ -10,7 +10,13 @@ latency (median of `--runs` calls after warm-up, with 1 and 2 threads) and its
 localization accuracy on the test split (from the export's parity report), then
 the int8 / float32 TFLite speed-up and the comparison of the default model's
 int8 TFLite with a MobileNetV3-Small localization model of the same input size,
-trained the same number of steps and exported the same way.
+trained `--train-steps` steps (from scratch: no weights are downloaded, so its
+accuracy is only meaningful after long training) and exported the same way.
+
+Why int8 may not be faster here: on an x86 CPU without VNNI (AVX2 only)
+XNNPACK's int8 kernels widen to 16 bits and are about as fast as its float32
+FMA kernels; the 2-4x int8 gains show on ARM (dot-product instructions), the
+phones and boards the int8 file is for.
 
 Latencies are measured in a fresh subprocess per thread count, because
 TensorFlow fixes its thread pools when it starts. TFLite runs through LiteRT
