@@ -30,6 +30,7 @@ class Config:
     backbone: str = "simple"  # simple | mobilenet_v2 | mobilenet_v3_small | efficientnet_b0
     weights: Optional[str] = None  # None | imagenet (online) | path to a local weights file
     filters: Tuple[int, ...] = (32, 64, 96, 128)  # simple backbone: channels per stage
+    head: str = "spatial"  # spatial (soft arg-max box) | dense (the lecture's flatten + dense)
     head_channels: int = 64  # 1x1 conv before flatten
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2

@@ -12,6 +12,7 @@
 
 import keras
 from keras import layers
+from keras import ops
 
 from locnet_tf import losses as losses_lib
 from locnet_tf import metrics as metrics_lib
@@ -57,18 +58,72 @@ class TargetVector(layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="locnet_tf")
+class SoftArgmaxBox(layers.Layer):
+    """Reads one box off a spatial map: where the object is, as a soft arg-max.
+
+    Each cell (i, j) of an `H x W` map votes with weight `softmax(logits)_ij`
+    for a box centred at `((j + ox_ij) / W, (i + oy_ij) / H)` of size
+    `(h_ij, w_ij)`; the box is the weighted mean of the votes. The same weights
+    pool the features for the class head. Convolutions see *where* things are,
+    so this learns the box far faster than a dense regression from flattened
+    features, and it is made only of ops every TFLite runtime has.
+
+    Inputs: `[logits (B, H, W, 1), offsets (B, H, W, 2) in (0, 1) as (x, y),
+    sizes (B, H, W, 2) in (0, 1) as (h, w), features (B, H, W, C)]`.
+    Outputs: `[box (B, 4) as [b_x, b_y, b_h, b_w], pooled features (B, C)]`.
+    """
+
+    def call(self, inputs):
+        logits, offsets, sizes, features = inputs
+        height, width = logits.shape[1], logits.shape[2]
+        weights = ops.reshape(ops.softmax(ops.reshape(logits, (-1, height * width)), axis=-1), (-1, height, width, 1))
+        # Cell corners as constants: column index j along x, row index i along y.
+        cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
+        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
+        cx = (cols + offsets[..., 0:1]) / width
+        cy = (rows + offsets[..., 1:2]) / height
+        votes = ops.concatenate([cx, cy, sizes], axis=-1)  # (B, H, W, 4): b_x, b_y, b_h, b_w
+        box = ops.sum(weights * votes, axis=(1, 2))
+        pooled = ops.sum(weights * features, axis=(1, 2))
+        return [box, pooled]
+
+    def compute_output_shape(self, input_shapes):
+        batch = input_shapes[0][0]
+        return [(batch, 4), (batch, input_shapes[3][-1])]
+
+
+def _conv_bn_relu(x, filters, kernel, name, strides=1):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    # momentum 0.9: an epoch of the default data is ~125 steps, and with Keras's
+    # 0.99 the moving statistics lag so far behind that validation is noise
+    # for the first epochs.
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
 def _simple_backbone(x, filters, name="simple"):
-    """Conv-BN-ReLU stages, each halving the resolution: small and fast on a CPU."""
-    x = layers.Conv2D(filters[0], 3, strides=2, padding="same", use_bias=False, name=f"{name}_stem_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_stem_bn")(x)
-    x = layers.ReLU(name=f"{name}_stem_relu")(x)
-    for i, f in enumerate(filters):
-        for j in range(2):
-            x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"{name}_s{i}_conv{j}")(x)
-            x = layers.BatchNormalization(name=f"{name}_s{i}_bn{j}")(x)
-            x = layers.ReLU(name=f"{name}_s{i}_relu{j}")(x)
-        x = layers.MaxPooling2D(2, name=f"{name}_s{i}_pool")(x)
-    return x
+    """Small conv/pool CNN: fast on a CPU, output at stride 8 with stride-16 context.
+
+    stem (stride 2) -> stage 0 (one conv, pool) -> stage 1 (two convs, pool)
+    -> stage 2 (two convs; stride 8) -> stage 3 (pool, two convs; stride 16),
+    upsampled and concatenated back onto stage 2, then fused by a 1x1 conv.
+    """
+    x = _conv_bn_relu(x, filters[0], 3, f"{name}_stem", strides=2)
+    x = _conv_bn_relu(x, filters[0], 3, f"{name}_s0")
+    x = layers.MaxPooling2D(2, name=f"{name}_s0_pool")(x)
+    for i in (1, 2):
+        x = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}a")
+        x = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}b")
+        if i == 1:
+            x = layers.MaxPooling2D(2, name=f"{name}_s1_pool")(x)
+    fine = x
+    x = layers.MaxPooling2D(2, name=f"{name}_s3_pool")(fine)
+    x = _conv_bn_relu(x, filters[3], 3, f"{name}_s3a")
+    x = _conv_bn_relu(x, filters[3], 3, f"{name}_s3b")
+    x = layers.UpSampling2D(2, name=f"{name}_s3_up")(x)
+    x = layers.Concatenate(name=f"{name}_fuse_concat")([fine, x])
+    return _conv_bn_relu(x, filters[3], 1, f"{name}_fuse")
 
 
 def _applications_backbone(name, x, image_size, weights):
@@ -97,7 +152,8 @@ def build_model(
     image_size=128,
     backbone="simple",
     weights=None,
-    filters=(32, 64, 128, 256),
+    filters=(32, 64, 96, 128),
+    head="spatial",
     head_channels=64,
     head_units=256,
     dropout=0.2,
@@ -116,9 +172,13 @@ def build_model(
             `"efficientnet_b0"`.
         weights: None, `"imagenet"` (needs the internet) or the path of a local
             weights file for a keras.applications backbone.
-        filters: tuple of int. Channels of the simple backbone's stages.
-        head_channels: int. Channels of the 1x1 conv before flattening.
-        head_units: int. Width of the dense layer before the heads.
+        filters: tuple of 4 int. Channels of the simple backbone's stages.
+        head: str. `"spatial"` (default): the box is a soft arg-max over the
+            feature map (`SoftArgmaxBox`), the class is read from the features
+            where the object is. `"dense"`: the classic lecture head, dense
+            layers on the flattened features regress all outputs.
+        head_channels: int. Channels of the head's 3x3 (spatial) or 1x1 (dense) conv.
+        head_units: int. Width of the dense layer before the presence/class outputs.
         dropout: float. Dropout rate in the head.
         presence_threshold: float. Stored in the model for decoding.
         name: str. Model name.
@@ -145,19 +205,35 @@ def build_model(
     else:
         x = _applications_backbone(backbone, image, image_size, weights)
 
-    x = layers.Conv2D(head_channels, 1, use_bias=False, name="head_conv")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
-    x = layers.ReLU(name="head_relu")(x)
-    x = layers.Flatten(name="head_flatten")(x)
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Dense(head_units, activation="relu", name="head_dense")(x)
     # Heads in float32 even under a mixed-precision policy: sigmoid/softmax
     # outputs and the loss stay exact.
-    p_c = layers.Dense(1, activation="sigmoid", name="p_c", dtype="float32")(x)
-    box = layers.Dense(4, activation="sigmoid", name="box", dtype="float32")(x)
+    if head == "spatial":
+        x = _conv_bn_relu(x, head_channels, 3, "head")
+        logits = layers.Conv2D(1, 1, name="where_logits", dtype="float32")(x)
+        offsets = layers.Conv2D(2, 1, activation="sigmoid", name="where_offsets", dtype="float32")(x)
+        sizes = layers.Conv2D(2, 1, activation="sigmoid", name="where_sizes", dtype="float32")(x)
+        box, at_object = SoftArgmaxBox(name="box", dtype="float32")([logits, offsets, sizes, x])
+        # Presence from the whole image (is anything there?), class from where it is.
+        summary = layers.Concatenate(name="head_summary")(
+            [layers.GlobalMaxPooling2D(name="head_max")(x), layers.GlobalAveragePooling2D(name="head_mean")(x)]
+        )
+        summary = layers.Dropout(dropout, name="head_dropout")(summary)
+        summary = layers.Dense(head_units, activation="relu", name="head_dense")(summary)
+        p_c = layers.Dense(1, activation="sigmoid", name="p_c", dtype="float32")(summary)
+        class_features = layers.Dense(head_units, activation="relu", name="class_dense")(at_object)
+    elif head == "dense":
+        x = _conv_bn_relu(x, head_channels, 1, "head")
+        x = layers.Flatten(name="head_flatten")(x)
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+        x = layers.Dense(head_units, activation="relu", name="head_dense")(x)
+        p_c = layers.Dense(1, activation="sigmoid", name="p_c", dtype="float32")(x)
+        box = layers.Dense(4, activation="sigmoid", name="box", dtype="float32")(x)
+        class_features = x
+    else:
+        raise ValueError(f"Unknown head {head!r}; choose 'spatial' or 'dense'.")
     heads = [p_c, box]
     if len(class_names) > 1:
-        heads.append(layers.Dense(len(class_names), activation="softmax", name="classes", dtype="float32")(x))
+        heads.append(layers.Dense(len(class_names), activation="softmax", name="classes", dtype="float32")(class_features))
     y = TargetVector(class_names, presence_threshold, name="target", dtype="float32")(heads)
     return keras.Model(image, y, name=name)
 

@@ -265,6 +265,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
             backbone=config.backbone,
             weights=config.weights,
             filters=config.filters,
+            head=config.head,
             head_channels=config.head_channels,
             head_units=config.head_units,
             dropout=config.dropout,

@@ -91,8 +91,33 @@ def test_mixed_precision_keeps_heads_and_output_float32():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = M.build_model(image_size=32, filters=(8, 8, 8, 8))
-        assert model.get_layer("simple_s0_conv0").compute_dtype == "float16"
+        assert model.get_layer("simple_s0_conv").compute_dtype == "float16"
         y = model(_images(2, 32), training=False)
         assert y.dtype == "float32" and np.all(np.isfinite(np.asarray(y)))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_soft_argmax_box_hand_worked():
+    layer = M.SoftArgmaxBox()
+    offsets = np.full((1, 2, 2, 2), 0.5, np.float32)
+    sizes = np.zeros((1, 2, 2, 2), np.float32)
+    sizes[0, 1, 1] = [0.2, 0.4]  # (h, w) voted by cell row 1, column 1
+    features = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    # One dominant cell (row 1, col 1): centre ((1 + 0.5) / 2, (1 + 0.5) / 2) = (0.75, 0.75).
+    logits = np.array([[[[0.0], [0.0]], [[0.0], [100.0]]]], np.float32)
+    box, pooled = layer([logits, offsets, sizes, features])
+    np.testing.assert_allclose(np.asarray(box), [[0.75, 0.75, 0.2, 0.4]], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(pooled), [features[0, 1, 1]], atol=1e-4)
+    # Uniform weights: centre x = mean of (0.5 / 2, 1.5 / 2) = 0.5; sizes average to (0.05, 0.1).
+    box, pooled = layer([np.zeros_like(logits), offsets, sizes, features])
+    np.testing.assert_allclose(np.asarray(box), [[0.5, 0.5, 0.05, 0.1]], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(pooled), [features[0].mean(axis=(0, 1))], atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["spatial", "dense"])
+def test_both_heads_build_and_reload(head, tmp_path):
+    model = M.build_model(image_size=48, filters=(8, 8, 8, 8), head=head, head_units=16)
+    assert_save_reload_same(model, _images(2, 48), tmp_path)
+    with pytest.raises(ValueError, match="Unknown head"):
+        M.build_model(image_size=48, head="yolo")
