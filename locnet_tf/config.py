@@ -88,14 +88,21 @@ class Config:
             return cls.from_dict(json.load(f))
 
     def class_map_dict(self):
-        """`class_map` as a dict (`"a=b,c=d"` -> `{"a": "b", "c": "d"}`)."""
-        if not self.class_map:
-            return None
-        pairs = [p.split("=", 1) for p in self.class_map.split(",") if p.strip()]
-        bad = [p for p in pairs if len(p) != 2]
-        if bad:
-            raise ValueError(f"class_map must look like 'a=b,c=d', got {self.class_map!r}.")
-        return {a.strip(): b.strip() for a, b in pairs}
+        """`class_map` as a dict: `"a=b,c="` -> `{"a": "b", "c": None}` (None ignores the label)."""
+        from locnet_tf.data.sources import parse_class_map
+
+        return parse_class_map(self.class_map) if self.class_map else None
+
+    def source_kwargs(self):
+        """The data-source options of this config, as `make_dataset(**...)` takes them.
+
+        Train, evaluate and export all read the data through this, so the
+        test split they see is the one training saw.
+        """
+        kwargs = {"multi_object": self.multi_object, "skip_bad": self.skip_bad}
+        if self.class_map:
+            kwargs["class_map"] = self.class_map_dict()
+        return kwargs
 
 
 PRESETS = {

@@ -181,11 +181,7 @@ def predict_split(model, data, split, config=None, batch_size=64, max_images=Non
     image_size = int(model.input_shape[1])
     kwargs = {}
     if config is not None:
-        kwargs = dict(resize=config.resize, data_dir=config.data_dir)
-        if not data.startswith("synthetic"):
-            kwargs.update(multi_object=config.multi_object, skip_bad=config.skip_bad)
-            if config.class_map:
-                kwargs["class_map"] = config.class_map_dict()
+        kwargs = dict(resize=config.resize, data_dir=config.data_dir, **config.source_kwargs())
     dataset = pipeline.make_dataset(
         data,
         split,

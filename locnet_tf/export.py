@@ -102,21 +102,15 @@ def data_settings(model_path, data=None, data_dir=None):
     settings = {"data": data, "data_dir": data_dir, "resize": "stretch", "source_kwargs": {}, "config": None}
     config_path = pathlib.Path(model_path).parent / "config.json" if model_path else None
     if config_path is not None and config_path.is_file():
-        config = json.loads(config_path.read_text())
+        from locnet_tf.config import Config
+
+        config = Config.load(config_path)
         settings["config"] = str(config_path)
-        settings["resize"] = config.get("resize") or "stretch"
+        settings["resize"] = config.resize
         if data is None:
-            settings["data"] = config.get("data")
-            settings["data_dir"] = data_dir or config.get("data_dir")
-            spec = settings["data"] or ""
-            if not spec.startswith("synthetic") and not spec.startswith("tfds:"):
-                kwargs = {k: config[k] for k in ("multi_object", "skip_bad") if k in config}
-                if config.get("class_map"):
-                    # The same "a=b,c=d" form the training config uses.
-                    kwargs["class_map"] = dict(
-                        item.split("=", 1) for item in config["class_map"].split(",") if item.strip()
-                    )
-                settings["source_kwargs"] = kwargs
+            settings["data"] = config.data
+            settings["data_dir"] = data_dir or config.data_dir
+            settings["source_kwargs"] = config.source_kwargs()
     settings["data"] = settings["data"] or "synthetic"
     return settings
 

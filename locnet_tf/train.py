@@ -197,11 +197,6 @@ def datasets(config, global_batch):
     """Train and validation datasets for `config` (class names on `.class_names`)."""
     from locnet_tf.data import pipeline
 
-    source_kwargs = {}
-    if not config.data.startswith("synthetic"):
-        source_kwargs = dict(multi_object=config.multi_object, skip_bad=config.skip_bad)
-        if config.class_map:
-            source_kwargs["class_map"] = config.class_map_dict()
     common = dict(
         image_size=config.image_size,
         batch_size=global_batch,
@@ -210,7 +205,7 @@ def datasets(config, global_batch):
         cache=config.cache,
         seed=config.seed,
         data_dir=config.data_dir,
-        **source_kwargs,
+        **config.source_kwargs(),
     )
     train_ds = pipeline.make_dataset(config.data, "train", augment=config.augment, **common)
     val_ds = pipeline.make_dataset(config.data, "validation", augment=False, shuffle=False, **common)

@@ -4,18 +4,19 @@ import tensorflow as tf
 
 from locnet_tf import boxes as B
 
-# One box used throughout, in a 100 (wide) x 200 (high) image:
-# pixel corners x1=10, y1=20, x2=50, y2=100.
-#   centre x = (10 + 50) / 2 / 100 = 0.3      centre y = (20 + 100) / 2 / 200 = 0.3
-#   height   = (100 - 20) / 200    = 0.4      width    = (50 - 10) / 100      = 0.4
+# One box used throughout, in a 100 (wide) x 200 (high) image, chosen so that no
+# two of its numbers agree (a swapped x/y or h/w cannot pass unnoticed):
+# pixel corners x1=10, y1=20, x2=30, y2=100.
+#   centre x = (10 + 30) / 2 / 100 = 0.2      centre y = (20 + 100) / 2 / 200 = 0.3
+#   height   = (100 - 20) / 200    = 0.4      width    = (30 - 10) / 100      = 0.2
 H, W = 200, 100
-TARGET = [0.3, 0.3, 0.4, 0.4]
+TARGET = [0.2, 0.3, 0.4, 0.2]
 FORMS = {
-    "xyxy": [10, 20, 50, 100],
-    "rel_xyxy": [0.1, 0.1, 0.5, 0.5],  # 10/100, 20/200, 50/100, 100/200
-    "yolo": [0.3, 0.3, 0.4, 0.4],  # cx, cy, w, h: width before height
-    "coco": [10, 20, 40, 80],  # x, y, w, h in pixels
-    "tfds": [0.1, 0.1, 0.5, 0.5],  # ymin=20/200, xmin=10/100, ymax=100/200, xmax=50/100
+    "xyxy": [10, 20, 30, 100],
+    "rel_xyxy": [0.1, 0.1, 0.3, 0.5],  # 10/100, 20/200, 30/100, 100/200
+    "yolo": [0.2, 0.3, 0.2, 0.4],  # cx, cy, w, h: width before height
+    "coco": [10, 20, 20, 80],  # x, y, w, h in pixels
+    "tfds": [0.1, 0.1, 0.5, 0.3],  # ymin=20/200, xmin=10/100, ymax=100/200, xmax=30/100
     "target": TARGET,
 }
 
@@ -101,7 +102,7 @@ def test_iou_is_elementwise_over_batches():
 
 
 def test_validate_box_accepts_and_converts():
-    np.testing.assert_allclose(B.validate_box([10, 20, 50, 100], "xyxy", H, W), TARGET, atol=1e-6)
+    np.testing.assert_allclose(B.validate_box(FORMS["xyxy"], "xyxy", H, W), TARGET, atol=1e-6)
 
 
 @pytest.mark.parametrize(

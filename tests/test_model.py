@@ -100,19 +100,23 @@ def test_mixed_precision_keeps_heads_and_output_float32():
 
 def test_soft_argmax_box_hand_worked():
     layer = M.SoftArgmaxBox()
-    offsets = np.full((1, 2, 2, 2), 0.5, np.float32)
-    sizes = np.zeros((1, 2, 2, 2), np.float32)
-    sizes[0, 1, 1] = [0.2, 0.4]  # (h, w) voted by cell row 1, column 1
-    features = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
-    # One dominant cell (row 1, col 1): centre ((1 + 0.5) / 2, (1 + 0.5) / 2) = (0.75, 0.75).
-    logits = np.array([[[[0.0], [0.0]], [[0.0], [100.0]]]], np.float32)
+    # A 2 (rows) x 3 (columns) map, so rows and columns cannot be confused.
+    offsets = np.zeros((1, 2, 3, 2), np.float32)
+    offsets[0, 0, 1] = [0.5, 0.25]  # (x, y) offsets voted by row 0, column 1
+    sizes = np.zeros((1, 2, 3, 2), np.float32)
+    sizes[0, 0, 1] = [0.2, 0.4]  # (h, w)
+    features = np.arange(12, dtype=np.float32).reshape(1, 2, 3, 2)
+    logits = np.zeros((1, 2, 3, 1), np.float32)
+    logits[0, 0, 1] = 100.0  # one dominant cell: row 0, column 1
     box, pooled = layer([logits, offsets, sizes, features])
-    np.testing.assert_allclose(np.asarray(box), [[0.75, 0.75, 0.2, 0.4]], atol=1e-5)
-    np.testing.assert_allclose(np.asarray(pooled), [features[0, 1, 1]], atol=1e-4)
-    # Uniform weights: centre x = mean of (0.5 / 2, 1.5 / 2) = 0.5; sizes average to (0.05, 0.1).
-    box, pooled = layer([np.zeros_like(logits), offsets, sizes, features])
-    np.testing.assert_allclose(np.asarray(box), [[0.5, 0.5, 0.05, 0.1]], atol=1e-6)
-    np.testing.assert_allclose(np.asarray(pooled), [features[0].mean(axis=(0, 1))], atol=1e-6)
+    # centre x = (column 1 + 0.5) / 3 columns = 0.5; centre y = (row 0 + 0.25) / 2 rows = 0.125
+    np.testing.assert_allclose(np.asarray(box), [[0.5, 0.125, 0.2, 0.4]], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(pooled), [features[0, 0, 1]], atol=1e-4)
+    # Uniform weights, zero offsets: x = mean(0, 1, 2) / 3 = 1/3, y = mean(0, 1) / 2 = 1/4;
+    # sizes average over 6 cells: (0.2 / 6, 0.4 / 6).
+    box, pooled = layer([np.zeros_like(logits), offsets * 0, sizes, features])
+    np.testing.assert_allclose(np.asarray(box), [[1 / 3, 1 / 4, 0.2 / 6, 0.4 / 6]], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(pooled), [features[0].mean(axis=(0, 1))], atol=1e-5)
 
 
 @pytest.mark.parametrize("head", ["spatial", "dense"])

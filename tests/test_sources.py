@@ -172,12 +172,15 @@ def test_skip_bad_records_and_logs_the_skipped(tmp_path, caplog):
     write(tmp_path / "boxes.csv", "\n".join(rows) + "\n")
     with caplog.at_level(logging.WARNING, logger="locnet_tf.data"):
         data = load_source(f"csv:{tmp_path / 'boxes.csv'}", skip_bad=True)
-    assert len(all_records(data)) == 1
+    # ok.jpg's second row is malformed: keeping ok.jpg with only its first box
+    # could mislabel it, so the whole image goes, and says why.
+    assert all_records(data) == []
     skipped = dict(data.skipped)
-    assert sorted(skipped) == ["boxes.csv:2", "boxes.csv:3", "boxes.csv:4"]
+    assert sorted(skipped) == ["boxes.csv:1", "boxes.csv:2", "boxes.csv:3", "boxes.csv:4"]
     assert "not found" in skipped["boxes.csv:2"] and "zero size" in skipped["boxes.csv:3"]
     assert skipped["boxes.csv:4"].startswith("boxes.csv:4: malformed row")
-    assert "skipped 3 entries" in caplog.text and "boxes.csv:2" in caplog.text
+    assert "image left out" in skipped["boxes.csv:1"] and "boxes.csv:4" in skipped["boxes.csv:1"]
+    assert "skipped 4 entries" in caplog.text and "boxes.csv:2" in caplog.text
 
 
 def test_verify_images_finds_truncated_files(tmp_path):
@@ -358,6 +361,22 @@ def test_coco_bad_data(tmp_path, images, annotations, message):
     with pytest.raises(DataError, match=message) as info:
         load_source(f"coco:{path}")
     assert "inst.json" in str(info.value)
+
+
+def test_coco_skipped_annotation_takes_its_image_along(tmp_path):
+    make_image(tmp_path / "a.jpg", 100, 50)
+    make_image(tmp_path / "b.jpg", 100, 50)
+    # a.jpg's only car has a malformed bbox: with skip_bad it must not become background.
+    path = coco_json(
+        tmp_path / "inst.json",
+        [(1, "a.jpg", 100, 50), (2, "b.jpg", 100, 50)],
+        [(1, 3, (10, 10, "wide", 20)), (2, 3, (10, 10, 30, 20))],
+    )
+    data = load_source(f"coco:{path}", skip_bad=True)
+    assert [pathlib.Path(r.path).name for r in all_records(data)] == ["b.jpg"]
+    assert all(r.present for r in all_records(data))
+    reasons = [reason for _, reason in data.skipped]
+    assert any("bbox" in r for r in reasons) and any("image left out" in r and "a.jpg" in r for r in reasons)
 
 
 def test_coco_malformed_json(tmp_path):
@@ -587,3 +606,10 @@ def test_tfds_random_mocks_match_a_numpy_reference(name):
         np.testing.assert_allclose(example["box"], expected, atol=1e-6)
         assert example["present"] and example["class_id"] == source["label"]
         assert example["image"].shape == source["image"].shape
+
+
+def test_formats_training_cannot_decode_are_refused_up_front(tmp_path):
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg.tif", format="TIFF")
+    write(tmp_path / "l.csv", "a.jpg.tif,1,1,20,20,car\n")
+    with pytest.raises(DataError, match=r"l\.csv:1: image file .*a\.jpg\.tif is TIFF; training reads only JPEG"):
+        load_source(f"csv:{tmp_path / 'l.csv'}")

@@ -89,7 +89,13 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
 
     for index, annotation in enumerate(data["annotations"]):
         origin = f"{name} annotations[{index}]"
-        with problems.entry(origin):
+
+        def taint(message, annotation=annotation):
+            entry = entries.get(annotation.get("image_id")) if isinstance(annotation, dict) else None
+            if entry is not None:
+                entry.bad = entry.bad or message
+
+        with problems.entry(origin, on_skip=taint):
             image_id = _field(annotation, "image_id", origin, "number")
             category_id = _field(annotation, "category_id", origin, "number")
             bbox = _field(annotation, "bbox", origin, "list")

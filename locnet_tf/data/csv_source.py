@@ -117,6 +117,7 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
     problems = su.Problems(skip_bad)
     entries = {}  # image path (or missing name) -> ImageEntry, in file order
     labels = set()
+    bad_rows, raw_names = {}, {}  # filename as written -> why a row of it was skipped; entry key -> filename
     for csv_path in csv_files(path):
         name = su.relative_name(csv_path, root)
         image_root = csv_root(csv_path)
@@ -129,7 +130,12 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
             if not row or (line == 1 and _is_header(row)):
                 continue
             origin = f"{name}:{line}"
-            with problems.entry(origin):
+            raw_name = row[0].strip()
+
+            def taint(message, raw_name=raw_name):
+                bad_rows.setdefault(raw_name, message)
+
+            with problems.entry(origin, on_skip=taint):
                 filename, label, box = _parse_row(row, origin)
                 folders = [image_root]
                 if label:
@@ -138,6 +144,7 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                 image = su.find_file(filename, folders)
                 key = str(image.resolve()) if image else f"missing:{origin}"
                 entry = entries.get(key)
+                raw_names[key] = raw_name
                 if entry is None:
                     entry = entries[key] = su.ImageEntry(
                         path=image,
@@ -149,6 +156,10 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                 if label is not None:
                     entry.objects.append(su.Annotation(label, box, "xyxy", origin))
                     labels.add(label)
+    # A skipped row takes its whole image with it (rows name images by filename).
+    for key, entry in entries.items():
+        if raw_names.get(key) in bad_rows:
+            entry.bad = bad_rows[raw_names[key]]
     resolver = su.ClassResolver(labels, class_names, class_map, unknown, sort=True)
     return su.build_source(
         entries.values(), resolver, problems, root=root, name=f"csv:{path}", **options

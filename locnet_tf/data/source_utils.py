@@ -57,7 +57,10 @@ UNKNOWN_POLICIES = ("error", "ignore_object")
 # How far (fraction of the image size) a box may run past an edge before it is
 # an error; boxes within it are clipped to the image.
 BOX_TOLERANCE = 0.02
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# What the pipeline's tf.io.decode_image reads; anything else would pass the
+# checks here and then fail in the middle of training.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
 
 
 @dataclasses.dataclass
@@ -87,6 +90,9 @@ class ImageEntry:
     size: (height, width) from the annotation, or None to read the header.
     split: "train" / "validation" / "test", or None to split by hash.
     missing: str. Why `path` is None (the places looked at).
+    bad: str. Why one of its annotations was skipped (`skip_bad`). Such an
+        image is left out whole: keeping it with an object missing would
+        mislabel it (as background, or as the wrong "largest" object).
     """
 
     path: Optional[pathlib.Path]
@@ -95,6 +101,7 @@ class ImageEntry:
     size: Optional[Tuple[int, int]] = None
     split: Optional[str] = None
     missing: str = ""
+    bad: str = ""  # set when one of its annotations was skipped: the image is left out
 
 
 class PolicyError(DataError):
@@ -109,11 +116,13 @@ class Problems:
         self.skipped = []
 
     @contextlib.contextmanager
-    def entry(self, origin):
+    def entry(self, origin, on_skip=None):
         """Runs a block for one entry; bad data inside it is raised or skipped.
 
         The message always starts with `origin` (the file and line or object),
         unless it already starts with that file (e.g. naming the object's line).
+        `on_skip(message)` is called when the entry is skipped (readers use it
+        to mark the image the bad annotation belonged to).
         """
         try:
             yield
@@ -127,6 +136,8 @@ class Problems:
             if not self.skip_bad:
                 raise DataError(message) from error
             self.skipped.append((origin, message))
+            if on_skip is not None:
+                on_skip(message)
 
     def skip(self, origin, reason):
         """Records an entry left out on purpose (e.g. `multi_object="drop"`)."""
@@ -163,23 +174,27 @@ def check_image(path, origin, size=None, verify=False):
         verify: bool. Decode the whole image (finds truncated files).
 
     Raises:
-        DataError: missing, empty or unreadable file, or a size that differs
-            from the annotation's (only checked when `verify`).
+        DataError: missing, empty, unreadable or undecodable (format) file,
+            or a size that differs from the annotation's.
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise DataError(f"{origin}: image file {path} not found")
     if path.stat().st_size == 0:
         raise DataError(f"{origin}: image file {path} is empty (0 bytes)")
-    if size is not None and not verify:
-        return size
-    try:
+    try:  # the header only (PIL opens lazily), unless `verify`
         with Image.open(path) as image:
             width, height = image.size
+            image_format = image.format
             if verify:
                 image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"{origin}: image file {path} cannot be read: {error}") from error
+    if image_format not in DECODABLE_FORMATS:
+        raise DataError(
+            f"{origin}: image file {path} is {image_format}; training reads only "
+            f"{', '.join(DECODABLE_FORMATS)} (convert it first)"
+        )
     if size is not None and tuple(size) != (height, width):
         raise DataError(
             f"{origin}: the annotation says the image is {size[1]}x{size[0]} (WxH) but "
@@ -316,6 +331,9 @@ def build_source(
     fractions = check_fractions(splits)
     records = {split: [] for split in SPLITS}
     for entry in entries:
+        if entry.bad:
+            problems.skip(entry.origin, f"{entry.origin}: image left out, an annotation of it was skipped ({entry.bad})")
+            continue
         with problems.entry(entry.origin):
             record = _entry_to_record(entry, resolver, problems, multi_object, box_tolerance, verify_images)
             if record is None:
