@@ -221,3 +221,12 @@ def test_multi_worker_strategy_two_processes(tmp_path, data_dir):
     _assert_finite_history(tmp_path)
     assert (tmp_path / "model.keras").exists()
     assert not (tmp_path / ".worker_1").exists(), "the non-chief scratch folder must be cleaned up"
+
+
+def test_class_map_flag_means_the_same_everywhere():
+    config = config_lib.preset("smoke", class_map="person=pedestrian, cat=")
+    # "cat=" ignores cats (None), it does not create a class named "".
+    assert config.class_map_dict() == {"person": "pedestrian", "cat": None}
+    assert config.source_kwargs() == {
+        "multi_object": "largest", "skip_bad": False, "class_map": {"person": "pedestrian", "cat": None},
+    }
