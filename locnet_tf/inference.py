@@ -77,17 +77,6 @@ def outputs_to_vector(outputs):
     return np.concatenate([p_c, box, scores], axis=1)
 
 
-def _letterbox_geometry(height, width, size):
-    # The same arithmetic as `pipeline.resize(method="letterbox")`, so a box
-    # predicted on the letterboxed input maps back exactly.
-    height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    scale = tf.minimum(size / height, size / width)
-    new_h = tf.clip_by_value(tf.cast(tf.round(height * scale), tf.int32), 1, size)
-    new_w = tf.clip_by_value(tf.cast(tf.round(width * scale), tf.int32), 1, size)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
-    return [tf.cast(v, tf.float32) for v in (new_h, new_w, top, left)]
-
-
 def preprocess(image, image_size, method="stretch"):
     """One uint8 image `[H, W, 3]` of any size -> float32 `[S, S, 3]` in 0..255.
 
@@ -123,7 +112,9 @@ def boxes_to_original(box, height, width, image_size, method="stretch"):
     box = tf.convert_to_tensor(box, tf.float32)
     if method == "stretch":
         return box
-    new_h, new_w, top, left = _letterbox_geometry(height, width, image_size)
+    new_h, new_w, top, left = [
+        tf.cast(v, tf.float32) for v in pipeline.letterbox_geometry(height, width, image_size, image_size)
+    ]
     cx, cy, bh, bw = tf.unstack(box, 4, axis=-1)
     size = float(image_size)
     return tf.stack([
@@ -300,6 +291,16 @@ def load_image(path):
     return pipeline.read_image(str(path)).numpy()
 
 
+def _run_resize(model_path):
+    """The resize a `.keras` model was trained with: its run folder's config.json, else stretch."""
+    config_path = pathlib.Path(model_path).parent / "config.json"
+    if config_path.is_file():
+        from locnet_tf.config import Config
+
+        return Config.load(config_path).resize
+    return "stretch"
+
+
 class Predictor:
     """Loads any locnet_tf model and predicts one decoded result per image.
 
@@ -332,7 +333,7 @@ class Predictor:
                 "classes": model_lib.class_names(model),
                 "presence_threshold": model_lib.presence_threshold(model),
                 "input": {"size": int(model.input_shape[1])},
-                "resize": meta.get("resize", "stretch"),
+                "resize": meta.get("resize") or _run_resize(self.path),
             }
             self.runner = KerasRunner(model)
         elif self.kind == "saved_model":

@@ -160,3 +160,14 @@ def test_letterbox_saved_model_agrees_with_the_letterbox_predictor(smoke, photos
         np.testing.assert_allclose(got.box, expected.box, atol=1e-5)
         np.testing.assert_allclose(got.box_xyxy, expected.box_xyxy, atol=1e-5)
         assert got.class_id == expected.class_id and got.p_c == pytest.approx(expected.p_c, abs=1e-5)
+
+
+def test_keras_model_in_a_run_folder_uses_the_runs_resize(tmp_path):
+    from locnet_tf import config as config_lib
+    from locnet_tf import inference
+    from locnet_tf import model as model_lib
+
+    model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), head_units=8).save(tmp_path / "model.keras")
+    assert inference.Predictor(tmp_path / "model.keras").resize == "stretch"
+    config_lib.preset("smoke", resize="letterbox").save(tmp_path / "config.json")
+    assert inference.Predictor(tmp_path / "model.keras").resize == "letterbox"

@@ -92,7 +92,10 @@ def _grid_from_records(records, class_names, path, count):
     from locnet_tf import plots
 
     picks = [records[i] for i in np.unique(np.linspace(0, len(records) - 1, count).astype(int))]
-    images = [np.asarray(Image.open(r.path).convert("RGB")) for r in picks]
+    images = []
+    for r in picks:
+        with Image.open(r.path) as image:
+            images.append(np.asarray(image.convert("RGB")))
     return plots.draw_examples_grid(
         images,
         [r.box for r in picks],
@@ -105,20 +108,9 @@ def _grid_from_records(records, class_names, path, count):
 
 
 def _example_dataset(spec, split, options, data_dir=None):
-    kind, rest = sources.parse_spec(spec)
-    if kind == "synthetic":  # the built-in dataset takes only a class list
-        options = {"class_names": options.get("class_names")}
-    try:
-        from locnet_tf.data import pipeline
-    except ImportError:
-        pipeline = None
-    if pipeline is not None and hasattr(pipeline, "examples"):
-        return pipeline.examples(spec, split, data_dir=data_dir, **options)
-    if kind == "tfds":
-        from locnet_tf.data.tfds_source import tfds_examples
+    from locnet_tf.data import pipeline
 
-        return tfds_examples(rest, split, data_dir=data_dir, **options)
-    raise ValueError(f"Checking {spec!r} needs locnet_tf.data.pipeline.examples, not available.")
+    return pipeline.examples(spec, split, data_dir=data_dir, **options)
 
 
 def check_examples(

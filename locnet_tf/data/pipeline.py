@@ -226,6 +226,21 @@ def _to_uint8(image):
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
+def letterbox_geometry(height, width, out_h, out_w):
+    """Where a `height x width` image lands when letterboxed into `out_h x out_w`.
+
+    Returns:
+        int32 tensors `(new_h, new_w, top, left)`: the resized image's size and
+        its offset inside the padded output. `resize` and the predictor's
+        mapping of boxes back to the original image both use this.
+    """
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    scale = tf.minimum(out_h / h, out_w / w)
+    new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, out_h)
+    new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, out_w)
+    return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
+
+
 def resize(example, image_size, method="stretch", pad_value=0):
     """Resizes `"image"` to `image_size` and moves `"box"` with it.
 
@@ -246,14 +261,11 @@ def resize(example, image_size, method="stretch", pad_value=0):
         raise ValueError(f"resize method must be 'stretch' or 'letterbox', got {method!r}.")
     image = example[IMAGE]
     shape = tf.shape(image)
-    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
     out = dict(example)
     if method == "stretch":
         new_h, new_w = tf.constant(out_h), tf.constant(out_w)
     else:
-        scale = tf.minimum(out_h / h, out_w / w)
-        new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, out_h)
-        new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, out_w)
+        new_h, new_w, top, left = letterbox_geometry(shape[0], shape[1], out_h, out_w)
     same = tf.logical_and(tf.equal(shape[0], new_h), tf.equal(shape[1], new_w))
     resized = tf.cond(
         same,
@@ -265,8 +277,6 @@ def resize(example, image_size, method="stretch", pad_value=0):
     if method == "stretch":
         out[IMAGE] = tf.ensure_shape(resized, [out_h, out_w, 3])
         return out
-    top = (out_h - new_h) // 2
-    left = (out_w - new_w) // 2
     padded = tf.pad(
         resized,
         [[top, out_h - new_h - top], [left, out_w - new_w - left], [0, 0]],
