@@ -153,8 +153,8 @@ def _load_keras(model):
         path = str(model)
         if not path.endswith(".keras"):
             raise ValueError(
-                f"{path}: evaluate and calibrate take a .keras model here; evaluate exported "
-                "models with `locnet_tf.inference` / the export parity report."
+                f"{path}: calibration stores the threshold in a .keras model; exports take "
+                "theirs from the model they were made from."
             )
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such model file.")
@@ -173,30 +173,70 @@ def _run_config(model_path):
     return None
 
 
-def predict_split(model, data, split, config=None, batch_size=64, max_images=None):
-    """Runs `model` over a split. Returns (uint8 images, y_true, y_pred) numpy arrays."""
-    from locnet_tf import model as model_lib
+class _AnyModel:
+    """What evaluation needs from a model of any kind: `.keras`, SavedModel or `.tflite`.
+
+    Attributes: `path`, `image_size`, `class_names`, `presence_threshold`,
+    `resize` (None for an in-memory model: the data config decides), and
+    `__call__(images) -> (B, 5 + K)` vectors for images at the model size.
+    """
+
+    def __init__(self, model):
+        from locnet_tf import inference
+        from locnet_tf import model as model_lib
+
+        if isinstance(model, (str, os.PathLike)):
+            self.path = str(model)
+            if not os.path.exists(self.path):
+                raise FileNotFoundError(f"{self.path}: no such model file or folder.")
+            predictor = inference.Predictor(self.path)
+            self._run = lambda x: inference.outputs_to_vector(predictor.raw(x))
+            self.image_size = int(predictor.image_size)
+            self.class_names = list(predictor.class_names)
+            self.presence_threshold = float(predictor.presence_threshold)
+            self.resize = predictor.resize
+        else:
+            self.path, self.resize = None, None
+            self._run = lambda x: np.asarray(model.predict_on_batch(x))
+            self.image_size = int(model.input_shape[1])
+            self.class_names = model_lib.class_names(model)
+            self.presence_threshold = model_lib.presence_threshold(model)
+
+    def __call__(self, images):
+        return np.asarray(self._run(images), np.float32)
+
+
+def predict_split(model, data, split, config=None, batch_size=64, max_images=None, data_dir=None):
+    """Runs `model` (any kind, see `_AnyModel`) over a split.
+
+    Returns:
+        (uint8 images, y_true, y_pred) numpy arrays.
+    """
     from locnet_tf.data import pipeline
 
-    image_size = int(model.input_shape[1])
+    model = model if isinstance(model, _AnyModel) else _AnyModel(model)
     kwargs = {}
     if config is not None:
         kwargs = dict(resize=config.resize, data_dir=config.data_dir, **config.source_kwargs())
+    if model.resize:
+        kwargs["resize"] = model.resize
+    if data_dir:
+        kwargs["data_dir"] = data_dir
     dataset = pipeline.make_dataset(
         data,
         split,
-        image_size=image_size,
+        image_size=model.image_size,
         batch_size=batch_size,
         augment=False,
         shuffle=False,
         cache=False,
-        class_names=model_lib.class_names(model),
+        class_names=model.class_names,
         **kwargs,
     )
     images, targets, predictions = [], [], []
     seen = 0
     for x, y in dataset:
-        predictions.append(np.asarray(model.predict_on_batch(x)))
+        predictions.append(model(x.numpy()))
         images.append(np.clip(np.asarray(x), 0, 255).astype(np.uint8))
         targets.append(np.asarray(y))
         seen += len(y)
@@ -217,7 +257,7 @@ def set_presence_threshold(model, threshold):
         model_lib.compile_model(model, loss=model.loss, jit_compile=False)
 
 
-def calibrate(model, data=None, split="validation", config=None, save=True):
+def calibrate(model, data=None, split="validation", config=None, save=True, data_dir=None):
     """Chooses the presence threshold maximising F1 on `split`, stores it in the model.
 
     Args:
@@ -226,6 +266,7 @@ def calibrate(model, data=None, split="validation", config=None, save=True):
         split: str. The split to calibrate on (never the test split's job).
         config: the training `Config` (data options); default: config.json beside the model.
         save: bool. Re-save a `.keras` path with the new threshold.
+        data_dir: TFDS data folder; default: the run's.
 
     Returns:
         The threshold (float).
@@ -233,7 +274,7 @@ def calibrate(model, data=None, split="validation", config=None, save=True):
     model, path = _load_keras(model)
     config = config or _run_config(path)
     data = data or (config.data if config else "synthetic")
-    _, y_true, y_pred = predict_split(model, data, split, config)
+    _, y_true, y_pred = predict_split(model, data, split, config, data_dir=data_dir)
     threshold = calibrate_threshold(y_true, y_pred)
     set_presence_threshold(model, threshold)
     if save and path:
@@ -241,11 +282,13 @@ def calibrate(model, data=None, split="validation", config=None, save=True):
     return threshold
 
 
-def evaluate(model, data=None, split="test", out=None, config=None, threshold=None, pictures=True, gallery_size=8):
+def evaluate(
+    model, data=None, split="test", out=None, config=None, threshold=None, pictures=True, gallery_size=8, data_dir=None
+):
     """Evaluates `model` on `split` of `data` and writes the report (and pictures).
 
     Args:
-        model: a `.keras` path or a model.
+        model: a `.keras` file, a SavedModel folder, a `.tflite` file, or a Keras model.
         data: SPEC; default: the run's config (config.json beside the model), else `synthetic`.
         split: str.
         out: path of the JSON report; pictures go to an `eval/` folder beside
@@ -254,18 +297,18 @@ def evaluate(model, data=None, split="test", out=None, config=None, threshold=No
         threshold: presence threshold; default: the one stored in the model.
         pictures: bool. Draw the PNGs.
         gallery_size: int. How many best and how many worst predictions to draw.
+        data_dir: TFDS data folder (`synthetic`, `tfds:` specs); default: the run's.
 
     Returns:
         The report dict.
     """
-    from locnet_tf import model as model_lib
-
-    model, path = _load_keras(model)
+    model = _AnyModel(model)
+    path = model.path
     config = config or _run_config(path)
     data = data or (config.data if config else "synthetic")
-    names = model_lib.class_names(model)
-    threshold = model_lib.presence_threshold(model) if threshold is None else float(threshold)
-    images, y_true, y_pred = predict_split(model, data, split, config)
+    names = model.class_names
+    threshold = model.presence_threshold if threshold is None else float(threshold)
+    images, y_true, y_pred = predict_split(model, data, split, config, data_dir=data_dir)
     report = report_from_arrays(y_true, y_pred, names, threshold)
     report.update(model=path, data=data, split=split)
     if out:
@@ -299,17 +342,21 @@ def format_report(report):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a .keras model.")
-    parser.add_argument("model", help="a .keras model (e.g. RUN_DIR/model.keras)")
+    parser = argparse.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
+    parser.add_argument("model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file")
     parser.add_argument("--data", default=None, help="SPEC (default: the run's data, else synthetic)")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--data-dir", default=None, help="TFDS data folder (default: the run's, else TFDS's)")
     parser.add_argument("--out", default=None, help="report JSON path (pictures go to eval/ beside it)")
     parser.add_argument("--threshold", type=float, default=None, help="presence threshold (default: the model's)")
     parser.add_argument("--calibrate", action="store_true", help="first calibrate the threshold on validation data and store it in the model")
     args = parser.parse_args(argv)
     if args.calibrate:
-        print(f"calibrated presence threshold: {calibrate(args.model, data=args.data):.3f}")
-    report = evaluate(args.model, data=args.data, split=args.split, out=args.out, threshold=args.threshold)
+        threshold = calibrate(args.model, data=args.data, data_dir=args.data_dir)
+        print(f"calibrated presence threshold: {threshold:.3f}")
+    report = evaluate(
+        args.model, data=args.data, split=args.split, out=args.out, threshold=args.threshold, data_dir=args.data_dir
+    )
     print(format_report(report))
     if args.out:
         print(f"Report: {args.out}")

@@ -270,3 +270,18 @@ def test_export_needs_a_keras_file(tmp_path, smoke):
     with pytest.raises(ValueError, match="Unknown formats"):
         export.export_model(smoke["model"], tmp_path / "x", formats=["onnx"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_takes_exported_models_and_agrees_with_parity(smoke):
+    from locnet_tf import evaluate
+
+    metadata = json.loads((smoke["export"] / "metadata.json").read_text())
+    data_dir = smoke["data_dir"]
+    keras_report = evaluate.evaluate(str(smoke["model"]), data=SPEC, data_dir=data_dir, pictures=False)
+    for name, path in [("tflite_float32", "model_float32.tflite"), ("saved_model", "saved_model")]:
+        report = evaluate.evaluate(str(smoke["export"] / path), data=SPEC, data_dir=data_dir, pictures=False)
+        assert report["counts"] == keras_report["counts"]
+        parity = metadata["parity"]["results"][name]
+        for key in ("pc_accuracy", "mean_iou", "loc_accuracy"):
+            assert report[key] == pytest.approx(parity[key], abs=1e-6), (name, key)
+        assert report["loc_accuracy"] == pytest.approx(keras_report["loc_accuracy"], abs=1e-9)
