@@ -110,7 +110,7 @@ def train_briefly(backbone, image_size, steps, spec, data_dir, path):
     if steps:
         train = pipeline.make_dataset(spec, "train", image_size=image_size, batch_size=32,
                                       data_dir=data_dir, cache=False).repeat().take(steps)
-        model.fit(train, epochs=1, verbose=0)
+        model.fit(train, epochs=1, verbose=0, shuffle=False)
     model.save(path)
     return path
 
