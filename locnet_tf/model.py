@@ -76,17 +76,27 @@ class SoftArgmaxBox(layers.Layer):
 
     def call(self, inputs):
         logits, offsets, sizes, features = inputs
-        height, width = logits.shape[1], logits.shape[2]
-        weights = ops.reshape(ops.softmax(ops.reshape(logits, (-1, height * width)), axis=-1), (-1, height, width, 1))
+        height, width, channels = logits.shape[1], logits.shape[2], features.shape[-1]
+        cells = height * width
+        weights = ops.softmax(ops.reshape(logits, (-1, 1, cells)), axis=-1)  # (B, 1, H*W)
         # Cell corners as constants: column index j along x, row index i along y.
         cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
         rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
         cx = (cols + offsets[..., 0:1]) / width
         cy = (rows + offsets[..., 1:2]) / height
         votes = ops.concatenate([cx, cy, sizes], axis=-1)  # (B, H, W, 4): b_x, b_y, b_h, b_w
-        box = ops.sum(weights * votes, axis=(1, 2))
-        pooled = ops.sum(weights * features, axis=(1, 2))
-        return [box, pooled]
+        # The weighted sums as matrix products, not multiply-then-sum: in a
+        # full-integer TFLite model a matmul adds the H*W products in int32 and
+        # rounds once, where an element-wise product rounds each tiny weight x
+        # vote to int8 first (most round to 0) and shrinks the box.
+        # A fifth vote of 1 sums the weights themselves; dividing by it is a
+        # no-op in float (a softmax sums to 1) and, in int8, undoes the mass
+        # lost when small weights round to 0.
+        votes = ops.concatenate([votes, ops.ones_like(cx)], axis=-1)
+        sums = ops.reshape(ops.matmul(weights, ops.reshape(votes, (-1, cells, 5))), (-1, 5))
+        box = sums[:, :4] / sums[:, 4:5]
+        pooled = ops.matmul(weights, ops.reshape(features, (-1, cells, channels)))
+        return [box, ops.reshape(pooled, (-1, channels))]
 
     def compute_output_shape(self, input_shapes):
         batch = input_shapes[0][0]
