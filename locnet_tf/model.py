@@ -219,7 +219,8 @@ def build_model(
     # outputs and the loss stay exact.
     if head == "spatial":
         x = _conv_bn_relu(x, head_channels, 3, "head")
-        logits = layers.Conv2D(1, 1, name="where_logits", dtype="float32")(x)
+        # No bias: a softmax over cells ignores a constant added to every logit.
+        logits = layers.Conv2D(1, 1, use_bias=False, name="where_logits", dtype="float32")(x)
         offsets = layers.Conv2D(2, 1, activation="sigmoid", name="where_offsets", dtype="float32")(x)
         sizes = layers.Conv2D(2, 1, activation="sigmoid", name="where_sizes", dtype="float32")(x)
         box, at_object = SoftArgmaxBox(name="box", dtype="float32")([logits, offsets, sizes, x])
