@@ -16,10 +16,10 @@ the same command is run again.
 """
 
 import argparse
-import json
 import math
 import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -104,15 +104,6 @@ def _work_around_keras_multi_worker_build(model, strategy):
         return keras_build(iterator=None, data_batch=data_batch)
 
     model._maybe_symbolic_build = build
-
-
-def _is_chief(strategy):
-    """True on the worker that writes the run folder (always, outside multi-worker)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def _read_history(path):
@@ -241,7 +232,8 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = make_strategy(config.strategy)
-    chief = _is_chief(strategy)
+    # Multi-worker: only the chief writes the run folder (tf.distribute decides which).
+    chief = strategy.extended.should_checkpoint
     # Non-chief workers of a multi-worker run write their (identical) files to a
     # scratch folder, as the tf.distribute guide prescribes.
     work_dir = run_dir if chief else run_dir / f".worker_{strategy.cluster_resolver.task_id}"
@@ -318,8 +310,6 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     if chief:
         result["report"] = _finish(config, run_dir, verbose)
     else:
-        import shutil
-
         shutil.rmtree(work_dir, ignore_errors=True)
     result["seconds"] = time.time() - start
     return result
@@ -328,9 +318,9 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
 def _check_run_folder(run_dir, config, overwrite):
     saved = run_dir / "config.json"
     if saved.exists() and not overwrite:
-        previous = json.loads(saved.read_text())
-        if previous != json.loads(json.dumps(config.to_dict())):
-            changed = sorted(k for k in previous if previous.get(k) != json.loads(json.dumps(config.to_dict())).get(k))
+        previous = config_lib.Config.load(saved)
+        if previous != config:
+            changed = sorted(k for k, v in previous.to_dict().items() if v != getattr(config, k))
             raise ValueError(
                 f"{run_dir} holds a run with a different config (differs in: {', '.join(changed)}). "
                 "Use another --out, or --overwrite to start afresh there."
@@ -338,8 +328,6 @@ def _check_run_folder(run_dir, config, overwrite):
     if overwrite:
         for name in ("history.csv", "model.keras", "report.json"):
             (run_dir / name).unlink(missing_ok=True)
-        import shutil
-
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
 
 
