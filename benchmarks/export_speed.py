@@ -88,6 +88,51 @@ def measure(export_dir, model_path, threads, runs):
     return result
 
 
+def int8_kernel_ceiling(threads, runs, size=48, channels=64, layers=4):
+    """float32 / int8 TFLite latency of a plain stack of 3x3 convolutions.
+
+    No model can expect a larger int8 speed-up than this machine's XNNPACK
+    kernels give on pure convolutions, so the benchmark measures that ceiling in
+    the same run: on an AVX2 CPU without VNNI it is about 1x, on ARM with
+    dot-product instructions 2-4x.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = inputs = keras.Input((size, size, channels))
+    for _ in range(layers):
+        x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+    model = keras.Model(inputs, x)
+    rng = np.random.default_rng(0)
+
+    def convert(int8):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if int8:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: (
+                [rng.uniform(0, 1, (1, size, size, channels)).astype(np.float32)] for _ in range(16))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        return converter.convert()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = {"model": f"{layers} x conv3x3 {channels}->{channels} at {size}x{size}",
+                  "mflops": round(2 * layers * size * size * 9 * channels * channels / 1e6, 1)}
+        for int8 in (False, True):
+            path = pathlib.Path(tmp) / f"{'int8' if int8 else 'float32'}.tflite"
+            path.write_bytes(convert(int8))
+            for threads_ in threads:
+                interpreter = Interpreter(model_path=str(path), num_threads=threads_)  # XNNPACK by default
+                interpreter.allocate_tensors()
+                detail = interpreter.get_input_details()[0]
+                interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+                result[f"{path.stem}_ms_{threads_}_threads"] = round(_median_ms(interpreter.invoke, runs), 4)
+        result["int8_speedup"] = {
+            str(t): round(result[f"float32_ms_{t}_threads"] / result[f"int8_ms_{t}_threads"], 3) for t in threads}
+    return result
+
+
 def _measure_in_subprocess(export_dir, model_path, threads, runs):
     command = [sys.executable, __file__, "--measure", str(export_dir), "--threads", str(threads),
                "--runs", str(runs)] + (["--model", str(model_path)] if model_path else [])
@@ -201,6 +246,8 @@ def run(args):
         "default_int8_faster_than_mobilenet_v3_small_int8": all(
             v > 1.0 for v in report.get("default_int8_vs_mobilenet_v3_small_int8_speedup", {"-": 0}).values()),
     }
+    if not args.skip_kernel_check:
+        report["int8_kernel_ceiling"] = int8_kernel_ceiling(args.threads, args.runs)
     report["seconds"] = round(time.time() - started, 1)
     report["work_dir"] = str(work)
     return report
@@ -218,6 +265,8 @@ def main(argv=None):
     parser.add_argument("--parity-samples", type=int, help="test images for accuracy (default: the split)")
     parser.add_argument("--calibration-samples", type=int, default=200)
     parser.add_argument("--skip-mobilenet", action="store_true", help="skip the MobileNetV3-Small comparison")
+    parser.add_argument("--skip-kernel-check", action="store_true",
+                        help="skip measuring int8 vs float32 on a plain conv stack (this CPU's ceiling)")
     parser.add_argument("--work", help="folder for models and exports (default: a temp folder)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: latency subprocess
     args = parser.parse_args(argv)

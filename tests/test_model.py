@@ -91,7 +91,7 @@ def test_mixed_precision_keeps_heads_and_output_float32():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = M.build_model(image_size=32, filters=(8, 8, 8, 8))
-        assert model.get_layer("simple_s0_conv").compute_dtype == "float16"
+        assert model.get_layer("simple_stem_conv").compute_dtype == "float16"
         y = model(_images(2, 32), training=False)
         assert y.dtype == "float32" and np.all(np.isfinite(np.asarray(y)))
     finally:
