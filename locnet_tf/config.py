@@ -37,7 +37,7 @@ class Config:
 
     # --- loss
     loss_mode: str = "default"  # default | lecture
-    box_loss: str = "huber"  # mse | l1 | huber | giou (default mode)
+    box_loss: str = "huber"  # mse | l1 | huber | giou | huber_giou (default mode)
     pc_weight: float = 1.0
     box_weight: float = 5.0
     class_weight: float = 1.0

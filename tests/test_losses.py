@@ -85,6 +85,15 @@ def test_giou_box_loss_is_one_minus_giou():
     assert float(loss(y, p)) == pytest.approx(1 - (1 / 7 - 0.08 / 0.36), abs=1e-5)
 
 
+def test_huber_giou_adds_the_two_terms():
+    loss = L.LocalizationLoss(box_loss="huber_giou", pc_weight=0, class_weight=0, box_weight=1, huber_delta=0.05)
+    y = [[1, 0.3, 0.3, 0.4, 0.4, 1, 0, 0]]
+    p = [[1, 0.5, 0.5, 0.4, 0.4, 1, 0, 0]]
+    # Huber/delta: |dx| = |dy| = 0.2 > 0.05, each 0.2 - 0.025 = 0.175; h, w exact -> 0.35
+    # GIoU term (see above): 0.4 * (1 - (1/7 - 0.08/0.36))
+    assert float(loss(y, p)) == pytest.approx(0.35 + 0.4 * (1 - (1 / 7 - 0.08 / 0.36)), abs=1e-5)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="mode"):
         L.LocalizationLoss(mode="yolo")
@@ -94,7 +103,7 @@ def test_bad_arguments():
         L.LossComponent("iou")
 
 
-@pytest.mark.parametrize("mode, box_loss", [("default", "huber"), ("default", "giou"), ("lecture", "mse")])
+@pytest.mark.parametrize("mode, box_loss", [("default", "huber"), ("default", "giou"), ("default", "huber_giou"), ("lecture", "mse")])
 def test_gradients_reach_every_trainable_variable(mode, box_loss):
     model = build_model(image_size=32, filters=(8, 8, 8, 8), head_units=16, dropout=0.0)
     loss = L.LocalizationLoss(mode=mode, box_loss=box_loss)
