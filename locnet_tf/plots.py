@@ -1,6 +1,10 @@
 """Drawing helpers: a grid of images with their boxes and class names.
 
-Matplotlib with the Agg backend (no display needed). Boxes are in the target
+Figures are made with `matplotlib.figure.Figure`, not pyplot: no display is
+needed, nothing is registered with pyplot (no figure piles up in a long run),
+and importing this module leaves the caller's matplotlib backend alone (a
+notebook keeps its inline plots). A function given `path=None` returns the
+Figure, which a notebook shows as the cell's result. Boxes are in the target
 format `[b_x, b_y, b_h, b_w]`, relative to each image, so the same call draws
 any image size.
 """
@@ -9,13 +13,11 @@ import math
 import pathlib
 import zlib
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from locnet_tf import boxes as box_lib  # noqa: E402
+from locnet_tf import boxes as box_lib
 
 _COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 
@@ -74,7 +76,7 @@ def draw_examples_grid(
     present = np.ones(count, bool) if present is None else np.asarray(present, bool).reshape(count)
     columns = columns or min(8, math.ceil(math.sqrt(count)))
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(
+    figure, axes = _subplots(
         rows, columns, figsize=(cell_size * columns, cell_size * rows), squeeze=False
     )
     corners = np.asarray(box_lib.from_target(boxes, "rel_xyxy"))
@@ -99,7 +101,7 @@ def draw_examples_grid(
         if present[index]:
             x1, y1, x2, y2 = corners[index] * [width, height, width, height]
             axis.add_patch(
-                plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=2)
+                Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=2)
             )
             caption = name
         else:
@@ -115,13 +117,18 @@ def draw_examples_grid(
     return _save(figure, path)
 
 
+def _subplots(nrows=1, ncols=1, *, figsize=None, squeeze=True):
+    # pyplot.subplots without pyplot: a standalone Figure and its axes.
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(nrows, ncols, squeeze=squeeze)
+
+
 def _save(figure, path):
     if path is None:
         return figure
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return str(path)
 
 
@@ -145,7 +152,7 @@ def training_curves(history, path=None):
         path: PNG path, or None to return the figure.
     """
     epochs = np.asarray(history.get("epoch", range(len(history.get("loss", [])))), float) + 1
-    figure, axes = plt.subplots(1, len(_CURVE_PANELS), figsize=(4.2 * len(_CURVE_PANELS), 3.4))
+    figure, axes = _subplots(1, len(_CURVE_PANELS), figsize=(4.2 * len(_CURVE_PANELS), 3.4))
     for axis, (title, keys) in zip(axes, _CURVE_PANELS):
         for i, key in enumerate(keys):
             colour = _COLORS[i]
@@ -170,7 +177,7 @@ def training_curves(history, path=None):
 def confusion_matrix(matrix, labels, path=None):
     """Confusion matrix (rows: truth, columns: answer), background included."""
     matrix = np.asarray(matrix)
-    figure, axis = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.5))
+    figure, axis = _subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.5))
     shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (r, c), value in np.ndenumerate(matrix):
@@ -187,7 +194,7 @@ def confusion_matrix(matrix, labels, path=None):
 def iou_histogram(ious, path=None):
     """Histogram of the IoU between predicted and true boxes (images with an object)."""
     ious = np.asarray(ious, float)
-    figure, axis = plt.subplots(figsize=(5, 3.4))
+    figure, axis = _subplots(figsize=(5, 3.4))
     axis.hist(ious, bins=np.linspace(0, 1, 41), color=_COLORS[2])
     if len(ious):
         axis.axvline(ious.mean(), color="black", linestyle="--", label=f"mean {ious.mean():.3f}")
@@ -207,7 +214,7 @@ def presence_pr_curve(precision, recall, threshold_point=None, path=None):
         precision, recall: arrays from `evaluate.presence_curve`.
         threshold_point: (precision, recall, threshold) marked on the curve.
     """
-    figure, axis = plt.subplots(figsize=(4.5, 4))
+    figure, axis = _subplots(figsize=(4.5, 4))
     axis.plot(recall, precision, color=_COLORS[2])
     if threshold_point is not None:
         p, r, t = threshold_point
@@ -238,7 +245,7 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
     count = len(indices)
     columns = min(columns, count)
     rows = int(math.ceil(count / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(2.8 * columns, 3.0 * rows), squeeze=False)
+    figure, axes = _subplots(rows, columns, figsize=(2.8 * columns, 3.0 * rows), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, i in zip(axes.flat, indices):
@@ -249,13 +256,13 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
         parts = []
         if true[0] > 0.5:
             x1, y1, x2, y2 = np.asarray(box_lib.from_target(true[1:5], "rel_xyxy")) * [width, height, width, height]
-            axis.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#3cb44b", linewidth=2))
+            axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#3cb44b", linewidth=2))
             parts.append(f"truth {class_names[int(np.argmax(true[5:]))]}")
         else:
             parts.append("truth background")
         if pred[0] >= threshold:
             x1, y1, x2, y2 = np.asarray(box_lib.from_target(pred[1:5], "rel_xyxy")) * [width, height, width, height]
-            axis.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#e6194b", linewidth=2))
+            axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#e6194b", linewidth=2))
             name = class_names[int(np.argmax(pred[5:]))]
             axis.text(x1, y1, f"{name} {pred[0] * pred[5:].max():.2f}", color="white", fontsize=7,
                       va="bottom", bbox=dict(facecolor="#e6194b", alpha=0.8, pad=1, linewidth=0))
