@@ -127,7 +127,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=None, help="TFDS data folder (default: TFDS's)")
     parser.add_argument("--caltech", default=str(CALTECH))
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=80, help="timed batches per pipeline figure")
     parser.add_argument("--train-steps", type=int, default=20)

@@ -258,7 +258,7 @@ def main(argv=None):
     parser.add_argument("--model", help="a trained .keras model (default: train one briefly)")
     parser.add_argument("--data", help="data SPEC (default: config.json beside --model, else synthetic)")
     parser.add_argument("--data-dir", help="TFDS data folder")
-    parser.add_argument("--image-size", type=int, default=128, help="input size of the models trained here")
+    parser.add_argument("--image-size", type=int, default=96, help="input size of the models trained here")
     parser.add_argument("--train-steps", type=int, default=300, help="training steps (batch 32) when training")
     parser.add_argument("--runs", type=int, default=200, help="timed calls per format (median reported)")
     parser.add_argument("--threads", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])

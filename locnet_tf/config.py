@@ -29,9 +29,9 @@ class Config:
     image_size: int = 96  # square input, pixels
     backbone: str = "simple"  # simple | mobilenet_v2 | mobilenet_v3_small | efficientnet_b0
     weights: Optional[str] = None  # None | imagenet (online) | path to a local weights file
-    filters: Tuple[int, ...] = (32, 64, 96, 128)  # simple backbone: channels per stage
+    filters: Tuple[int, ...] = (16, 32, 64, 128)  # simple backbone: channels of the stem and stages 1-3
     head: str = "spatial"  # spatial (soft arg-max box) | dense (the lecture's flatten + dense)
-    head_channels: int = 64  # 1x1 conv before flatten
+    head_channels: int = 48  # the head's conv (3x3 spatial head, 1x1 dense head)
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
 
