@@ -54,7 +54,7 @@ class LocalizationLoss(keras.losses.Loss):
     def __init__(
         self,
         mode="default",
-        box_loss="huber",
+        box_loss="huber_giou",
         pc_weight=1.0,
         box_weight=5.0,
         class_weight=1.0,
