@@ -26,6 +26,7 @@ failing on them: it reports, it does not ship.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -116,7 +117,8 @@ def int8_kernel_ceiling(threads, runs, size=48, channels=64, layers=4):
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         return converter.convert()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # The converter prints "Saved artifact ..." on stdout, where this benchmark's JSON goes.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
         result = {"model": f"{layers} x conv3x3 {channels}->{channels} at {size}x{size}",
                   "mflops": round(2 * layers * size * size * 9 * channels * channels / 1e6, 1)}
         for int8 in (False, True):
