@@ -43,7 +43,7 @@ class Config:
     class_weight: float = 1.0
 
     # --- optimisation
-    epochs: int = 24  # default model and data: about 15 minutes on 2 CPU cores
+    epochs: int = 24  # default model and data: 13 minutes on 2 CPU cores, measured
     batch_size: int = 64  # global batch (split across replicas)
     learning_rate: float = 2e-3  # peak, after warm-up; cosine decay to 1% of it
     warmup_epochs: float = 1.0
@@ -106,7 +106,8 @@ class Config:
 
 
 PRESETS = {
-    # The real thing: reaches the quality goals on synthetic_road in ~15 CPU minutes.
+    # The real thing: 24 epochs of the default model, 13 minutes on 2 CPU cores
+    # (test loc 0.914, IoU 0.771, pc 0.958 on synthetic_road; see README).
     "default": {},
     # `make demo`: the default model and data, a few minutes of training on a CPU.
     "demo": {"epochs": 6},
