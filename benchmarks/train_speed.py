@@ -57,10 +57,7 @@ def forward_flops(model):
 
 def training_rate(config, batch_size, jit_compile, seconds):
     """Images/s of `train_on_batch` on in-memory random data (after warm-up)."""
-    model = model_lib.build_model(
-        image_size=config.image_size, filters=config.filters,
-        head_channels=config.head_channels, head_units=config.head_units, dropout=config.dropout,
-    )
+    model = model_lib.build_model(**config.model_kwargs())
     model_lib.compile_model(model, jit_compile=jit_compile)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch_size, config.image_size, config.image_size, 3)).astype(np.float32)
@@ -87,10 +84,7 @@ def main(argv=None):
     config = config_lib.preset(args.preset)
 
     peak = matmul_peak()
-    model = model_lib.build_model(
-        image_size=config.image_size, filters=config.filters,
-        head_channels=config.head_channels, head_units=config.head_units,
-    )
+    model = model_lib.build_model(**config.model_kwargs())
     flops = forward_flops(model)
     runs = []
     for jit in (False, True):

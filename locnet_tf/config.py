@@ -93,6 +93,11 @@ class Config:
 
         return parse_class_map(self.class_map) if self.class_map else None
 
+    def model_kwargs(self):
+        """The model options of this config, as `build_model(**...)` takes them."""
+        names = ("image_size", "backbone", "weights", "filters", "head", "head_channels", "head_units", "dropout")
+        return {name: getattr(self, name) for name in names}
+
     def source_kwargs(self):
         """The data-source options of this config, as `make_dataset(**...)` takes them.
 

@@ -81,19 +81,18 @@ class LocalizationLoss(keras.losses.Loss):
         """Per-image box loss, shape (B,)."""
         if self.box_loss == "giou":
             return 1.0 - box_lib.giou(box_true, box_pred)
-        if self.box_loss == "huber_giou":
-            huber = LocalizationLoss(box_loss="huber", huber_delta=self.huber_delta)._box_term(box_true, box_pred)
-            return huber + GIOU_SHARE * (1.0 - box_lib.giou(box_true, box_pred))
         diff = box_pred - box_true
         if self.box_loss == "mse":
-            per_coord = ops.square(diff)
-        elif self.box_loss == "l1":
-            per_coord = ops.abs(diff)
-        else:  # huber, scaled by 1/delta so its slope far from 0 is 1 like L1.
-            d = self.huber_delta
-            a = ops.abs(diff)
-            per_coord = ops.where(a < d, 0.5 * ops.square(a) / d, a - 0.5 * d)
-        return ops.sum(per_coord, axis=-1)
+            return ops.sum(ops.square(diff), axis=-1)
+        a = ops.abs(diff)
+        if self.box_loss == "l1":
+            return ops.sum(a, axis=-1)
+        # huber, scaled by 1/delta so its slope far from 0 is 1 like L1.
+        d = self.huber_delta
+        huber = ops.sum(ops.where(a < d, 0.5 * ops.square(a) / d, a - 0.5 * d), axis=-1)
+        if self.box_loss == "huber":
+            return huber
+        return huber + GIOU_SHARE * (1.0 - box_lib.giou(box_true, box_pred))  # huber_giou
 
     def components(self, y_true, y_pred):
         """The unweighted loss terms as per-image tensors of shape (B,).

@@ -246,17 +246,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     steps_per_epoch = config.steps_per_epoch or _steps(train_ds)
 
     with strategy.scope():
-        model = model_lib.build_model(
-            class_names=train_ds.class_names,
-            image_size=config.image_size,
-            backbone=config.backbone,
-            weights=config.weights,
-            filters=config.filters,
-            head=config.head,
-            head_channels=config.head_channels,
-            head_units=config.head_units,
-            dropout=config.dropout,
-        )
+        model = model_lib.build_model(class_names=train_ds.class_names, **config.model_kwargs())
         loss = losses_lib.LocalizationLoss(
             mode=config.loss_mode,
             box_loss=config.box_loss,
