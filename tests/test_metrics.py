@@ -93,3 +93,40 @@ def test_threshold_and_reset_and_config():
     for metric in M.localization_metrics(0.3) + [M.LocalizationAccuracy(iou_threshold=0.7)]:
         again = keras.metrics.deserialize(keras.metrics.serialize(metric))
         assert type(again) is type(metric) and again.get_config() == metric.get_config()
+
+
+def test_report_breaks_results_down_by_object_size():
+    from locnet_tf.evaluate import format_report, report_from_arrays
+
+    y = np.array(
+        [
+            [1, 0.5, 0.5, 0.05, 0.1, 1, 0, 0],  # area 0.5%: small
+            [1, 0.5, 0.5, 0.1, 0.2, 1, 0, 0],  # 2%: medium
+            [1, 0.5, 0.5, 0.5, 0.4, 0, 1, 0],  # 20%: large
+            [0, 0, 0, 0, 0, 0, 0, 0],  # background: in no bucket
+        ],
+        np.float32,
+    )
+    p = np.array(
+        [
+            [0.9, 0.5, 0.5, 0.1, 0.15, 1, 0, 0],  # found, 2x too tall, 1.5x too wide: IoU 1/3
+            [0.2, 0.5, 0.5, 0.1, 0.2, 1, 0, 0],  # missed (p_c below 0.5), box exact
+            [0.9, 0.5, 0.5, 0.4, 0.4, 0, 1, 0],  # found, 0.8x as tall: IoU 0.8
+            [0.9, 0.5, 0.5, 0.4, 0.4, 0, 1, 0],
+        ],
+        np.float32,
+    )
+    sizes = report_from_arrays(y, p, ["pedestrian", "car", "motorcycle"])["per_size"]
+    assert [(name, v["count"]) for name, v in sizes.items()] == [("small", 1), ("medium", 1), ("large", 1)]
+    assert sizes["small"]["presence_recall"] == 1.0 and sizes["medium"]["presence_recall"] == 0.0
+    assert sizes["small"]["mean_iou"] == pytest.approx(1 / 3, abs=1e-6)
+    assert sizes["small"]["loc_accuracy"] == 0.0  # IoU < 0.5
+    assert sizes["medium"]["loc_accuracy"] == 0.0  # missed
+    assert sizes["large"]["loc_accuracy"] == 1.0 and sizes["large"]["mean_iou"] == pytest.approx(0.8)
+    assert sizes["small"]["size_bias"] == pytest.approx({"h": 1.0, "w": 0.5})
+    assert sizes["large"]["size_bias"] == pytest.approx({"h": -0.2, "w": 0.0}, abs=1e-6)
+    assert sizes["large"]["area"] == [0.1, None]
+    report = report_from_arrays(y, p, ["pedestrian", "car", "motorcycle"])
+    table = format_report(report)
+    assert "small <1%" in table and "medium 1%-10%" in table and "large >=10%" in table
+    assert "+1.000" in table  # the small box's height bias
