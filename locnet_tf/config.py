@@ -32,7 +32,6 @@ class Config:
     filters: Tuple[int, ...] = (16, 32, 64, 128)  # simple backbone: channels of the stem and stages 1-3
     head: str = "spatial"  # spatial (soft arg-max box) | dense (the lecture's flatten + dense)
     head_channels: int = 48  # the head's conv (3x3 spatial head, 1x1 dense head)
-    head_stride: int = 8  # simple backbone: stride of the map the box is read from (8 or 4)
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
 
@@ -96,8 +95,7 @@ class Config:
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
-        names = ("image_size", "backbone", "weights", "filters", "head", "head_channels", "head_stride", "head_units",
-                 "dropout")
+        names = ("image_size", "backbone", "weights", "filters", "head", "head_channels", "head_units", "dropout")
         return {name: getattr(self, name) for name in names}
 
     def source_kwargs(self):

@@ -25,16 +25,11 @@ from locnet_tf import boxes as box_lib
 from locnet_tf import target as target_lib
 
 MODES = ("default", "lecture")
-BOX_LOSSES = ("mse", "l1", "huber", "giou", "huber_giou", "delta_giou")
+BOX_LOSSES = ("mse", "l1", "huber", "giou", "huber_giou")
 # huber_giou: Huber + 0.4 * (1 - GIoU), so that with box_weight=5 the terms are
 # DETR's 5 x L1 + 2 x GIoU: coordinates for a steady pull, GIoU because it is
 # scale-invariant (an absolute loss barely notices a 20% error on a thin box).
 GIOU_SHARE = 0.4
-# delta_giou: the Huber term on R-CNN box deltas (centre error / true size,
-# log size ratio) instead of absolute coordinates, so a 1-pixel error on a
-# 4-pixel box weighs as much as a 10-pixel error on a 40-pixel one. Scaled so
-# a box of DELTA_SCALE x the image sees the same pull as absolute Huber.
-DELTA_SCALE = 0.25
 COMPONENTS = ("pc", "box", "class")
 
 
@@ -86,10 +81,7 @@ class LocalizationLoss(keras.losses.Loss):
         """Per-image box loss, shape (B,)."""
         if self.box_loss == "giou":
             return 1.0 - box_lib.giou(box_true, box_pred)
-        if self.box_loss == "delta_giou":
-            diff = DELTA_SCALE * _deltas(box_true, box_pred)
-        else:
-            diff = box_pred - box_true
+        diff = box_pred - box_true
         if self.box_loss == "mse":
             return ops.sum(ops.square(diff), axis=-1)
         a = ops.abs(diff)
@@ -155,22 +147,6 @@ class LocalizationLoss(keras.losses.Loss):
             huber_delta=self.huber_delta,
         )
         return config
-
-
-def _deltas(box_true, box_pred):
-    """R-CNN deltas of `box_pred` against `box_true` (both `[b_x, b_y, b_h, b_w]`).
-
-    `(dx / w, dy / h, log(w' / w), log(h' / h))`, from Keras's box utilities.
-    Images without an object (all-zero target box) get a unit stand-in box,
-    so their (masked) term stays finite.
-    """
-    empty = box_true[..., 2:3] * box_true[..., 3:4] <= 0.0
-    box_true = ops.where(empty, ops.convert_to_tensor([0.5, 0.5, 1.0, 1.0], box_true.dtype), box_true)
-    # Target order is [x, y, h, w]; Keras's center_xywh is [x, y, w, h].
-    swap = lambda b: ops.concatenate([b[..., :2], b[..., 3:4], b[..., 2:3]], axis=-1)  # noqa: E731
-    return keras.utils.bounding_boxes.encode_box_to_deltas(
-        swap(box_true), swap(box_pred), "center_xywh", "center_xywh", encoding_format="center_xywh"
-    )
 
 
 @keras.saving.register_keras_serializable(package="locnet_tf")

@@ -112,15 +112,13 @@ def _conv_bn_relu(x, filters, kernel, name, strides=1):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _simple_backbone(x, filters, stride=8, name="simple"):
+def _simple_backbone(x, filters, name="simple"):
     """Small all-3x3 CNN: fast on a CPU, output at stride 8 with stride-16 context.
 
     stem (3x3, stride 2) -> stage 1 (strided conv + conv; stride 4)
     -> stage 2 (strided conv + conv; stride 8) -> stage 3 (strided conv + conv;
     stride 16), upsampled and concatenated back onto stage 2, then fused by a
-    1x1 conv. With `stride=4` the fused map is upsampled once more onto stage 1
-    and fused again (a two-level feature pyramid), for boxes of a few pixels.
-    Each stage starts with a strided 3x3 conv rather than a conv at
+    1x1 conv. Each stage starts with a strided 3x3 conv rather than a conv at
     full resolution and a pooling: a quarter of the FLOPs for the same
     receptive field, and dense convolutions (no depthwise ones), which both
     TensorFlow's CPU kernels and XNNPACK run close to matmul speed.
@@ -134,14 +132,7 @@ def _simple_backbone(x, filters, stride=8, name="simple"):
     fine, coarse = outputs[1], outputs[2]
     coarse = layers.UpSampling2D(2, name=f"{name}_s3_up")(coarse)
     x = layers.Concatenate(name=f"{name}_fuse_concat")([fine, coarse])
-    x = _conv_bn_relu(x, filters[3], 1, f"{name}_fuse")
-    if stride == 4:
-        x = layers.UpSampling2D(2, name=f"{name}_fuse_up")(x)
-        x = layers.Concatenate(name=f"{name}_fuse4_concat")([outputs[0], x])
-        x = _conv_bn_relu(x, filters[2], 1, f"{name}_fuse4")
-    elif stride != 8:
-        raise ValueError(f"The simple backbone's output stride is 4 or 8, got {stride}.")
-    return x
+    return _conv_bn_relu(x, filters[3], 1, f"{name}_fuse")
 
 
 def _applications_backbone(name, x, image_size, weights):
@@ -173,7 +164,6 @@ def build_model(
     filters=(16, 32, 64, 128),
     head="spatial",
     head_channels=48,
-    head_stride=8,
     head_units=256,
     dropout=0.2,
     presence_threshold=0.5,
@@ -197,8 +187,6 @@ def build_model(
             where the object is. `"dense"`: the classic lecture head, dense
             layers on the flattened features regress all outputs.
         head_channels: int. Channels of the head's 3x3 (spatial) or 1x1 (dense) conv.
-        head_stride: int. Output stride of the simple backbone's feature map,
-            8 (default) or 4 (finer, for very small objects; more FLOPs).
         head_units: int. Width of the dense layer before the presence/class outputs.
         dropout: float. Dropout rate in the head.
         presence_threshold: float. Stored in the model for decoding.
@@ -222,7 +210,7 @@ def build_model(
     image = keras.Input((image_size, image_size, 3), name="image")
     if backbone == "simple":
         x = layers.Rescaling(1.0 / 255.0, name="pixel_scaling")(image)
-        x = _simple_backbone(x, filters, head_stride)
+        x = _simple_backbone(x, filters)
     else:
         x = _applications_backbone(backbone, image, image_size, weights)
 
