@@ -28,6 +28,11 @@ def test_registered_with_tfds():
     configs = {c.name: c for c in synthetic.SyntheticRoad.BUILDER_CONFIGS}
     assert configs["default"].image_size == 128 and configs["default"].num_train >= 5000
     assert configs["tiny"].image_size == 64
+    # "large" only adds training images: its validation and test splits are
+    # default's, image for image, so figures on either compare directly.
+    same = ("image_size", "num_validation", "num_test", "seed")
+    assert [getattr(configs["large"], k) for k in same] == [getattr(configs["default"], k) for k in same]
+    assert configs["large"].num_train > configs["default"].num_train
 
 
 def test_tfds_load_gives_the_documented_features(tiny_dir):
