@@ -230,3 +230,10 @@ def test_class_map_flag_means_the_same_everywhere():
     assert config.source_kwargs() == {
         "multi_object": "largest", "skip_bad": False, "class_map": {"person": "pedestrian", "cat": None},
     }
+
+
+def test_road_preset_trains_on_the_large_synthetic_split_without_augmentation():
+    config = config_lib.preset("road")
+    default = config_lib.preset("default")
+    assert (config.data, config.augment) == ("synthetic/large", False)
+    assert config.model_kwargs() == default.model_kwargs()  # same model, more data
