@@ -30,6 +30,7 @@ class Config:
     backbone: str = "simple"  # simple | mobilenet_v2 | mobilenet_v3_small | efficientnet_b0
     weights: Optional[str] = None  # None | imagenet (online) | path to a local weights file
     filters: Tuple[int, ...] = (16, 32, 64, 128)  # simple backbone: channels of the stem and stages 1-3
+    depths: Tuple[int, ...] = (1, 1, 1)  # simple backbone: 3x3 convs after each stage's strided conv
     head: str = "spatial"  # spatial (soft arg-max box) | dense (the lecture's flatten + dense)
     head_channels: int = 48  # the head's conv (3x3 spatial head, 1x1 dense head)
     head_units: int = 256  # dense layer before the heads
@@ -77,7 +78,7 @@ class Config:
         if unknown:
             raise ValueError(f"Unknown config fields: {unknown}.")
         values = dict(values)
-        for key in ("filters", "class_names"):
+        for key in ("filters", "depths", "class_names"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -95,7 +96,7 @@ class Config:
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
-        names = ("image_size", "backbone", "weights", "filters", "head", "head_channels", "head_units", "dropout")
+        names = ("image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout")
         return {name: getattr(self, name) for name in names}
 
     def source_kwargs(self):

@@ -112,22 +112,32 @@ def _conv_bn_relu(x, filters, kernel, name, strides=1):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _simple_backbone(x, filters, name="simple"):
+def _simple_backbone(x, filters, depths=(1, 1, 1), name="simple"):
     """Small all-3x3 CNN: fast on a CPU, output at stride 8 with stride-16 context.
 
-    stem (3x3, stride 2) -> stage 1 (strided conv + conv; stride 4)
-    -> stage 2 (strided conv + conv; stride 8) -> stage 3 (strided conv + conv;
-    stride 16), upsampled and concatenated back onto stage 2, then fused by a
-    1x1 conv. Each stage starts with a strided 3x3 conv rather than a conv at
-    full resolution and a pooling: a quarter of the FLOPs for the same
+    stem (3x3, stride 2) -> stage 1 (strided conv + convs; stride 4)
+    -> stage 2 (strided conv + convs; stride 8) -> stage 3 (strided conv +
+    convs; stride 16), upsampled and concatenated back onto stage 2, then fused
+    by a 1x1 conv. Each stage starts with a strided 3x3 conv rather than a conv
+    at full resolution and a pooling: a quarter of the FLOPs for the same
     receptive field, and dense convolutions (no depthwise ones), which both
     TensorFlow's CPU kernels and XNNPACK run close to matmul speed.
+
+    `depths[i]` is the number of 3x3 convs after stage i+1's strided conv; the
+    second and later ones are residual (x + conv(x)), so a deeper stage starts
+    out as the shallower one plus a correction. Depth is cheapest at the
+    coarse stages: a conv at stride 16 costs a quarter of one at stride 8.
     """
     x = _conv_bn_relu(x, filters[0], 3, f"{name}_stem", strides=2)
     outputs = []
     for i in (1, 2, 3):
         x = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}a", strides=2)
-        x = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}b")
+        for j in range(depths[i - 1]):
+            # The first extra conv keeps the original layer name ("_s{i}b"), so
+            # models saved before `depths` existed load unchanged.
+            suffix = "b" if j == 0 else f"b{j + 1}"
+            y = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}{suffix}")
+            x = y if j == 0 else layers.Add(name=f"{name}_s{i}{suffix}_add")([x, y])
         outputs.append(x)
     fine, coarse = outputs[1], outputs[2]
     coarse = layers.UpSampling2D(2, name=f"{name}_s3_up")(coarse)
@@ -162,6 +172,7 @@ def build_model(
     backbone="simple",
     weights=None,
     filters=(16, 32, 64, 128),
+    depths=(1, 1, 1),
     head="spatial",
     head_channels=48,
     head_units=256,
@@ -182,6 +193,8 @@ def build_model(
         weights: None, `"imagenet"` (needs the internet) or the path of a local
             weights file for a keras.applications backbone.
         filters: tuple of 4 int. Channels of the simple backbone's stages.
+        depths: tuple of 3 int. 3x3 convs after each strided conv of the simple
+            backbone's stages 1-3 (at least 1 each).
         head: str. `"spatial"` (default): the box is a soft arg-max over the
             feature map (`SoftArgmaxBox`), the class is read from the features
             where the object is. `"dense"`: the classic lecture head, dense
@@ -204,13 +217,15 @@ def build_model(
         raise ValueError(f"num_classes={num_classes} but {len(class_names)} class names given.")
     if backbone not in BACKBONES:
         raise ValueError(f"Unknown backbone {backbone!r}; choose one of {BACKBONES}.")
+    if len(depths) != 3 or min(depths) < 1:
+        raise ValueError(f"depths must be 3 integers >= 1 (convs per stage), got {tuple(depths)}.")
     if backbone == "simple" and weights is not None:
         raise ValueError("The 'simple' backbone has no pretrained weights; use weights=None.")
 
     image = keras.Input((image_size, image_size, 3), name="image")
     if backbone == "simple":
         x = layers.Rescaling(1.0 / 255.0, name="pixel_scaling")(image)
-        x = _simple_backbone(x, filters)
+        x = _simple_backbone(x, filters, depths)
     else:
         x = _applications_backbone(backbone, image, image_size, weights)
 

@@ -125,3 +125,22 @@ def test_both_heads_build_and_reload(head, tmp_path):
     assert_save_reload_same(model, _images(2, 48), tmp_path)
     with pytest.raises(ValueError, match="Unknown head"):
         M.build_model(image_size=48, head="yolo")
+
+
+def test_deeper_simple_backbone_adds_residual_convs_and_reloads(tmp_path):
+    shallow = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16)
+    deep = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 2, 3), head_units=16)
+    names = {layer.name for layer in deep.layers}
+    # depths (1, 2, 3): stage 2 gains one conv, stage 3 two, each added back to its input.
+    assert {"simple_s2b2_conv", "simple_s3b2_conv", "simple_s3b3_conv", "simple_s3b3_add"} <= names
+    assert "simple_s1b2_conv" not in names
+    # each extra 3x3 conv of 8 -> 8 channels: 3*3*8*8 weights + 4*8 batch-norm values
+    assert deep.count_params() - shallow.count_params() == 3 * (3 * 3 * 8 * 8 + 4 * 8)
+    # the default depths are the original model, layer for layer
+    assert [layer.name for layer in shallow.layers] == [
+        layer.name for layer in M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16).layers
+    ]
+    assert_save_reload_same(deep, _images(2, 48), tmp_path)
+    for bad in [(1, 1), (1, 0, 1)]:
+        with pytest.raises(ValueError, match="depths must be 3 integers"):
+            M.build_model(image_size=48, depths=bad)
