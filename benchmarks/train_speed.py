@@ -1,6 +1,7 @@
 """Training speed of the default model against this machine's own matmul peak.
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/train_speed.py [--preset default] [--seconds 20]
+        [--compare road]
 
 Prints JSON: the float32 matrix-multiply rate measured here (the machine's
 practical peak), the default model's forward FLOPs per image (TensorFlow's
@@ -27,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 from locnet_tf import config as config_lib  # noqa: E402
 from locnet_tf import model as model_lib  # noqa: E402
+from locnet_tf import train as train_lib  # noqa: E402
 
 
 def matmul_peak(n=2048, seconds=5.0):
@@ -80,6 +82,11 @@ def main(argv=None):
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seconds", type=float, default=15.0, help="timing per setting")
     parser.add_argument("--batch-sizes", default="32,64,128")
+    parser.add_argument(
+        "--compare", default=None, metavar="PRESET",
+        help="also time PRESET's model (its batch size and XLA setting) and the default's, "
+        "and print their rate ratio: the training-time ratio per image",
+    )
     args = parser.parse_args(argv)
     config = config_lib.preset(args.preset)
 
@@ -99,6 +106,23 @@ def main(argv=None):
                 "fraction_of_peak": round(achieved / peak, 3),
             })
     best = max(runs, key=lambda r: r["images_per_s"])
+    compare = None
+    if args.compare:
+        # Both at their own preset's settings, timed back to back in this run,
+        # so the ratio holds on a busy machine where the absolute rates do not.
+        other = config_lib.preset(args.compare)
+        rates = {}
+        for name, cfg in ((args.preset, config), (args.compare, other)):
+            rates[name] = training_rate(cfg, cfg.batch_size, train_lib._jit(cfg.jit_compile), args.seconds)
+        other_model = model_lib.build_model(**other.model_kwargs())
+        compare = {
+            "preset": args.compare,
+            "image_size": other.image_size,
+            "depths": list(other.depths),
+            "forward_mflops_per_image": round(forward_flops(other_model) / 1e6, 1),
+            "images_per_s": {name: round(rate, 1) for name, rate in rates.items()},
+            "time_per_image_ratio": round(rates[args.preset] / rates[args.compare], 3),
+        }
     print(json.dumps({
         "preset": args.preset,
         "image_size": config.image_size,
@@ -111,6 +135,7 @@ def main(argv=None):
         "best": best,
         "config_jit_compile": config.jit_compile,
         "config_batch_size": config.batch_size,
+        "compare": compare,
     }, indent=2))
 
 

@@ -133,10 +133,13 @@ def test_calibrated_threshold_maximises_f1():
 
 def test_cli_flags_override_preset(tmp_path):
     args = train_lib.build_parser().parse_args(
-        ["--preset", "smoke", "--image-size", "48", "--filters", "4,8,8,8", "--no-augment", "--out", str(tmp_path)]
+        ["--preset", "smoke", "--image-size", "48", "--filters", "4,8,8,8", "--depths", "1,1,2", "--no-augment",
+         "--out", str(tmp_path)]
     )
     config = config_lib.config_from_args(args)
     assert (config.image_size, config.filters, config.augment, config.epochs) == (48, (4, 8, 8, 8), False, 2)
+    assert config.depths == (1, 1, 2)
+    assert config.model_kwargs()["depths"] == (1, 1, 2)
     with pytest.raises(ValueError, match="Unknown preset"):
         config_lib.preset("huge")
 
@@ -236,4 +239,8 @@ def test_road_preset_trains_on_the_large_synthetic_split_without_augmentation():
     config = config_lib.preset("road")
     default = config_lib.preset("default")
     assert (config.data, config.augment) == ("synthetic/large", False)
-    assert config.model_kwargs() == default.model_kwargs()  # same model, more data
+    # native-size images (synthetic_road is drawn at 128 px) and a deeper backbone
+    assert (config.image_size, config.depths) == (128, (1, 2, 3))
+    assert config.depths != default.depths
+    # the flags round-trip through config.json like every other field
+    assert config_lib.Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
