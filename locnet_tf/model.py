@@ -133,7 +133,7 @@ def _simple_backbone(x, filters, depths=(1, 1, 1), name="simple"):
     for i in (1, 2, 3):
         x = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}a", strides=2)
         for j in range(depths[i - 1]):
-            # The first extra conv keeps the original layer name ("_s{i}b"), so
+            # The first conv after the strided one keeps its old name ("_s{i}b"), so
             # models saved before `depths` existed load unchanged.
             suffix = "b" if j == 0 else f"b{j + 1}"
             y = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}{suffix}")
