@@ -111,17 +111,21 @@ def main(argv=None):
         # Both at their own preset's settings, timed back to back in this run,
         # so the ratio holds on a busy machine where the absolute rates do not.
         other = config_lib.preset(args.compare)
-        rates = {}
-        for name, cfg in ((args.preset, config), (args.compare, other)):
-            rates[name] = training_rate(cfg, cfg.batch_size, train_lib._jit(cfg.jit_compile), args.seconds)
-        other_model = model_lib.build_model(**other.model_kwargs())
+        other_flops = forward_flops(model_lib.build_model(**other.model_kwargs()))
+        timed = {}
+        for name, cfg, cfg_flops in ((args.preset, config, flops), (args.compare, other, other_flops)):
+            rate = training_rate(cfg, cfg.batch_size, train_lib._jit(cfg.jit_compile), args.seconds)
+            timed[name] = {
+                "forward_mflops_per_image": round(cfg_flops / 1e6, 1),
+                "images_per_s": round(rate, 1),
+                "fraction_of_peak": round(3 * cfg_flops * rate / 1e9 / peak, 3),
+            }
         compare = {
             "preset": args.compare,
             "image_size": other.image_size,
             "depths": list(other.depths),
-            "forward_mflops_per_image": round(forward_flops(other_model) / 1e6, 1),
-            "images_per_s": {name: round(rate, 1) for name, rate in rates.items()},
-            "time_per_image_ratio": round(rates[args.preset] / rates[args.compare], 3),
+            "timed": timed,
+            "time_per_image_ratio": round(timed[args.preset]["images_per_s"] / timed[args.compare]["images_per_s"], 3),
         }
     print(json.dumps({
         "preset": args.preset,
