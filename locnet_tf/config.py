@@ -31,7 +31,6 @@ class Config:
     weights: Optional[str] = None  # None | imagenet (online) | path to a local weights file
     filters: Tuple[int, ...] = (16, 32, 64, 128)  # simple backbone: channels of the stem and stages 1-3
     depths: Tuple[int, ...] = (1, 1, 1)  # simple backbone: 3x3 convs after each stage's strided conv
-    stem: str = "conv"  # simple backbone: conv (3x3 stride 2 + stage 1) | patch (one 12x12 conv, stride 4)
     head: str = "spatial"  # spatial (soft arg-max box) | dense (the lecture's flatten + dense)
     head_channels: int = 48  # the head's conv (3x3 spatial head, 1x1 dense head)
     head_units: int = 256  # dense layer before the heads
@@ -97,7 +96,7 @@ class Config:
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
-        names = ("image_size", "backbone", "weights", "filters", "depths", "stem", "head", "head_channels", "head_units", "dropout")
+        names = ("image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout")
         return {name: getattr(self, name) for name in names}
 
     def source_kwargs(self):

@@ -112,10 +112,7 @@ def _conv_bn_relu(x, filters, kernel, name, strides=1):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-STEMS = ("conv", "patch")
-
-
-def _simple_backbone(x, filters, depths=(1, 1, 1), stem="conv", name="simple"):
+def _simple_backbone(x, filters, depths=(1, 1, 1), name="simple"):
     """Small all-3x3 CNN: fast on a CPU, output at stride 8 with stride-16 context.
 
     stem (3x3, stride 2) -> stage 1 (strided conv + convs; stride 4)
@@ -131,20 +128,10 @@ def _simple_backbone(x, filters, depths=(1, 1, 1), stem="conv", name="simple"):
     out as the shallower one plus a correction. Depth is cheapest at the
     coarse stages: a conv at stride 16 costs a quarter of one at stride 8.
     """
-    if stem == "conv":
-        x = _conv_bn_relu(x, filters[0], 3, f"{name}_stem", strides=2)
+    x = _conv_bn_relu(x, filters[0], 3, f"{name}_stem", strides=2)
     outputs = []
     for i in (1, 2, 3):
-        if i == 1 and stem == "patch":
-            # Stem and stage 1's strided conv in one: a 12x12 conv at stride 4, the
-            # same as a 3x3 conv over 4x4 pixel blocks stacked as 48 channels
-            # (space-to-depth). It sees a wider window than the two convs it
-            # replaces and keeps every pixel, but skips the 3-channel conv at half
-            # resolution, which runs far below matmul speed
-            # (benchmarks/stage_time.py).
-            x = _conv_bn_relu(x, filters[1], 12, f"{name}_s1a", strides=4)
-        else:
-            x = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}a", strides=2)
+        x = _conv_bn_relu(x, filters[i], 3, f"{name}_s{i}a", strides=2)
         for j in range(depths[i - 1]):
             # The first conv after the strided one keeps its old name ("_s{i}b"), so
             # models saved before `depths` existed load unchanged.
@@ -186,7 +173,6 @@ def build_model(
     weights=None,
     filters=(16, 32, 64, 128),
     depths=(1, 1, 1),
-    stem="conv",
     head="spatial",
     head_channels=48,
     head_units=256,
@@ -233,15 +219,13 @@ def build_model(
         raise ValueError(f"Unknown backbone {backbone!r}; choose one of {BACKBONES}.")
     if len(depths) != 3 or min(depths) < 1:
         raise ValueError(f"depths must be 3 integers >= 1 (convs per stage), got {tuple(depths)}.")
-    if stem not in STEMS:
-        raise ValueError(f"Unknown stem {stem!r}; choose one of {STEMS}.")
     if backbone == "simple" and weights is not None:
         raise ValueError("The 'simple' backbone has no pretrained weights; use weights=None.")
 
     image = keras.Input((image_size, image_size, 3), name="image")
     if backbone == "simple":
         x = layers.Rescaling(1.0 / 255.0, name="pixel_scaling")(image)
-        x = _simple_backbone(x, filters, depths, stem)
+        x = _simple_backbone(x, filters, depths)
     else:
         x = _applications_backbone(backbone, image, image_size, weights)
 

@@ -144,18 +144,3 @@ def test_deeper_simple_backbone_adds_residual_convs_and_reloads(tmp_path):
     for bad in [(1, 1), (1, 0, 1)]:
         with pytest.raises(ValueError, match="depths must be 3 integers"):
             M.build_model(image_size=48, depths=bad)
-
-
-def test_patch_stem_replaces_the_first_two_convs_with_one_and_reloads(tmp_path):
-    conv = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16)
-    patch = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16, stem="patch")
-    assert "simple_stem_conv" in {layer.name for layer in conv.layers}
-    assert "simple_stem_conv" not in {layer.name for layer in patch.layers}
-    s1a = patch.get_layer("simple_s1a_conv")
-    assert s1a.kernel.shape == (12, 12, 3, 8) and s1a.strides == (4, 4)
-    # Stage 1 comes out at stride 4 either way, so the rest of the model is unchanged.
-    assert patch.get_layer("simple_s1a_relu").output.shape == conv.get_layer("simple_s1a_relu").output.shape == (None, 12, 12, 8)
-    assert patch.output.shape == conv.output.shape
-    assert_save_reload_same(patch, _images(2, 48), tmp_path)
-    with pytest.raises(ValueError, match="Unknown stem"):
-        M.build_model(image_size=48, stem="vit")

@@ -133,14 +133,13 @@ def test_calibrated_threshold_maximises_f1():
 
 def test_cli_flags_override_preset(tmp_path):
     args = train_lib.build_parser().parse_args(
-        ["--preset", "smoke", "--image-size", "48", "--filters", "4,8,8,8", "--depths", "1,1,2", "--stem", "patch",
-         "--no-augment", "--out", str(tmp_path)]
+        ["--preset", "smoke", "--image-size", "48", "--filters", "4,8,8,8", "--depths", "1,1,2", "--no-augment",
+         "--out", str(tmp_path)]
     )
     config = config_lib.config_from_args(args)
     assert (config.image_size, config.filters, config.augment, config.epochs) == (48, (4, 8, 8, 8), False, 2)
     assert config.depths == (1, 1, 2)
     assert config.model_kwargs()["depths"] == (1, 1, 2)
-    assert config.model_kwargs()["stem"] == "patch"
     with pytest.raises(ValueError, match="Unknown preset"):
         config_lib.preset("huge")
 
