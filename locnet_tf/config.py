@@ -35,8 +35,6 @@ class Config:
     head_channels: int = 48  # the head's conv (3x3 spatial head, 1x1 dense head)
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
-    box_stride: int = 8  # spatial head's box map: 8, or 4 (finer; simple backbone)
-    offset_reach: float = 3.0  # cells a box vote's centre can span (1: its own cell only)
 
     # --- loss
     loss_mode: str = "default"  # default | lecture
@@ -98,7 +96,7 @@ class Config:
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
-        names = ("image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout", "box_stride", "offset_reach")
+        names = ("image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout")
         return {name: getattr(self, name) for name in names}
 
     def source_kwargs(self):

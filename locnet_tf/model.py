@@ -72,21 +72,7 @@ class SoftArgmaxBox(layers.Layer):
     Inputs: `[logits (B, H, W, 1), offsets (B, H, W, 2) in (0, 1) as (x, y),
     sizes (B, H, W, 2) in (0, 1) as (h, w), features (B, H, W, C)]`.
     Outputs: `[box (B, 4) as [b_x, b_y, b_h, b_w], pooled features (B, C)]`.
-
-    Args:
-        offset_reach: float. Cells a vote's centre can span, centred on its cell
-            (1: its own cell only, the centre at `j + ox`; 3: any centre in its
-            3x3 neighbourhood, at `j + 0.5 + 3 (ox - 0.5)`).
     """
-
-    def __init__(self, offset_reach=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.offset_reach = float(offset_reach)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(offset_reach=self.offset_reach)
-        return config
 
     def call(self, inputs):
         logits, offsets, sizes, features = inputs
@@ -96,9 +82,8 @@ class SoftArgmaxBox(layers.Layer):
         # Cell corners as constants: column index j along x, row index i along y.
         cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
         rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
-        reach = self.offset_reach
-        cx = (cols + 0.5 * (1.0 - reach) + reach * offsets[..., 0:1]) / width
-        cy = (rows + 0.5 * (1.0 - reach) + reach * offsets[..., 1:2]) / height
+        cx = (cols + offsets[..., 0:1]) / width
+        cy = (rows + offsets[..., 1:2]) / height
         votes = ops.concatenate([cx, cy, sizes], axis=-1)  # (B, H, W, 4): b_x, b_y, b_h, b_w
         # The weighted sums as matrix products, not multiply-then-sum: in a
         # full-integer TFLite model a matmul adds the H*W products in int32 and
@@ -130,8 +115,6 @@ def _conv_bn_relu(x, filters, kernel, name, strides=1):
 def _simple_backbone(x, filters, depths=(1, 1, 1), name="simple"):
     """Small all-3x3 CNN: fast on a CPU, output at stride 8 with stride-16 context.
 
-    Returns `(features at stride 8, stage 1's features at stride 4)`.
-
     stem (3x3, stride 2) -> stage 1 (strided conv + convs; stride 4)
     -> stage 2 (strided conv + convs; stride 8) -> stage 3 (strided conv +
     convs; stride 16), upsampled and concatenated back onto stage 2, then fused
@@ -159,7 +142,7 @@ def _simple_backbone(x, filters, depths=(1, 1, 1), name="simple"):
     fine, coarse = outputs[1], outputs[2]
     coarse = layers.UpSampling2D(2, name=f"{name}_s3_up")(coarse)
     x = layers.Concatenate(name=f"{name}_fuse_concat")([fine, coarse])
-    return _conv_bn_relu(x, filters[3], 1, f"{name}_fuse"), outputs[0]
+    return _conv_bn_relu(x, filters[3], 1, f"{name}_fuse")
 
 
 def _applications_backbone(name, x, image_size, weights):
@@ -194,8 +177,6 @@ def build_model(
     head_channels=48,
     head_units=256,
     dropout=0.2,
-    box_stride=8,
-    offset_reach=3.0,
     presence_threshold=0.5,
     name="locnet",
 ):
@@ -221,13 +202,6 @@ def build_model(
         head_channels: int. Channels of the head's 3x3 (spatial) or 1x1 (dense) conv.
         head_units: int. Width of the dense layer before the presence/class outputs.
         dropout: float. Dropout rate in the head.
-        box_stride: int. 8 (default) or 4: the stride of the spatial head's box
-            map. At 4 (simple backbone only), the votes come from a map at twice
-            the resolution, made of the upsampled head features and stage 1's
-            stride-4 features: finer positions for small, thin objects.
-        offset_reach: float. How many cells a vote's centre can span (see
-            `SoftArgmaxBox`); 3 lets every cell next to the object's centre cell
-            vote for the centre itself.
         presence_threshold: float. Stored in the model for decoding.
         name: str. Model name.
 
@@ -247,15 +221,11 @@ def build_model(
         raise ValueError(f"depths must be 3 integers >= 1 (convs per stage), got {tuple(depths)}.")
     if backbone == "simple" and weights is not None:
         raise ValueError("The 'simple' backbone has no pretrained weights; use weights=None.")
-    if box_stride not in (4, 8):
-        raise ValueError(f"box_stride must be 8 or 4, got {box_stride!r}.")
-    if box_stride == 4 and (backbone != "simple" or head != "spatial"):
-        raise ValueError("box_stride=4 needs the 'simple' backbone and the 'spatial' head.")
 
     image = keras.Input((image_size, image_size, 3), name="image")
     if backbone == "simple":
         x = layers.Rescaling(1.0 / 255.0, name="pixel_scaling")(image)
-        x, stride4 = _simple_backbone(x, filters, depths)
+        x = _simple_backbone(x, filters, depths)
     else:
         x = _applications_backbone(backbone, image, image_size, weights)
 
@@ -263,18 +233,11 @@ def build_model(
     # outputs and the loss stay exact.
     if head == "spatial":
         x = _conv_bn_relu(x, head_channels, 3, "head")
-        where, pooled = x, x
-        if box_stride == 4:
-            # The box map at stride 4: the head's features upsampled, joined with
-            # stage 1's. The class reads the same upsampled head features.
-            pooled = layers.UpSampling2D(2, name="where_up")(x)
-            where = layers.Concatenate(name="where_concat")([pooled, stride4])
-            where = _conv_bn_relu(where, max(16, head_channels // 2), 3, "where")
         # No bias: a softmax over cells ignores a constant added to every logit.
-        logits = layers.Conv2D(1, 1, use_bias=False, name="where_logits", dtype="float32")(where)
-        offsets = layers.Conv2D(2, 1, activation="sigmoid", name="where_offsets", dtype="float32")(where)
-        sizes = layers.Conv2D(2, 1, activation="sigmoid", name="where_sizes", dtype="float32")(where)
-        box, at_object = SoftArgmaxBox(offset_reach, name="box", dtype="float32")([logits, offsets, sizes, pooled])
+        logits = layers.Conv2D(1, 1, use_bias=False, name="where_logits", dtype="float32")(x)
+        offsets = layers.Conv2D(2, 1, activation="sigmoid", name="where_offsets", dtype="float32")(x)
+        sizes = layers.Conv2D(2, 1, activation="sigmoid", name="where_sizes", dtype="float32")(x)
+        box, at_object = SoftArgmaxBox(name="box", dtype="float32")([logits, offsets, sizes, x])
         # Presence from the whole image (is anything there?), class from where it is.
         summary = layers.Concatenate(name="head_summary")(
             [layers.GlobalMaxPooling2D(name="head_max")(x), layers.GlobalAveragePooling2D(name="head_mean")(x)]
