@@ -27,15 +27,13 @@ import tensorflow as tf  # noqa: E402
 
 from locnet_tf import config as config_lib  # noqa: E402
 from locnet_tf import model as model_lib  # noqa: E402
-from train_speed import forward_flops, matmul_peak  # noqa: E402
+from train_speed import forward_flops, fraction_of_peak, matmul_peak  # noqa: E402
 
 
 def stage_ends(model):
     """(stage, layer name) for the last layer of each stage of a simple-backbone model."""
     names = [layer.name for layer in model.layers]
-    ends = []
-    if "simple_stem_relu" in names:
-        ends.append(("stem", "simple_stem_relu"))
+    ends = [("stem", "simple_stem_relu")]
     for i in (1, 2, 3):
         last = [n for n in names if n.startswith(f"simple_s{i}") and not n.endswith("_up")][-1]
         ends.append((f"stage{i}", last))
@@ -92,8 +90,7 @@ def main(argv=None):
             "forward_mflops": round(added_flops / 1e6, 2),
             "ms_per_image": round(added_ms, 3),
             "cumulative_ms_per_image": round(ms, 3),
-            # 3 x forward FLOPs per training step, as in train_speed.py.
-            "fraction_of_peak": round(3 * added_flops / (added_ms / 1000) / 1e9 / peak, 3) if added_ms > 0 else None,
+            "fraction_of_peak": round(fraction_of_peak(added_flops, 1000 / added_ms, peak), 3) if added_ms > 0 else None,
         })
         previous_ms, previous_flops = ms, flops
     print(json.dumps({

@@ -57,6 +57,11 @@ def forward_flops(model):
     return int(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
 
 
+def fraction_of_peak(forward_flops, images_per_s, peak_gflops):
+    """Achieved training GFLOP/s (3 x forward FLOPs per image) as a fraction of the peak."""
+    return 3 * forward_flops * images_per_s / 1e9 / peak_gflops
+
+
 def training_rate(config, batch_size, jit_compile, seconds):
     """Images/s of `train_on_batch` on in-memory random data (after warm-up)."""
     model = model_lib.build_model(**config.model_kwargs())
@@ -97,13 +102,13 @@ def main(argv=None):
     for jit in (False, True):
         for batch in [int(b) for b in args.batch_sizes.split(",")]:
             rate = training_rate(config, batch, jit, args.seconds)
-            achieved = 3 * flops * rate / 1e9
+            fraction = fraction_of_peak(flops, rate, peak)
             runs.append({
                 "jit_compile": jit,
                 "batch_size": batch,
                 "images_per_s": round(rate, 1),
-                "achieved_gflops": round(achieved, 2),
-                "fraction_of_peak": round(achieved / peak, 3),
+                "achieved_gflops": round(fraction * peak, 2),
+                "fraction_of_peak": round(fraction, 3),
             })
     best = max(runs, key=lambda r: r["images_per_s"])
     compare = None
@@ -118,7 +123,7 @@ def main(argv=None):
             timed[name] = {
                 "forward_mflops_per_image": round(cfg_flops / 1e6, 1),
                 "images_per_s": round(rate, 1),
-                "fraction_of_peak": round(3 * cfg_flops * rate / 1e9 / peak, 3),
+                "fraction_of_peak": round(fraction_of_peak(cfg_flops, rate, peak), 3),
             }
         compare = {
             "preset": args.compare,
