@@ -42,6 +42,11 @@ class Config:
     pc_weight: float = 1.0
     box_weight: float = 5.0
     class_weight: float = 1.0
+    # Dense supervision of the spatial head's box map (default loss mode only; see
+    # losses.map_terms): +0.022 loc, +0.021 IoU on synthetic_road in the same steps.
+    heatmap_weight: float = 1.0  # where-map vs a Gaussian at the true centre; 0 = off
+    vote_weight: float = 5.0  # every cell's own box vote, weighted by that Gaussian; 0 = off
+    heatmap_sigma: float = 0.15  # the Gaussian's spread, as a fraction of the box's size
 
     # --- optimisation
     epochs: int = 24  # default model and data: 13 minutes on 2 CPU cores, measured

@@ -16,7 +16,14 @@ Two modes:
   no object at all gives exactly zero box and class loss, not a NaN).
 
 `LossComponent` metrics report each part during training.
+
+`MapSupervision` adds dense supervision of the spatial head's box map during
+training (`map_terms`): a heatmap term that tells the soft arg-max where the
+object's centre is, and a vote term that scores every cell's own box vote with
+the same box loss as the final box.
 """
+
+import threading
 
 import keras
 from keras import ops
@@ -186,3 +193,138 @@ class LossComponent(keras.metrics.Mean):
 def loss_component_metrics(loss):
     """One `LossComponent` metric per term of `loss`: `pc_loss`, `box_loss`, `class_loss`."""
     return [LossComponent(c, loss) for c in COMPONENTS]
+
+
+# ----------------------------------------------------------------------------
+# Dense supervision of the spatial head's box map.
+
+MAP_LAYERS = ("where_logits", "where_offsets", "where_sizes")
+
+
+def centre_heatmap(box_true, height, width, sigma=0.15, min_sigma=0.5):
+    """Where the soft arg-max should look: a Gaussian at the box centre, summing to 1.
+
+    Args:
+        box_true: `(B, 4)` target boxes `[b_x, b_y, b_h, b_w]`.
+        height, width: int. The map's size in cells.
+        sigma: float. Spread as a fraction of the box's size in cells, per axis.
+        min_sigma: float. Spread at least this many cells (small boxes).
+
+    Returns:
+        `(B, H, W)` weights, each image's summing to 1.
+    """
+    bx, by, bh, bw = ops.unstack(ops.cast(box_true, "float32"), 4, axis=-1)
+    cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width))
+    rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1))
+    sx = ops.maximum(min_sigma, sigma * bw * width)[:, None, None]
+    sy = ops.maximum(min_sigma, sigma * bh * height)[:, None, None]
+    dx = (cols + 0.5 - (bx * width)[:, None, None]) / sx
+    dy = (rows + 0.5 - (by * height)[:, None, None]) / sy
+    q = ops.exp(-0.5 * (ops.square(dx) + ops.square(dy)))
+    return q / ops.sum(q, axis=(1, 2), keepdims=True)
+
+
+def map_terms(loss, y_true, logits, offsets, sizes, sigma=0.15, min_sigma=0.5):
+    """The dense-supervision terms of a spatial head's box map, per image.
+
+    The final box is a soft arg-max over the map (`SoftArgmaxBox`), so the box
+    loss alone reaches each cell only through its share of one weighted mean.
+    These terms supervise the map itself, as CenterNet does:
+
+    - heatmap: cross-entropy between the softmax over cells and a Gaussian at
+      the true centre (`centre_heatmap`), so the weights move to the object;
+    - vote: each cell's own box `((j + o_x) / W, (i + o_y) / H, h, w)` scored
+      with `loss`'s box loss against the true box, weighted by that Gaussian,
+      so the cells near the centre each vote for the right box.
+
+    Args:
+        loss: the `LocalizationLoss` whose box loss scores the votes.
+        y_true: `(B, 5 + K)` targets.
+        logits, offsets, sizes: the map's `(B, H, W, 1)`, `(B, H, W, 2)` (x, y)
+            and `(B, H, W, 2)` (h, w) outputs, as `SoftArgmaxBox` takes them.
+        sigma, min_sigma: the Gaussian's spread (see `centre_heatmap`).
+
+    Returns:
+        `(heatmap, vote)`, each of shape `(B,)`, zero where there is no object
+        and scaled like the box term, so their batch mean is the mean over
+        positives.
+    """
+    y_true = ops.cast(y_true, "float32")
+    pc_true, box_true, _ = target_lib.split(y_true)
+    height, width = logits.shape[1], logits.shape[2]
+    q = centre_heatmap(box_true, height, width, sigma, min_sigma)
+    log_p = ops.log_softmax(ops.reshape(ops.cast(logits, "float32"), (-1, height * width)), axis=-1)
+    heatmap = -ops.sum(ops.reshape(q, (-1, height * width)) * log_p, axis=-1)
+    cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width))
+    rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1))
+    offsets, sizes = ops.cast(offsets, "float32"), ops.cast(sizes, "float32")
+    votes = ops.stack(
+        [(cols + offsets[..., 0]) / width, (rows + offsets[..., 1]) / height, sizes[..., 0], sizes[..., 1]], axis=-1
+    )
+    truth = ops.broadcast_to(box_true[:, None, None, :], ops.shape(votes))
+    vote = ops.sum(q * loss._box_term(truth, votes), axis=(1, 2))
+    positive = ops.cast(pc_true > 0.5, "float32")
+    batch = ops.cast(ops.shape(positive)[0], "float32")
+    scale = positive * batch / ops.maximum(ops.sum(positive), 1.0)
+    return heatmap * scale, vote * scale
+
+
+def has_box_map(model):
+    """Whether `model` has a spatial head whose box map `MapSupervision` can supervise."""
+    names = {layer.name for layer in model.layers}
+    return all(name in names for name in MAP_LAYERS)
+
+
+class MapSupervision(keras.Model):
+    """Trains a spatial-head model with `map_terms` added to its loss.
+
+    Compile and fit this wrapper instead of the model: it shares the model's
+    layers and weights, returns the same target vector, and adds
+    `heatmap_weight * heatmap + vote_weight * vote` to the compiled loss (on
+    training and validation data alike). It reports both terms as the
+    `heatmap_loss` and `vote_loss` metrics. Save `wrapper.model`, not the
+    wrapper: the model is what evaluation, export and prediction take.
+
+    Args:
+        model: a `build_model` model with `head="spatial"`.
+        loss: the `LocalizationLoss` whose box loss scores the votes.
+        heatmap_weight, vote_weight: float. Weights of the two terms.
+        sigma, min_sigma: float. The Gaussian's spread (`centre_heatmap`).
+    """
+
+    def __init__(self, model, loss, heatmap_weight=1.0, vote_weight=5.0, sigma=0.15, min_sigma=0.5, **kwargs):
+        super().__init__(name=f"{model.name}_map_supervision", **kwargs)
+        if not has_box_map(model):
+            raise ValueError(
+                f"Model {model.name!r} has no box map to supervise (layers {MAP_LAYERS}): "
+                "map supervision needs head='spatial'."
+            )
+        self.model = model
+        self.box_loss = loss
+        self.heatmap_weight, self.vote_weight = float(heatmap_weight), float(vote_weight)
+        self.sigma, self.min_sigma = float(sigma), float(min_sigma)
+        maps = [model.get_layer(name).output for name in MAP_LAYERS]
+        self.probe = keras.Model(model.input, [model.output] + maps, name=f"{model.name}_with_maps")
+        self.built = True  # its layers are the model's, built already
+        # call() hands the maps to compute_loss() through this dict. The key is
+        # the thread: a tf.distribute strategy traces each replica's step in
+        # its own thread, and a replica's call and loss run in the same one.
+        self._maps = {}
+        self.heatmap_tracker = keras.metrics.Mean(name="heatmap_loss")
+        self.vote_tracker = keras.metrics.Mean(name="vote_loss")
+
+    def call(self, inputs, training=False):
+        y_pred, *maps = self.probe(inputs, training=training)
+        self._maps[threading.get_ident()] = maps
+        return y_pred
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        maps = self._maps.pop(threading.get_ident(), None)
+        if maps is None or y is None:
+            return total
+        heatmap, vote = map_terms(self.box_loss, y, *maps, sigma=self.sigma, min_sigma=self.min_sigma)
+        heatmap, vote = ops.mean(heatmap), ops.mean(vote)
+        self.heatmap_tracker.update_state(heatmap)
+        self.vote_tracker.update_state(vote)
+        return total + self.heatmap_weight * heatmap + self.vote_weight * vote

@@ -263,19 +263,21 @@ def build_model(
     return keras.Model(image, y, name=name)
 
 
-def compile_model(model, loss=None, optimizer=None, learning_rate=1e-3, jit_compile="auto"):
+def compile_model(model, loss=None, optimizer=None, learning_rate=1e-3, jit_compile="auto", threshold=None):
     """Compiles with `LocalizationLoss`, its per-term metrics and the report metrics.
 
     Args:
-        model: the model from `build_model`.
+        model: the model from `build_model` (or a `losses.MapSupervision` of it).
         loss: a `LocalizationLoss`; defaults to the default mode with Huber boxes.
         optimizer: a Keras optimizer; defaults to Adam(`learning_rate`).
         learning_rate: float or schedule, used when `optimizer` is None.
         jit_compile: passed to `Model.compile`.
+        threshold: presence threshold of the metrics; default: the model's.
     """
     loss = loss or losses_lib.LocalizationLoss()
     optimizer = optimizer or keras.optimizers.Adam(learning_rate)
-    threshold = presence_threshold(model)
+    if threshold is None:
+        threshold = presence_threshold(model)
     model.compile(
         optimizer=optimizer,
         loss=loss,
@@ -284,7 +286,8 @@ def compile_model(model, loss=None, optimizer=None, learning_rate=1e-3, jit_comp
     )
     # Build the optimizer's slots now, so that saving a compiled model before any
     # training stores them and reloading does not warn about a variable mismatch.
-    model.optimizer.build(model.trainable_variables)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     return model
 
 

@@ -137,7 +137,7 @@ def _save(figure, path):
 
 _CURVE_PANELS = (
     ("loss", ("loss",)),
-    ("loss terms", ("pc_loss", "box_loss", "class_loss")),
+    ("loss terms", ("pc_loss", "box_loss", "class_loss", "heatmap_loss", "vote_loss")),
     ("presence / localization", ("pc_accuracy", "loc_accuracy")),
     ("class accuracy / mean IoU", ("class_accuracy", "mean_iou")),
 )

@@ -135,6 +135,10 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         super().__init__(filepath, **kwargs)
         self.history_path = history_path
 
+    def set_model(self, model):
+        # A `MapSupervision` wrapper trains the model; the file gets the model itself.
+        super().set_model(model.model if isinstance(model, losses_lib.MapSupervision) else model)
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         history = _read_history(self.history_path)
@@ -157,6 +161,16 @@ class CurvesPlot(keras.callbacks.Callback):
         history = _read_history(self.history_path)
         if history:
             plots.training_curves(history, self.out_path)
+
+
+def map_supervised(config):
+    """Whether training adds `losses.map_terms` (spatial head, default loss mode, a weight > 0).
+
+    The lecture mode is the course's formula exactly, and the dense head has no
+    map, so neither gets the terms.
+    """
+    weighted = config.heatmap_weight > 0 or config.vote_weight > 0
+    return weighted and config.head == "spatial" and config.loss_mode == "default"
 
 
 def _steps(dataset):
@@ -258,7 +272,25 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
             learning_rate=_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay
         )
         model_lib.compile_model(model, loss=loss, optimizer=optimizer, jit_compile=_jit(config.jit_compile))
-    _work_around_keras_multi_worker_build(model, strategy)
+        trainer = model
+        if map_supervised(config):
+            # Trains the same layers with the box map's own terms added; the
+            # checkpoint saves `model` (see BestCheckpoint.set_model).
+            trainer = losses_lib.MapSupervision(
+                model,
+                loss,
+                heatmap_weight=config.heatmap_weight,
+                vote_weight=config.vote_weight,
+                sigma=config.heatmap_sigma,
+            )
+            model_lib.compile_model(
+                trainer,
+                loss=loss,
+                optimizer=optimizer,
+                jit_compile=_jit(config.jit_compile),
+                threshold=model_lib.presence_threshold(model),
+            )
+    _work_around_keras_multi_worker_build(trainer, strategy)
 
     history_path = str(work_dir / "history.csv")
     model_path = str(work_dir / "model.keras")
@@ -281,7 +313,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         # this run folder holds a finished run: do not train it again.
         print(f"{run_dir} holds a finished run; calibrating and evaluating its model again.")
     else:
-        model.fit(
+        trainer.fit(
             train_ds.repeat() if config.steps_per_epoch else train_ds,
             validation_data=val_ds,
             epochs=config.epochs,

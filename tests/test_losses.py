@@ -136,3 +136,96 @@ def test_component_metric_streams_the_term():
     metric.update_state(y, p)
     # mean over the batch of the per-positive-normalised term = the positive's L1, 0.4
     assert float(metric.result()) == pytest.approx(0.4, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Dense supervision of the box map.
+
+
+def test_centre_heatmap_peaks_at_the_centre_cell_and_sums_to_one():
+    # Centre (0.3, 0.7) on an 8x8 map: cell column 2, row 5. A box 0.5 wide
+    # spreads wider along x than a 0.1-high one along y (min_sigma 0.5 cells).
+    q = np.asarray(L.centre_heatmap(np.array([[0.3, 0.7, 0.1, 0.5]], np.float32), 8, 8, sigma=0.25))
+    assert q.shape == (1, 8, 8)
+    assert q.sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.unravel_index(q[0].argmax(), (8, 8)) == (5, 2)
+    assert q[0, 5, 4] / q[0, 5, 2] > q[0, 7, 2] / q[0, 5, 2]  # two cells along x beat two along y
+    # sigma x = 0.25 * 0.5 * 8 = 1 cell; sigma y = max(0.5, 0.25 * 0.1 * 8) = 0.5 cell.
+    dx, dy = 4.5 - 0.3 * 8, 5.5 - 0.7 * 8
+    assert q[0, 5, 4] / q[0, 5, 2] == pytest.approx(np.exp(-0.5 * (dx**2 - (2.5 - 2.4) ** 2)), rel=1e-4)
+    assert q[0, 7, 2] / q[0, 5, 2] == pytest.approx(np.exp(-0.5 * ((7.5 - 5.6) ** 2 - dy**2) / 0.25), rel=1e-4)
+
+
+def numpy_map_terms(y, logits, offsets, sizes, sigma, min_sigma=0.5):
+    """map_terms with an L1 box loss, by loops over images and cells."""
+    n, h, w = logits.shape[:3]
+    heat, vote = np.zeros(n), np.zeros(n)
+    positives = max((y[:, 0] > 0.5).sum(), 1)
+    for b in range(n):
+        if y[b, 0] <= 0.5:
+            continue
+        bx, by, bh, bw = y[b, 1:5]
+        sx, sy = max(min_sigma, sigma * bw * w), max(min_sigma, sigma * bh * h)
+        q = np.array([[np.exp(-0.5 * (((j + 0.5 - bx * w) / sx) ** 2 + ((i + 0.5 - by * h) / sy) ** 2)) for j in range(w)] for i in range(h)])
+        q /= q.sum()
+        z = logits[b, ..., 0]
+        log_p = z - np.log(np.exp(z - z.max()).sum()) - z.max()
+        heat[b] = -(q * log_p).sum()
+        for i in range(h):
+            for j in range(w):
+                v = [(j + offsets[b, i, j, 0]) / w, (i + offsets[b, i, j, 1]) / h, sizes[b, i, j, 0], sizes[b, i, j, 1]]
+                vote[b] += q[i, j] * np.abs(np.array(v) - y[b, 1:5]).sum()
+    return heat * n / positives, vote * n / positives
+
+
+def test_map_terms_agree_with_a_numpy_recomputation():
+    rng = np.random.default_rng(3)
+    y = random_targets(6, 3, positive_share=0.5, seed=4)
+    assert 0 < (y[:, 0] > 0.5).sum() < 6
+    logits = rng.normal(size=(6, 5, 7, 1)).astype(np.float32)
+    offsets = rng.uniform(0, 1, (6, 5, 7, 2)).astype(np.float32)
+    sizes = rng.uniform(0, 1, (6, 5, 7, 2)).astype(np.float32)
+    heat, vote = L.map_terms(L.LocalizationLoss(box_loss="l1"), y, logits, offsets, sizes, sigma=0.2)
+    want_heat, want_vote = numpy_map_terms(y, logits, offsets, sizes, sigma=0.2)
+    np.testing.assert_allclose(np.asarray(heat), want_heat, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(vote), want_vote, rtol=1e-4, atol=1e-6)
+    assert np.all(np.asarray(heat)[y[:, 0] == 0] == 0) and np.all(np.asarray(vote)[y[:, 0] == 0] == 0)
+
+
+def test_map_terms_are_least_for_a_map_that_points_at_the_object():
+    # The true box sits in cell (row 1, col 2) of a 4x4 map. A map whose weights
+    # and votes say so scores lower on both terms than one pointing elsewhere.
+    y = np.array([[1, 0.6, 0.4, 0.2, 0.2, 1, 0, 0]], np.float32)
+    offsets = np.full((1, 4, 4, 2), 0.5, np.float32)
+    offsets[0, 1, 2] = [0.4, 0.6]  # (2 + 0.4) / 4 = 0.6, (1 + 0.6) / 4 = 0.4
+    sizes = np.full((1, 4, 4, 2), 0.2, np.float32)
+    right, wrong = np.zeros((1, 4, 4, 1), np.float32), np.zeros((1, 4, 4, 1), np.float32)
+    right[0, 1, 2], wrong[0, 3, 0] = 5.0, 5.0
+    loss = L.LocalizationLoss()
+    heat_right, vote_right = L.map_terms(loss, y, right, offsets, sizes)
+    heat_wrong, _ = L.map_terms(loss, y, wrong, offsets, sizes)
+    _, vote_wrong = L.map_terms(loss, y, right, offsets, np.full_like(sizes, 0.6))
+    assert float(heat_right[0]) < float(heat_wrong[0])
+    assert float(vote_right[0]) < float(vote_wrong[0])
+
+
+def test_map_supervision_adds_its_terms_and_trains_the_models_own_weights():
+    model = build_model(image_size=32, filters=(8, 8, 8, 8), head_units=16, dropout=0.0)
+    loss = L.LocalizationLoss()
+    trainer = L.MapSupervision(model, loss, heatmap_weight=2.0, vote_weight=3.0)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    y = random_targets(8, 3, positive_share=0.5)
+    np.testing.assert_allclose(trainer.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    logs = trainer.evaluate(x, y, verbose=0, return_dict=True)
+    maps = keras.Model(model.input, [model.get_layer(n).output for n in L.MAP_LAYERS])(x)
+    heat, vote = L.map_terms(loss, y, *maps)
+    assert logs["heatmap_loss"] == pytest.approx(float(np.mean(heat)), rel=1e-4)
+    assert logs["vote_loss"] == pytest.approx(float(np.mean(vote)), rel=1e-4)
+    plain = float(loss(y, model(x)))
+    assert logs["loss"] == pytest.approx(plain + 2.0 * logs["heatmap_loss"] + 3.0 * logs["vote_loss"], rel=1e-4)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    trainer.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert any(np.any(v.numpy() != b) for v, b in zip(model.trainable_variables, before))
+    with pytest.raises(ValueError, match="spatial"):
+        L.MapSupervision(build_model(image_size=32, filters=(8, 8, 8, 8), head="dense", head_units=16), loss)

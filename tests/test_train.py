@@ -44,7 +44,7 @@ def test_smoke_run_writes_a_complete_run_folder(smoke_run):
     assert config_lib.Config.load(out / "config.json") == config
     history = result["history"]
     assert history["epoch"] == [0.0, 1.0]
-    for key in ("loss", "pc_loss", "box_loss", "class_loss", "val_loc_accuracy", "val_mean_iou"):
+    for key in ("loss", "pc_loss", "box_loss", "class_loss", "heatmap_loss", "vote_loss", "val_loc_accuracy", "val_mean_iou"):
         assert all(np.isfinite(history[key])), key
     report = json.loads((out / "report.json").read_text())
     for key in evaluate_lib.REPORT_KEYS:
@@ -52,6 +52,16 @@ def test_smoke_run_writes_a_complete_run_folder(smoke_run):
     assert report["counts"]["images"] == report["counts"]["positives"] + report["counts"]["background"] > 0
     model = keras.models.load_model(out / "model.keras")
     assert report["threshold"] == pytest.approx(train_lib.model_lib.presence_threshold(model))
+    # Trained through the MapSupervision wrapper, saved as the plain model.
+    assert model.name == "locnet" and model.output_shape == (None, 8)
+
+
+def test_map_supervision_only_where_there_is_a_map_and_the_default_loss():
+    assert train_lib.map_supervised(config_lib.preset("default"))
+    assert train_lib.map_supervised(config_lib.preset("default", heatmap_weight=0.0))
+    assert not train_lib.map_supervised(config_lib.preset("default", heatmap_weight=0.0, vote_weight=0.0))
+    assert not train_lib.map_supervised(config_lib.preset("default", loss_mode="lecture"))
+    assert not train_lib.map_supervised(config_lib.preset("default", head="dense"))
 
 
 def test_report_agrees_with_numpy_and_keras_metrics(smoke_run, data_dir):
