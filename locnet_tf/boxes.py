@@ -124,6 +124,26 @@ def from_target(boxes, target, height=None, width=None):
     return _convert(_swap_last_two(boxes), "rel_center_xywh", _keras_name(target), height, width)
 
 
+def map_votes(offsets, sizes):
+    """The box each cell of a spatial head's map votes for, `(B, H, W, 4)` target format.
+
+    Cell (i, j) of an `H x W` map votes for a box centred at
+    `((j + o_x) / W, (i + o_y) / H)` of size `(h, w)`. `SoftArgmaxBox` averages
+    these votes and `losses.map_terms` scores them, so both read them here.
+
+    Args:
+        offsets: `(B, H, W, 2)` in (0, 1), as (x, y) within the cell.
+        sizes: `(B, H, W, 2)` in (0, 1), as (h, w) relative to the image.
+    """
+    height, width = offsets.shape[1], offsets.shape[2]
+    # Cell corners as constants: column index j along x, row index i along y.
+    cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
+    rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
+    cx = (cols + offsets[..., 0:1]) / width
+    cy = (rows + offsets[..., 1:2]) / height
+    return ops.concatenate([cx, cy, sizes], axis=-1)
+
+
 def target_to_corners(boxes):
     """Target `[cx, cy, h, w]` -> relative `(x1, y1, x2, y2)` as four tensors.
 

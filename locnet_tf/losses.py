@@ -255,12 +255,7 @@ def map_terms(loss, y_true, logits, offsets, sizes, sigma=0.15, min_sigma=0.5):
     q = centre_heatmap(box_true, height, width, sigma, min_sigma)
     log_p = ops.log_softmax(ops.reshape(ops.cast(logits, "float32"), (-1, height * width)), axis=-1)
     heatmap = -ops.sum(ops.reshape(q, (-1, height * width)) * log_p, axis=-1)
-    cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width))
-    rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1))
-    offsets, sizes = ops.cast(offsets, "float32"), ops.cast(sizes, "float32")
-    votes = ops.stack(
-        [(cols + offsets[..., 0]) / width, (rows + offsets[..., 1]) / height, sizes[..., 0], sizes[..., 1]], axis=-1
-    )
+    votes = box_lib.map_votes(ops.cast(offsets, "float32"), ops.cast(sizes, "float32"))
     truth = ops.broadcast_to(box_true[:, None, None, :], ops.shape(votes))
     vote = ops.sum(q * loss._box_term(truth, votes), axis=(1, 2))
     positive = ops.cast(pc_true > 0.5, "float32")

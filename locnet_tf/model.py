@@ -14,6 +14,7 @@ import keras
 from keras import layers
 from keras import ops
 
+from locnet_tf import boxes as box_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import target as target_lib
@@ -79,12 +80,7 @@ class SoftArgmaxBox(layers.Layer):
         height, width, channels = logits.shape[1], logits.shape[2], features.shape[-1]
         cells = height * width
         weights = ops.softmax(ops.reshape(logits, (-1, 1, cells)), axis=-1)  # (B, 1, H*W)
-        # Cell corners as constants: column index j along x, row index i along y.
-        cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
-        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
-        cx = (cols + offsets[..., 0:1]) / width
-        cy = (rows + offsets[..., 1:2]) / height
-        votes = ops.concatenate([cx, cy, sizes], axis=-1)  # (B, H, W, 4): b_x, b_y, b_h, b_w
+        votes = box_lib.map_votes(offsets, sizes)  # (B, H, W, 4): b_x, b_y, b_h, b_w
         # The weighted sums as matrix products, not multiply-then-sum: in a
         # full-integer TFLite model a matmul adds the H*W products in int32 and
         # rounds once, where an element-wise product rounds each tiny weight x
@@ -92,7 +88,7 @@ class SoftArgmaxBox(layers.Layer):
         # A fifth vote of 1 sums the weights themselves; dividing by it is a
         # no-op in float (a softmax sums to 1) and, in int8, undoes the mass
         # lost when small weights round to 0.
-        votes = ops.concatenate([votes, ops.ones_like(cx)], axis=-1)
+        votes = ops.concatenate([votes, ops.ones_like(votes[..., :1])], axis=-1)
         sums = ops.reshape(ops.matmul(weights, ops.reshape(votes, (-1, cells, 5))), (-1, 5))
         box = sums[:, :4] / sums[:, 4:5]
         pooled = ops.matmul(weights, ops.reshape(features, (-1, cells, channels)))
