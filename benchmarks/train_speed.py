@@ -11,8 +11,10 @@ gradients with respect to activations and to weights), so
 
     achieved GFLOP/s = 3 * forward FLOPs * images/s / 1e9
 
-and `fraction_of_peak` divides it by the matmul rate of the same run. Inputs are
-random tensors already in memory, so only the model is measured (the data
+and `fraction_of_peak` divides it by the matmul rate of the same run. Every run times
+the step `train` runs (with map supervision when the preset has it); the
+`map_supervision` entry times the preset's step with and without those terms.
+Inputs are random tensors already in memory, so only the model is measured (the data
 pipeline has its own benchmark, benchmarks/data_pipeline.py).
 """
 
@@ -27,6 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from locnet_tf import config as config_lib  # noqa: E402
+from locnet_tf import losses as losses_lib  # noqa: E402
 from locnet_tf import model as model_lib  # noqa: E402
 from locnet_tf import train as train_lib  # noqa: E402
 
@@ -62,10 +65,20 @@ def fraction_of_peak(forward_flops, images_per_s, peak_gflops):
     return 3 * forward_flops * images_per_s / 1e9 / peak_gflops
 
 
-def training_rate(config, batch_size, jit_compile, seconds):
-    """Images/s of `train_on_batch` on in-memory random data (after warm-up)."""
+def training_rate(config, batch_size, jit_compile, seconds, map_supervision=True):
+    """Images/s of `train_on_batch` on in-memory random data (after warm-up).
+
+    With `map_supervision` the step is the one `train` runs: the model wrapped
+    in `losses.MapSupervision` when the config turns it on.
+    """
     model = model_lib.build_model(**config.model_kwargs())
     model_lib.compile_model(model, jit_compile=jit_compile)
+    if map_supervision and train_lib.map_supervised(config):
+        loss = losses_lib.LocalizationLoss()
+        model = losses_lib.MapSupervision(
+            model, loss, config.heatmap_weight, config.vote_weight, sigma=config.heatmap_sigma
+        )
+        model_lib.compile_model(model, loss=loss, jit_compile=jit_compile, threshold=0.5)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch_size, config.image_size, config.image_size, 3)).astype(np.float32)
     y = np.zeros((batch_size, 8), np.float32)
@@ -111,6 +124,17 @@ def main(argv=None):
                 "fraction_of_peak": round(fraction, 3),
             })
     best = max(runs, key=lambda r: r["images_per_s"])
+    # What the map-supervision terms cost: the preset's own step with and
+    # without them, back to back.
+    jit = train_lib._jit(config.jit_compile)
+    with_terms = training_rate(config, config.batch_size, jit, args.seconds)
+    without = training_rate(config, config.batch_size, jit, args.seconds, map_supervision=False)
+    map_supervision = {
+        "on_in_config": train_lib.map_supervised(config),
+        "images_per_s_with": round(with_terms, 1),
+        "images_per_s_without": round(without, 1),
+        "time_per_image_ratio": round(without / with_terms, 3),
+    }
     compare = None
     if args.compare:
         # Both at their own preset's settings, timed back to back in this run,
@@ -144,6 +168,7 @@ def main(argv=None):
         "best": best,
         "config_jit_compile": config.jit_compile,
         "config_batch_size": config.batch_size,
+        "map_supervision": map_supervision,
         "compare": compare,
     }, indent=2))
 
