@@ -19,6 +19,7 @@ pipeline has its own benchmark, benchmarks/data_pipeline.py).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -29,7 +30,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from locnet_tf import config as config_lib  # noqa: E402
-from locnet_tf import losses as losses_lib  # noqa: E402
 from locnet_tf import model as model_lib  # noqa: E402
 from locnet_tf import train as train_lib  # noqa: E402
 
@@ -71,14 +71,9 @@ def training_rate(config, batch_size, jit_compile, seconds, map_supervision=True
     With `map_supervision` the step is the one `train` runs: the model wrapped
     in `losses.MapSupervision` when the config turns it on.
     """
-    model = model_lib.build_model(**config.model_kwargs())
-    model_lib.compile_model(model, jit_compile=jit_compile)
-    if map_supervision and train_lib.map_supervised(config):
-        loss = losses_lib.LocalizationLoss()
-        model = losses_lib.MapSupervision(
-            model, loss, config.heatmap_weight, config.vote_weight, sigma=config.heatmap_sigma
-        )
-        model_lib.compile_model(model, loss=loss, jit_compile=jit_compile, threshold=0.5)
+    if not map_supervision:
+        config = dataclasses.replace(config, heatmap_weight=0.0, vote_weight=0.0)
+    model = train_lib.compile_for_training(model_lib.build_model(**config.model_kwargs()), config, jit_compile=jit_compile)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch_size, config.image_size, config.image_size, 3)).astype(np.float32)
     y = np.zeros((batch_size, 8), np.float32)

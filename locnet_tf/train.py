@@ -173,6 +173,29 @@ def map_supervised(config):
     return weighted and config.head == "spatial" and config.loss_mode == "default"
 
 
+def compile_for_training(model, config, loss=None, optimizer=None, jit_compile="auto"):
+    """Compiles `model` and returns what `fit` trains: the model, or its `MapSupervision`.
+
+    The wrapper (when `map_supervised(config)`) trains the same layers with the
+    box map's own terms added, and shares the model's optimizer, so the model
+    saved afterwards carries its state.
+    """
+    loss = loss or losses_lib.LocalizationLoss()
+    model_lib.compile_model(model, loss=loss, optimizer=optimizer, jit_compile=jit_compile)
+    if not map_supervised(config):
+        return model
+    trainer = losses_lib.MapSupervision(
+        model, loss, heatmap_weight=config.heatmap_weight, vote_weight=config.vote_weight, sigma=config.heatmap_sigma
+    )
+    return model_lib.compile_model(
+        trainer,
+        loss=loss,
+        optimizer=model.optimizer,
+        jit_compile=jit_compile,
+        threshold=model_lib.presence_threshold(model),
+    )
+
+
 def _steps(dataset):
     n = int(dataset.cardinality())
     return n if n > 0 else None
@@ -271,25 +294,8 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         optimizer = keras.optimizers.AdamW(
             learning_rate=_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay
         )
-        model_lib.compile_model(model, loss=loss, optimizer=optimizer, jit_compile=_jit(config.jit_compile))
-        trainer = model
-        if map_supervised(config):
-            # Trains the same layers with the box map's own terms added; the
-            # checkpoint saves `model` (see BestCheckpoint.set_model).
-            trainer = losses_lib.MapSupervision(
-                model,
-                loss,
-                heatmap_weight=config.heatmap_weight,
-                vote_weight=config.vote_weight,
-                sigma=config.heatmap_sigma,
-            )
-            model_lib.compile_model(
-                trainer,
-                loss=loss,
-                optimizer=optimizer,
-                jit_compile=_jit(config.jit_compile),
-                threshold=model_lib.presence_threshold(model),
-            )
+        # The checkpoint saves `model` itself (see BestCheckpoint.set_model).
+        trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
     _work_around_keras_multi_worker_build(trainer, strategy)
 
     history_path = str(work_dir / "history.csv")
