@@ -199,6 +199,7 @@ def loss_component_metrics(loss):
 # Dense supervision of the spatial head's box map.
 
 MAP_LAYERS = ("where_logits", "where_offsets", "where_sizes")
+BOX_LAYER = "box"  # the SoftArgmaxBox; its inputs are the maps (sizes after any size_scale)
 
 
 def centre_heatmap(box_true, height, width, sigma=0.15, min_sigma=0.5):
@@ -267,7 +268,7 @@ def map_terms(loss, y_true, logits, offsets, sizes, sigma=0.15, min_sigma=0.5):
 def has_box_map(model):
     """Whether `model` has a spatial head whose box map `MapSupervision` can supervise."""
     names = {layer.name for layer in model.layers}
-    return all(name in names for name in MAP_LAYERS)
+    return all(name in names for name in MAP_LAYERS + (BOX_LAYER,))
 
 
 class MapSupervision(keras.Model):
@@ -298,7 +299,9 @@ class MapSupervision(keras.Model):
         self.box_loss = loss
         self.heatmap_weight, self.vote_weight = float(heatmap_weight), float(vote_weight)
         self.sigma, self.min_sigma = float(sigma), float(min_sigma)
-        maps = [model.get_layer(name).output for name in MAP_LAYERS]
+        # The maps as the box layer reads them: the same tensors, so the votes
+        # scored here are the ones it averages (sizes after any size_scale).
+        maps = list(model.get_layer(BOX_LAYER).input[:3])
         self.probe = keras.Model(model.input, [model.output] + maps, name=f"{model.name}_with_maps")
         self.built = True  # its layers are the model's, built already
         # call() hands the maps to compute_loss() through this dict. The key is

@@ -174,6 +174,7 @@ def build_model(
     head_units=256,
     dropout=0.2,
     presence_threshold=0.5,
+    size_scale=1.0,
     name="locnet",
 ):
     """Builds the functional localization model.
@@ -199,6 +200,11 @@ def build_model(
         head_units: int. Width of the dense layer before the presence/class outputs.
         dropout: float. Dropout rate in the head.
         presence_threshold: float. Stored in the model for decoding.
+        size_scale: float. Spatial head: multiplies the box-size map. Progressive
+            training (`train`, `--progressive-size`) builds its low-resolution
+            model with `final size / size`, so that a box `p` pixels tall gets
+            the same sigmoid output (`p / final size`) at either input size and
+            the weights carry over. 1 (every model that is saved) adds nothing.
         name: str. Model name.
 
     Returns:
@@ -233,6 +239,8 @@ def build_model(
         logits = layers.Conv2D(1, 1, use_bias=False, name="where_logits", dtype="float32")(x)
         offsets = layers.Conv2D(2, 1, activation="sigmoid", name="where_offsets", dtype="float32")(x)
         sizes = layers.Conv2D(2, 1, activation="sigmoid", name="where_sizes", dtype="float32")(x)
+        if size_scale != 1.0:
+            sizes = layers.Rescaling(float(size_scale), name="where_sizes_scale", dtype="float32")(sizes)
         box, at_object = SoftArgmaxBox(name="box", dtype="float32")([logits, offsets, sizes, x])
         # Presence from the whole image (is anything there?), class from where it is.
         summary = layers.Concatenate(name="head_summary")(

@@ -149,11 +149,17 @@ def training_curves(history, path=None):
     Args:
         history: dict of lists, e.g. Keras `History.history` or history.csv read
             by columns; `val_` columns are drawn dashed beside their train twin.
-        path: PNG path, or None to return the figure.
+        path: PNG path, or None to return the figure. An `image_size` column
+            (progressive resizing) marks where the input size changes.
     """
     epochs = np.asarray(history.get("epoch", range(len(history.get("loss", [])))), float) + 1
+    sizes = history.get("image_size", [])
+    # Between epoch i and i + 1, where the input size changed.
+    switches = [(epochs[i] + 0.5, sizes[i + 1]) for i in range(len(sizes) - 1) if sizes[i + 1] != sizes[i]]
     figure, axes = _subplots(1, len(_CURVE_PANELS), figsize=(4.2 * len(_CURVE_PANELS), 3.4))
     for axis, (title, keys) in zip(axes, _CURVE_PANELS):
+        for x, size in switches:
+            axis.axvline(x, color="grey", linestyle=":", label=f"{size:g} px from here")
         for i, key in enumerate(keys):
             colour = _COLORS[i]
             if key in history:

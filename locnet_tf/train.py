@@ -13,9 +13,15 @@ The run folder ends up holding:
 
 A run that dies (killed, machine lost) resumes from its last finished epoch when
 the same command is run again.
+
+With progressive resizing (`--progressive-size 96 --progressive-epochs 3`) the
+first epochs train a copy of the model at the smaller input size; its weights
+and optimizer state then carry over to the full-size model for the remaining
+epochs, and history.csv records each epoch's `image_size`.
 """
 
 import argparse
+import dataclasses
 import math
 import os
 import pathlib
@@ -131,21 +137,37 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     epoch after the restart; this one reads the best so far from history.csv.
     """
 
-    def __init__(self, filepath, history_path, **kwargs):
+    def __init__(self, filepath, history_path, first_epoch=0, **kwargs):
         super().__init__(filepath, **kwargs)
         self.history_path = history_path
+        # Epochs before this one (progressive resizing's smaller inputs) were
+        # validated on other images and never saved; their scores do not count.
+        self.first_epoch = first_epoch
 
     def set_model(self, model):
         # A `MapSupervision` wrapper trains the model; the file gets the model itself.
-        super().set_model(model.model if isinstance(model, losses_lib.MapSupervision) else model)
+        super().set_model(_plain(model))
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         history = _read_history(self.history_path)
         if os.path.exists(self.filepath) and self.monitor in history:
-            values = [v for v in history[self.monitor] if not math.isnan(v)]
+            epochs = history["epoch"]
+            values = [v for e, v in zip(epochs, history[self.monitor]) if e >= self.first_epoch and not math.isnan(v)]
             if values:
                 self.best = max(values) if self.monitor_op == np.greater else min(values)
+
+
+class LogValue(keras.callbacks.Callback):
+    """Adds a constant to each epoch's logs (before CSVLogger writes them)."""
+
+    def __init__(self, name, value):
+        super().__init__()
+        self.name, self.value = name, value
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[self.name] = self.value
 
 
 class CurvesPlot(keras.callbacks.Callback):
@@ -194,6 +216,64 @@ def compile_for_training(model, config, loss=None, optimizer=None, jit_compile="
         jit_compile=jit_compile,
         threshold=model_lib.presence_threshold(model),
     )
+
+
+def progressive(config):
+    """Whether `config` trains its first epochs at a smaller input size (checked)."""
+    if not (config.progressive_size or config.progressive_epochs):
+        return False
+    if config.progressive_size <= 0 or config.progressive_epochs <= 0:
+        raise ValueError(
+            "Progressive resizing needs both --progressive-size and --progressive-epochs above 0 "
+            f"(got {config.progressive_size} and {config.progressive_epochs})."
+        )
+    if config.progressive_epochs >= config.epochs:
+        raise ValueError(
+            f"--progressive-epochs {config.progressive_epochs} leaves no epoch at --image-size "
+            f"{config.image_size} (--epochs {config.epochs}); use fewer."
+        )
+    if config.head != "spatial":
+        raise ValueError(
+            "Progressive resizing needs --head spatial: the dense head's weights depend on the input size."
+        )
+    return True
+
+
+def carry_over(source, target):
+    """Copies weights and optimizer state from one trainer to another of the same layers.
+
+    Progressive resizing trains a model at a smaller input size, then goes on
+    with the full-size one: every layer's weights (by name; the input size
+    changes no weight shape in a spatial-head model) and every optimizer
+    variable (its moments and step count, by variable path) carry over, so the
+    learning-rate schedule and Adam's moments continue where they were. Keras has
+    no call for this: `set_weights` is by position, and the models' layer orders
+    differ by the small model's size-scaling layer.
+
+    Args:
+        source, target: `compile_for_training` results (models or their
+            `MapSupervision` wrappers). Call inside the strategy's scope.
+    """
+    source_model, target_model = _plain(source), _plain(target)
+    for layer in target_model.layers:
+        if layer.weights:
+            layer.set_weights(source_model.get_layer(layer.name).get_weights())
+    if not target.optimizer.built:
+        target.optimizer.build(target.trainable_variables)
+
+    def key(variable):  # the path without the optimizer's own (unique) name
+        return variable.path.split("/", 1)[-1]
+
+    state = {key(v): v for v in source.optimizer.variables}
+    missing = sorted(key(v) for v in target.optimizer.variables if key(v) not in state)
+    if missing or len(state) != len(target.optimizer.variables):
+        raise ValueError(f"The two models' optimizer states differ (missing: {missing[:5]}).")
+    for variable in target.optimizer.variables:
+        variable.assign(state[key(variable)])
+
+
+def _plain(trainer):
+    return trainer.model if isinstance(trainer, losses_lib.MapSupervision) else trainer
 
 
 def _steps(dataset):
@@ -265,6 +345,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         `report` (test evaluation or None) and `seconds`.
     """
     start = time.time()
+    first_epoch = config.progressive_epochs if progressive(config) else 0  # checks the settings
     run_dir = pathlib.Path(out)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -281,6 +362,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     keras.utils.set_random_seed(config.seed)
     train_ds, val_ds = datasets(config, config.batch_size)
     steps_per_epoch = config.steps_per_epoch or _steps(train_ds)
+    schedule = _learning_rate(config, steps_per_epoch)
 
     with strategy.scope():
         model = model_lib.build_model(class_names=train_ds.class_names, **config.model_kwargs())
@@ -291,37 +373,53 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
             box_weight=config.box_weight,
             class_weight=config.class_weight,
         )
-        optimizer = keras.optimizers.AdamW(
-            learning_rate=_learning_rate(config, steps_per_epoch), weight_decay=config.weight_decay
-        )
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
         # The checkpoint saves `model` itself (see BestCheckpoint.set_model).
         trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
     _work_around_keras_multi_worker_build(trainer, strategy)
 
     history_path = str(work_dir / "history.csv")
     model_path = str(work_dir / "model.keras")
+    backup_dir = work_dir / "backup"
+
+    def logging_callbacks(image_size):
+        # With progressive resizing every row of history.csv says its input size.
+        size = [LogValue("image_size", image_size)] if first_epoch else []
+        return size + [
+            keras.callbacks.CSVLogger(history_path, append=True),
+            keras.callbacks.TensorBoard(str(work_dir / "logs")),
+            CurvesPlot(history_path, str(work_dir / "curves.png")),
+        ]
+
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(str(work_dir / "backup"), delete_checkpoint=True),
-        BestCheckpoint(model_path, history_path, monitor=BEST_METRIC, mode="max", save_best_only=True),
-        keras.callbacks.CSVLogger(history_path, append=True),
-        keras.callbacks.TensorBoard(str(work_dir / "logs")),
-        CurvesPlot(history_path, str(work_dir / "curves.png")),
+        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True),
+        BestCheckpoint(
+            model_path, history_path, first_epoch=first_epoch, monitor=BEST_METRIC, mode="max", save_best_only=True
+        ),
+        *logging_callbacks(config.image_size),
     ]
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor=BEST_METRIC, mode="max", patience=config.early_stopping_patience)
         )
     callbacks.extend(extra_callbacks)
-    finished = os.path.exists(model_path) and os.path.exists(history_path) and not (work_dir / "backup").exists()
+    finished = os.path.exists(model_path) and os.path.exists(history_path) and not backup_dir.exists()
     if finished:
         # BackupAndRestore removes its state only when fit() ends normally, so
         # this run folder holds a finished run: do not train it again.
         print(f"{run_dir} holds a finished run; calibrating and evaluating its model again.")
     else:
+        if first_epoch:
+            _train_small_first(
+                config, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir,
+                [keras.callbacks.TerminateOnNaN(), *logging_callbacks(config.progressive_size), *extra_callbacks],
+                verbose,
+            )
         trainer.fit(
             train_ds.repeat() if config.steps_per_epoch else train_ds,
             validation_data=val_ds,
+            initial_epoch=first_epoch,
             epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch,
             validation_steps=config.validation_steps,
@@ -341,6 +439,54 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         shutil.rmtree(work_dir, ignore_errors=True)
     result["seconds"] = time.time() - start
     return result
+
+
+SMALL_BACKUP = "progressive"  # folder in backup/ for the small-input epochs
+
+
+def _train_small_first(config, strategy, trainer, schedule, loss, class_names, backup_dir, callbacks, verbose):
+    """Progressive resizing's first epochs, at `config.progressive_size`; then carries them over to `trainer`.
+
+    The small model is `build_model` at the smaller size with the same layers,
+    its box sizes scaled by `image_size / progressive_size` (see `size_scale`),
+    and its own optimizer on the same learning-rate schedule. Its backup lives
+    in `backup/progressive/` and is kept until the whole run ends, so a run
+    killed after these epochs does not train them again; once the full-size
+    epochs have a backup of their own, these are skipped altogether.
+    """
+    if backup_dir.exists() and any(path.name != SMALL_BACKUP for path in backup_dir.iterdir()):
+        return  # the full-size epochs have begun; their BackupAndRestore resumes them
+    small = dataclasses.replace(config, image_size=config.progressive_size)
+    train_ds, val_ds = datasets(small, config.batch_size)
+    with strategy.scope():
+        model = model_lib.build_model(
+            class_names=class_names, size_scale=config.image_size / config.progressive_size, **small.model_kwargs()
+        )
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+        small_trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
+    _work_around_keras_multi_worker_build(small_trainer, strategy)
+    if verbose != 0:
+        print(
+            f"Progressive resizing: epochs 1-{config.progressive_epochs} at {config.progressive_size} px, "
+            f"then {config.progressive_epochs + 1}-{config.epochs} at {config.image_size} px."
+        )
+    small_trainer.fit(
+        train_ds.repeat() if config.steps_per_epoch else train_ds,
+        validation_data=val_ds,
+        epochs=config.progressive_epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        validation_steps=config.validation_steps,
+        callbacks=[keras.callbacks.BackupAndRestore(str(backup_dir / SMALL_BACKUP), delete_checkpoint=False), *callbacks],
+        verbose=verbose,
+        shuffle=False,
+    )
+    if small_trainer.stop_training:  # TerminateOnNaN
+        raise RuntimeError(
+            f"Training stopped in the first {config.progressive_epochs} epochs at {config.progressive_size} px "
+            f"(non-finite loss); see {backup_dir.parent / 'history.csv'}."
+        )
+    with strategy.scope():
+        carry_over(small_trainer, trainer)
 
 
 def _check_run_folder(run_dir, config, overwrite):

@@ -229,3 +229,14 @@ def test_map_supervision_adds_its_terms_and_trains_the_models_own_weights():
     assert any(np.any(v.numpy() != b) for v, b in zip(model.trainable_variables, before))
     with pytest.raises(ValueError, match="spatial"):
         L.MapSupervision(build_model(image_size=32, filters=(8, 8, 8, 8), head="dense", head_units=16), loss)
+
+
+def test_map_supervision_scores_the_votes_the_box_layer_averages():
+    # With a size_scale (progressive resizing's small model) the votes' sizes
+    # are the scaled ones, as SoftArgmaxBox reads them, not the raw sigmoid map.
+    model = build_model(image_size=32, filters=(8, 8, 8, 8), head_units=16, size_scale=1.5)
+    trainer = L.MapSupervision(model, L.LocalizationLoss())
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    _, _, _, sizes = trainer.probe(x)
+    raw = keras.Model(model.input, model.get_layer("where_sizes").output)(x)
+    np.testing.assert_allclose(np.asarray(sizes), 1.5 * np.asarray(raw), rtol=1e-6)

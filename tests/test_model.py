@@ -144,3 +144,18 @@ def test_deeper_simple_backbone_adds_residual_convs_and_reloads(tmp_path):
     for bad in [(1, 1), (1, 0, 1)]:
         with pytest.raises(ValueError, match="depths must be 3 integers"):
             M.build_model(image_size=48, depths=bad)
+
+
+def test_size_scale_multiplies_box_sizes_only_and_adds_nothing_at_one():
+    # Progressive resizing's small model: same layers and weights, box sizes
+    # scaled by final size / small size, so p pixels mean the same sigmoid output.
+    plain = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16)
+    scaled = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16, size_scale=2.0)
+    assert "where_sizes_scale" not in {layer.name for layer in plain.layers}
+    for layer in scaled.layers:
+        if layer.weights:
+            layer.set_weights(plain.get_layer(layer.name).get_weights())
+    x = _images(3, 48)
+    a, b = np.asarray(plain(x)), np.asarray(scaled(x))
+    np.testing.assert_allclose(b[:, 3:5], 2.0 * a[:, 3:5], rtol=1e-5)  # b_h, b_w
+    np.testing.assert_allclose(b[:, [0, 1, 2, 5, 6, 7]], a[:, [0, 1, 2, 5, 6, 7]], rtol=1e-5, atol=1e-6)

@@ -23,3 +23,15 @@ def test_plots_keep_the_callers_backend_and_pyplot_state(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[-2] == "svg []", out.stdout + out.stderr
     assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "m.png").stat().st_size > 1000
+
+
+def test_training_curves_mark_where_progressive_resizing_changes_the_input_size():
+    from locnet_tf import plots
+
+    history = {"epoch": [0, 1, 2, 3], "loss": [4, 3, 2, 1], "image_size": [96, 96, 128, 128]}
+    figure = plots.training_curves(history)
+    for axis in figure.axes:
+        marks = [line for line in axis.get_lines() if line.get_label() == "128 px from here"]
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [2.5, 2.5], axis.get_title()
+    plain = plots.training_curves({"epoch": [0, 1], "loss": [2, 1]})
+    assert not any("px from here" in line.get_label() for axis in plain.axes for line in axis.get_lines())

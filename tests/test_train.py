@@ -254,3 +254,83 @@ def test_road_preset_trains_on_the_large_synthetic_split_without_augmentation():
     assert config.depths != default.depths
     # the flags round-trip through config.json like every other field
     assert config_lib.Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def _progressive(data_dir, **overrides):
+    values = dict(data_dir=data_dir, epochs=4, progressive_size=48, progressive_epochs=2, evaluate=False, calibrate=False)
+    return config_lib.preset("smoke", **{**values, **overrides})
+
+
+def test_progressive_resizing_carries_the_small_models_training_over(tmp_path, data_dir):
+    config = _progressive(data_dir, evaluate=True)
+    result = train_lib.train(config, out=str(tmp_path), verbose=0)
+    history = result["history"]
+    assert history["epoch"] == [0.0, 1.0, 2.0, 3.0]
+    assert history["image_size"] == [48.0, 48.0, 64.0, 64.0]
+    for key in ("loss", "heatmap_loss", "val_loc_accuracy"):
+        assert all(np.isfinite(history[key])), key
+    assert not (tmp_path / "backup").exists()
+    # The saved model is the full-size one, without the small model's size scaling.
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.input_shape == (None, 64, 64, 3)
+    assert "where_sizes_scale" not in {layer.name for layer in model.layers}
+    assert json.loads((tmp_path / "report.json").read_text())["counts"]["images"] > 0
+
+
+def test_carry_over_copies_weights_and_optimizer_state_by_name():
+    config = _progressive(None)
+    small = train_lib.model_lib.build_model(image_size=48, size_scale=64 / 48, **{
+        k: v for k, v in config.model_kwargs().items() if k != "image_size"})
+    full = train_lib.model_lib.build_model(**config.model_kwargs())
+    schedule = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=10)
+    source = train_lib.compile_for_training(small, config, optimizer=keras.optimizers.AdamW(schedule))
+    target = train_lib.compile_for_training(full, config, optimizer=keras.optimizers.AdamW(schedule))
+    x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 3)).astype(np.float32)
+    y = np.zeros((4, 8), np.float32)
+    y[:2, 0], y[:2, 1:5], y[:2, 5] = 1.0, 0.5, 1.0
+    for _ in range(3):
+        source.train_on_batch(x, y)
+    train_lib.carry_over(source, target)
+    assert int(target.optimizer.iterations) == 3, "the learning-rate schedule must continue"
+    for layer in full.layers:  # trainable weights and batch-norm statistics alike
+        theirs = small.get_layer(layer.name).get_weights()
+        assert len(theirs) == len(layer.weights), layer.name
+        for mine, their in zip(layer.get_weights(), theirs):
+            np.testing.assert_array_equal(mine, their)
+    moments = {v.path.split("/", 1)[1]: v.numpy() for v in source.optimizer.variables}
+    for variable in target.optimizer.variables:
+        np.testing.assert_array_equal(variable.numpy(), moments[variable.path.split("/", 1)[1]])
+    assert any(np.any(v.numpy() != 0) for v in target.optimizer.variables[1:]), "moments must not all be zero"
+
+
+def test_progressive_run_killed_in_either_phase_resumes_without_retraining(tmp_path, data_dir):
+    config = _progressive(data_dir)
+    # Killed after the last small epoch: those are not trained again.
+    with pytest.raises(_Interrupt):
+        train_lib.train(config, out=str(tmp_path), verbose=0, extra_callbacks=[_KillAfterEpoch(1)])
+    first = _FirstEpoch()
+    with pytest.raises(_Interrupt):
+        train_lib.train(config, out=str(tmp_path), verbose=0, extra_callbacks=[first, _KillAfterEpoch(2)])
+    assert first.first == 2
+    # Killed in the full-size epochs: the small ones are skipped altogether.
+    first = _FirstEpoch()
+    result = train_lib.train(config, out=str(tmp_path), verbose=0, extra_callbacks=[first])
+    assert first.first == 3
+    assert result["history"]["epoch"] == [0.0, 1.0, 2.0, 3.0]
+    assert result["history"]["image_size"] == [48.0, 48.0, 64.0, 64.0]
+    assert not (tmp_path / "backup").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"progressive_epochs": 0}, "both"),
+        ({"progressive_size": 0}, "both"),
+        ({"progressive_epochs": 4}, "leaves no epoch"),
+        ({"head": "dense"}, "spatial"),
+    ],
+)
+def test_progressive_settings_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        train_lib.progressive(_progressive(None, **overrides))
+    assert not train_lib.progressive(config_lib.preset("smoke"))
