@@ -1,7 +1,7 @@
 """Training speed of the default model against this machine's own matmul peak.
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/train_speed.py [--preset default] [--seconds 20]
-        [--compare road]
+        [--compare road] [--progressive-size 96]
 
 Prints JSON: the float32 matrix-multiply rate measured here (the machine's
 practical peak), the default model's forward FLOPs per image (TensorFlow's
@@ -14,6 +14,9 @@ gradients with respect to activations and to weights), so
 and `fraction_of_peak` divides it by the matmul rate of the same run. Every run times
 the step `train` runs (with map supervision when the preset has it); the
 `map_supervision` entry times the preset's step with and without those terms.
+`--progressive-size N` times the preset's step at N px (the size-scaled model
+progressive resizing trains first) and at its own size, back to back: the step-time
+ratio that says how many small epochs fit in the time of one full-size epoch.
 Inputs are random tensors already in memory, so only the model is measured (the data
 pipeline has its own benchmark, benchmarks/data_pipeline.py).
 """
@@ -65,7 +68,7 @@ def fraction_of_peak(forward_flops, images_per_s, peak_gflops):
     return 3 * forward_flops * images_per_s / 1e9 / peak_gflops
 
 
-def training_rate(config, batch_size, jit_compile, seconds, map_supervision=True):
+def training_rate(config, batch_size, jit_compile, seconds, map_supervision=True, size_scale=1.0):
     """Images/s of `train_on_batch` on in-memory random data (after warm-up).
 
     With `map_supervision` the step is the one `train` runs: the model wrapped
@@ -73,7 +76,8 @@ def training_rate(config, batch_size, jit_compile, seconds, map_supervision=True
     """
     if not map_supervision:
         config = dataclasses.replace(config, heatmap_weight=0.0, vote_weight=0.0)
-    model = train_lib.compile_for_training(model_lib.build_model(**config.model_kwargs()), config, jit_compile=jit_compile)
+    model = model_lib.build_model(size_scale=size_scale, **config.model_kwargs())
+    model = train_lib.compile_for_training(model, config, jit_compile=jit_compile)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch_size, config.image_size, config.image_size, 3)).astype(np.float32)
     y = np.zeros((batch_size, 8), np.float32)
@@ -99,6 +103,10 @@ def main(argv=None):
         "--compare", default=None, metavar="PRESET",
         help="also time PRESET's model (its batch size and XLA setting) and the default's, "
         "and print their rate ratio: the training-time ratio per image",
+    )
+    parser.add_argument(
+        "--progressive-size", type=int, default=None, metavar="N",
+        help="also time the preset's step at N px and at its own size, back to back (progressive resizing)",
     )
     args = parser.parse_args(argv)
     config = config_lib.preset(args.preset)
@@ -151,6 +159,18 @@ def main(argv=None):
             "timed": timed,
             "time_per_image_ratio": round(timed[args.preset]["images_per_s"] / timed[args.compare]["images_per_s"], 3),
         }
+    progressive = None
+    if args.progressive_size:
+        small = dataclasses.replace(config, image_size=args.progressive_size)
+        scale = config.image_size / args.progressive_size
+        small_rate = training_rate(small, config.batch_size, jit, args.seconds, size_scale=scale)
+        full_rate = training_rate(config, config.batch_size, jit, args.seconds)
+        progressive = {
+            "size": args.progressive_size,
+            "images_per_s_small": round(small_rate, 1),
+            "images_per_s_full": round(full_rate, 1),
+            "step_time_ratio_small_to_full": round(full_rate / small_rate, 3),
+        }
     print(json.dumps({
         "preset": args.preset,
         "image_size": config.image_size,
@@ -165,6 +185,7 @@ def main(argv=None):
         "config_batch_size": config.batch_size,
         "map_supervision": map_supervision,
         "compare": compare,
+        "progressive": progressive,
     }, indent=2))
 
 

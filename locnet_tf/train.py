@@ -14,8 +14,8 @@ The run folder ends up holding:
 A run that dies (killed, machine lost) resumes from its last finished epoch when
 the same command is run again.
 
-With progressive resizing (`--progressive-size 96 --progressive-epochs 3`) the
-first epochs train a copy of the model at the smaller input size; its weights
+With progressive resizing (on by default: `--progressive-share 0.5
+--progressive-size 64`) the first epochs train a copy of the model at the smaller input size; its weights
 and optimizer state then carry over to the full-size model for the remaining
 epochs, and history.csv records each epoch's `image_size`.
 """
@@ -218,25 +218,28 @@ def compile_for_training(model, config, loss=None, optimizer=None, jit_compile="
     )
 
 
-def progressive(config):
-    """Whether `config` trains its first epochs at a smaller input size (checked)."""
-    if not (config.progressive_size or config.progressive_epochs):
-        return False
-    if config.progressive_size <= 0 or config.progressive_epochs <= 0:
-        raise ValueError(
-            "Progressive resizing needs both --progressive-size and --progressive-epochs above 0 "
-            f"(got {config.progressive_size} and {config.progressive_epochs})."
-        )
-    if config.progressive_epochs >= config.epochs:
-        raise ValueError(
-            f"--progressive-epochs {config.progressive_epochs} leaves no epoch at --image-size "
-            f"{config.image_size} (--epochs {config.epochs}); use fewer."
-        )
+def progressive_epochs(config, notice=print):
+    """How many of the first epochs train at `config.progressive_size` (0: none).
+
+    `progressive_share` of the epochs, rounded down. Settings that cannot work
+    raise; where progressive resizing does not apply (the dense head, whose
+    weights depend on the input size, or an input no larger than
+    `progressive_size`) it is off, and `notice` says so.
+    """
+    share, size = config.progressive_share, config.progressive_size
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"--progressive-share must be in [0, 1) (a share of the epochs), got {share}.")
+    if share == 0.0:
+        return 0
+    if size <= 0:
+        raise ValueError(f"--progressive-share {share} needs a --progressive-size above 0, got {size}.")
     if config.head != "spatial":
-        raise ValueError(
-            "Progressive resizing needs --head spatial: the dense head's weights depend on the input size."
-        )
-    return True
+        notice("Progressive resizing is off: the dense head's weights depend on the input size.")
+        return 0
+    if size >= config.image_size:
+        notice(f"Progressive resizing is off: --progressive-size {size} is not below --image-size {config.image_size}.")
+        return 0
+    return int(share * config.epochs + 1e-9)
 
 
 def carry_over(source, target):
@@ -345,7 +348,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         `report` (test evaluation or None) and `seconds`.
     """
     start = time.time()
-    first_epoch = config.progressive_epochs if progressive(config) else 0  # checks the settings
+    first_epoch = progressive_epochs(config)  # checks the settings
     run_dir = pathlib.Path(out)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -412,7 +415,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     else:
         if first_epoch:
             _train_small_first(
-                config, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir,
+                config, first_epoch, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir,
                 [keras.callbacks.TerminateOnNaN(), *logging_callbacks(config.progressive_size), *extra_callbacks],
                 verbose,
             )
@@ -444,7 +447,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
 SMALL_BACKUP = "progressive"  # folder in backup/ for the small-input epochs
 
 
-def _train_small_first(config, strategy, trainer, schedule, loss, class_names, backup_dir, callbacks, verbose):
+def _train_small_first(config, small_epochs, strategy, trainer, schedule, loss, class_names, backup_dir, callbacks, verbose):
     """Progressive resizing's first epochs, at `config.progressive_size`; then carries them over to `trainer`.
 
     The small model is `build_model` at the smaller size with the same layers,
@@ -467,13 +470,13 @@ def _train_small_first(config, strategy, trainer, schedule, loss, class_names, b
     _work_around_keras_multi_worker_build(small_trainer, strategy)
     if verbose != 0:
         print(
-            f"Progressive resizing: epochs 1-{config.progressive_epochs} at {config.progressive_size} px, "
-            f"then {config.progressive_epochs + 1}-{config.epochs} at {config.image_size} px."
+            f"Progressive resizing: epochs 1-{small_epochs} at {config.progressive_size} px, "
+            f"then {small_epochs + 1}-{config.epochs} at {config.image_size} px."
         )
     small_trainer.fit(
         train_ds.repeat() if config.steps_per_epoch else train_ds,
         validation_data=val_ds,
-        epochs=config.progressive_epochs,
+        epochs=small_epochs,
         steps_per_epoch=config.steps_per_epoch,
         validation_steps=config.validation_steps,
         callbacks=[keras.callbacks.BackupAndRestore(str(backup_dir / SMALL_BACKUP), delete_checkpoint=False), *callbacks],
@@ -482,7 +485,7 @@ def _train_small_first(config, strategy, trainer, schedule, loss, class_names, b
     )
     if small_trainer.stop_training:  # TerminateOnNaN
         raise RuntimeError(
-            f"Training stopped in the first {config.progressive_epochs} epochs at {config.progressive_size} px "
+            f"Training stopped in the first {small_epochs} epochs at {config.progressive_size} px "
             f"(non-finite loss); see {backup_dir.parent / 'history.csv'}."
         )
     with strategy.scope():

@@ -190,7 +190,10 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from locnet_tf import train
+        # With progressive resizing, so that carrying the small model's weights and
+        # optimizer state over to mirrored variables is covered too.
         train.main(["--preset", "smoke", "--strategy", "mirrored", "--data-dir", {data_dir!r},
+                    "--progressive-size", "48", "--progressive-share", "0.5",
                     "--out", {str(tmp_path)!r}, "--quiet", "--no-evaluate"])
         strategy = train.make_strategy("mirrored")
         assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
@@ -199,6 +202,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
     _finished(proc)
     _assert_finite_history(tmp_path)
     assert (tmp_path / "model.keras").exists()
+    assert train_lib._read_history(str(tmp_path / "history.csv"))["image_size"] == [48.0, 64.0]
 
 
 def _free_ports(n):
@@ -252,12 +256,16 @@ def test_road_preset_trains_on_the_large_synthetic_split_without_augmentation():
     # native-size images (synthetic_road is drawn at 128 px) and a deeper backbone
     assert (config.image_size, config.depths) == (128, (1, 2, 3))
     assert config.depths != default.depths
+    # its first 3 of 5 passes at 96 px (progressive resizing), checked like any config
+    assert (config.progressive_size, config.epochs, train_lib.progressive_epochs(config)) == (96, 5, 3)
+    # the default preset: half its 32 epochs at 64 px
+    assert (default.progressive_size, default.epochs, train_lib.progressive_epochs(default)) == (64, 32, 16)
     # the flags round-trip through config.json like every other field
     assert config_lib.Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
 def _progressive(data_dir, **overrides):
-    values = dict(data_dir=data_dir, epochs=4, progressive_size=48, progressive_epochs=2, evaluate=False, calibrate=False)
+    values = dict(data_dir=data_dir, epochs=4, progressive_size=48, progressive_share=0.5, evaluate=False, calibrate=False)
     return config_lib.preset("smoke", **{**values, **overrides})
 
 
@@ -324,13 +332,23 @@ def test_progressive_run_killed_in_either_phase_resumes_without_retraining(tmp_p
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"progressive_epochs": 0}, "both"),
-        ({"progressive_size": 0}, "both"),
-        ({"progressive_epochs": 4}, "leaves no epoch"),
-        ({"head": "dense"}, "spatial"),
+        ({"progressive_share": 1.0}, "in \\[0, 1\\)"),
+        ({"progressive_share": -0.5}, "in \\[0, 1\\)"),
+        ({"progressive_size": 0}, "needs a --progressive-size"),
     ],
 )
 def test_progressive_settings_are_checked(overrides, message):
     with pytest.raises(ValueError, match=message):
-        train_lib.progressive(_progressive(None, **overrides))
-    assert not train_lib.progressive(config_lib.preset("smoke"))
+        train_lib.progressive_epochs(_progressive(None, **overrides))
+
+
+def test_progressive_share_rounds_down_and_is_off_where_it_cannot_apply():
+    notices = []
+    assert train_lib.progressive_epochs(_progressive(None, epochs=5, progressive_share=0.6)) == 3
+    assert train_lib.progressive_epochs(_progressive(None, epochs=3, progressive_share=0.5)) == 1
+    assert train_lib.progressive_epochs(_progressive(None, epochs=1, progressive_share=0.5)) == 0
+    assert train_lib.progressive_epochs(config_lib.preset("smoke")) == 0
+    # Off, with a notice: the dense head, and an input no larger than the small size.
+    assert train_lib.progressive_epochs(_progressive(None, head="dense"), notice=notices.append) == 0
+    assert train_lib.progressive_epochs(_progressive(None, progressive_size=64), notice=notices.append) == 0
+    assert "dense head" in notices[0] and "not below --image-size 64" in notices[1]
