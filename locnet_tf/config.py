@@ -203,7 +203,8 @@ def add_config_arguments(parser):
         base = [a for a in typing.get_args(kind) if a is not type(None)]
         if base and typing.get_origin(kind) is typing.Union:
             kind = base[0]
-        help_text = comments.get(field.name, "")
+        # argparse formats help with %: "1% of it" would break --help.
+        help_text = comments.get(field.name, "").replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(kind) is tuple:

@@ -152,6 +152,9 @@ def test_cli_flags_override_preset(tmp_path):
     assert config.model_kwargs()["depths"] == (1, 1, 2)
     with pytest.raises(ValueError, match="Unknown preset"):
         config_lib.preset("huge")
+    # --help lists every field with its comment (a "%" in one once broke argparse).
+    text = train_lib.build_parser().format_help()
+    assert "--progressive-share" in text and "cosine decay to 1% of it" in text
 
 
 def _run(script, env=None, timeout=420):
