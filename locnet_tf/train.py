@@ -367,19 +367,15 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     steps_per_epoch = config.steps_per_epoch or _steps(train_ds)
     schedule = _learning_rate(config, steps_per_epoch)
 
-    with strategy.scope():
-        model = model_lib.build_model(class_names=train_ds.class_names, **config.model_kwargs())
-        loss = losses_lib.LocalizationLoss(
-            mode=config.loss_mode,
-            box_loss=config.box_loss,
-            pc_weight=config.pc_weight,
-            box_weight=config.box_weight,
-            class_weight=config.class_weight,
-        )
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
-        # The checkpoint saves `model` itself (see BestCheckpoint.set_model).
-        trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
-    _work_around_keras_multi_worker_build(trainer, strategy)
+    loss = losses_lib.LocalizationLoss(
+        mode=config.loss_mode,
+        box_loss=config.box_loss,
+        pc_weight=config.pc_weight,
+        box_weight=config.box_weight,
+        class_weight=config.class_weight,
+    )
+    # The checkpoint saves the model itself, not a MapSupervision wrapper (see BestCheckpoint.set_model).
+    trainer = _build_trainer(config, strategy, train_ds.class_names, loss, schedule)
 
     history_path = str(work_dir / "history.csv")
     model_path = str(work_dir / "model.keras")
@@ -419,17 +415,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
                 [keras.callbacks.TerminateOnNaN(), *logging_callbacks(config.progressive_size), *extra_callbacks],
                 verbose,
             )
-        trainer.fit(
-            train_ds.repeat() if config.steps_per_epoch else train_ds,
-            validation_data=val_ds,
-            initial_epoch=first_epoch,
-            epochs=config.epochs,
-            steps_per_epoch=config.steps_per_epoch,
-            validation_steps=config.validation_steps,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself
-        )
+        _fit(trainer, config, train_ds, val_ds, first_epoch, config.epochs, callbacks, verbose)
     result = {
         "run_dir": str(run_dir),
         "model_path": str(run_dir / "model.keras"),
@@ -447,6 +433,36 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
 SMALL_BACKUP = "progressive"  # folder in backup/ for the small-input epochs
 
 
+def _build_trainer(config, strategy, class_names, loss, schedule, image_size=None):
+    """The model for `config` at `image_size` (default: its own), compiled for training in `strategy`.
+
+    At another size than `config.image_size` (progressive resizing's small
+    model) the box sizes are scaled by `config.image_size / image_size`.
+    """
+    image_size = image_size or config.image_size
+    kwargs = dict(config.model_kwargs(), image_size=image_size)
+    with strategy.scope():
+        model = model_lib.build_model(class_names=class_names, size_scale=config.image_size / image_size, **kwargs)
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+        trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
+    _work_around_keras_multi_worker_build(trainer, strategy)
+    return trainer
+
+
+def _fit(trainer, config, train_ds, val_ds, initial_epoch, epochs, callbacks, verbose):
+    trainer.fit(
+        train_ds.repeat() if config.steps_per_epoch else train_ds,
+        validation_data=val_ds,
+        initial_epoch=initial_epoch,
+        epochs=epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        validation_steps=config.validation_steps,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
+    )
+
+
 def _train_small_first(config, small_epochs, strategy, trainer, schedule, loss, class_names, backup_dir, callbacks, verbose):
     """Progressive resizing's first epochs, at `config.progressive_size`; then carries them over to `trainer`.
 
@@ -459,30 +475,15 @@ def _train_small_first(config, small_epochs, strategy, trainer, schedule, loss, 
     """
     if backup_dir.exists() and any(path.name != SMALL_BACKUP for path in backup_dir.iterdir()):
         return  # the full-size epochs have begun; their BackupAndRestore resumes them
-    small = dataclasses.replace(config, image_size=config.progressive_size)
-    train_ds, val_ds = datasets(small, config.batch_size)
-    with strategy.scope():
-        model = model_lib.build_model(
-            class_names=class_names, size_scale=config.image_size / config.progressive_size, **small.model_kwargs()
-        )
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
-        small_trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
-    _work_around_keras_multi_worker_build(small_trainer, strategy)
+    train_ds, val_ds = datasets(dataclasses.replace(config, image_size=config.progressive_size), config.batch_size)
+    small_trainer = _build_trainer(config, strategy, class_names, loss, schedule, image_size=config.progressive_size)
     if verbose != 0:
         print(
             f"Progressive resizing: epochs 1-{small_epochs} at {config.progressive_size} px, "
             f"then {small_epochs + 1}-{config.epochs} at {config.image_size} px."
         )
-    small_trainer.fit(
-        train_ds.repeat() if config.steps_per_epoch else train_ds,
-        validation_data=val_ds,
-        epochs=small_epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        validation_steps=config.validation_steps,
-        callbacks=[keras.callbacks.BackupAndRestore(str(backup_dir / SMALL_BACKUP), delete_checkpoint=False), *callbacks],
-        verbose=verbose,
-        shuffle=False,
-    )
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir / SMALL_BACKUP), delete_checkpoint=False)
+    _fit(small_trainer, config, train_ds, val_ds, 0, small_epochs, [backup, *callbacks], verbose)
     if small_trainer.stop_training:  # TerminateOnNaN
         raise RuntimeError(
             f"Training stopped in the first {small_epochs} epochs at {config.progressive_size} px "
