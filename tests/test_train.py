@@ -230,7 +230,10 @@ def test_multi_worker_strategy_two_processes(tmp_path, data_dir):
             _run(
                 f"""
                 from locnet_tf import train
+                # With progressive resizing: each worker builds, trains and carries
+                # over a small model before the full-size one.
                 train.main(["--preset", "smoke", "--strategy", "multi_worker", "--data-dir", {data_dir!r},
+                            "--progressive-size", "48", "--progressive-share", "0.5",
                             "--out", {str(tmp_path)!r}, "--quiet", "--no-evaluate", "--no-calibrate"])
                 """,
                 env={"TF_CONFIG": tf_config},
@@ -241,6 +244,7 @@ def test_multi_worker_strategy_two_processes(tmp_path, data_dir):
     _assert_finite_history(tmp_path)
     assert (tmp_path / "model.keras").exists()
     assert not (tmp_path / ".worker_1").exists(), "the non-chief scratch folder must be cleaned up"
+    assert train_lib._read_history(str(tmp_path / "history.csv"))["image_size"] == [48.0, 64.0]
 
 
 def test_class_map_flag_means_the_same_everywhere():
