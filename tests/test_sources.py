@@ -1,5 +1,6 @@
 """Data sources: every format from tiny generated fixtures, the policies, bad data, caltech."""
 
+import collections
 import json
 import logging
 import pathlib
@@ -613,3 +614,16 @@ def test_formats_training_cannot_decode_are_refused_up_front(tmp_path):
     write(tmp_path / "l.csv", "a.jpg.tif,1,1,20,20,car\n")
     with pytest.raises(DataError, match=r"l\.csv:1: image file .*a\.jpg\.tif is TIFF; training reads only JPEG"):
         load_source(f"csv:{tmp_path / 'l.csv'}")
+
+
+def test_hash_split_spreads_names_that_differ_in_a_few_characters():
+    # 40 Caltech images of each of 3 classes, as a COCO file names them: with a
+    # CRC32 hash every one of these went to train or test, none to validation.
+    names = [f"images/{c}_image_{i:04d}.jpg" for c in ("airplane", "face", "motorcycle") for i in range(1, 41)]
+    counts = collections.Counter(source_utils.hash_split(n, (0.8, 0.1, 0.1)) for n in names)
+    assert 6 <= counts["validation"] <= 20 and 6 <= counts["test"] <= 20, counts
+    # and over many such families, each family's validation share stays near 10%
+    for prefix in ("images/", "img/", "data/train/", ""):
+        family = [f"{prefix}{c}_{i:04d}.jpg" for c in ("a", "b", "c", "d", "e") for i in range(200)]
+        share = sum(source_utils.hash_split(n, (0.8, 0.1, 0.1)) == "validation" for n in family) / len(family)
+        assert abs(share - 0.1) < 0.03, (prefix, share)
