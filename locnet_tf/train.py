@@ -495,7 +495,10 @@ def _train_small_first(config, small_epochs, strategy, trainer, schedule, loss, 
 
 def _check_run_folder(run_dir, config, overwrite):
     saved = run_dir / "config.json"
-    if saved.exists() and not overwrite:
+    # A run that failed before its first epoch (bad --data, say) left only its
+    # config; the next attempt, with other flags, takes the folder over.
+    started = any((run_dir / name).exists() for name in ("history.csv", "model.keras", "backup"))
+    if saved.exists() and started and not overwrite:
         previous = config_lib.Config.load(saved)
         if previous != config:
             changed = sorted(k for k, v in previous.to_dict().items() if v != getattr(config, k))

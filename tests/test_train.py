@@ -130,6 +130,18 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, data_dir):
         train_lib.train(config_lib.preset("smoke", data_dir=data_dir, epochs=5), out=str(tmp_path), verbose=0)
 
 
+def test_a_run_that_failed_before_training_can_be_retried_with_other_flags(tmp_path, data_dir):
+    bad = config_lib.preset("smoke", data_dir=data_dir, data="csv:" + str(tmp_path / "nowhere.csv"))
+    with pytest.raises(Exception, match="nowhere.csv"):
+        train_lib.train(bad, out=str(tmp_path / "run"), verbose=0)
+    assert (tmp_path / "run" / "config.json").exists()
+    # the same folder, the data fixed: trains, instead of "holds a run with a different config"
+    good = config_lib.preset("smoke", data_dir=data_dir, epochs=1, evaluate=False, calibrate=False)
+    result = train_lib.train(good, out=str(tmp_path / "run"), verbose=0)
+    assert result["history"]["epoch"] == [0.0]
+    assert config_lib.Config.load(tmp_path / "run" / "config.json") == good
+
+
 def test_calibrated_threshold_maximises_f1():
     # p_c of 4 objects and 4 backgrounds; any threshold in (0.3, 0.4] is perfect.
     y = np.zeros((8, 8), np.float32)
