@@ -268,10 +268,10 @@ def validate_box(box, fmt, height=None, width=None, where="", tolerance=0.0):
             f"(height {bh * h:g}, width {bw * w:g} {'relative' if relative else 'pixels'})"
         )
     if x1 < -tolerance or y1 < -tolerance or x2 > 1 + tolerance or y2 > 1 + tolerance:
-        size = "" if relative else f" of a {w:g}x{h:g} image"
+        size = "" if relative else f", {w:g}x{h:g} px"
         raise BoxError(
-            f"{prefix}box {list(np.round(values, 4))} ({fmt}) lies outside the image{size} "
-            f"(relative corners x1={x1:.3f}, y1={y1:.3f}, x2={x2:.3f}, y2={y2:.3f})"
+            f"{prefix}box [{', '.join(f'{float(v):g}' for v in values)}] ({fmt}) lies outside the image{size}: "
+            f"relative corners x1={x1:.3f}, y1={y1:.3f}, x2={x2:.3f}, y2={y2:.3f}"
         )
     x1, y1 = max(x1, 0.0), max(y1, 0.0)
     x2, y2 = min(x2, 1.0), min(y2, 1.0)

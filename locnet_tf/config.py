@@ -64,7 +64,7 @@ class Config:
     # about half the time (64 vs 96 px, 96 vs 128 px), then the weights and
     # optimizer state carry over to the `image_size` model. Default preset, same
     # compute: 0.925 / 0.792 / 0.962 -> 0.940 / 0.801 / 0.967 on synthetic_road.
-    progressive_size: int = 64  # must be below image_size
+    progressive_size: int = 64  # px; progressive resizing is off (with a notice) unless below image_size
     progressive_share: float = 0.5  # 0 = off
     seed: int = 0
 

@@ -91,4 +91,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from locnet_tf import cli
+
+    sys.exit(cli.run(main))

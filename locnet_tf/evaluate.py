@@ -284,7 +284,18 @@ def set_presence_threshold(model, threshold):
         model_lib.compile_model(model, loss=model.loss, jit_compile=False)
 
 
-def calibrate(model, data=None, split="validation", config=None, save=True, data_dir=None):
+def _with_skip_bad(config, skip_bad):
+    """`config` (default: a default `Config`) with `skip_bad` set, unless it is None."""
+    if skip_bad is None:
+        return config
+    import dataclasses
+
+    from locnet_tf.config import Config
+
+    return dataclasses.replace(config or Config(), skip_bad=bool(skip_bad))
+
+
+def calibrate(model, data=None, split="validation", config=None, save=True, data_dir=None, skip_bad=None):
     """Chooses the presence threshold maximising F1 on `split`, stores it in the model.
 
     Args:
@@ -294,12 +305,14 @@ def calibrate(model, data=None, split="validation", config=None, save=True, data
         config: the training `Config` (data options); default: config.json beside the model.
         save: bool. Re-save a `.keras` path with the new threshold.
         data_dir: TFDS data folder; default: the run's.
+        skip_bad: bool or None. Leave bad annotations out (reported) instead of
+            failing; None: the config's setting.
 
     Returns:
         The threshold (float).
     """
     model, path = _load_keras(model)
-    config = config or _run_config(path)
+    config = _with_skip_bad(config or _run_config(path), skip_bad)
     data = data or (config.data if config else "synthetic")
     _, y_true, y_pred = predict_split(model, data, split, config, data_dir=data_dir)
     threshold = calibrate_threshold(y_true, y_pred)
@@ -310,7 +323,16 @@ def calibrate(model, data=None, split="validation", config=None, save=True, data
 
 
 def evaluate(
-    model, data=None, split="test", out=None, config=None, threshold=None, pictures=True, gallery_size=8, data_dir=None
+    model,
+    data=None,
+    split="test",
+    out=None,
+    config=None,
+    threshold=None,
+    pictures=True,
+    gallery_size=8,
+    data_dir=None,
+    skip_bad=None,
 ):
     """Evaluates `model` on `split` of `data` and writes the report (and pictures).
 
@@ -325,13 +347,15 @@ def evaluate(
         pictures: bool. Draw the PNGs.
         gallery_size: int. How many best and how many worst predictions to draw.
         data_dir: TFDS data folder (`synthetic`, `tfds:` specs); default: the run's.
+        skip_bad: bool or None. Leave bad annotations out (reported) instead of
+            failing; None: the config's setting.
 
     Returns:
         The report dict.
     """
     model = _AnyModel(model)
     path = model.path
-    config = config or _run_config(path)
+    config = _with_skip_bad(config or _run_config(path), skip_bad)
     data = data or (config.data if config else "synthetic")
     names = model.class_names
     threshold = model.presence_threshold if threshold is None else float(threshold)
@@ -369,6 +393,9 @@ def format_report(report):
     for name, v in report["per_size"].items():
         low, high = v["area"]
         span = f">={low:.0%}" if high is None else f"<{high:.0%}" if low == 0 else f"{low:.0%}-{high:.0%}"
+        if not v["count"]:  # no such objects: no figures, rather than zeros that read as failures
+            lines.append(f"  {name + ' ' + span:<14}{0:>7}" + f"{'-':>9}" * 5)
+            continue
         lines.append(
             f"  {name + ' ' + span:<14}{v['count']:>7}{v['presence_recall']:>9.4f}{v['mean_iou']:>9.4f}"
             f"{v['loc_accuracy']:>9.4f}{v['size_bias']['h']:>+9.3f}{v['size_bias']['w']:>+9.3f}"
@@ -380,17 +407,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
     parser.add_argument("model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file")
     parser.add_argument("--data", default=None, help="SPEC (default: the run's data, else synthetic)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
+    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
+                        help="leave bad annotations/images out (reported) instead of failing (default: the run's)")
     parser.add_argument("--data-dir", default=None, help="TFDS data folder (default: the run's, else TFDS's)")
     parser.add_argument("--out", default=None, help="report JSON path (pictures go to eval/ beside it)")
     parser.add_argument("--threshold", type=float, default=None, help="presence threshold (default: the model's)")
     parser.add_argument("--calibrate", action="store_true", help="first calibrate the threshold on validation data and store it in the model")
     args = parser.parse_args(argv)
     if args.calibrate:
-        threshold = calibrate(args.model, data=args.data, data_dir=args.data_dir)
+        threshold = calibrate(args.model, data=args.data, data_dir=args.data_dir, skip_bad=args.skip_bad)
         print(f"calibrated presence threshold: {threshold:.3f}")
     report = evaluate(
-        args.model, data=args.data, split=args.split, out=args.out, threshold=args.threshold, data_dir=args.data_dir
+        args.model,
+        data=args.data,
+        split=args.split,
+        out=args.out,
+        threshold=args.threshold,
+        data_dir=args.data_dir,
+        skip_bad=args.skip_bad,
     )
     print(format_report(report))
     if args.out:
@@ -399,4 +434,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from locnet_tf import cli
+
+    sys.exit(cli.run(main, skip_bad_hint=True))

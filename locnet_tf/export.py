@@ -87,13 +87,14 @@ def sha256(path):
 # Where the data comes from.
 
 
-def data_settings(model_path, data=None, data_dir=None):
+def data_settings(model_path, data=None, data_dir=None, skip_bad=None):
     """The data SPEC and reader options to check an export with.
 
     A training run folder holds `config.json` beside `model.keras`; its `data`,
     `data_dir`, `resize`, `class_map`, `multi_object` and `skip_bad` describe
     the model's data. Explicit `data` / `data_dir` win; without either the
-    default is `"synthetic"`.
+    default is `"synthetic"`. The reader options stay when `data` is the run's
+    own; `skip_bad` (True / False) overrides theirs.
 
     Returns:
         dict with `data`, `data_dir`, `resize`, `source_kwargs`, `config` (the
@@ -107,11 +108,13 @@ def data_settings(model_path, data=None, data_dir=None):
         config = Config.load(config_path)
         settings["config"] = str(config_path)
         settings["resize"] = config.resize
-        if data is None:
+        if data is None or data == config.data:
             settings["data"] = config.data
             settings["data_dir"] = data_dir or config.data_dir
             settings["source_kwargs"] = config.source_kwargs()
     settings["data"] = settings["data"] or "synthetic"
+    if skip_bad is not None:
+        settings["source_kwargs"] = {**settings["source_kwargs"], "skip_bad": bool(skip_bad)}
     return settings
 
 
@@ -357,6 +360,7 @@ def export_model(
     quantize=QUANTIZATIONS,
     data=None,
     data_dir=None,
+    skip_bad=None,
     split="test",
     calibration_samples=200,
     parity_samples=None,
@@ -374,6 +378,8 @@ def export_model(
         data: a data SPEC for calibration and parity; default: `config.json`
             beside the model, else `"synthetic"`.
         data_dir: TFDS data folder for `synthetic` / `tfds:` specs.
+        skip_bad: bool or None. Leave bad annotations and images out (reported)
+            instead of failing; None: the run's setting for its own data.
         split: str. The split the parity report runs on.
         calibration_samples: int. Training images used to calibrate int8.
         parity_samples: int or None (the whole split).
@@ -391,8 +397,10 @@ def export_model(
             there before.
     """
     model_path = pathlib.Path(model_path)
-    if model_path.suffix != ".keras" or not model_path.is_file():
+    if model_path.suffix != ".keras":
         raise ValueError(f"Export needs a .keras model file, got {str(model_path)!r}.")
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path}: no such model file.")
     formats = tuple(formats)
     quantize = tuple(quantize) if "tflite" in formats else ()
     unknown = (set(formats) - set(FORMATS)) | (set(quantize) - set(QUANTIZATIONS))
@@ -409,7 +417,7 @@ def export_model(
     image_size = int(model.input_shape[1])
     class_names = model_lib.class_names(model)
     threshold = model_lib.presence_threshold(model)
-    settings = data_settings(model_path, data, data_dir)
+    settings = data_settings(model_path, data, data_dir, skip_bad)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # Same filesystem as `out`, so moving it into place is a rename.
@@ -643,6 +651,8 @@ def build_parser():
     parser.add_argument("--data", help="data SPEC for calibration and parity (default: config.json beside "
                                        "the model, else synthetic)")
     parser.add_argument("--data-dir", help="TFDS data folder for synthetic / tfds: specs")
+    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
+                        help="leave bad annotations/images out (reported) instead of failing (default: the run's)")
     parser.add_argument("--split", default="test", help="split for the parity report (default: test)")
     parser.add_argument("--calibration-samples", type=int, default=200,
                         help="training images used to calibrate int8 (default: 200)")
@@ -662,7 +672,7 @@ def main(argv=None):
     try:
         metadata = export_model(
             args.model, args.out, formats=args.formats, quantize=args.quantize, data=args.data,
-            data_dir=args.data_dir, split=args.split, calibration_samples=args.calibration_samples,
+            data_dir=args.data_dir, skip_bad=args.skip_bad, split=args.split, calibration_samples=args.calibration_samples,
             parity_samples=args.parity_samples, gates=gates, num_threads=args.threads, verbose=not args.quiet,
         )
     except ExportError as error:
@@ -673,4 +683,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from locnet_tf import cli
+
+    sys.exit(cli.run(main, skip_bad_hint=True))

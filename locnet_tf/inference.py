@@ -31,13 +31,15 @@ relative coordinates do not change; exact undo of the padding for letterbox).
 
 import dataclasses
 import json
+import os
 import pathlib
+import re
 
 import numpy as np
 import tensorflow as tf
 from locnet_tf import boxes as box_lib
 from locnet_tf.data import pipeline
-from locnet_tf.data.records import BOX, IMAGE, PRESENT
+from locnet_tf.data.records import BOX, IMAGE, PRESENT, DataError
 
 OUTPUT_NAMES = ("p_c", "box", "box_xyxy", "class_id", "class_scores")
 METADATA = "metadata.json"
@@ -287,8 +289,23 @@ class Prediction:
 
 
 def load_image(path):
-    """Reads an image file to uint8 RGB `[H, W, 3]` (the pipeline's checked reader)."""
-    return pipeline.read_image(str(path)).numpy()
+    """Reads an image file to uint8 RGB `[H, W, 3]` (the pipeline's checked reader).
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataError: the file is empty, truncated or not an image (the message
+            names it).
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such image file.")
+    try:
+        return pipeline.read_image(path).numpy()
+    except tf.errors.InvalidArgumentError as error:
+        # The reader's checks name the problem in their assertion's data.
+        found = re.search(r"Summarized data: b'([^']*)'", error.message)
+        reason = found.group(1).rstrip(": ") if found else error.message.split("\n")[0]
+        raise DataError(f"{path}: {reason}.") from None
 
 
 def _run_resize(model_path):

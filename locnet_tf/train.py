@@ -364,6 +364,9 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
 
     keras.utils.set_random_seed(config.seed)
     train_ds, val_ds = datasets(config, config.batch_size)
+    # Known before training, not after it: a source without a test split (a YOLO
+    # data.yaml with only train and val) trains, and the report is skipped.
+    evaluate_test = config.evaluate and _has_test_split(config, train_ds.class_names, chief and verbose != 0)
     steps_per_epoch = config.steps_per_epoch or _steps(train_ds)
     schedule = _learning_rate(config, steps_per_epoch)
 
@@ -423,7 +426,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         "report": None,
     }
     if chief:
-        result["report"] = _finish(config, run_dir, verbose)
+        result["report"] = _finish(config, run_dir, verbose, evaluate_test)
     else:
         shutil.rmtree(work_dir, ignore_errors=True)
     result["seconds"] = time.time() - start
@@ -512,7 +515,27 @@ def _check_run_folder(run_dir, config, overwrite):
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
 
 
-def _finish(config, run_dir, verbose):
+def _has_test_split(config, class_names, say):
+    """Whether `config.data` has test images; if not, `say` prints what happens instead."""
+    from locnet_tf.data import pipeline
+    from locnet_tf.data.records import EmptySplitError
+
+    try:
+        pipeline.examples(
+            config.data, "test", data_dir=config.data_dir, class_names=class_names, **config.source_kwargs()
+        )
+    except EmptySplitError as error:
+        if say:
+            print(
+                f"{error} Training goes on; the test report is skipped. Evaluate another split "
+                "afterwards with `python -m locnet_tf.evaluate RUN/model.keras --split validation` "
+                "(the threshold is calibrated on it, so its figures run high)."
+            )
+        return False
+    return True
+
+
+def _finish(config, run_dir, verbose, evaluate_test=True):
     """Calibrates the best model's presence threshold and evaluates it on the test split."""
     from locnet_tf import evaluate as evaluate_lib
 
@@ -522,7 +545,7 @@ def _finish(config, run_dir, verbose):
         threshold = evaluate_lib.calibrate(str(model_path), config=config)
         if not quiet:
             print(f"Presence threshold calibrated on validation data: {threshold:.3f} (stored in {model_path})")
-    if not config.evaluate:
+    if not (config.evaluate and evaluate_test):
         return None
     report = evaluate_lib.evaluate(
         str(model_path), data=config.data, split="test", out=str(run_dir / "report.json"), config=config
@@ -550,4 +573,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from locnet_tf import cli
+
+    sys.exit(cli.run(main, skip_bad_hint=True))

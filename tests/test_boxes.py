@@ -112,7 +112,7 @@ def test_validate_box_accepts_and_converts():
         ([0.5, 0.1, 0.1, 0.5], "rel_xyxy", "swapped"),
         ([10, 20, -5, 30], "coco", "negative size"),
         ([10, 20, 0, 30], "coco", "zero size"),
-        ([10, 20, 150, 100], "xyxy", "outside the image"),
+        ([10, 20, 150, 100], "xyxy", r"\[10, 20, 150, 100\] \(xyxy\) lies outside the image, 100x200 px: "),
         ([-0.2, 0.1, 0.5, 0.5], "rel_xyxy", "outside the image"),
         ([10, 20, 50, 100], "rel_xyxy", "look like pixels"),
         ([12, 30, 40, 60], "yolo", "look like pixels"),

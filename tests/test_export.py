@@ -176,6 +176,14 @@ def test_export_reads_config_json_beside_the_model(tmp_path):
     # An explicit --data wins; with no config the default is synthetic.
     assert export.data_settings(tmp_path / "model.keras", data="synthetic/tiny")["data"] == "synthetic/tiny"
     assert export.data_settings(tmp_path / "other" / "model.keras")["data"] == "synthetic"
+    # The run's own data named explicitly keeps the run's reader options;
+    # --skip-bad sets that one, with or without a config.
+    same = export.data_settings(tmp_path / "model.keras", data="csv:labels.csv", skip_bad=True)
+    assert same["source_kwargs"] == {"class_map": {"person": "pedestrian"}, "multi_object": "largest", "skip_bad": True}
+    other = export.data_settings(tmp_path / "model.keras", data="synthetic/tiny")
+    assert other["source_kwargs"] == {}
+    assert export.data_settings(tmp_path / "other" / "model.keras", data="csv:x.csv", skip_bad=True)[
+        "source_kwargs"] == {"skip_bad": True}
     assert export.default_out("runs/exp1/model.keras") == pathlib.Path("export/exp1")
     assert export.default_out("models/car.keras") == pathlib.Path("export/car")
 
@@ -267,6 +275,8 @@ def test_cli_exports_one_format(tmp_path, smoke, capsys):
 def test_export_needs_a_keras_file(tmp_path, smoke):
     with pytest.raises(ValueError, match="needs a .keras model file"):
         export.export_model(smoke["export"] / "model_float32.tflite", tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="nope.keras: no such model file"):
+        export.export_model(tmp_path / "nope.keras", tmp_path / "x")
     with pytest.raises(ValueError, match="Unknown formats"):
         export.export_model(smoke["model"], tmp_path / "x", formats=["onnx"])
     assert list(tmp_path.iterdir()) == []

@@ -130,3 +130,7 @@ def test_report_breaks_results_down_by_object_size():
     table = format_report(report)
     assert "small <1%" in table and "medium 1%-10%" in table and "large >=10%" in table
     assert "+1.000" in table  # the small box's height bias
+    # a bucket with no objects shows dashes, not zeros that read as a failure
+    only_large = format_report(report_from_arrays(y[2:], p[2:], ["pedestrian", "car", "motorcycle"]))
+    small_row = next(line for line in only_large.splitlines() if "small <1%" in line)
+    assert small_row.split()[2:] == ["0", "-", "-", "-", "-", "-"], small_row

@@ -49,3 +49,40 @@ def test_predict_images_without_pictures(smoke, image_files):
     assert len(rows) == 1 and "picture" not in rows[0]
     assert rows[0]["present"] is True and rows[0]["image_size"] == [70, 90]
     assert rows[0]["class_name"] in ("pedestrian", "car", "motorcycle")
+
+
+def test_missing_or_broken_images_fail_naming_the_file(tmp_path, image_files):
+    from locnet_tf.data.records import DataError
+
+    with pytest.raises(FileNotFoundError, match="nothere.jpg: no such image file"):
+        inference.load_image(tmp_path / "nothere.jpg")
+    jpeg = next(p for p in image_files if str(p).endswith((".jpg", ".jpeg")))
+    truncated = tmp_path / "half.jpg"
+    data = open(jpeg, "rb").read()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"half\.jpg: JPEG image is truncated"):
+        inference.load_image(truncated)
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(DataError, match=r"notes\.png: not a JPEG, PNG, GIF or BMP image"):
+        inference.load_image(tmp_path / "notes.png")
+
+
+def test_command_line_errors_are_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from locnet_tf import cli
+    from locnet_tf.data.records import DataError
+
+    def bad_data(argv):
+        raise DataError("labels.csv:3: box has zero size")
+
+    monkeypatch.delenv(cli.TRACEBACK_ENV, raising=False)
+    assert cli.run(bad_data, skip_bad_hint=True) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: labels.csv:3: box has zero size\n") and "--skip-bad" in err
+    assert cli.run(lambda argv: predict.main([str(tmp_path / "none.keras"), "x.jpg"])) == 1
+    assert "none.keras" in capsys.readouterr().err
+    # a bug is not a user error: its traceback stays
+    with pytest.raises(ZeroDivisionError):
+        cli.run(lambda argv: 1 / 0)
+    monkeypatch.setenv(cli.TRACEBACK_ENV, "1")
+    with pytest.raises(DataError):
+        cli.run(bad_data)

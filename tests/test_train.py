@@ -371,3 +371,39 @@ def test_progressive_share_rounds_down_and_is_off_where_it_cannot_apply():
     assert train_lib.progressive_epochs(_progressive(None, head="dense"), notice=notices.append) == 0
     assert train_lib.progressive_epochs(_progressive(None, progressive_size=64), notice=notices.append) == 0
     assert "dense head" in notices[0] and "not below --image-size 64" in notices[1]
+
+
+def test_evaluate_skip_bad_flag_for_data_without_a_run_config(tmp_path, caltech_dir):
+    # A model with no config.json beside it (an export, a copied file) reads the
+    # Caltech photos, whose airplane.csv line 118 has a zero-height box.
+    from locnet_tf import model as model_lib
+
+    model = model_lib.build_model(class_names=["airplane", "face", "motorcycle"], image_size=32,
+                                  filters=(4, 4, 4, 4), head_channels=4, head_units=4)
+    model.save(tmp_path / "model.keras")
+    spec = f"csv:{caltech_dir}"
+    with pytest.raises(Exception, match=r"airplane\.csv:118.*zero size"):
+        evaluate_lib.main([str(tmp_path / "model.keras"), "--data", spec])
+    out = tmp_path / "report.json"
+    assert evaluate_lib.main([str(tmp_path / "model.keras"), "--data", spec, "--skip-bad", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["counts"]["images"] > 0
+
+
+def test_a_source_without_test_split_trains_and_skips_the_report(tmp_path, capsys):
+    # The common YOLO data.yaml: train and val only.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 4)):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "images" / split / f"{i}.png")
+            (tmp_path / "labels" / split / f"{i}.txt").write_text(f"{i % 2} 0.5 0.5 0.4 0.3\n" if i % 3 else "")
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [cat, dog]\n")
+    config = config_lib.preset("smoke", data=f"yolo:{tmp_path / 'data.yaml'}", epochs=1, steps_per_epoch=1,
+                               validation_steps=1, batch_size=4, calibrate=True)
+    result = train_lib.train(config, out=str(tmp_path / "run"), verbose=1)
+    assert result["report"] is None and not (tmp_path / "run" / "report.json").exists()
+    assert (tmp_path / "run" / "model.keras").exists()
+    assert "(test): no images in this split. Training goes on; the test report is skipped" in capsys.readouterr().out

@@ -31,7 +31,7 @@ import tensorflow_datasets as tfds
 
 from locnet_tf import boxes as box_lib
 from locnet_tf.data import synthetic
-from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, DataError
+from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, DataError, EmptySplitError
 from locnet_tf.target import TargetLayout
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -95,11 +95,11 @@ def records_dataset(records, where="records"):
     """A list of `Record` as a dataset of `{"path", "box", "class_id", "present"}`.
 
     Raises:
-        DataError: when `records` is empty (an empty split trains nothing and
-            would otherwise fail much later with a shape error).
+        EmptySplitError: when `records` is empty (an empty split trains nothing
+            and would otherwise fail much later with a shape error).
     """
     if not records:
-        raise DataError(f"{where}: no images in this split.")
+        raise EmptySplitError(f"{where}: no images in this split.")
     return tf.data.Dataset.from_tensor_slices({
         PATH: [str(r.path) for r in records],
         BOX: np.stack([np.asarray(r.box, np.float32) for r in records]),

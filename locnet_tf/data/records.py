@@ -27,6 +27,10 @@ class DataError(ValueError):
     """Bad input data. The message names the file (and line or object) and the problem."""
 
 
+class EmptySplitError(DataError):
+    """A split of a source has no images (a YOLO `data.yaml` without `test:`, say)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Record:
     """One image and at most one object.

@@ -348,8 +348,15 @@ def build_source(
         records=records, class_names=resolver.class_names, skipped=problems.skipped, name=name
     )
     if data.skipped:
-        logger.warning(skipped_summary(data))
+        summary = skipped_summary(data)
+        # Train, calibrate and evaluate each read the source: say it once.
+        if summary not in _WARNED:
+            _WARNED.add(summary)
+            logger.warning(summary)
     return data
+
+
+_WARNED = set()  # skipped-entry summaries already logged by this process
 
 
 def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify):
@@ -386,7 +393,8 @@ def skipped_summary(data, first=5):
     """One line: how many entries were skipped and the first few, with reasons."""
     shown = "; ".join(reason for _, reason in data.skipped[:first])
     more = f" (and {len(data.skipped) - first} more)" if len(data.skipped) > first else ""
-    return f"{data.name or 'source'}: skipped {len(data.skipped)} entries: {shown}{more}"
+    count = len(data.skipped)
+    return f"{data.name or 'source'}: skipped {count} {'entry' if count == 1 else 'entries'}: {shown}{more}"
 
 
 def list_images(folder):
