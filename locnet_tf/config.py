@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 @dataclasses.dataclass
 class Config:
     # --- data
-    data: str = "synthetic"  # a SPEC (see DESIGN.md): synthetic, csv:PATH, voc:DIR, coco:, yolo:, tfds:NAME
+    data: str = "synthetic"  # a SPEC (README, Your own data): synthetic, csv:PATH, voc:DIR, coco:PATH.json, yolo:PATH, tfds:NAME
     data_dir: Optional[str] = None  # TFDS data folder for synthetic/tfds specs (default: TFDS's)
     class_names: Optional[Tuple[str, ...]] = None  # target classes in order; None: from the data
     class_map: Optional[str] = None  # rename labels, "person=pedestrian,motorbike=motorcycle"
