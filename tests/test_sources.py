@@ -627,3 +627,17 @@ def test_hash_split_spreads_names_that_differ_in_a_few_characters():
         family = [f"{prefix}{c}_{i:04d}.jpg" for c in ("a", "b", "c", "d", "e") for i in range(200)]
         share = sum(source_utils.hash_split(n, (0.8, 0.1, 0.1)) == "validation" for n in family) / len(family)
         assert abs(share - 0.1) < 0.03, (prefix, share)
+
+
+def test_tfds_split_the_dataset_lacks_is_an_empty_split(monkeypatch):
+    import types
+
+    from locnet_tf.data import tfds_source
+    from locnet_tf.data.records import EmptySplitError
+
+    # A prepared dataset with train and test only (like stanford_dogs).
+    builder = types.SimpleNamespace(info=types.SimpleNamespace(splits={"train": 10, "test": 5}))
+    monkeypatch.setattr(tfds_source.tfds, "builder", lambda name, data_dir=None: builder)
+    for split in ("validation", "val"):
+        with pytest.raises(EmptySplitError, match=rf"tfds:dogs \({split}\): no such split; it has \['test', 'train'\]"):
+            tfds_source.tfds_examples("dogs", split)

@@ -34,7 +34,7 @@ import tensorflow_datasets as tfds
 
 from locnet_tf import boxes as box_lib
 from locnet_tf.data import source_utils as su
-from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PRESENT, DataError
+from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PRESENT, DataError, EmptySplitError
 
 
 def _layout(features, name):
@@ -167,16 +167,22 @@ def tfds_examples(
 
     Raises:
         DataError: a dataset without boxes, or labels outside `class_names`.
+        EmptySplitError: the dataset has no split named `split`.
     """
     su.check_options(multi_object, unknown)
     builder = tfds.builder(name, data_dir=data_dir)
+    if split == "validation" and builder.info.splits and "validation" not in builder.info.splits:
+        split = "val" if "val" in builder.info.splits else split
+    # A plain split name the dataset lacks (many have no "test") is an empty
+    # split to `train`, which then skips its test report; expressions such as
+    # "train[:10%]" are left to TFDS.
+    if builder.info.splits and split.isidentifier() and split not in builder.info.splits:
+        raise EmptySplitError(f"tfds:{name} ({split}): no such split; it has {sorted(builder.info.splits)}.")
     features = builder.info.features
     box_keys, label_keys, label_feature = _layout(features, name)
     table, names = class_lookup(
         list(label_feature.names), class_names, class_map, unknown, where=f"tfds:{name}"
     )
-    if split == "validation" and builder.info.splits and "validation" not in builder.info.splits:
-        split = "val" if "val" in builder.info.splits else split
     if download:
         builder.download_and_prepare()
     dataset = builder.as_dataset(split=split)
