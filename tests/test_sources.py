@@ -164,6 +164,8 @@ def test_csv_bad_data_is_an_error_naming_file_and_line(tmp_path, case):
     with pytest.raises(DataError, match=message) as info:
         load_source(f"csv:{tmp_path / 'boxes.csv'}")
     assert "boxes.csv:2" in str(info.value)
+    if case == "missing image":  # where it looked, as whole paths (not relative to the CSV's folder)
+        assert f"looked for as {tmp_path / 'nothere.jpg'}, {tmp_path / 'images' / 'car' / 'nothere.jpg'}" in str(info.value)
 
 
 def test_skip_bad_records_and_logs_the_skipped(tmp_path, caplog):

@@ -149,9 +149,10 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                     entry = entries[key] = su.ImageEntry(
                         path=image,
                         origin=origin,
-                        missing=f"{filename!r} looked for in " + ", ".join(
-                            su.relative_name(f, root) or "." for f in folders
-                        ),
+                        # Whole paths: folders relative to the CSV's root (".")
+                        # read as relative to the working directory.
+                        missing=f"{filename!r} looked for as "
+                        + ", ".join(dict.fromkeys(str(pathlib.Path(f) / filename.strip()) for f in folders)),
                     )
                 if label is not None:
                     entry.objects.append(su.Annotation(label, box, "xyxy", origin))
