@@ -33,7 +33,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import re
 
 import numpy as np
 import tensorflow as tf
@@ -302,9 +301,9 @@ def load_image(path):
     try:
         return pipeline.read_image(path).numpy()
     except tf.errors.InvalidArgumentError as error:
-        # The reader's checks name the problem in their assertion's data.
-        found = re.search(r"Summarized data: b'([^']*)'", error.message)
-        reason = found.group(1).rstrip(": ") if found else error.message.split("\n")[0]
+        # One of the reader's own checks, else the decoder's first line.
+        found = [problem for problem in pipeline.IMAGE_PROBLEMS if problem in error.message]
+        reason = found[0] if found else error.message.split("\n")[0]
         raise DataError(f"{path}: {reason}.") from None
 
 

@@ -535,8 +535,8 @@ def _has_test_split(config, class_names, say):
     return True
 
 
-def _finish(config, run_dir, verbose, evaluate_test=True):
-    """Calibrates the best model's presence threshold and evaluates it on the test split."""
+def _finish(config, run_dir, verbose, evaluate_test):
+    """Calibrates the best model's presence threshold and, if `evaluate_test`, evaluates it on the test split."""
     from locnet_tf import evaluate as evaluate_lib
 
     model_path = run_dir / "model.keras"
@@ -545,7 +545,7 @@ def _finish(config, run_dir, verbose, evaluate_test=True):
         threshold = evaluate_lib.calibrate(str(model_path), config=config)
         if not quiet:
             print(f"Presence threshold calibrated on validation data: {threshold:.3f} (stored in {model_path})")
-    if not (config.evaluate and evaluate_test):
+    if not evaluate_test:
         return None
     report = evaluate_lib.evaluate(
         str(model_path), data=config.data, split="test", out=str(run_dir / "report.json"), config=config

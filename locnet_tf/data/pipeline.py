@@ -155,10 +155,18 @@ _GIF, _BMP = b"GIF8", b"BM"
 _JPEG_TAIL = 256
 
 
+# What `read_image` checks before decoding, as its errors word them.
+EMPTY_IMAGE = "image file is empty"
+NOT_AN_IMAGE = "not a JPEG, PNG, GIF or BMP image"
+TRUNCATED_JPEG = "JPEG image is truncated (no end-of-image marker)"
+TRUNCATED_PNG = "PNG image is truncated (no IEND chunk)"
+IMAGE_PROBLEMS = (EMPTY_IMAGE, NOT_AN_IMAGE, TRUNCATED_JPEG, TRUNCATED_PNG)
+
+
 def _check(condition, problem, path):
     # tf.debugging.Assert puts `data` in the error message, so the failing
     # file is named there (a bare decode error never names it).
-    return tf.debugging.Assert(condition, [tf.constant(problem), path], summarize=1)
+    return tf.debugging.Assert(condition, [tf.constant(problem + ":"), path], summarize=1)
 
 
 def read_image(path):
@@ -190,15 +198,13 @@ def read_image(path):
     png_start = tf.maximum(size - len(_PNG_END), 0)
     has_iend = tf.equal(tf.strings.substr(data, png_start, size - png_start), _PNG_END)
     checks = [
-        _check(size > 0, "image file is empty:", path),
+        _check(size > 0, EMPTY_IMAGE, path),
         _check(
             tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])),
-            "not a JPEG, PNG, GIF or BMP image:", path,
+            NOT_AN_IMAGE, path,
         ),
-        _check(tf.logical_or(tf.logical_not(is_jpeg), has_eoi),
-               "JPEG image is truncated (no end-of-image marker):", path),
-        _check(tf.logical_or(tf.logical_not(is_png), has_iend),
-               "PNG image is truncated (no IEND chunk):", path),
+        _check(tf.logical_or(tf.logical_not(is_jpeg), has_eoi), TRUNCATED_JPEG, path),
+        _check(tf.logical_or(tf.logical_not(is_png), has_iend), TRUNCATED_PNG, path),
     ]
     with tf.control_dependencies(checks):
         data = tf.identity(data)
