@@ -35,6 +35,7 @@ class Config:
     head_channels: int = 48  # the head's conv (3x3 spatial head, 1x1 dense head)
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
+    presence_from: str = "image"  # spatial head's p_c from: image (pooled map) | image+object (and the features where the box is)
 
     # --- loss
     loss_mode: str = "default"  # default | lecture
@@ -66,6 +67,7 @@ class Config:
     # compute: 0.925 / 0.792 / 0.962 -> 0.940 / 0.801 / 0.967 on synthetic_road.
     progressive_size: int = 64  # px; progressive resizing is off (with a notice) unless below image_size
     progressive_share: float = 0.5  # 0 = off
+    progressive_mode: str = "resize"  # resize: the whole image shrunk | crop: windows at the image's own scale, holding the object
     seed: int = 0
 
     # --- scale-out
@@ -109,7 +111,7 @@ class Config:
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
-        names = ("image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout")
+        names = ("image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout", "presence_from")
         return {name: getattr(self, name) for name in names}
 
     def source_kwargs(self):

@@ -236,6 +236,8 @@ def progressive_epochs(config, notice=print):
     if config.head != "spatial":
         notice("Progressive resizing is off: the dense head's weights depend on the input size.")
         return 0
+    if config.progressive_mode not in ("resize", "crop"):
+        raise ValueError(f"--progressive-mode must be 'resize' or 'crop', got {config.progressive_mode!r}.")
     if size >= config.image_size:
         notice(f"Progressive resizing is off: --progressive-size {size} is not below --image-size {config.image_size}.")
         return 0
@@ -304,8 +306,12 @@ def _jit(value):
     return {"true": True, "false": False, "auto": "auto"}[value]
 
 
-def datasets(config, global_batch):
-    """Train and validation datasets for `config` (class names on `.class_names`)."""
+def datasets(config, global_batch, crop=None):
+    """Train and validation datasets for `config` (class names on `.class_names`).
+
+    `crop`: None, or the size of the windows `pipeline.crop_around_object` cuts
+    from both splits (progressive resizing's `crop` mode).
+    """
     from locnet_tf.data import pipeline
 
     common = dict(
@@ -316,6 +322,7 @@ def datasets(config, global_batch):
         cache=config.cache,
         seed=config.seed,
         data_dir=config.data_dir,
+        crop=crop,
         **config.source_kwargs(),
     )
     train_ds = pipeline.make_dataset(config.data, "train", augment=config.augment, **common)
@@ -478,7 +485,10 @@ def _train_small_first(config, small_epochs, strategy, trainer, schedule, loss, 
     """
     if backup_dir.exists() and any(path.name != SMALL_BACKUP for path in backup_dir.iterdir()):
         return  # the full-size epochs have begun; their BackupAndRestore resumes them
-    train_ds, val_ds = datasets(dataclasses.replace(config, image_size=config.progressive_size), config.batch_size)
+    if config.progressive_mode == "crop":
+        train_ds, val_ds = datasets(config, config.batch_size, crop=config.progressive_size)
+    else:
+        train_ds, val_ds = datasets(dataclasses.replace(config, image_size=config.progressive_size), config.batch_size)
     small_trainer = _build_trainer(config, strategy, class_names, loss, schedule, image_size=config.progressive_size)
     if verbose != 0:
         print(

@@ -251,6 +251,63 @@ def test_mostly_cropped_object_becomes_background(mode):
 
 
 # ----------------------------------------------------------------------------
+# Crop around the object (progressive resizing's crop mode).
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_crop_keeps_the_whole_object_at_its_own_scale(mode):
+    # A 20x30 px rectangle in a 128 px image, 64 px windows: every window holds
+    # the whole rectangle, copied pixel for pixel, and the box is exact.
+    ex = rectangle_example(size=128, x=(90, 110), y=(5, 35))
+    origins = set()
+    for i in range(20):
+        out = run(lambda e, s: pipeline.crop_around_object(e, s, 64), mode, ex, tf.constant([i, 5], tf.int64))
+        assert out[IMAGE].shape == (64, 64, 3) and out[IMAGE].dtype == tf.uint8
+        found, count = pixel_box(out[IMAGE])
+        assert count == 20 * 30, f"seed {i}: the object must be whole, not resampled"
+        np.testing.assert_allclose(found, corners(out[BOX]), atol=1e-5, err_msg=f"seed {i}")
+        assert bool(out[PRESENT]) and int(out[CLASS_ID]) == 1
+        origins.add(tuple(np.round(np.asarray(found) * 64).astype(int)))
+    assert len(origins) > 5, "windows must move from seed to seed"
+
+
+def test_crop_shrinks_the_smallest_window_that_holds_a_large_object():
+    # An 80 px tall object does not fit a 64 px window: the 80 px window that
+    # holds it is resized to 64 (scale 0.8), and the box follows.
+    ex = rectangle_example(size=128, x=(40, 60), y=(20, 100))
+    out = pipeline.crop_around_object(ex, tf.constant([1, 2], tf.int64), 64)
+    assert out[IMAGE].shape == (64, 64, 3)
+    cx, cy, h, w = np.asarray(out[BOX])
+    np.testing.assert_allclose([h, w], [1.0, 20 / 80], atol=1e-6)
+    found, _ = pixel_box(out[IMAGE])
+    np.testing.assert_allclose(found, corners(out[BOX]), atol=1.01 / 64)
+
+
+def test_crop_of_a_background_image_stays_background():
+    image = np.random.default_rng(0).integers(0, 255, (100, 120, 3), dtype=np.uint8)
+    out = pipeline.crop_around_object(example(image, (0, 0, 0, 0), present=False), tf.constant([3, 4], tf.int64), 48)
+    assert out[IMAGE].shape == (48, 48, 3) and not bool(out[PRESENT])
+    np.testing.assert_array_equal(out[BOX], [0, 0, 0, 0])
+    # A window of the image, copied: find it.
+    crop = out[IMAGE].numpy()
+    hits = [(y, x) for y in range(100 - 47) for x in range(120 - 47) if np.array_equal(image[y:y + 48, x:x + 48], crop)]
+    assert len(hits) == 1
+
+
+def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(tiny_data_dir):
+    kwargs = dict(image_size=64, batch_size=8, crop=48, data_dir=tiny_data_dir)
+    train = pipeline.make_dataset("synthetic/tiny", "train", augment=False, **kwargs)
+    val = pipeline.make_dataset("synthetic/tiny", "validation", **kwargs)
+    for ds in (train, val):
+        images, targets = next(iter(ds))
+        assert images.shape[1:] == (48, 48, 3)
+    first, second = (np.concatenate([t.numpy() for _, t in train]) for _ in range(2))
+    assert not np.array_equal(first, second)
+    first, second = (np.concatenate([t.numpy() for _, t in val]) for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+
+
+# ----------------------------------------------------------------------------
 # Encode and make_dataset.
 
 

@@ -288,8 +288,9 @@ def _progressive(data_dir, **overrides):
     return config_lib.preset("smoke", **{**values, **overrides})
 
 
-def test_progressive_resizing_carries_the_small_models_training_over(tmp_path, data_dir):
-    config = _progressive(data_dir, evaluate=True)
+@pytest.mark.parametrize("mode", ["resize", "crop"])
+def test_progressive_resizing_carries_the_small_models_training_over(tmp_path, data_dir, mode):
+    config = _progressive(data_dir, evaluate=True, progressive_mode=mode)
     result = train_lib.train(config, out=str(tmp_path), verbose=0)
     history = result["history"]
     assert history["epoch"] == [0.0, 1.0, 2.0, 3.0]
@@ -354,6 +355,7 @@ def test_progressive_run_killed_in_either_phase_resumes_without_retraining(tmp_p
         ({"progressive_share": 1.0}, "in \\[0, 1\\)"),
         ({"progressive_share": -0.5}, "in \\[0, 1\\)"),
         ({"progressive_size": 0}, "needs a --progressive-size"),
+        ({"progressive_mode": "zoom"}, "'resize' or 'crop'"),
     ],
 )
 def test_progressive_settings_are_checked(overrides, message):
