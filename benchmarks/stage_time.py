@@ -1,6 +1,6 @@
 """Where a training step's time goes: the simple backbone stage by stage.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/stage_time.py [--preset road]
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/stage_time.py [--preset photos]
 
 Times a training step (forward, backward, Adam update; XLA) of the model cut
 after each stage (stem, stages 1-3, fuse, head, whole model), on random

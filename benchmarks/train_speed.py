@@ -1,7 +1,7 @@
 """Training speed of the default model against this machine's own matmul peak.
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/train_speed.py [--preset default] [--seconds 20]
-        [--compare road] [--progressive-size 96]
+        [--compare photos] [--progressive-size 96]
 
 Prints JSON: the float32 matrix-multiply rate measured here (the machine's
 practical peak), the default model's forward FLOPs per image (TensorFlow's

@@ -1,7 +1,8 @@
 """End to end on the built-in synthetic data: `python -m locnet_tf.demo` (what `make demo` runs).
 
-1. train the default model on `synthetic_road` (the `demo` preset: a few
-   minutes on a 2-core CPU), calibrate its presence threshold, evaluate it;
+1. train a small model on `synthetic_road` (the `demo` preset: the `photos`
+   settings for 8 epochs, a few minutes on a 2-core CPU), calibrate its
+   presence threshold, evaluate it;
 2. export it to SavedModel and the four TFLite variants, with the parity report;
 3. predict a few test images with the int8 TFLite model through LiteRT and
    draw what it found;
@@ -83,7 +84,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m locnet_tf.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--export-dir", default="export/demo")
-    parser.add_argument("--preset", default="demo", help="training preset (demo, default, smoke)")
+    parser.add_argument("--preset", default="demo", help="training preset (demo, smoke, photos, default)")
     parser.add_argument("--data-dir", default=None, help="TFDS data folder (default: TFDS's)")
     args = parser.parse_args(argv)
     run(args.out, args.export_dir, args.preset, args.data_dir)

@@ -173,7 +173,6 @@ def build_model(
     head_channels=48,
     head_units=256,
     dropout=0.2,
-    presence_from="image",
     presence_threshold=0.5,
     size_scale=1.0,
     name="locnet",
@@ -200,9 +199,6 @@ def build_model(
         head_channels: int. Channels of the head's 3x3 (spatial) or 1x1 (dense) conv.
         head_units: int. Width of the dense layer before the presence/class outputs.
         dropout: float. Dropout rate in the head.
-        presence_from: str. Spatial head: what `p_c` is read from. `"image"`: the
-            head features max- and mean-pooled over the whole map. `"image+object"`:
-            those and the class branch's features at the soft arg-max's location.
         presence_threshold: float. Stored in the model for decoding.
         size_scale: float. Spatial head: multiplies the box-size map. Progressive
             training (`train`, `--progressive-size`) builds its low-resolution
@@ -223,8 +219,8 @@ def build_model(
         raise ValueError(f"num_classes={num_classes} but {len(class_names)} class names given.")
     if backbone not in BACKBONES:
         raise ValueError(f"Unknown backbone {backbone!r}; choose one of {BACKBONES}.")
-    if len(depths) != 3 or min(depths) < 0:
-        raise ValueError(f"depths must be 3 integers >= 0 (convs per stage), got {tuple(depths)}.")
+    if len(depths) != 3 or min(depths) < 1:
+        raise ValueError(f"depths must be 3 integers >= 1 (convs per stage), got {tuple(depths)}.")
     if backbone == "simple" and weights is not None:
         raise ValueError("The 'simple' backbone has no pretrained weights; use weights=None.")
 
@@ -252,15 +248,8 @@ def build_model(
         )
         summary = layers.Dropout(dropout, name="head_dropout")(summary)
         summary = layers.Dense(head_units, activation="relu", name="head_dense")(summary)
-        if presence_from == "image":
-            p_c = layers.Dense(1, activation="sigmoid", name="p_c", dtype="float32")(summary)
-            class_features = layers.Dense(head_units, activation="relu", name="class_dense")(at_object)
-        elif presence_from == "image+object":
-            class_features = layers.Dense(head_units, activation="relu", name="class_dense")(at_object)
-            both = layers.Concatenate(name="presence_features")([summary, class_features])
-            p_c = layers.Dense(1, activation="sigmoid", name="p_c", dtype="float32")(both)
-        else:
-            raise ValueError(f"Unknown presence_from {presence_from!r}; choose 'image' or 'image+object'.")
+        p_c = layers.Dense(1, activation="sigmoid", name="p_c", dtype="float32")(summary)
+        class_features = layers.Dense(head_units, activation="relu", name="class_dense")(at_object)
     elif head == "dense":
         x = _conv_bn_relu(x, head_channels, 1, "head")
         x = layers.Flatten(name="head_flatten")(x)

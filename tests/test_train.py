@@ -268,19 +268,31 @@ def test_class_map_flag_means_the_same_everywhere():
     }
 
 
-def test_road_preset_trains_on_the_large_synthetic_split_without_augmentation():
-    config = config_lib.preset("road")
+def test_small_training_split_without_augmentation_gets_a_hint():
     default = config_lib.preset("default")
-    assert (config.data, config.augment) == ("synthetic/large", False)
-    # native-size images (synthetic_road is drawn at 128 px) and a deeper backbone
-    assert (config.image_size, config.depths) == (128, (1, 2, 3))
-    assert config.depths != default.depths
-    # its first 3 of 5 passes at 96 px (progressive resizing), checked like any config
-    assert (config.progressive_size, config.epochs, train_lib.progressive_epochs(config)) == (96, 5, 3)
-    # the default preset: half its 32 epochs at 64 px
-    assert (default.progressive_size, default.epochs, train_lib.progressive_epochs(default)) == (64, 32, 16)
-    # the flags round-trip through config.json like every other field
-    assert config_lib.Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    hint = train_lib.augmentation_hint(default, batches=20)  # 1,280 images, e.g. someone's photos
+    assert "--augment" in hint and "--preset photos" in hint and "1280 images" in hint
+    assert train_lib.augmentation_hint(default, batches=625) is None  # synthetic_road/large
+    assert train_lib.augmentation_hint(config_lib.preset("photos"), batches=20) is None
+    assert train_lib.augmentation_hint(default, batches=None) is None  # size unknown: say nothing
+
+
+def test_default_preset_is_the_synthetic_road_recipe_and_photos_keeps_augmentation():
+    default, photos = config_lib.preset("default"), config_lib.preset("photos")
+    assert default == config_lib.Config()
+    # 40,000 synthetic images, which need no augmentation, at their native 128 px
+    assert (default.data, default.augment, default.image_size, default.depths) == ("synthetic/large", False, 128, (1, 2, 3))
+    # 3 of its 4 passes on 96 px windows at the images' own scale
+    assert (default.progressive_size, default.progressive_mode, default.epochs) == (96, "crop", 4)
+    assert train_lib.progressive_epochs(default) == 3
+    # Photos: augmented, 96 px, half the epochs on whole images shrunk to 64 px.
+    assert (photos.augment, photos.image_size, photos.depths, photos.progressive_mode) == (True, 96, (1, 1, 1), "resize")
+    assert (photos.progressive_size, photos.epochs, train_lib.progressive_epochs(photos)) == (64, 32, 16)
+    # demo and smoke build on photos: small data that needs augmentation
+    assert config_lib.preset("demo").augment and config_lib.preset("smoke").augment
+    assert config_lib.preset("demo").image_size == 96 and config_lib.preset("demo").epochs == 8
+    # the fields round-trip through config.json like every other field
+    assert config_lib.Config.from_dict(json.loads(json.dumps(default.to_dict()))) == default
 
 
 def _progressive(data_dir, **overrides):
