@@ -102,7 +102,10 @@ class Config:
     @classmethod
     def load(cls, path):
         with open(path) as f:
-            return cls.from_dict(json.load(f))
+            values = json.load(f)
+        # Saved before crop mode existed: progressive resizing shrank the images.
+        values.setdefault("progressive_mode", "resize")
+        return cls.from_dict(values)
 
     def class_map_dict(self):
         """`class_map` as a dict: `"a=b,c="` -> `{"a": "b", "c": None}` (None ignores the label)."""
@@ -144,7 +147,7 @@ _PHOTOS = {
 }
 
 PRESETS = {
-    # The synthetic_road model, in about 15 minutes on 2 CPU cores: 4 passes over
+    # The synthetic_road model, in about 17 minutes on 2 CPU cores: 4 passes over
     # synthetic_road/large (40,000 images, no augmentation: with that many the
     # model does not memorise them), 3 of them on 96 px windows at the images'
     # own scale (progressive resizing, crop mode), then 1 at the native 128 px,

@@ -512,7 +512,8 @@ def _train_small_first(config, small_epochs, strategy, trainer, schedule, loss, 
     small_trainer = _build_trainer(config, strategy, class_names, loss, schedule, image_size=config.progressive_size)
     if verbose != 0:
         print(
-            f"Progressive resizing: epochs 1-{small_epochs} at {config.progressive_size} px, "
+            f"Progressive resizing: epochs 1-{small_epochs} at {config.progressive_size} px "
+            f"({'windows of the full-size images' if config.progressive_mode == 'crop' else 'images shrunk'}), "
             f"then {small_epochs + 1}-{config.epochs} at {config.image_size} px."
         )
     backup = keras.callbacks.BackupAndRestore(str(backup_dir / SMALL_BACKUP), delete_checkpoint=False)

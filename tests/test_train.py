@@ -277,7 +277,7 @@ def test_small_training_split_without_augmentation_gets_a_hint():
     assert train_lib.augmentation_hint(default, batches=None) is None  # size unknown: say nothing
 
 
-def test_default_preset_is_the_synthetic_road_recipe_and_photos_keeps_augmentation():
+def test_default_preset_is_the_synthetic_road_recipe_and_photos_keeps_augmentation(tmp_path):
     default, photos = config_lib.preset("default"), config_lib.preset("photos")
     assert default == config_lib.Config()
     # 40,000 synthetic images, which need no augmentation, at their native 128 px
@@ -293,6 +293,10 @@ def test_default_preset_is_the_synthetic_road_recipe_and_photos_keeps_augmentati
     assert config_lib.preset("demo").image_size == 96 and config_lib.preset("demo").epochs == 8
     # the fields round-trip through config.json like every other field
     assert config_lib.Config.from_dict(json.loads(json.dumps(default.to_dict()))) == default
+    # A config.json saved before crop mode existed meant resize: its run resumes unchanged.
+    older = {k: v for k, v in photos.to_dict().items() if k != "progressive_mode"}
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    assert config_lib.Config.load(tmp_path / "config.json") == photos
 
 
 def _progressive(data_dir, **overrides):

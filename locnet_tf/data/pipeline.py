@@ -486,7 +486,8 @@ def crop_around_object(example, seed, size):
         lambda: crop,
     )
     fwin = tf.cast(window, tf.float32)
-    box = tf.stack([(cx * fw - tf.cast(x0, tf.float32)) / fwin, (cy * fh - tf.cast(y0, tf.float32)) / fwin, bh * fh / fwin, bw * fw / fwin])
+    left, top = tf.cast(x0, tf.float32), tf.cast(y0, tf.float32)
+    box = tf.stack([(cx * fw - left) / fwin, (cy * fh - top) / fwin, bh * fh / fwin, bw * fw / fwin])
     out = dict(example)
     out[IMAGE] = tf.ensure_shape(crop, [size, size, 3])
     out[BOX] = box * tf.cast(present, tf.float32)
