@@ -14,8 +14,10 @@ The run folder ends up holding:
 A run that dies (killed, machine lost) resumes from its last finished epoch when
 the same command is run again.
 
-With progressive resizing (on by default: `--progressive-share 0.5
---progressive-size 64`) the first epochs train a copy of the model at the smaller input size; its weights
+With progressive resizing (on by default: `--progressive-share 0.75
+--progressive-size 96 --progressive-mode crop`) the first epochs train a copy of the
+model at the smaller input size, on windows of the images at their own scale
+(`crop`) or on the images shrunk (`resize`); its weights
 and optimizer state then carry over to the full-size model for the remaining
 epochs, and history.csv records each epoch's `image_size`.
 """
@@ -299,7 +301,8 @@ def augmentation_hint(config, batches):
     return (
         f"Note: training without augmentation on at most {batches * config.batch_size} images "
         f"({batches} batches of {config.batch_size}). The default preset leaves augmentation off for its "
-        f"40,000 synthetic images; smaller sets usually need it: add --augment, or use --preset photos."
+        f"40,000 synthetic images; smaller sets need it, and more epochs: use --preset photos "
+        f"(augmented, 96 px) with --epochs for your data (the Caltech photos: 30)."
     )
 
 

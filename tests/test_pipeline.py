@@ -255,10 +255,12 @@ def test_mostly_cropped_object_becomes_background(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_crop_keeps_the_whole_object_at_its_own_scale(mode):
-    # A 20x30 px rectangle in a 128 px image, 64 px windows: every window holds
-    # the whole rectangle, copied pixel for pixel, and the box is exact.
-    ex = rectangle_example(size=128, x=(90, 110), y=(5, 35))
+@pytest.mark.parametrize("where", [((90, 110), (5, 35)), ((108, 128), (0, 30))], ids=["inside", "at_the_corner"])
+def test_crop_keeps_the_whole_object_at_its_own_scale(mode, where):
+    # A 20x30 px rectangle in a 128 px image (also touching its edges), 64 px
+    # windows: every window holds the whole rectangle, copied pixel for pixel,
+    # and the box is exact.
+    ex = rectangle_example(size=128, x=where[0], y=where[1])
     origins = set()
     for i in range(20):
         out = run(lambda e, s: pipeline.crop_around_object(e, s, 64), mode, ex, tf.constant([i, 5], tf.int64))
@@ -268,7 +270,8 @@ def test_crop_keeps_the_whole_object_at_its_own_scale(mode):
         np.testing.assert_allclose(found, corners(out[BOX]), atol=1e-5, err_msg=f"seed {i}")
         assert bool(out[PRESENT]) and int(out[CLASS_ID]) == 1
         origins.add(tuple(np.round(np.asarray(found) * 64).astype(int)))
-    assert len(origins) > 5, "windows must move from seed to seed"
+    # Inside, windows move from seed to seed; in the corner only one window holds it.
+    assert len(origins) > 5 if where[0][0] == 90 else len(origins) == 1
 
 
 def test_crop_shrinks_the_smallest_window_that_holds_a_large_object():
@@ -301,10 +304,16 @@ def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(ti
     for ds in (train, val):
         images, targets = next(iter(ds))
         assert images.shape[1:] == (48, 48, 3)
-    first, second = (np.concatenate([t.numpy() for _, t in train]) for _ in range(2))
+    def targets(ds):  # sorted rows: the train split's shuffling alone must not count as new windows
+        rows = np.concatenate([t.numpy() for _, t in ds])
+        return rows[np.lexsort(rows.T[::-1])]
+
+    first, second = targets(train), targets(train)
     assert not np.array_equal(first, second)
-    first, second = (np.concatenate([t.numpy() for _, t in val]) for _ in range(2))
-    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first[:, 0], second[:, 0])  # the same images, windows moved
+    np.testing.assert_array_equal(targets(val), targets(val))
+    with pytest.raises(ValueError, match="crop=64 needs a square image_size larger than it"):
+        pipeline.make_dataset("synthetic/tiny", "train", image_size=64, crop=64, data_dir=tiny_data_dir)
 
 
 # ----------------------------------------------------------------------------

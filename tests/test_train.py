@@ -271,7 +271,7 @@ def test_class_map_flag_means_the_same_everywhere():
 def test_small_training_split_without_augmentation_gets_a_hint():
     default = config_lib.preset("default")
     hint = train_lib.augmentation_hint(default, batches=20)  # 1,280 images, e.g. someone's photos
-    assert "--augment" in hint and "--preset photos" in hint and "1280 images" in hint
+    assert "--preset photos" in hint and "--epochs" in hint and "1280 images" in hint
     assert train_lib.augmentation_hint(default, batches=625) is None  # synthetic_road/large
     assert train_lib.augmentation_hint(config_lib.preset("photos"), batches=20) is None
     assert train_lib.augmentation_hint(default, batches=None) is None  # size unknown: say nothing

@@ -553,6 +553,9 @@ def make_dataset(
     """
     split_name = _SPLIT_ALIASES.get(split, split)
     train = split_name == "train"
+    if crop and not (isinstance(image_size, int) and 0 < int(crop) < image_size):
+        # The window is square and must fit in the (square) resized image.
+        raise ValueError(f"crop={crop} needs a square image_size larger than it, got image_size={image_size}.")
     dataset, names = examples(spec, split, data_dir=data_dir, class_names=class_names, **source_kwargs)
     layout = TargetLayout(names)
 
@@ -571,9 +574,8 @@ def make_dataset(
             lambda ex, s: _augment(ex, s, config), num_parallel_calls=AUTOTUNE
         )
     if crop:
-        every_epoch = train if shuffle is None else shuffle
         # A different seed stream from augmentation's, so crops and augmentations are independent.
-        seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=every_epoch).batch(2)
+        seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=train).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
             lambda ex, s: crop_around_object(ex, s, int(crop)), num_parallel_calls=AUTOTUNE
         )
