@@ -326,27 +326,37 @@ def _jit(value):
     return {"true": True, "false": False, "auto": "auto"}[value]
 
 
-def datasets(config, global_batch, crop=None):
-    """Train and validation datasets for `config` (class names on `.class_names`).
-
-    `crop`: None, or the size of the windows `pipeline.crop_around_object` cuts
-    from both splits (progressive resizing's `crop` mode).
-    """
+def sources(config):
+    """The train and validation examples of `config`, decoded, resized and cached (`pipeline.cached_examples`)."""
     from locnet_tf.data import pipeline
 
     common = dict(
         image_size=config.image_size,
-        batch_size=global_batch,
         resize=config.resize,
-        class_names=config.class_names,
         cache=config.cache,
-        seed=config.seed,
+        class_names=config.class_names,
         data_dir=config.data_dir,
-        crop=crop,
         **config.source_kwargs(),
     )
-    train_ds = pipeline.make_dataset(config.data, "train", augment=config.augment, **common)
-    val_ds = pipeline.make_dataset(config.data, "validation", augment=False, shuffle=False, **common)
+    return {split: pipeline.cached_examples(config.data, split, **common) for split in ("train", "validation")}
+
+
+def datasets(config, global_batch, crop=None, cached=None):
+    """Train and validation datasets for `config` (class names on `.class_names`).
+
+    `crop`: None, or the size of the windows `pipeline.crop_around_object` cuts
+    from both splits (progressive resizing's `crop` mode). `cached`: the
+    `sources(config)` to build on (pipelines built on the same ones decode
+    the images once); default: new ones.
+    """
+    from locnet_tf.data import pipeline
+
+    cached = cached or sources(config)
+    common = dict(image_size=config.image_size, batch_size=global_batch, seed=config.seed, crop=crop)
+    train_ds = pipeline.make_dataset(config.data, "train", augment=config.augment, source=cached["train"], **common)
+    val_ds = pipeline.make_dataset(
+        config.data, "validation", augment=False, shuffle=False, source=cached["validation"], **common
+    )
     if train_ds.class_names != val_ds.class_names:
         raise ValueError(f"train and validation splits disagree on classes: {train_ds.class_names} vs {val_ds.class_names}")
     # Multi-worker runs shard by element: our sources are few files (often one
@@ -390,12 +400,14 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     config.save(work_dir / "config.json")
 
     keras.utils.set_random_seed(config.seed)
-    train_ds, val_ds = datasets(config, config.batch_size)
+    cached = sources(config)
+    train_ds, val_ds = datasets(config, config.batch_size, cached=cached)
     # Known before training, not after it: a source without a test split (a YOLO
     # data.yaml with only train and val) trains, and the report is skipped.
     evaluate_test = config.evaluate and _has_test_split(config, train_ds.class_names, chief and verbose != 0)
-    steps_per_epoch = config.steps_per_epoch or _steps(train_ds)
-    hint = augmentation_hint(config, _steps(train_ds))
+    batches = _steps(train_ds)
+    steps_per_epoch = config.steps_per_epoch or batches
+    hint = augmentation_hint(config, batches)
     if hint and chief and verbose != 0:
         print(hint)
     schedule = _learning_rate(config, steps_per_epoch)
@@ -444,7 +456,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     else:
         if first_epoch:
             _train_small_first(
-                config, first_epoch, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir,
+                config, first_epoch, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir, cached,
                 [keras.callbacks.TerminateOnNaN(), *logging_callbacks(config.progressive_size), *extra_callbacks],
                 verbose,
             )
@@ -496,7 +508,9 @@ def _fit(trainer, config, train_ds, val_ds, initial_epoch, epochs, callbacks, ve
     )
 
 
-def _train_small_first(config, small_epochs, strategy, trainer, schedule, loss, class_names, backup_dir, callbacks, verbose):
+def _train_small_first(
+    config, small_epochs, strategy, trainer, schedule, loss, class_names, backup_dir, cached, callbacks, verbose
+):
     """Progressive resizing's first epochs, at `config.progressive_size`; then carries them over to `trainer`.
 
     The small model is `build_model` at the smaller size with the same layers,
@@ -509,7 +523,8 @@ def _train_small_first(config, small_epochs, strategy, trainer, schedule, loss, 
     if backup_dir.exists() and any(path.name != SMALL_BACKUP for path in backup_dir.iterdir()):
         return  # the full-size epochs have begun; their BackupAndRestore resumes them
     if config.progressive_mode == "crop":
-        train_ds, val_ds = datasets(config, config.batch_size, crop=config.progressive_size)
+        # The full-size images the later epochs read: decoded and cached once for both phases.
+        train_ds, val_ds = datasets(config, config.batch_size, crop=config.progressive_size, cached=cached)
     else:
         train_ds, val_ds = datasets(dataclasses.replace(config, image_size=config.progressive_size), config.batch_size)
     small_trainer = _build_trainer(config, strategy, class_names, loss, schedule, image_size=config.progressive_size)

@@ -520,6 +520,7 @@ def make_dataset(
     data_dir=None,
     drop_remainder=False,
     crop=None,
+    source=None,
     **source_kwargs,
 ):
     """Batches of `(image, target)` for training or evaluation.
@@ -545,6 +546,12 @@ def make_dataset(
             take a random `crop` x `crop` window holding the object
             (`crop_around_object`); new windows every epoch on the train
             split, the same ones on the others.
+        source: None, or `cached_examples(spec, split, ...)` already built
+            for this `image_size`: pipelines made from one source decode and
+            cache its images once (progressive resizing's crop mode reads the
+            same full-size images in both phases). With a source, `spec`,
+            `resize`, `cache`, `class_names`, `data_dir` and `source_kwargs`
+            are its own and not read here.
         **source_kwargs: passed to the source reader (see `examples`).
 
     Returns:
@@ -556,13 +563,13 @@ def make_dataset(
     if crop and not (isinstance(image_size, int) and 0 < int(crop) < image_size):
         # The window is square and must fit in the (square) resized image.
         raise ValueError(f"crop={crop} needs a square image_size larger than it, got image_size={image_size}.")
-    dataset, names = examples(spec, split, data_dir=data_dir, class_names=class_names, **source_kwargs)
+    if source is None:
+        source = cached_examples(
+            spec, split, image_size=image_size, resize=resize, cache=cache, class_names=class_names,
+            data_dir=data_dir, **source_kwargs,
+        )
+    dataset, names = source
     layout = TargetLayout(names)
-
-    resize_fn = functools.partial(_resize_and_select, image_size=image_size, method=resize)
-    dataset = dataset.map(resize_fn, num_parallel_calls=AUTOTUNE)
-    if cache:
-        dataset = dataset.cache("" if cache is True else str(cache))
     if train if shuffle is None else shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if augment is None:
@@ -584,6 +591,22 @@ def make_dataset(
     dataset = dataset.prefetch(AUTOTUNE)
     dataset.class_names = tuple(names)
     return dataset
+
+
+def cached_examples(spec, split, *, image_size, resize="stretch", cache=True, class_names=None, data_dir=None,
+                    **source_kwargs):
+    """`(dataset, class names)`: the examples of `split` decoded, resized to `image_size` and cached.
+
+    The part of `make_dataset` before shuffling; give it to several
+    `make_dataset(source=...)` calls and the images are decoded once (an
+    in-memory cache is shared by every pipeline built on it).
+    """
+    dataset, names = examples(spec, split, data_dir=data_dir, class_names=class_names, **source_kwargs)
+    resize_fn = functools.partial(_resize_and_select, image_size=image_size, method=resize)
+    dataset = dataset.map(resize_fn, num_parallel_calls=AUTOTUNE)
+    if cache:
+        dataset = dataset.cache("" if cache is True else str(cache))
+    return dataset, names
 
 
 def _resize_and_select(example, image_size, method):
