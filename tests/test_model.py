@@ -159,3 +159,43 @@ def test_size_scale_multiplies_box_sizes_only_and_adds_nothing_at_one():
     a, b = np.asarray(plain(x)), np.asarray(scaled(x))
     np.testing.assert_allclose(b[:, 3:5], 2.0 * a[:, 3:5], rtol=1e-5)  # b_h, b_w
     np.testing.assert_allclose(b[:, [0, 1, 2, 5, 6, 7]], a[:, [0, 1, 2, 5, 6, 7]], rtol=1e-5, atol=1e-6)
+
+
+def test_fused_batch_norm_trains_like_keras_batch_norm(tmp_path):
+    # The fused kernel must be a drop-in: same outputs, gradients and moving
+    # statistics as Keras's own layer, in training and at inference.
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2.0, 3.0, (8, 6, 5, 4)).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=(8, 6, 5, 4)).astype(np.float32))
+    keras_bn = keras.layers.BatchNormalization(momentum=0.9)
+    fused_bn = M.FusedBatchNormalization(momentum=0.9)
+    for layer in (keras_bn, fused_bn):
+        layer.build(x.shape)
+        layer.gamma.assign(rng.uniform(0.5, 2.0, 4).astype(np.float32))
+        layer.beta.assign(rng.normal(size=4).astype(np.float32))
+    fused_bn.set_weights(keras_bn.get_weights())
+    results = []
+    for layer in (keras_bn, fused_bn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * upstream)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance, layer(x, training=False)])
+    for keras_value, fused_value in zip(*results):
+        np.testing.assert_allclose(np.asarray(fused_value), np.asarray(keras_value), rtol=1e-4, atol=1e-4)
+    # The statistics moved (the comparison above is not of two untouched layers).
+    assert not np.allclose(np.asarray(fused_bn.moving_variance), 1.0)
+
+    # Cases the kernel does not cover fall back to the parent, and the layer reloads.
+    flat = tf.reshape(x, (8, 30, 4))
+    np.testing.assert_allclose(
+        np.asarray(M.FusedBatchNormalization()(flat, training=True)),
+        np.asarray(keras.layers.BatchNormalization()(flat, training=True)),
+        rtol=1e-4, atol=1e-4,
+    )
+    inputs = keras.Input((6, 5, 4))
+    model = keras.Model(inputs, M.FusedBatchNormalization(name="bn")(inputs))
+    model.save(tmp_path / "bn.keras")
+    reloaded = keras.models.load_model(tmp_path / "bn.keras")
+    assert type(reloaded.get_layer("bn")) is M.FusedBatchNormalization

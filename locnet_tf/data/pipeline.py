@@ -14,7 +14,7 @@ file-backed examples until they are decoded). Each works eagerly and inside
     to_inputs(example, layout)  -> (float32 image 0..255, float32 target [5 + K])
 
 and `make_dataset` chains them: examples -> decode (parallel) -> resize ->
-cache -> shuffle -> augment (training) -> crop (optional) -> encode -> batch -> prefetch. The
+cache -> shuffle -> augment (training) -> crop (optional) -> encode -> batch -> float32 -> prefetch. The
 dataset it returns carries the class names in `dataset.class_names` (as
 `keras.utils.image_dataset_from_directory` does); that attribute is lost if you
 `.map` the dataset further, so read it first.
@@ -500,8 +500,18 @@ def crop_around_object(example, seed, size):
 
 def to_inputs(example, layout):
     """Example dict -> `(image float32 [H, W, 3] in 0..255, target float32 [5 + K])`."""
+    image, target = _encode(example, layout)
+    return _images_to_float(image, target)
+
+
+def _encode(example, layout):
+    # `to_inputs` with the image left uint8 (`make_dataset` casts whole batches).
     target = layout.encode_tensor(example[PRESENT], example[BOX], example[CLASS_ID])
-    return tf.cast(example[IMAGE], tf.float32), tf.cast(target, tf.float32)
+    return example[IMAGE], tf.cast(target, tf.float32)
+
+
+def _images_to_float(images, targets):
+    return tf.cast(images, tf.float32), targets
 
 
 def make_dataset(
@@ -586,8 +596,14 @@ def make_dataset(
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
             lambda ex, s: crop_around_object(ex, s, int(crop)), num_parallel_calls=AUTOTUNE
         )
-    dataset = dataset.map(functools.partial(to_inputs, layout=layout), num_parallel_calls=AUTOTUNE)
+    # Images stay uint8 until they are batched, then become float32 a batch at a
+    # time: cast one by one, each image moves 4x the bytes through the encode
+    # map and the batch copy. A shuffled pass over synthetic/large's 40,000
+    # cached train images, batched, took 20.6 s that way against 3.6 s (24.6
+    # against 8.7 s with 96 px crops), CPU time the training step loses on 2 cores.
+    dataset = dataset.map(functools.partial(_encode, layout=layout), num_parallel_calls=AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(_images_to_float, num_parallel_calls=AUTOTUNE)
     dataset = dataset.prefetch(AUTOTUNE)
     dataset.class_names = tuple(names)
     return dataset
