@@ -99,62 +99,12 @@ class SoftArgmaxBox(layers.Layer):
         return [(batch, 4), (batch, input_shapes[3][-1])]
 
 
-@keras.saving.register_keras_serializable(package="locnet_tf")
-class FusedBatchNormalization(layers.BatchNormalization):
-    """Keras's `BatchNormalization`, trained with TensorFlow's fused kernel.
-
-    Written here because Keras 3 (unlike Keras 2) has no fused path: in
-    training it computes the batch moments and the normalisation as separate
-    ops, each a pass over the activations, and as many again in the
-    gradient. `FusedBatchNormV3` does each direction in one kernel. Default
-    model, batch 64, medians of 25 interleaved `train_on_batch` steps: 515.6
-    against 540.5 ms per step at 128 px, 310.3 against 316.4 at 96 px.
-
-    Same weights, config and maths as the parent (the moving variance
-    averages the biased batch variance, as Keras's does); inference, and any
-    case the kernel does not cover (other backends, masks, float16, renorm,
-    synchronized statistics, an axis other than the last of a 4-D input),
-    is the parent's own code, so exports are unchanged.
-    """
-
-    def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, training, mask):
-            return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
-        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            inputs, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True
-        )
-        # The kernel returns the unbiased (n - 1) batch variance for the
-        # moving average; Keras's layer averages the biased one.
-        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), variance.dtype)
-        variance = variance * (count - 1.0) / count
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return outputs
-
-    def _fusable(self, inputs, training, mask):
-        return (
-            bool(training)
-            and self.trainable
-            and mask is None
-            and keras.backend.backend() == "tensorflow"
-            and len(inputs.shape) == 4
-            and self.axis in (-1, 3)
-            and keras.backend.standardize_dtype(inputs.dtype) == "float32"
-            and self.scale
-            and self.center
-            and not self.renorm
-            and not self.synchronized
-        )
-
-
 def _conv_bn_relu(x, filters, kernel, name, strides=1):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     # momentum 0.9: an epoch of the default data is ~125 steps, and with Keras's
     # 0.99 the moving statistics lag so far behind that validation is noise
     # for the first epochs.
-    x = FusedBatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
