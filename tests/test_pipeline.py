@@ -370,6 +370,14 @@ def test_make_dataset_synthetic(tiny_data_dir):
     np.testing.assert_array_equal(np.concatenate(first), np.concatenate(second))
     # About a quarter background.
     assert (np.concatenate(first)[:, 0] == 0).sum() == 6
+    # The batches hold exactly what `to_inputs` makes of each example (the
+    # pipeline keeps images uint8 until they are batched, then casts).
+    examples, names = pipeline.cached_examples(
+        "synthetic/tiny", "test", image_size=48, resize="letterbox", data_dir=tiny_data_dir
+    )
+    pairs = [pipeline.to_inputs(ex, pipeline.TargetLayout(names)) for ex in examples]
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in test]), np.stack([x for x, _ in pairs]))
+    np.testing.assert_array_equal(np.concatenate(first), np.stack([t for _, t in pairs]))
 
 
 def test_make_dataset_class_names_reorder(tiny_data_dir):
