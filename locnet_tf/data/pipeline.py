@@ -599,10 +599,11 @@ def make_dataset(
     # Images stay uint8 until they are batched, then become float32 a batch at a
     # time: cast one by one, each image moves 4x the bytes through the encode
     # map and the batch copy. A shuffled pass over synthetic/large's 40,000
-    # cached train images, batched, took 20.6 s that way against 3.6 s (the
-    # pipeline alone; 24.6 against 8.7 s with 96 px crops). The step in `fit` did not
-    # measurably speed up (the pipeline mostly runs while the step leaves a core
-    # idle), but the same batches now cost the machine a fraction of the work.
+    # cached train images, batched, took 20.6 s that way against 3.3-4.0 s (the
+    # pipeline alone, two rounds; 24.3-24.9 against 8.6-8.9 s with 96 px crops).
+    # The step in `fit` did not measurably speed up (the pipeline mostly runs
+    # while the step leaves a core idle), but the same batches now cost the
+    # machine a fraction of the work.
     dataset = dataset.map(functools.partial(_encode, layout=layout), num_parallel_calls=AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     dataset = dataset.map(_images_to_float, num_parallel_calls=AUTOTUNE)
