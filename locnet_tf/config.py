@@ -50,7 +50,7 @@ class Config:
     heatmap_sigma: float = 0.15  # the Gaussian's spread, as a fraction of the box's size
 
     # --- optimisation
-    epochs: int = 4  # passes over the train split (default data: 40,000 images)
+    epochs: int = 8  # passes over the train split (default data: 40,000 images)
     batch_size: int = 64  # global batch (split across replicas)
     learning_rate: float = 2e-3  # peak, after warm-up; cosine decay to 1% of it
     warmup_epochs: float = 0.2

@@ -153,6 +153,22 @@ def test_calibrated_threshold_maximises_f1():
     assert evaluate_lib.calibrate_threshold(y[:4], p[:4]) == 0.5  # no background: nothing to calibrate
 
 
+def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
+    # Objects at 0.9, 0.8, 0.7, 0.2; backgrounds at 0.3, 0.1, 0.05, 0.01. Cut at 0.15: no miss,
+    # one false alarm (F1 8/9); cut at 0.5: one miss, no false alarm (F1 6/7). One error either
+    # way, one example apart in F1: the threshold stays near 0.5 instead of dropping to 0.15.
+    y = np.zeros((8, 8), np.float32)
+    y[:4, 0] = 1
+    p = np.zeros((8, 8), np.float32)
+    p[:, 0] = [0.9, 0.8, 0.7, 0.2, 0.3, 0.1, 0.05, 0.01]
+    assert evaluate_lib.calibrate_threshold(y, p) == pytest.approx((0.7 + 0.3) / 2)
+    # A real gain still wins: with a fifth object at 0.25 the low cut makes one error, 0.5 makes two.
+    y2 = np.concatenate([y, y[:1]])
+    p2 = np.concatenate([p, p[:1]])
+    p2[-1, 0] = 0.25
+    assert evaluate_lib.calibrate_threshold(y2, p2) == pytest.approx((0.2 + 0.1) / 2)
+
+
 def test_cli_flags_override_preset(tmp_path):
     args = train_lib.build_parser().parse_args(
         ["--preset", "smoke", "--image-size", "48", "--filters", "4,8,8,8", "--depths", "1,1,2", "--no-augment",
@@ -283,7 +299,7 @@ def test_default_preset_is_the_synthetic_road_recipe_and_photos_keeps_augmentati
     # 40,000 synthetic images, which need no augmentation, at their native 128 px
     assert (default.data, default.augment, default.image_size, default.depths) == ("synthetic/large", False, 128, (1, 2, 3))
     # 3 of its 4 passes on 96 px windows at the images' own scale
-    assert (default.progressive_size, default.progressive_mode, default.epochs) == (96, "crop", 4)
+    assert (default.progressive_size, default.progressive_mode, default.epochs) == (96, "crop", 8)
     assert train_lib.progressive_epochs(default) == 3
     # Photos: augmented, 96 px, half the epochs on whole images shrunk to 64 px.
     assert (photos.augment, photos.image_size, photos.depths, photos.progressive_mode) == (True, 96, (1, 1, 1), "resize")
