@@ -1,6 +1,7 @@
 """Training and evaluation: run folder, resume, report numbers, tf.distribute."""
 
 import json
+import shutil
 import os
 import socket
 import subprocess
@@ -87,6 +88,24 @@ def test_report_agrees_with_numpy_and_keras_metrics(smoke_run, data_dir):
     # the confusion matrix sums to the image count, rows to the truth counts
     matrix = np.array(report["confusion_matrix"]["matrix"])
     assert matrix.sum() == len(y) and matrix[0].sum() == report["counts"]["background"]
+
+
+def test_evaluate_cli_calibrates_a_saved_run(smoke_run, tmp_path):
+    # A fresh process: the model's own layers must be registered by the command itself.
+    out, _, _ = smoke_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    model = keras.models.load_model(out / "model.keras")
+    _, y, p = evaluate_lib.predict_split(model, "synthetic/tiny", "validation", config_lib.Config.load(out / "config.json"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "locnet_tf.evaluate", str(run / "model.keras"), "--calibrate", "--out", str(tmp_path / "r.json")],
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = evaluate_lib.calibrate_threshold(y, p)
+    assert json.loads((tmp_path / "r.json").read_text())["threshold"] == pytest.approx(expected, abs=1e-6)
+    stored = train_lib.model_lib.presence_threshold(keras.models.load_model(run / "model.keras"))
+    assert stored == pytest.approx(expected, abs=1e-6)
 
 
 class _Interrupt(Exception):
