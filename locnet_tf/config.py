@@ -147,13 +147,15 @@ _PHOTOS = {
 }
 
 PRESETS = {
-    # The synthetic_road model, in 17-19 minutes on 2 CPU cores: 4 passes over
-    # synthetic_road/large (40,000 images, no augmentation: with that many the
-    # model does not memorise them), 3 of them on 96 px windows at the images'
-    # own scale (progressive resizing, crop mode), then 1 at the native 128 px,
-    # with residual convs at the coarse stages (depths 1, 2, 3). Test loc 0.977,
-    # IoU 0.856, pc 0.990 with seed 0; 0.967 / 0.846 / 0.986 with seed 1 and
-    # 0.971 / 0.851 / 0.985 with seed 2 (see README and docs/training_experiments.md).
+    # The synthetic_road model, in 10-13 minutes on our 2-core CPU with AVX-512
+    # (an AVX2-only one, 3.2x slower, took 17-19 minutes for 4 passes): 8 passes
+    # over synthetic_road/large (40,000 images, no augmentation: with that many
+    # the model does not memorise them), 6 of them on 96 px windows at the
+    # images' own scale (progressive resizing, crop mode), then 2 at the native
+    # 128 px, with residual convs at the coarse stages (depths 1, 2, 3). Test
+    # loc / IoU / pc with seeds 0, 1, 2: 0.980 / 0.876 / 0.992, 0.989 / 0.881 /
+    # 0.997, 0.984 / 0.881 / 0.993 (README and docs/training_experiments.md;
+    # `--epochs 4` was the preset before).
     "default": {},
     # Your own photos (see _PHOTOS above); set --epochs for your data's size.
     "photos": dict(_PHOTOS),
