@@ -317,9 +317,9 @@ def test_default_preset_is_the_synthetic_road_recipe_and_photos_keeps_augmentati
     assert default == config_lib.Config()
     # 40,000 synthetic images, which need no augmentation, at their native 128 px
     assert (default.data, default.augment, default.image_size, default.depths) == ("synthetic/large", False, 128, (1, 2, 3))
-    # 3 of its 4 passes on 96 px windows at the images' own scale
+    # 6 of its 8 passes on 96 px windows at the images' own scale
     assert (default.progressive_size, default.progressive_mode, default.epochs) == (96, "crop", 8)
-    assert train_lib.progressive_epochs(default) == 3
+    assert train_lib.progressive_epochs(default) == 6
     # Photos: augmented, 96 px, half the epochs on whole images shrunk to 64 px.
     assert (photos.augment, photos.image_size, photos.depths, photos.progressive_mode) == (True, 96, (1, 1, 1), "resize")
     assert (photos.progressive_size, photos.epochs, train_lib.progressive_epochs(photos)) == (64, 32, 16)
