@@ -1,8 +1,8 @@
 """Training and evaluation: run folder, resume, report numbers, tf.distribute."""
 
 import json
-import shutil
 import os
+import shutil
 import socket
 import subprocess
 import sys
