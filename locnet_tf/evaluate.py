@@ -60,39 +60,39 @@ def presence_curve(is_object, p_c):
     """
     thresholds, tp, fp = _presence_counts(is_object, p_c)
     precision = tp / np.maximum(tp + fp, 1)
-    recall = tp / max(int(np.sum(is_object)), 1)
+    recall = tp / max(np.count_nonzero(is_object), 1)
     return thresholds, precision, recall
 
 
 def calibrate_threshold(y_true, y_pred, default=0.5):
-    """The `p_c` threshold that maximises presence F1 on (validation) data.
+    """The `p_c` threshold that maximises presence F1 on (validation) data, steadied.
 
-    F1 values within what one example changes at the best threshold count as
-    equal, and among them the threshold nearest `default` wins. Two reasons:
-    a validation split of a thousand images cannot tell apart thresholds one
-    example apart, and F1 prefers a lower threshold whenever it turns a miss
-    into a false alarm (one more true positive, the same number of errors),
-    so the plain F1 maximum drifts below 0.5 and brings in false alarms: on
-    synthetic_road it chose 0.165-0.21 where 0.4-0.6 made as few validation
-    errors and 4-7 fewer test errors (docs/training_experiments.md).
+    F1 = 2 TP / (2 TP + FP + FN) rises when a lower threshold turns a miss into
+    a false alarm (one more true positive, the same number of errors), so the
+    plain F1 maximum drifts below 0.5 and brings in false alarms: on
+    synthetic_road it chose 0.165-0.21 where 0.417-0.585 made as many
+    validation errors and 4-7 fewer test errors (docs/training_experiments.md).
+    So the candidates are the thresholds that make no more errors than the
+    F1-best one and whose F1 is at least what that one would have with one
+    error more (a split of a thousand images cannot tell those apart); the
+    candidate nearest `default` wins.
 
-    The threshold is put half-way between the chosen score and the next lower
-    one, so it is not balanced on a single example. With no positives or no
-    negatives there is nothing to calibrate and `default` is returned.
+    Each threshold is put half-way between a score and the next lower one, so
+    it is not balanced on a single example. With no positives or no negatives
+    there is nothing to calibrate and `default` is returned.
     """
     is_object = np.asarray(y_true)[:, target_lib.P_C] > 0.5
     p_c = np.asarray(y_pred)[:, target_lib.P_C]
     if is_object.all() or not is_object.any():
         return float(default)
-    thresholds, tp, fp = _presence_counts(is_object, p_c)
-    errors = fp + (is_object.sum() - tp)
+    scores, tp, fp = _presence_counts(is_object, p_c)
+    errors = fp + (np.count_nonzero(is_object) - tp)
     f1 = 2 * tp / (2 * tp + errors)
-    top = np.argmax(f1)
-    one_more_error = f1[top] - 2 * tp[top] / (2 * tp[top] + errors[top] + 1)
-    best = np.flatnonzero(f1 >= f1[top] - one_more_error - 1e-12)
-    i = best[np.argmin(np.abs(thresholds[best] - default))]  # nearest the default
-    lower = thresholds[i + 1] if i + 1 < len(thresholds) else 0.0
-    return float((thresholds[i] + lower) / 2)
+    top = np.argmax(f1)  # among equal maxima the highest threshold; the band below covers the rest
+    with_one_more_error = 2 * tp[top] / (2 * tp[top] + errors[top] + 1)
+    candidates = np.flatnonzero((f1 >= with_one_more_error - 1e-12) & (errors <= errors[top]))
+    thresholds = (scores + np.r_[scores[1:], 0.0]) / 2  # half-way to the next lower score
+    return float(thresholds[candidates[np.argmin(np.abs(thresholds[candidates] - default))]])
 
 
 def report_from_arrays(y_true, y_pred, class_names, threshold=0.5):
@@ -314,7 +314,7 @@ def _with_skip_bad(config, skip_bad):
 
 
 def calibrate(model, data=None, split="validation", config=None, save=True, data_dir=None, skip_bad=None):
-    """Chooses the presence threshold maximising F1 on `split`, stores it in the model.
+    """Chooses the presence threshold on `split` (F1, steadied: `calibrate_threshold`), stores it in the model.
 
     Args:
         model: a `.keras` path or a model.

@@ -186,6 +186,12 @@ def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
     p2 = np.concatenate([p, p[:1]])
     p2[-1, 0] = 0.25
     assert evaluate_lib.calibrate_threshold(y2, p2) == pytest.approx((0.2 + 0.1) / 2)
+    # Scores that separate perfectly keep a threshold with no error, however near 0.5 a cut with one lies.
+    y3 = np.zeros((4, 8), np.float32)
+    y3[:2, 0] = 1
+    p3 = np.zeros((4, 8), np.float32)
+    p3[:, 0] = [0.95, 0.9, 0.45, 0.1]
+    assert evaluate_lib.calibrate_threshold(y3, p3) == pytest.approx((0.9 + 0.45) / 2)
 
 
 def test_cli_flags_override_preset(tmp_path):
