@@ -154,7 +154,7 @@ PRESETS = {
     # images' own scale (progressive resizing, crop mode), then 2 at the native
     # 128 px, with residual convs at the coarse stages (depths 1, 2, 3). Test
     # loc / IoU / pc with seeds 0, 1, 2: 0.980 / 0.876 / 0.992, 0.989 / 0.881 /
-    # 0.997, 0.984 / 0.881 / 0.993 (README and docs/training_experiments.md;
+    # 0.997, 0.983 / 0.881 / 0.990 (README and docs/training_experiments.md;
     # `--epochs 4` was the preset before).
     "default": {},
     # Your own photos (see _PHOTOS above); set --epochs for your data's size.
