@@ -192,8 +192,6 @@ def report_from_arrays(y_true, y_pred, class_names, threshold=0.5):
 def _load_keras(model):
     import keras
 
-    from locnet_tf import model as _  # registers the model's own layers (SoftArgmaxBox) for loading
-
     if isinstance(model, (str, os.PathLike)):
         path = str(model)
         if not path.endswith(".keras"):
