@@ -11,4 +11,5 @@ from locnet_tf import boxes  # noqa: F401
 from locnet_tf import target  # noqa: F401
 from locnet_tf.target import DEFAULT_CLASSES, TargetLayout  # noqa: F401
 from locnet_tf.data import synthetic as _synthetic  # noqa: F401,E402  registers the "synthetic_road" TFDS builder
+from locnet_tf.data import procedural as _procedural  # noqa: F401,E402  registers "procedural_objects" (pretraining)
 from locnet_tf import model as _model  # noqa: F401,E402  registers the model's layers, so any load_model after `import locnet_tf` works

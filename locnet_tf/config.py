@@ -35,6 +35,7 @@ class Config:
     head_channels: int = 48  # the head's conv (3x3 spatial head, 1x1 dense head)
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
+    init: Optional[str] = None  # start from this locnet_tf model (.keras or run folder): its backbone and box head, a new class head if the classes differ
 
     # --- loss
     loss_mode: str = "default"  # default | lecture
@@ -42,6 +43,7 @@ class Config:
     pc_weight: float = 1.0
     box_weight: float = 5.0
     class_weight: float = 1.0
+    label_smoothing: float = 0.0  # class cross-entropy towards (1 - e) on the true class
     # Dense supervision of the spatial head's box map (default loss mode only; see
     # losses.map_terms). On synthetic_road test, same steps: default preset
     # 0.914 / 0.771 / 0.958 -> 0.925 / 0.792 / 0.962 (loc / IoU / pc).
@@ -55,6 +57,7 @@ class Config:
     learning_rate: float = 2e-3  # peak, after warm-up; cosine decay to 1% of it
     warmup_epochs: float = 0.2
     weight_decay: float = 1e-4  # AdamW
+    ema: float = 0.0  # validate, keep and save an exponential moving average of the weights with this momentum; 0 = off
     steps_per_epoch: Optional[int] = None  # None: one pass over the train split
     validation_steps: Optional[int] = None  # None: the whole validation split
     early_stopping_patience: int = 0  # epochs without val loc_accuracy gain; 0 = off
@@ -162,6 +165,16 @@ PRESETS = {
     # `make demo`: the photos settings on the 8,000 synthetic images, 8 epochs
     # (4 at 64 px, 4 at 96 px), a few minutes on a CPU.
     "demo": {**_PHOTOS, "epochs": 8},
+    # The learned start that ships with the package (`python -m locnet_tf.pretrained`):
+    # the photos network on 60,000 formula-driven pictures (`procedural_objects`).
+    "pretrain": {
+        **_PHOTOS,
+        "data": "procedural",
+        "epochs": 10,
+        "progressive_share": 0.0,
+        "calibrate": False,
+        "evaluate": False,
+    },
     # Seconds: tiny data, tiny model, a few steps. For tests, notebooks and CI.
     "smoke": {
         **_PHOTOS,
@@ -203,7 +216,10 @@ def _parse_tuple(item_type):
 
 def add_config_arguments(parser):
     """Adds `--preset` and one flag per `Config` field (default None = preset's)."""
-    parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="starting values")
+    parser.add_argument(
+        "--preset", default="auto", choices=["auto"] + sorted(PRESETS),
+        help="starting values; auto (default): chosen from --data (locnet_tf.recipe)",
+    )
     comments = _field_comments()
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
@@ -223,14 +239,17 @@ def add_config_arguments(parser):
     return parser
 
 
-def config_from_args(args):
-    """The `Config` from parsed arguments: preset values, then the given flags."""
+def config_from_args(args, notice=print):
+    """The `Config` from parsed arguments: the preset's values (or the recipe
+    `--preset auto` chooses from the data, `locnet_tf.recipe`), then the given flags."""
+    from locnet_tf import recipe
+
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(Config)
         if getattr(args, f.name, None) is not None
     }
-    return preset(args.preset, **given)
+    return recipe.resolve(args.preset, given, notice=notice)
 
 
 def _field_comments():

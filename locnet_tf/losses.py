@@ -54,6 +54,10 @@ class LocalizationLoss(keras.losses.Loss):
         box_weight: float. Weight of the box term (default mode).
         class_weight: float. Weight of the class term (default mode).
         huber_delta: float. Transition point of the Huber box loss.
+        label_smoothing: float. Default mode: the class cross-entropy's
+            target puts `1 - label_smoothing` on the true class and spreads the
+            rest over all classes (Szegedy et al., 2016), so a model trained on
+            few images is not pushed to ever more confident class scores.
         name: str. Name of the loss.
         reduction: str. Keras reduction; the default averages over the batch.
     """
@@ -66,6 +70,7 @@ class LocalizationLoss(keras.losses.Loss):
         box_weight=5.0,
         class_weight=1.0,
         huber_delta=0.05,
+        label_smoothing=0.0,
         name="localization_loss",
         reduction="sum_over_batch_size",
         dtype=None,
@@ -81,6 +86,9 @@ class LocalizationLoss(keras.losses.Loss):
         self.box_weight = float(box_weight)
         self.class_weight = float(class_weight)
         self.huber_delta = float(huber_delta)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+        self.label_smoothing = float(label_smoothing)
 
     # Per-image terms ----------------------------------------------------------
 
@@ -126,7 +134,7 @@ class LocalizationLoss(keras.losses.Loss):
 
         pc = keras.losses.binary_crossentropy(pc_true[..., None], pc_pred[..., None])
         box = self._box_term(box_true, box_pred)
-        cls = keras.losses.categorical_crossentropy(cls_true, cls_pred)
+        cls = keras.losses.categorical_crossentropy(cls_true, cls_pred, label_smoothing=self.label_smoothing)
         # Normalise by the number of positives: mean over the batch of
         # positive * term * B / n_pos equals sum(positive * term) / n_pos.
         batch = ops.cast(ops.shape(positive)[0], "float32")
@@ -152,6 +160,7 @@ class LocalizationLoss(keras.losses.Loss):
             box_weight=self.box_weight,
             class_weight=self.class_weight,
             huber_delta=self.huber_delta,
+            label_smoothing=self.label_smoothing,
         )
         return config
 

@@ -38,6 +38,7 @@ import tensorflow as tf
 from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
+from locnet_tf import transfer
 
 BEST_METRIC = "val_loc_accuracy"
 
@@ -418,9 +419,14 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         pc_weight=config.pc_weight,
         box_weight=config.box_weight,
         class_weight=config.class_weight,
+        label_smoothing=config.label_smoothing,
     )
+    init = _load_init(config)
     # The checkpoint saves the model itself, not a MapSupervision wrapper (see BestCheckpoint.set_model).
-    trainer = _build_trainer(config, strategy, train_ds.class_names, loss, schedule)
+    trainer = _build_trainer(config, strategy, train_ds.class_names, loss, schedule, init=init)
+    if init is not None and chief and verbose != 0:
+        summary = transfer.plan(_plain(trainer), init)
+        print(transfer.describe(summary, config.init, model_lib.class_names(init), train_ds.class_names))
 
     history_path = str(work_dir / "history.csv")
     model_path = str(work_dir / "model.keras")
@@ -437,7 +443,9 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
 
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
+        # Before the EMA swap: the backup holds the weights being trained, not their average.
         keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True),
+        *_ema_callbacks(config),
         BestCheckpoint(
             model_path, history_path, first_epoch=first_epoch, monitor=BEST_METRIC, mode="max", save_best_only=True
         ),
@@ -456,8 +464,9 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     else:
         if first_epoch:
             _train_small_first(
-                config, first_epoch, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir, cached,
-                [keras.callbacks.TerminateOnNaN(), *logging_callbacks(config.progressive_size), *extra_callbacks],
+                config, first_epoch, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir, cached, init,
+                [keras.callbacks.TerminateOnNaN(), *_ema_callbacks(config), *logging_callbacks(config.progressive_size),
+                 *extra_callbacks],
                 verbose,
             )
         _fit(trainer, config, train_ds, val_ds, first_epoch, config.epochs, callbacks, verbose)
@@ -478,20 +487,52 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
 SMALL_BACKUP = "progressive"  # folder in backup/ for the small-input epochs
 
 
-def _build_trainer(config, strategy, class_names, loss, schedule, image_size=None):
+def _load_init(config):
+    """The `--init` model, or None; its architecture must be the config's (`transfer.architecture`)."""
+    if not config.init:
+        return None
+    init = transfer.load(config.init)
+    theirs = transfer.architecture(init)
+    differ = [
+        f for f in transfer.ARCHITECTURE_FIELDS
+        if f != "dropout" and theirs[f] is not None and theirs[f] != getattr(config, f)
+    ]
+    if differ:
+        shown = ", ".join(f"{f} {theirs[f]} (config: {getattr(config, f)})" for f in differ)
+        raise ValueError(
+            f"--init {config.init} has another architecture: {shown}. Leave those flags out "
+            "(the command line takes them from the --init model) or start from scratch."
+        )
+    return init
+
+
+def _build_trainer(config, strategy, class_names, loss, schedule, image_size=None, init=None):
     """The model for `config` at `image_size` (default: its own), compiled for training in `strategy`.
 
     At another size than `config.image_size` (progressive resizing's small
     model) the box sizes are scaled by `config.image_size / image_size`.
+    `init`: a loaded model whose weights it starts from (`transfer.init_weights`).
     """
     image_size = image_size or config.image_size
     kwargs = dict(config.model_kwargs(), image_size=image_size)
     with strategy.scope():
         model = model_lib.build_model(class_names=class_names, size_scale=config.image_size / image_size, **kwargs)
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+        if init is not None:
+            transfer.init_weights(model, init)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule,
+            weight_decay=config.weight_decay,
+            use_ema=config.ema > 0,
+            ema_momentum=config.ema or 0.99,
+        )
         trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
     _work_around_keras_multi_worker_build(trainer, strategy)
     return trainer
+
+
+def _ema_callbacks(config):
+    """With `config.ema`: validation and checkpoints see the weights' moving average (Keras's own swap)."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
 
 
 def _fit(trainer, config, train_ds, val_ds, initial_epoch, epochs, callbacks, verbose):
@@ -509,7 +550,7 @@ def _fit(trainer, config, train_ds, val_ds, initial_epoch, epochs, callbacks, ve
 
 
 def _train_small_first(
-    config, small_epochs, strategy, trainer, schedule, loss, class_names, backup_dir, cached, callbacks, verbose
+    config, small_epochs, strategy, trainer, schedule, loss, class_names, backup_dir, cached, init, callbacks, verbose
 ):
     """Progressive resizing's first epochs, at `config.progressive_size`; then carries them over to `trainer`.
 
@@ -527,7 +568,9 @@ def _train_small_first(
         train_ds, val_ds = datasets(config, config.batch_size, crop=config.progressive_size, cached=cached)
     else:
         train_ds, val_ds = datasets(dataclasses.replace(config, image_size=config.progressive_size), config.batch_size)
-    small_trainer = _build_trainer(config, strategy, class_names, loss, schedule, image_size=config.progressive_size)
+    small_trainer = _build_trainer(
+        config, strategy, class_names, loss, schedule, image_size=config.progressive_size, init=init
+    )
     if verbose != 0:
         print(
             f"Progressive resizing: epochs 1-{small_epochs} at {config.progressive_size} px "

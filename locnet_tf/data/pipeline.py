@@ -31,7 +31,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from locnet_tf import boxes as box_lib
-from locnet_tf.data import synthetic
+from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, DataError, EmptySplitError
 from locnet_tf.target import TargetLayout
 
@@ -76,8 +76,10 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
 
     kind, rest = sources.parse_spec(spec)
     split = _SPLIT_ALIASES.get(split, split)
-    if kind == "synthetic":
-        return _synthetic_examples(rest, split, data_dir=data_dir, class_names=class_names, **source_kwargs)
+    if kind in sources.BUILTIN_KINDS:
+        return _builtin_examples(
+            sources.BUILTIN_BUILDERS[kind], rest, split, data_dir=data_dir, class_names=class_names, **source_kwargs
+        )
     if kind == "tfds":
         from locnet_tf.data import tfds_source
 
@@ -114,14 +116,15 @@ def records_dataset(records, where="records"):
 _FILE_ONLY_OPTIONS = ("skip_bad", "multi_object", "splits", "seed", "box_tolerance", "verify_images")
 
 
-def _synthetic_examples(config, split, *, data_dir=None, class_names=None, class_map=None,
-                        unknown=None, download=True, **kwargs):
+def _builtin_examples(builder_name, config, split, *, data_dir=None, class_names=None, class_map=None,
+                      unknown=None, download=True, **kwargs):
+    """Examples of one of the package's own TFDS builders (`synthetic_road`, `procedural_objects`)."""
     from locnet_tf.data import tfds_source
 
     unexpected = sorted(set(kwargs) - set(_FILE_ONLY_OPTIONS))
     if unexpected:
-        raise TypeError(f"Unexpected options for the synthetic source: {unexpected}.")
-    name = "synthetic_road" + (f"/{config}" if config else "")
+        raise TypeError(f"Unexpected options for the {builder_name} source: {unexpected}.")
+    name = builder_name + (f"/{config}" if config else "")
     builder = tfds.builder(name, data_dir=data_dir)
     if download:
         builder.download_and_prepare()  # generated locally: nothing is downloaded
@@ -129,7 +132,7 @@ def _synthetic_examples(config, split, *, data_dir=None, class_names=None, class
     # may rename, reorder or subset the classes; a class left out (with
     # `unknown="ignore_object"`) becomes background.
     table, names = tfds_source.class_lookup(
-        list(synthetic.CLASS_NAMES), class_names, class_map, unknown or "error", where=f"synthetic:{name}",
+        list(builder.info.features["label"].names), class_names, class_map, unknown or "error", where=name,
     )
     table = tf.constant(np.asarray(table, np.int32))
 

@@ -40,6 +40,7 @@ class Record:
     box: float32[4]. `[b_x, b_y, b_h, b_w]` relative; zeros when not present.
     class_id: int. Index into the source's class names; 0 when not present.
     origin: str. Where the annotation came from, e.g. `"labels.csv:12"`, for messages.
+    size: (height, width) of the image in pixels, or None when not known.
     """
 
     path: str
@@ -47,10 +48,11 @@ class Record:
     box: np.ndarray
     class_id: int = 0
     origin: str = ""
+    size: Optional[Tuple[int, int]] = None
 
     @classmethod
-    def background(cls, path, origin=""):
-        return cls(path=path, present=False, box=np.zeros(4, np.float32), class_id=0, origin=origin)
+    def background(cls, path, origin="", size=None):
+        return cls(path=path, present=False, box=np.zeros(4, np.float32), class_id=0, origin=origin, size=size)
 
 
 @dataclasses.dataclass

@@ -374,7 +374,7 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
         kept.append((class_id, box))
     path = os.path.abspath(entry.path)
     if not kept:
-        return Record.background(path, origin=entry.origin)
+        return Record.background(path, origin=entry.origin, size=(height, width))
     if len(kept) > 1:
         if multi_object == "fail":
             raise PolicyError(
@@ -386,7 +386,7 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
             return None
     areas = [float(box[2] * box[3]) for _, box in kept]
     class_id, box = kept[int(np.argmax(areas))]
-    return Record(path=path, present=True, box=box, class_id=class_id, origin=entry.origin)
+    return Record(path=path, present=True, box=box, class_id=class_id, origin=entry.origin, size=(height, width))
 
 
 def skipped_summary(data, first=5):

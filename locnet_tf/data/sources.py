@@ -36,19 +36,24 @@ READERS = {
     "yolo": yolo.read_yolo,
 }
 FILE_KINDS = tuple(READERS)
+# Generated locally by the package's own TFDS builders (`BUILTIN_BUILDERS`).
+BUILTIN_KINDS = ("synthetic", "procedural")
+BUILTIN_BUILDERS = {"synthetic": "synthetic_road", "procedural": "procedural_objects"}
 
 
 def parse_spec(spec):
     """Splits a SPEC into `(kind, rest)`: `"csv:a/b.csv"` -> `("csv", "a/b.csv")`.
 
-    `"synthetic"` and `"synthetic/CONFIG"` give `("synthetic", CONFIG or "")`.
+    `"synthetic"` and `"synthetic/CONFIG"` give `("synthetic", CONFIG or "")`;
+    `"procedural[/CONFIG]"` (the pretraining pictures) gives `("procedural", ...)`.
 
     Raises:
         ValueError: for an unknown kind, with the list of known ones.
     """
     spec = str(spec)
-    if spec == "synthetic" or spec.startswith("synthetic/"):
-        return "synthetic", spec.partition("/")[2]
+    for builtin in BUILTIN_KINDS:
+        if spec == builtin or spec.startswith(builtin + "/"):
+            return builtin, spec.partition("/")[2]
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in FILE_KINDS + ("tfds",) or not rest:
         raise ValueError(

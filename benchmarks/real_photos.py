@@ -1,0 +1,169 @@
+"""The default command against the lecture's network, on real photos, in one run.
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/real_photos.py [--sets tiny_imagenet_loc,hands_loc,caltech101_loc]
+        [--data-root ../shared/data] [--out runs/real_photos] [--systems default,lecture] [--seed 0]
+
+For each set of `../shared/data` it trains two systems and evaluates both on the
+set's test split:
+
+- `default`: the package's default command, exactly as a user types it,
+  `python -m locnet_tf.train --data SPEC --out DIR` (Caltech adds `--skip-bad`:
+  one of its boxes has zero height), timed as a whole command (reading the
+  data, training, calibrating; the test report is read from its report.json).
+- `lecture`: the lecture's network, written out below: four stages of 3x3 conv
+  (ReLU, 'same') + 2x2 max-pool with 32, 64, 128, 256 filters, flatten, dense
+  256 (ReLU), dense 5 + K (linear), `LocalizationLoss(mode="lecture")`, Adam
+  1e-3, batch 32, trained on train + validation, 40 epochs at 128 px (20 at 64
+  px for sets of 64 px images, such as Tiny ImageNet); presence threshold 0.5.
+  Its time counts the training epochs only (the data are decoded and cached
+  first), which favours it.
+
+Prints JSON: per set, each system's `loc`, `iou`, `class`, `p_c` (the
+evaluation report's `loc_accuracy`, `mean_iou`, `class_accuracy`,
+`pc_accuracy`) and `train_seconds`, and `ratios` (default / lecture) of each;
+plus the CPU it ran on. Compare the ratios within one run: these machines are
+shared, and their speed changes from hour to hour.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# The sets of ../shared/data and how a user names them (see each README).
+SETS = {
+    "tiny_imagenet_loc": ("yolo:{root}/tiny_imagenet_loc", []),
+    "hands_loc": ("voc:{root}/hands_loc", []),
+    "caltech101_loc": ("csv:{root}/caltech101_loc", ["--skip-bad"]),
+}
+METRICS = {"loc": "loc_accuracy", "iou": "mean_iou", "class": "class_accuracy", "p_c": "pc_accuracy"}
+
+
+def cpu_name():
+    """The CPU model and its vector extensions, as lscpu reports them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return platform.processor() or "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    family = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("cpu family")), "?")
+    return f"{model} (family {family}; {os.cpu_count()} cores; {' '.join(simd)})"
+
+
+def run_default(spec, extra, out, seed):
+    """The default command as a subprocess; returns its report figures and wall time."""
+    command = [sys.executable, "-m", "locnet_tf.train", "--data", spec, "--out", str(out), "--quiet", *extra]
+    if seed:
+        command += ["--seed", str(seed)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=REPO)
+    seconds = time.perf_counter() - start
+    report = json.loads((pathlib.Path(out) / "report.json").read_text())
+    config = json.loads((pathlib.Path(out) / "config.json").read_text())
+    figures = {name: report[key] for name, key in METRICS.items()}
+    figures["train_seconds"] = round(seconds, 1)
+    figures["image_size"] = config["image_size"]
+    return figures
+
+
+def lecture_network(image_size, num_classes):
+    """The lecture's network: conv/pool x 4, flatten, dense 256, dense 5 + K (linear)."""
+    import keras
+    from keras import layers
+
+    image = keras.Input((image_size, image_size, 3))
+    x = layers.Rescaling(1.0 / 255.0)(image)
+    for filters in (32, 64, 128, 256):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(256, activation="relu")(x)
+    return keras.Model(image, layers.Dense(5 + num_classes)(x), name="lecture")
+
+
+def lecture_recipe(spec, extra):
+    """(image size, epochs): 20 epochs at 64 px for 64 px photos, else 40 at 128 px."""
+    from locnet_tf.data import pipeline
+
+    dataset, _ = pipeline.examples(spec, "train", skip_bad="--skip-bad" in extra)
+    sizes = [tuple(ex["image"].shape[:2]) for ex in dataset.take(50)]
+    return (64, 20) if max(max(s) for s in sizes) <= 64 else (128, 40)
+
+
+def run_lecture(spec, extra, seed):
+    """Trains the lecture's network on train + validation, evaluates on test."""
+    import keras
+    import numpy as np
+
+    from locnet_tf import evaluate as evaluate_lib
+    from locnet_tf.data import pipeline
+    from locnet_tf.losses import LocalizationLoss
+
+    keras.utils.set_random_seed(seed)
+    image_size, epochs = lecture_recipe(spec, extra)
+    common = dict(image_size=image_size, batch_size=32, skip_bad="--skip-bad" in extra, seed=seed)
+    train = pipeline.make_dataset(spec, "train", augment=False, **common)
+    val = pipeline.make_dataset(spec, "validation", augment=False, **common)
+    names = train.class_names
+    train = train.concatenate(val).shuffle(8192, seed=seed, reshuffle_each_iteration=True)
+    test = pipeline.make_dataset(spec, "test", augment=False, shuffle=False, **common)
+    for _ in train:  # decode and cache before the clock starts
+        pass
+    model = lecture_network(image_size, len(names))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=LocalizationLoss(mode="lecture"))
+    start = time.perf_counter()
+    model.fit(train, epochs=epochs, verbose=0)
+    seconds = time.perf_counter() - start
+    ys, ps = [], []
+    for x, y in test:
+        ys.append(y.numpy())
+        ps.append(np.asarray(model(x, training=False)))
+    report = evaluate_lib.report_from_arrays(np.concatenate(ys), np.concatenate(ps), names, threshold=0.5)
+    figures = {name: report[key] for name, key in METRICS.items()}
+    figures.update(train_seconds=round(seconds, 1), image_size=image_size, epochs=epochs)
+    return figures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated names of ../shared/data sets")
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--out", default=str(REPO / "runs" / "real_photos"), help="where the default command's runs go")
+    parser.add_argument("--systems", default="default,lecture")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    systems = args.systems.split(",")
+    results = {"cpu": cpu_name(), "seed": args.seed, "sets": {}}
+    for name in args.sets.split(","):
+        pattern, extra = SETS[name]
+        spec = pattern.format(root=args.data_root)
+        entry = {"spec": spec}
+        if "default" in systems:
+            out = pathlib.Path(args.out) / name
+            entry["default"] = run_default(spec, extra, out, args.seed)
+        if "lecture" in systems:
+            entry["lecture"] = run_lecture(spec, extra, args.seed)
+        if "default" in entry and "lecture" in entry:
+            keys = list(METRICS) + ["train_seconds"]
+            entry["ratios"] = {
+                k: round(entry["default"][k] / entry["lecture"][k], 3) if entry["lecture"][k] else None for k in keys
+            }
+        results["sets"][name] = entry
+        print(json.dumps({name: entry}), file=sys.stderr, flush=True)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

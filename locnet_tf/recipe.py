@@ -1,0 +1,192 @@
+"""The default command's recipe, chosen from the data (`--preset auto`, the default).
+
+`python -m locnet_tf.train --data SPEC --out RUN` with no other flag looks at
+the data before it trains:
+
+- the built-in synthetic data get the synthetic recipe (the `default` preset:
+  40,000 unaugmented images, no more is needed);
+- anything else, a user's own photos, gets the real-photo recipe (the `photos`
+  preset) with two values read off the data:
+
+  * the input size: large enough that the median object spans about
+    `OBJECT_PIXELS` pixels, no larger than the photos themselves (upsampling
+    adds no detail), at least 64 and at most `MAX_SIZE` px;
+  * the training length, as a number of images seen rather than epochs, so
+    that 300 photos and 30,000 both get enough optimizer steps:
+    `COMPUTE_IMAGES` images at 96 px (a fixed amount of compute; fewer at a
+    larger input, more at a smaller one), and never under `MIN_EPOCHS`
+    passes over a large set.
+
+`resolve` prints one line saying what it chose and why; flags given on the
+command line win over every chosen value, and `config.json` records the
+result.
+"""
+
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+import numpy as np
+
+from locnet_tf import config as config_lib
+
+AUTO = "auto"
+# Input sizes the recipe picks from (multiples of the backbone's stride, 16).
+SIZES = (64, 96, 128, 160, 192)
+MAX_SIZE = 160
+# The median object should span about this many pixels at the model input:
+# the box head reads positions off a stride-8 map, and recognising a class
+# needs a few cells of it.
+OBJECT_PIXELS = 48
+# Training length: images seen, in 96 px equivalents (a step at S px costs
+# about (S / 96)^2 of one at 96 px).
+COMPUTE_IMAGES = 160_000
+MIN_EPOCHS = 10
+MAX_EPOCHS = 400
+# How many images the profile reads for sizes when a source does not list them.
+PROFILE_SAMPLE = 512
+
+
+@dataclasses.dataclass
+class DataProfile:
+    """What the recipe needs to know about a source's training split.
+
+    train_images: int. Images in the train split.
+    image_size: (height, width) median, in pixels, or None when unknown.
+    object_side: float. Median of sqrt(box height x width), relative to the image.
+    background_share: float. Share of training images with no object.
+    num_classes: int.
+    """
+
+    train_images: int
+    image_size: Optional[Tuple[int, int]]
+    object_side: float
+    background_share: float
+    num_classes: int
+
+    def describe(self):
+        size = f"{self.image_size[1]}x{self.image_size[0]} px" if self.image_size else "size unknown"
+        return (
+            f"{self.train_images} training photos ({size} median, objects {self.object_side:.0%} of the side, "
+            f"{self.background_share:.0%} background, {self.num_classes} classes)"
+        )
+
+
+def is_synthetic(spec):
+    return str(spec) == "synthetic" or str(spec).startswith("synthetic/")
+
+
+def profile(config):
+    """The `DataProfile` of `config.data`'s train split (with the config's data options)."""
+    from locnet_tf.data import sources
+
+    kind, _ = sources.parse_spec(config.data)
+    if kind in sources.FILE_KINDS:
+        data = sources.load_source(config.data, class_names=config.class_names, **config.source_kwargs())
+        records = data.records["train"]
+        sizes = [r.size for r in records if r.size]
+        boxes = np.asarray([r.box for r in records if r.present], np.float64).reshape(-1, 4)
+        background = sum(not r.present for r in records)
+        count, num_classes = len(records), len(data.class_names)
+    else:  # tfds: a sample of decoded examples
+        from locnet_tf.data import pipeline
+
+        dataset, names = pipeline.examples(
+            config.data, "train", data_dir=config.data_dir, class_names=config.class_names, **config.source_kwargs()
+        )
+        count = int(dataset.cardinality())
+        sizes, kept, background = [], [], 0
+        for example in dataset.take(PROFILE_SAMPLE).as_numpy_iterator():
+            sizes.append(example["image"].shape[:2])
+            if example["present"]:
+                kept.append(example["box"])
+            else:
+                background += 1
+        sample = max(len(sizes), 1)
+        count = count if count > 0 else len(sizes)
+        background = background * count / sample
+        boxes = np.asarray(kept, np.float64).reshape(-1, 4)
+        num_classes = len(names)
+    median = tuple(int(v) for v in np.median(np.asarray(sizes), axis=0)) if sizes else None
+    side = float(np.median(np.sqrt(boxes[:, 2] * boxes[:, 3]))) if len(boxes) else 0.5
+    return DataProfile(count, median, side, background / max(count, 1), num_classes)
+
+
+def input_size(prof):
+    """The input size for a profile (see the module docstring)."""
+    wanted = OBJECT_PIXELS / max(prof.object_side, 1e-3)
+    native = min(prof.image_size) if prof.image_size else MAX_SIZE
+    for size in SIZES:
+        if size >= min(wanted, native, MAX_SIZE):
+            return size
+    return MAX_SIZE
+
+
+def epochs_for(prof, image_size, batch_size):
+    """Passes over the train split that give the recipe's training length."""
+    images = max(COMPUTE_IMAGES * (96 / image_size) ** 2, MIN_EPOCHS * prof.train_images)
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(images / max(prof.train_images, 1)))))
+
+
+def photo_values(prof, base):
+    """The values the real-photo recipe reads off the data: `image_size` and `epochs`."""
+    size = input_size(prof)
+    return {"image_size": size, "epochs": epochs_for(prof, size, base.batch_size)}
+
+
+def resolve(preset_name, given, notice=print):
+    """The `Config` for a preset name (or `"auto"`) and the fields given on the command line.
+
+    Args:
+        preset_name: str. A preset of `config.PRESETS`, or `"auto"`.
+        given: dict of fields the user set (they win over everything).
+        notice: called with the one line that says what `"auto"` chose.
+    """
+    config = _choose(preset_name, given, notice)
+    if config.init:
+        config = with_init(config, given, notice)
+    return config
+
+
+def with_init(config, given, notice=print):
+    """`config` set up to fine-tune its `--init` model: that model's architecture and `FINETUNE`'s schedule.
+
+    Fields in `given` (the user's flags) are left as they are.
+    """
+    from locnet_tf import transfer
+
+    arch = transfer.architecture(transfer.load(config.init))
+    values = {k: v for k, v in arch.items() if k in transfer.ARCHITECTURE_FIELDS and v is not None}
+    values.update(FINETUNE)
+    values = {k: v for k, v in values.items() if k not in given}
+    notice(
+        f"Fine-tuning {config.init}: its architecture ({arch['backbone']}, filters {arch['filters']}), "
+        f"learning rate {values.get('learning_rate', config.learning_rate):g}, no progressive resizing."
+    )
+    return dataclasses.replace(config, **values)
+
+
+# What changes when training starts from a trained model (`--init`): the
+# features are already there, so a lower peak learning rate keeps them, and
+# progressive resizing (which saves compute early in training from scratch)
+# is off.
+FINETUNE = {"progressive_share": 0.0}
+
+
+def _choose(preset_name, given, notice):
+    if preset_name != AUTO:
+        return config_lib.preset(preset_name, **given)
+    data = given.get("data", config_lib.Config.data)
+    if is_synthetic(data):
+        notice(f"Recipe: synthetic ({data} is the built-in data; the `default` preset).")
+        return config_lib.preset("default", **given)
+    base = config_lib.preset("photos", **given)
+    prof = profile(base)
+    chosen = {k: v for k, v in photo_values(prof, base).items() if k not in given}
+    config = dataclasses.replace(base, **chosen)
+    steps = math.ceil(prof.train_images / config.batch_size) * config.epochs
+    notice(
+        f"Recipe: photos ({prof.describe()}): {config.image_size} px, {config.epochs} epochs "
+        f"({steps} steps of {config.batch_size}); flags override any of it."
+    )
+    return config

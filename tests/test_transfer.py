@@ -1,0 +1,116 @@
+"""Transfer learning: `train --init`, the architecture read off a model, the shipped learned start."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from locnet_tf import config as config_lib
+from locnet_tf import model as model_lib
+from locnet_tf import pretrained
+from locnet_tf import recipe
+from locnet_tf import train as train_lib
+from locnet_tf import transfer
+
+SMALL = dict(filters=(8, 8, 16, 16), head_channels=8, head_units=16)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(image_size=64, filters=(8, 16, 16, 32), depths=(1, 2, 3), head_channels=16, head_units=32, dropout=0.1),
+        dict(image_size=48, filters=(4, 8, 8, 8), depths=(2, 1, 1), head="dense", head_channels=4, head_units=8),
+        dict(image_size=32, backbone="mobilenet_v3_small", head_channels=8, head_units=8),
+    ],
+)
+def test_architecture_is_read_back_from_the_layers(kwargs):
+    model = model_lib.build_model(num_classes=2, **kwargs)
+    arch = transfer.architecture(model)
+    rebuilt = model_lib.build_model(num_classes=2, **{k: v for k, v in arch.items() if v is not None})
+    assert [(w.path, tuple(w.shape)) for w in rebuilt.weights] == [(w.path, tuple(w.shape)) for w in model.weights]
+    for key, value in kwargs.items():
+        assert arch[key] == value, key
+
+
+def test_init_carries_backbone_and_box_head_and_renews_the_class_head():
+    source = model_lib.build_model(class_names=["a", "b", "c"], image_size=64, **SMALL)
+    # Another input size and other classes: every weight but the class layer's fits.
+    target = model_lib.build_model(class_names=["cat", "dog"], image_size=96, **SMALL)
+    fresh = target.get_layer("classes").get_weights()
+    summary = transfer.init_weights(target, source)
+    assert summary["new"] == ["classes"] and summary["new_classes"]
+    for name in summary["carried"]:
+        for got, want in zip(target.get_layer(name).get_weights(), source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, want)
+    assert {"simple_stem_conv", "where_logits", "where_sizes", "p_c", "class_dense"} <= set(summary["carried"])
+    for got, want in zip(target.get_layer("classes").get_weights(), fresh):
+        np.testing.assert_array_equal(got, want)
+    line = transfer.describe(summary, "old.keras", ["a", "b", "c"], ["cat", "dog"])
+    assert "new class head for 2 classes (it had 3: a, b, c)" in line
+
+    # Three other classes, so the same shapes: the class layer must still start afresh.
+    other = model_lib.build_model(class_names=["x", "y", "z"], image_size=64, **SMALL)
+    assert transfer.init_weights(other, source)["new"] == ["classes"]
+    # The same classes: everything carries over, and the model answers the same.
+    same = model_lib.build_model(class_names=["a", "b", "c"], image_size=64, **SMALL)
+    assert transfer.init_weights(same, source)["new"] == []
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(same(x, training=False), source(x, training=False), atol=1e-6)
+
+
+def test_init_refuses_another_backbone():
+    source = model_lib.build_model(image_size=64, **SMALL)
+    target = model_lib.build_model(image_size=64, **{**SMALL, "filters": (8, 16, 16, 16)})
+    with pytest.raises(ValueError, match="backbone does not fit"):
+        transfer.init_weights(target, source)
+
+
+def test_train_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path, capsys):
+    data_dir = str(tmp_path / "tfds")
+    first = tmp_path / "first"
+    train_lib.train(config_lib.preset("smoke", data_dir=data_dir, evaluate=False), out=str(first), verbose=0)
+    parser = train_lib.build_parser()
+    # Other classes (cars ignored) and another input size; no architecture flags.
+    args = parser.parse_args(
+        ["--preset", "smoke", "--init", str(first), "--class-map", "car=", "--image-size", "48",
+         "--filters", "8,16,16,16", "--data-dir", data_dir, "--no-evaluate", "--out", str(tmp_path / "second")]
+    )
+    # --filters given: the user's flag wins, and train refuses the mismatch in one line.
+    config = config_lib.config_from_args(args)
+    assert config.filters == (8, 16, 16, 16)
+    with pytest.raises(ValueError, match=r"another architecture: filters \(8, 16, 16, 32\) \(config: \(8, 16, 16, 16\)\)"):
+        train_lib.train(config, out=str(tmp_path / "second"), verbose=0)
+    args = parser.parse_args(
+        ["--preset", "smoke", "--init", str(first), "--class-map", "car=", "--image-size", "48",
+         "--data-dir", data_dir, "--no-evaluate", "--out", str(tmp_path / "second")]
+    )
+    config = config_lib.config_from_args(args)
+    smoke = config_lib.preset("smoke")
+    assert (config.filters, config.head_channels, config.image_size) == (smoke.filters, smoke.head_channels, 48)
+    assert "Fine-tuning" in capsys.readouterr().out
+    result = train_lib.train(config, out=str(tmp_path / "second"), verbose=1)
+    assert "2 classes (it had 3: pedestrian, car, motorcycle)" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "second" / "config.json").read_text())
+    assert saved["init"] == str(first) and saved["progressive_share"] == 0.0
+    model = keras.models.load_model(result["model_path"])
+    assert model_lib.class_names(model) == ["pedestrian", "motorcycle"] and model.input_shape[1] == 48
+
+
+def test_init_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        transfer.load(tmp_path / "nothing.keras")
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="broken.keras: cannot be loaded"):
+        transfer.load(tmp_path / "broken.keras")
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    plain.save(tmp_path / "plain.keras")
+    with pytest.raises(ValueError, match="not a locnet_tf model"):
+        transfer.load(tmp_path / "plain.keras")
+
+
+def test_pretrained_names_the_shipped_file_or_says_how_to_build_it(monkeypatch, tmp_path):
+    assert pretrained.path("runs/x/model.keras") == pretrained.pathlib.Path("runs/x/model.keras")
+    monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path / "missing.keras")
+    with pytest.raises(FileNotFoundError, match="python -m locnet_tf.pretrained"):
+        transfer.model_path("pretrained")
