@@ -35,6 +35,7 @@ class Config:
     head_channels: int = 48  # the head's conv (3x3 spatial head, 1x1 dense head)
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
+    class_context: bool = False  # spatial head: the class also reads the whole image's pooled features
     init: Optional[str] = None  # start from this locnet_tf model (.keras or run folder): its backbone and box head, a new class head if the classes differ
 
     # --- loss
@@ -118,7 +119,10 @@ class Config:
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
-        names = ("image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout")
+        names = (
+            "image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout",
+            "class_context",
+        )
         return {name: getattr(self, name) for name in names}
 
     def source_kwargs(self):

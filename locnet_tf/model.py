@@ -173,6 +173,7 @@ def build_model(
     head_channels=48,
     head_units=256,
     dropout=0.2,
+    class_context=False,
     presence_threshold=0.5,
     size_scale=1.0,
     name="locnet",
@@ -199,6 +200,9 @@ def build_model(
         head_channels: int. Channels of the head's 3x3 (spatial) or 1x1 (dense) conv.
         head_units: int. Width of the dense layer before the presence/class outputs.
         dropout: float. Dropout rate in the head.
+        class_context: bool. Spatial head: the class reads the whole image's
+            pooled features (what the presence head reads) beside those where
+            the object is. Real photos: the scene says much about the object.
         presence_threshold: float. Stored in the model for decoding.
         size_scale: float. Spatial head: multiplies the box-size map. Progressive
             training (`train`, `--progressive-size`) builds its low-resolution
@@ -246,10 +250,13 @@ def build_model(
         summary = layers.Concatenate(name="head_summary")(
             [layers.GlobalMaxPooling2D(name="head_max")(x), layers.GlobalAveragePooling2D(name="head_mean")(x)]
         )
-        summary = layers.Dropout(dropout, name="head_dropout")(summary)
+        summary = summary_features = layers.Dropout(dropout, name="head_dropout")(summary)
         summary = layers.Dense(head_units, activation="relu", name="head_dense")(summary)
         p_c = layers.Dense(1, activation="sigmoid", name="p_c", dtype="float32")(summary)
-        class_features = layers.Dense(head_units, activation="relu", name="class_dense")(at_object)
+        class_input = at_object
+        if class_context:
+            class_input = layers.Concatenate(name="class_context")([at_object, summary_features])
+        class_features = layers.Dense(head_units, activation="relu", name="class_dense")(class_input)
     elif head == "dense":
         x = _conv_bn_relu(x, head_channels, 1, "head")
         x = layers.Flatten(name="head_flatten")(x)

@@ -116,10 +116,10 @@ def input_size(prof):
     """The input size for a profile (see the module docstring)."""
     wanted = OBJECT_PIXELS / max(prof.object_side, 1e-3)
     native = min(prof.image_size) if prof.image_size else MAX_SIZE
-    for size in SIZES:
-        if size >= min(wanted, native, MAX_SIZE):
-            return size
-    return MAX_SIZE
+    # The largest size the photos fill without upsampling, and the smallest that shows the objects well.
+    cap = max([s for s in SIZES if s <= min(native, MAX_SIZE)], default=SIZES[0])
+    enough = next((s for s in SIZES if s >= wanted), SIZES[-1])
+    return min(enough, cap)
 
 
 def epochs_for(prof, image_size, batch_size):

@@ -29,7 +29,9 @@ from locnet_tf import model as model_lib
 # Layers that only make sense for the classes they were trained on.
 CLASS_LAYERS = ("classes",)
 # `Config` fields that describe the network (what `architecture` returns).
-ARCHITECTURE_FIELDS = ("backbone", "filters", "depths", "head", "head_channels", "head_units", "dropout")
+ARCHITECTURE_FIELDS = (
+    "backbone", "filters", "depths", "head", "head_channels", "head_units", "dropout", "class_context",
+)
 # keras.applications models appear as one nested layer; its name says which.
 _APPLICATIONS = {"mobilenetv2": "mobilenet_v2", "mobilenetv3small": "mobilenet_v3_small", "efficientnetb0": "efficientnet_b0"}
 
@@ -91,6 +93,7 @@ def architecture(model):
         "head_channels": int(model.get_layer("head_conv").filters),
         "head_units": int(model.get_layer("head_dense").units),
         "dropout": float(model.get_layer("head_dropout").rate),
+        "class_context": "class_context" in names,
     }
 
 

@@ -1,0 +1,104 @@
+"""The default command's recipe, chosen from the data (`locnet_tf.recipe`)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from locnet_tf import config as config_lib
+from locnet_tf import recipe
+from locnet_tf import train as train_lib
+
+
+def _photos(folder, n, width, height, side=0.3, background=0):
+    """`n` JPEGs of `width` x `height` with one box of `side` x the image each (the first `background` have none)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        name = f"img_{i:03d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(folder / name)
+        if i < background:
+            rows.append(f"{name},,,,,")
+        else:
+            w, h = side * width, side * height
+            rows.append(f"{name},10,12,{10 + w:.0f},{12 + h:.0f},{'cat' if i % 2 else 'dog'}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return f"csv:{folder / 'labels.csv'}"
+
+
+def test_profile_reads_counts_sizes_and_objects(tmp_path):
+    spec = _photos(tmp_path / "a", 40, 200, 150, side=0.3, background=10)
+    prof = recipe.profile(config_lib.preset("photos", data=spec))
+    assert 20 <= prof.train_images <= 40  # the hash split puts about 80% in train
+    assert prof.image_size == (150, 200)
+    assert prof.object_side == pytest.approx(0.3, abs=0.01)
+    assert 0.1 < prof.background_share < 0.45
+    assert prof.num_classes == 2
+    assert "200x150 px median" in prof.describe()
+
+
+@pytest.mark.parametrize(
+    "image_size, side, expected",
+    [
+        ((64, 64), 0.6, 64),  # Tiny ImageNet: no larger than the photos themselves
+        ((240, 320), 0.3, 160),  # small hands in 320x240 photos: large enough to see them
+        ((200, 260), 0.7, 96),  # large objects: 96 px is enough
+        ((1080, 1920), 0.05, recipe.MAX_SIZE),  # tiny objects in big photos: capped
+        ((100, 100), 0.1, 96),  # small photos: no upsampling past the next size up
+        (None, 0.5, 96),  # sizes unknown
+    ],
+)
+def test_input_size_follows_the_objects_and_the_photos(image_size, side, expected):
+    prof = recipe.DataProfile(1000, image_size, side, 0.0, 3)
+    assert recipe.input_size(prof) == expected
+
+
+def test_training_length_is_set_in_images_seen_not_epochs():
+    def epochs(n, size):
+        return recipe.epochs_for(recipe.DataProfile(n, (300, 300), 0.5, 0.0, 3), size, 64)
+
+    # A few hundred photos get many passes, tens of thousands a few: about the same work.
+    small, large = epochs(300, 96), epochs(30000, 96)
+    assert small > 10 * large
+    assert small * 300 == pytest.approx(recipe.COMPUTE_IMAGES, rel=0.01) or small == recipe.MAX_EPOCHS
+    assert large == recipe.MIN_EPOCHS
+    # A larger input costs more per image, so fewer of them.
+    assert epochs(3000, 128) < epochs(3000, 96) < epochs(3000, 64)
+
+
+def test_auto_chooses_the_synthetic_recipe_for_the_builtin_data(capsys):
+    args = train_lib.build_parser().parse_args(["--out", "x"])
+    assert args.preset == recipe.AUTO
+    assert config_lib.config_from_args(args) == config_lib.preset("default")
+    assert "Recipe: synthetic" in capsys.readouterr().out
+    args = train_lib.build_parser().parse_args(["--data", "synthetic", "--epochs", "2"])
+    assert config_lib.config_from_args(args) == config_lib.preset("default", data="synthetic", epochs=2)
+
+
+def test_auto_chooses_the_photo_recipe_for_photos_and_flags_win(tmp_path, capsys):
+    spec = _photos(tmp_path / "b", 30, 320, 240, side=0.3)
+    args = train_lib.build_parser().parse_args(["--data", spec])
+    config = config_lib.config_from_args(args)
+    line = capsys.readouterr().out
+    assert line.startswith("Recipe: photos (") and "160 px" in line and "flags override" in line
+    photos = config_lib.preset("photos")
+    assert config.augment and config.image_size == 160 and config.depths == photos.depths
+    assert config.epochs == recipe.epochs_for(recipe.profile(config), 160, config.batch_size)
+    # Every flag still wins; the recipe fills in only what was not given.
+    args = train_lib.build_parser().parse_args(["--data", spec, "--image-size", "64", "--epochs", "3"])
+    config = config_lib.config_from_args(args)
+    assert (config.image_size, config.epochs) == (64, 3)
+    # A preset named on the command line is taken as it is.
+    args = train_lib.build_parser().parse_args(["--data", spec, "--preset", "photos"])
+    assert config_lib.config_from_args(args) == config_lib.preset("photos", data=spec)
+
+
+def test_config_json_records_the_resolved_recipe(tmp_path):
+    spec = _photos(tmp_path / "c", 30, 96, 96, side=0.5)
+    args = train_lib.build_parser().parse_args(["--data", spec, "--epochs", "1", "--no-evaluate", "--no-calibrate"])
+    config = config_lib.config_from_args(args, notice=lambda line: None)
+    train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["image_size"] == config.image_size == 96 and saved["augment"] is True and saved["epochs"] == 1
