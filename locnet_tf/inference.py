@@ -357,3 +357,15 @@ class Predictor:
     def predict_many(self, images):
         """`predict` over a list of paths or arrays."""
         return [self.predict(image) for image in images]
+
+    def predict_video(self, source, *, stride=1, smooth=None):
+        """Yields `(Frame, Prediction)` for a video file, camera index or stream URL.
+
+        `source` may also be an image file (one frame). Every `stride`-th
+        frame is predicted; `smooth` (default: on for video) steadies the box,
+        class and presence over time (`locnet_tf.smoothing`). See
+        `locnet_tf.video.predict_frames`.
+        """
+        from locnet_tf import video
+
+        return video.predict_frames(self, source, stride=stride, smooth=smooth)

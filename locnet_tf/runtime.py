@@ -253,3 +253,12 @@ class TFLitePredictor:
         out = self.runner(self.preprocess(image)[None])
         out["box"] = images.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
         return decode(out, self.class_names, self.presence_threshold, height, width)
+
+    def predict_video(self, source, *, stride=1, smooth=None):
+        """Yields `(Frame, Prediction)` for a video file, camera index or stream URL.
+
+        See `locnet_tf.video.predict_frames` (smoothing on by default for video).
+        """
+        from locnet_tf import video
+
+        return video.predict_frames(self, source, stride=stride, smooth=smooth)
