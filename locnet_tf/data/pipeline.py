@@ -204,7 +204,15 @@ def read_image(path):
     ]
     with tf.control_dependencies(checks):
         data = tf.identity(data)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    # JPEGs with the accurate integer DCT: decode_image's default (the fast
+    # DCT) is off by up to 14 grey levels, and the accurate one is what Pillow
+    # decodes, so training and the TF-free reader (`locnet_tf.images`) see
+    # the same pixels.
+    image = tf.cond(
+        is_jpeg,
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
+    )
     image.set_shape([None, None, 3])
     return apply_orientation(image, _orientation(data))
 
