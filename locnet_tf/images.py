@@ -205,8 +205,11 @@ def _resize_float(image, height, width):
         bottom = min(top + block, height)
         acc, tmp = rows[top:bottom], term[:bottom - top]
         for k in range(row_weights.shape[1]):
+            weights = row_weights[top:bottom, k, None]
+            if not weights.any():
+                continue  # a tap past every span's end: adding 0 * x changes no sum
             tmp[...] = flat[row_index[top:bottom, k]]
-            tmp *= row_weights[top:bottom, k, None]
+            tmp *= weights
             acc += tmp
     # Columns: transpose once so each tap gathers whole rows.
     columns = np.ascontiguousarray(rows.reshape(height, in_w, channels).transpose(1, 0, 2))
@@ -214,6 +217,8 @@ def _resize_float(image, height, width):
     out = np.zeros((width, height * channels), _F)
     term = np.empty_like(out)
     for k in range(col_weights.shape[1]):
+        if not col_weights[:, k].any():
+            continue
         np.take(columns, col_index[:, k], axis=0, out=term)
         term *= col_weights[:, k, None]
         out += term

@@ -246,17 +246,20 @@ class VideoWriter:
         path: the output file.
         rate: frames per second (a number or `fractions.Fraction`).
         crf: int. x264 quality (lower is better; 23 is its default).
+        bit_rate: int or None. A target bit rate (bits/s) instead of `crf`.
     """
 
-    def __init__(self, path, rate, crf=23):
+    def __init__(self, path, rate, crf=23, bit_rate=None):
         av = _import_av()
         self.path = str(path)
         self.container = av.open(self.path, mode="w")
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         self.stream = self.container.add_stream(codec, rate=rate)
         self.stream.pix_fmt = "yuv420p"
+        if bit_rate:
+            self.stream.bit_rate = int(bit_rate)
         if codec == "libx264":
-            self.stream.options = {"crf": str(crf), "preset": "veryfast"}
+            self.stream.options = {"preset": "veryfast", **({} if bit_rate else {"crf": str(crf)})}
         self.size = None
         self.frames = 0
 
