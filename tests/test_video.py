@@ -210,3 +210,19 @@ def test_box_smoothing_steadies_a_still_box_and_follows_a_moving_one():
     labels = [moving.update(_prediction(0.9, (0.2, 0.2, 0.1, 0.1), scores), 2.3 + i / 30).class_id
               for i, scores in enumerate([(0.1, 0.8, 0.1)] * 5 + [(0.6, 0.3, 0.1)] + [(0.1, 0.8, 0.1)] * 2)]
     assert labels == [1] * 8
+
+
+def test_the_example_runs_an_int8_model_over_a_generated_video(smoke, tmp_path, capsys):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("video_int8", REPO / "examples" / "video_int8.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main([str(smoke["export"] / "model_int8.tflite"), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "(uint8)" in printed and "presence right in" in printed and "of 90 frames" in printed
+    with av.open(str(tmp_path / "car_annotated.mp4")) as written:
+        assert sum(1 for _ in written.decode(video=0)) == 90
+    assert example.main([str(tmp_path / "none.tflite")]) == 1
