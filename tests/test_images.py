@@ -150,3 +150,23 @@ def test_reader_errors_name_the_file(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(DataError, match=r"empty\.png: image file is empty"):
         images.read_image(tmp_path / "empty.png")
+
+
+def test_the_check_command_reads_turned_photos_as_displayed(tmp_path, monkeypatch):
+    from locnet_tf import plots
+    from locnet_tf.data import check
+
+    pixels = _upright()
+    _stored_jpeg(tmp_path / "turned.jpg", pixels, 8)
+    (tmp_path / "labels.csv").write_text("turned.jpg,40,36,76,44,car\n")
+    drawn = {}
+
+    def draw_grid(images_, boxes, *args, **kwargs):
+        drawn.update(images=images_, boxes=boxes)
+        return str(kwargs.get("path") or args[2])
+
+    monkeypatch.setattr(plots, "draw_examples_grid", draw_grid)
+    report = check.check(f"csv:{tmp_path / 'labels.csv'}", grid=tmp_path / "grid.png", print_fn=None)
+    assert report["skipped"] == 0 and report["total"]["images"] == 1
+    _assert_upright(drawn["images"][0], pixels)  # the grid shows the photo as displayed, under its box
+    np.testing.assert_allclose(drawn["boxes"][0], [58 / 80, 40 / 48, 8 / 48, 36 / 80], atol=1e-6)
