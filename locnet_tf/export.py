@@ -33,7 +33,6 @@ folder and a previous export intact.
 import argparse
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import pathlib

@@ -146,8 +146,9 @@ def boxes_to_original(box, height, width, image_size, method="stretch"):
 def read_metadata(path):
     """The `metadata.json` that `locnet_tf.export` wrote for a model, or None.
 
-    Looks beside a `.tflite` file, and in a SavedModel's `assets.extra/` or its
-    parent folder.
+    Looks in a SavedModel's `assets.extra/` or its parent folder, or beside a
+    file. (`.tflite` files carry their own metadata: `runtime.resolve_metadata`
+    checks a `metadata.json` beside them before using it.)
     """
     path = pathlib.Path(path)
     candidates = [path / "assets.extra" / METADATA, path.parent / METADATA] if path.is_dir() else [
