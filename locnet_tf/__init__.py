@@ -19,6 +19,7 @@ at once, explicitly.
 """
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -46,15 +47,33 @@ def _register_builders(_tfds=None):
     importlib.import_module("locnet_tf.data.procedural")
 
 
-def _register_layers(_keras=None):
-    # `@keras.saving.register_keras_serializable` runs when locnet_tf.model is imported.
+# The modules locnet_tf.model imports that import Keras themselves.
+_MODEL_DEPENDENCIES = ("locnet_tf.boxes", "locnet_tf.target", "locnet_tf.losses", "locnet_tf.metrics")
+
+
+def _initializing(name):
+    module = sys.modules.get(name)
+    return module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False)
+
+
+def _register_layers(finished=None):
+    # `@keras.saving.register_keras_serializable` runs when locnet_tf.model is
+    # imported. When Keras is first imported by one of the model's own
+    # dependencies (say `import locnet_tf.evaluate` -> target -> keras), that
+    # module is still half-initialised and importing the model now would fail
+    # on it: wait for the hook that fires when it has finished.
+    if "keras" not in sys.modules or "locnet_tf.model" in sys.modules:
+        return
+    name = getattr(finished, "__name__", None)
+    if any(_initializing(m) for m in _MODEL_DEPENDENCIES if m != name):
+        return
     importlib.import_module("locnet_tf.model")
 
 
 def register():
     """Registers the TFDS builders and the Keras layers now (imports TensorFlow)."""
     _register_builders()
-    _register_layers()
+    importlib.import_module("locnet_tf.model")
 
 
 def _install_import_hooks():
@@ -66,7 +85,8 @@ def _install_import_hooks():
     except ImportError:
         return
     wrapt.register_post_import_hook(_register_builders, "tensorflow_datasets")
-    wrapt.register_post_import_hook(_register_layers, "keras")
+    for name in ("keras",) + _MODEL_DEPENDENCIES:
+        wrapt.register_post_import_hook(_register_layers, name)
 
 
 _install_import_hooks()
