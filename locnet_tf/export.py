@@ -8,10 +8,12 @@ What lands in the export folder (`export/NAME` by default)::
     saved_model/            serving_default: uint8 images, any size, batch -> named outputs
                             serving_fixed:   float32 images at the model size (0..255)
     model_float32.tflite    built-in ops only, one signature "serving_default", batch 1,
-    model_float16.tflite    float32 input 0..255 (int8: uint8 input), named outputs
-    model_dynamic.tflite
-    model_int8.tflite       full-integer, calibrated on training images
-    metadata.json           classes, input, box format, threshold, source hash, parity
+    model_float16.tflite    float32 input 0..255 (int8: uint8 input), named outputs;
+    model_dynamic.tflite    each carries its own metadata inside (classes, threshold,
+    model_int8.tflite       input, resize, box format, source hash: `tflite_metadata`)
+                            int8: full-integer, calibrated on training images
+    metadata.json           classes, input, box format, threshold, source hash, parity,
+                            every file's sha256
     parity.json             the parity report alone
     labels.txt  README.md   one class per line; a generated model card
 
@@ -31,7 +33,6 @@ folder and a previous export intact.
 import argparse
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import pathlib
@@ -47,6 +48,8 @@ from locnet_tf import boxes as box_lib
 from locnet_tf import inference
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import model as model_lib
+from locnet_tf import runtime
+from locnet_tf import tflite_metadata
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
@@ -74,13 +77,7 @@ class Gates:
     int8_max_loc_drop: float = 0.01
 
 
-def sha256(path):
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256 = runtime.sha256  # hex SHA-256 of a file
 
 
 # ----------------------------------------------------------------------------
@@ -449,6 +446,9 @@ def export_model(
             except Exception as error:  # the converter raises several types
                 raise ExportError(f"TFLite {quantization} conversion failed: {_first_lines(error)}") from error
             name = f"model_{quantization}.tflite"
+            # The file describes itself, so it works when copied alone.
+            info = tflite_file_metadata(model, model_path, settings["resize"], quantization)
+            content = _load(lambda: tflite_metadata.embed(content, info), name)
             (work / name).write_bytes(content)
             files[name] = quantization
 
@@ -501,6 +501,33 @@ def export_model(
     return metadata | {"path": str(out)}
 
 
+def tflite_file_metadata(model, model_path, resize, quantization):
+    """What a `.tflite` file carries about itself (`locnet_tf.tflite_metadata`).
+
+    Enough to use the file alone: classes, presence threshold, input size and
+    dtype, resize method, box format, and the source model's SHA-256 (which
+    `metadata.json` also records, so the two can be matched).
+    """
+    image_size = int(model.input_shape[1])
+    return {
+        "model_name": model.name,
+        "source_sha256": sha256(model_path),
+        "classes": model_lib.class_names(model),
+        "presence_threshold": model_lib.presence_threshold(model),
+        "input": {"name": "images", "size": image_size, "shape": [1, image_size, image_size, 3],
+                  "dtype": "uint8" if quantization == "int8" else "float32", "pixel_range": [0, 255],
+                  "normalisation": "inside the model"},
+        "resize": resize,
+        "quantization": quantization,
+        "box_format": dict(BOX_FORMAT),
+        "outputs": list(inference.OUTPUT_NAMES),
+    }
+
+
+BOX_FORMAT = {"box": "[b_x, b_y, b_h, b_w] centre, height, width; relative to the image",
+              "box_xyxy": "[x1, y1, x2, y2] relative to the image"}
+
+
 def _first_lines(error, count=6):
     # Converter errors carry the whole MLIR module; the cause is at the top.
     lines = [line for line in str(error).splitlines() if line.strip()]
@@ -530,13 +557,15 @@ def _metadata(model_path, model, settings, split, count, formats, files, work, c
         }
     for name, quantization in files.items():
         artifacts[f"tflite_{quantization}"] = {
-            "path": name, "bytes": (work / name).stat().st_size, "quantization": quantization,
+            "path": name, "bytes": (work / name).stat().st_size, "sha256": sha256(work / name),
+            "quantization": quantization,
             "signature": "serving_default", "input": "images",
             "dtype": "uint8" if quantization == "int8" else "float32",
             "shape": [1, image_size, image_size, 3],
         }
     return {
-        "format_version": 1,
+        # 2: each .tflite carries its metadata inside and is listed here with its sha256.
+        "format_version": 2,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model_name": model.name,
         "source_model": str(model_path),
@@ -547,8 +576,7 @@ def _metadata(model_path, model, settings, split, count, formats, files, work, c
                   "normalisation": "inside the model"},
         "resize": settings["resize"],
         "target_vector": ["p_c", "b_x", "b_y", "b_h", "b_w"] + [f"c_{n}" for n in model_lib.class_names(model)],
-        "box_format": {"box": "[b_x, b_y, b_h, b_w] centre, height, width; relative to the image",
-                       "box_xyxy": "[x1, y1, x2, y2] relative to the image"},
+        "box_format": dict(BOX_FORMAT),
         "outputs": list(inference.OUTPUT_NAMES),
         "artifacts": artifacts,
         "calibration": {"split": "train", "samples": calibration_used} if calibration_used else None,

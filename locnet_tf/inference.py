@@ -5,10 +5,11 @@
     result = predictor.predict("photo.jpg")      # a path, or a uint8 HxWx3 array
     result.present, result.class_name, result.score, result.box_pixels
 
-Whatever the model kind, the image goes through the same steps: resize to the
-model's input size exactly as the data pipeline does for evaluation
-(`locnet_tf.data.pipeline.resize`, stretch by default), run the model, then
-read the named outputs
+Whatever the model kind, the image goes through the same steps: read it as a
+viewer shows it (EXIF orientation applied, `locnet_tf.images.read_image`),
+resize to the model's input size exactly as the data pipeline does for
+evaluation (`locnet_tf.images.resize`, bit for bit `pipeline.resize`; stretch
+by default), run the model, then read the named outputs
 
     p_c           (B,)    presence probability
     box           (B, 4)  [b_x, b_y, b_h, b_w] relative to the model input
@@ -24,24 +25,25 @@ relative coordinates do not change; exact undo of the padding for letterbox).
 - SavedModel: its `serving_default` signature takes uint8 images of any size and
   resizes inside the graph; class names etc. come from `metadata.json` in its
   `assets.extra/` folder (written by `locnet_tf.export`).
-- `.tflite`: run with LiteRT (`ai_edge_litert.interpreter`, XNNPACK on CPU,
-  thread count settable); class names etc. come from `metadata.json` beside
-  the file (the export folder).
+- `.tflite`: `locnet_tf.runtime.TFLitePredictor` (LiteRT, XNNPACK on CPU,
+  thread count settable; no TensorFlow needed); class names etc. come from the
+  metadata inside the file, or a `metadata.json` beside it that lists it.
+
+TensorFlow is imported only by the functions and model kinds that need it, so
+`Predictor("model.tflite")` works where TensorFlow is not installed.
 """
 
-import dataclasses
 import json
-import os
 import pathlib
 
 import numpy as np
-import tensorflow as tf
-from locnet_tf import boxes as box_lib
-from locnet_tf.data import pipeline
-from locnet_tf.data.records import BOX, IMAGE, PRESENT, DataError
 
-OUTPUT_NAMES = ("p_c", "box", "box_xyxy", "class_id", "class_scores")
-METADATA = "metadata.json"
+from locnet_tf import images as image_lib
+from locnet_tf import runtime
+from locnet_tf.data.records import BOX, IMAGE, PRESENT
+# Defined in the TF-free runtime; the names stay importable from here.
+from locnet_tf.runtime import METADATA, OUTPUT_NAMES, Prediction, TFLiteRunner  # noqa: F401
+
 KINDS = ("keras", "saved_model", "tflite")
 
 
@@ -55,6 +57,10 @@ def vector_to_outputs(y):
     Works on tensors inside a traced graph and on numpy arrays alike (returns
     tensors; wrap with `np.asarray` for numpy).
     """
+    import tensorflow as tf
+
+    from locnet_tf import boxes as box_lib
+
     y = tf.convert_to_tensor(y, tf.float32)
     box = y[:, 1:5]
     x1, y1, x2, y2 = box_lib.target_to_corners(box)
@@ -82,14 +88,21 @@ def preprocess(image, image_size, method="stretch"):
     """One uint8 image `[H, W, 3]` of any size -> float32 `[S, S, 3]` in 0..255.
 
     Exactly the evaluation pipeline's resize (`pipeline.resize`), so a model
-    sees at inference what it saw when it was evaluated.
+    sees at inference what it saw when it was evaluated. A TensorFlow function
+    (exported graphs resize with it); `locnet_tf.images.resize` is its numpy twin.
     """
+    import tensorflow as tf
+
+    from locnet_tf.data import pipeline
+
     example = {IMAGE: tf.convert_to_tensor(image, tf.uint8), BOX: tf.zeros([4]), PRESENT: tf.constant(False)}
     return tf.cast(pipeline.resize(example, int(image_size), method)[IMAGE], tf.float32)
 
 
 def preprocess_batch(images, image_size, method="stretch"):
     """`preprocess` over a uint8 batch `[B, H, W, 3]` (graph-friendly)."""
+    import tensorflow as tf
+
     return tf.map_fn(
         lambda image: preprocess(image, image_size, method),
         tf.convert_to_tensor(images, tf.uint8),
@@ -110,6 +123,10 @@ def boxes_to_original(box, height, width, image_size, method="stretch"):
     Returns:
         float32 tensor `(..., 4)`: the boxes relative to the original image.
     """
+    import tensorflow as tf
+
+    from locnet_tf.data import pipeline
+
     box = tf.convert_to_tensor(box, tf.float32)
     if method == "stretch":
         return box
@@ -129,8 +146,9 @@ def boxes_to_original(box, height, width, image_size, method="stretch"):
 def read_metadata(path):
     """The `metadata.json` that `locnet_tf.export` wrote for a model, or None.
 
-    Looks beside a `.tflite` file, and in a SavedModel's `assets.extra/` or its
-    parent folder.
+    Looks in a SavedModel's `assets.extra/` or its parent folder, or beside a
+    file. (`.tflite` files carry their own metadata: `runtime.resolve_metadata`
+    checks a `metadata.json` beside them before using it.)
     """
     path = pathlib.Path(path)
     candidates = [path / "assets.extra" / METADATA, path.parent / METADATA] if path.is_dir() else [
@@ -193,6 +211,8 @@ class SavedModelRunner:
     def __init__(self, path_or_loaded, signature="serving_default"):
         loaded = path_or_loaded
         if isinstance(loaded, (str, pathlib.Path)):
+            import tensorflow as tf
+
             loaded = tf.saved_model.load(str(loaded))
         self.loaded = loaded
         self.signature = signature
@@ -208,103 +228,28 @@ class SavedModelRunner:
         return _batched(self._run, images)
 
     def _run(self, images):
+        import tensorflow as tf
+
         out = self.function(**{self.input_name: tf.convert_to_tensor(images, self.input_dtype)})
         return {k: np.asarray(out[k]) for k in OUTPUT_NAMES}
-
-
-class TFLiteRunner:
-    """Runs a `.tflite` model with LiteRT (XNNPACK), one image at a time.
-
-    Args:
-        path_or_bytes: str/Path of a `.tflite` file, or its bytes.
-        num_threads: int or None (LiteRT's default).
-    """
-
-    kind = "tflite"
-
-    def __init__(self, path_or_bytes, num_threads=None):
-        # Imported here: only TFLite users need LiteRT loaded.
-        from ai_edge_litert.interpreter import Interpreter
-
-        if isinstance(path_or_bytes, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=num_threads)
-        else:
-            self.interpreter = Interpreter(model_path=str(path_or_bytes), num_threads=num_threads)
-        signatures = self.interpreter.get_signature_list()
-        if len(signatures) != 1:
-            raise ValueError(f"Expected one signature in the TFLite model, found {sorted(signatures)}.")
-        (self.signature, info), = signatures.items()
-        missing = set(OUTPUT_NAMES) - set(info["outputs"])
-        if missing:
-            raise ValueError(f"TFLite model lacks the outputs {sorted(missing)}: not a locnet_tf export.")
-        self.runner = self.interpreter.get_signature_runner(self.signature)
-        (self.input_name, detail), = self.runner.get_input_details().items()
-        self.input_dtype = detail["dtype"]
-        self.input_shape = tuple(int(v) for v in detail["shape"])
-
-    def __call__(self, images):
-        images = np.asarray(images)
-        if self.input_dtype == np.uint8:
-            images = np.clip(np.round(images), 0, 255).astype(np.uint8)
-        else:
-            images = images.astype(self.input_dtype)
-        rows = [self.runner(**{self.input_name: image[None]}) for image in images]
-        return {k: np.concatenate([np.asarray(r[k]) for r in rows]) for k in OUTPUT_NAMES}
 
 
 # ----------------------------------------------------------------------------
 # The predictor.
 
 
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-    """What the model says about one image.
-
-    present: bool. `p_c >= presence_threshold`.
-    p_c: float. Presence probability.
-    class_id: int. Most likely class (meaningful when present).
-    class_name: str. Its name.
-    class_score: float. Its probability given an object.
-    score: float. `p_c * class_score`.
-    box: list of 4 floats. `[b_x, b_y, b_h, b_w]` relative to the original image.
-    box_xyxy: list of 4 floats. `[x1, y1, x2, y2]` relative.
-    box_pixels: list of 4 floats. `[x1, y1, x2, y2]` in original-image pixels.
-    image_size: (height, width) of the original image.
-    """
-
-    present: bool
-    p_c: float
-    class_id: int
-    class_name: str
-    class_score: float
-    score: float
-    box: list
-    box_xyxy: list
-    box_pixels: list
-    image_size: tuple
-
-    def to_dict(self):
-        return dataclasses.asdict(self) | {"image_size": list(self.image_size)}
-
-
 def load_image(path):
-    """Reads an image file to uint8 RGB `[H, W, 3]` (the pipeline's checked reader).
+    """Reads an image file to uint8 RGB `[H, W, 3]`, EXIF orientation applied.
+
+    `locnet_tf.images.read_image`: the same checks and messages as the
+    pipeline's reader, without TensorFlow.
 
     Raises:
         FileNotFoundError: no such file.
         DataError: the file is empty, truncated or not an image (the message
             names it).
     """
-    path = str(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such image file.")
-    try:
-        return pipeline.read_image(path).numpy()
-    except tf.errors.InvalidArgumentError as error:
-        # One of the reader's own checks, else the decoder's first line.
-        found = [problem for problem in pipeline.IMAGE_PROBLEMS if problem in error.message]
-        reason = found[0] if found else error.message.split("\n")[0]
-        raise DataError(f"{path}: {reason}.") from None
+    return image_lib.read_image(path)
 
 
 def _run_resize(model_path):
@@ -338,6 +283,20 @@ class Predictor:
     def __init__(self, path, *, num_threads=None, resize=None, class_names=None, presence_threshold=None):
         self.path = pathlib.Path(path)
         self.kind = model_kind(self.path)
+        if self.kind == "tflite":
+            # The TF-free runtime: metadata from inside the file (or a
+            # metadata.json that lists it), numpy resize, LiteRT.
+            self.lite = runtime.TFLitePredictor(
+                self.path, num_threads=num_threads, resize=resize, class_names=class_names,
+                presence_threshold=presence_threshold,
+            )
+            self.runner = self.lite.runner
+            self.class_names = self.lite.class_names
+            self.presence_threshold = self.lite.presence_threshold
+            self.image_size = self.lite.image_size
+            self.resize = self.lite.resize
+            self.metadata = self.lite.metadata
+            return
         meta = read_metadata(self.path) or {}
         if self.kind == "keras":
             import keras
@@ -352,16 +311,14 @@ class Predictor:
                 "resize": meta.get("resize") or _run_resize(self.path),
             }
             self.runner = KerasRunner(model)
-        elif self.kind == "saved_model":
-            self.runner = SavedModelRunner(self.path)
         else:
-            self.runner = TFLiteRunner(self.path, num_threads=num_threads)
-            meta.setdefault("input", {"size": self.runner.input_shape[1]})
+            self.runner = SavedModelRunner(self.path)
         if not meta.get("classes") and class_names is None:
             raise ValueError(
-                f"{self.path}: no metadata.json found beside it, so the class names are unknown; "
+                f"{self.path}: no metadata.json found in it, so the class names are unknown; "
                 "pass class_names=."
             )
+        self.metadata = meta
         self.class_names = list(class_names or meta["classes"])
         self.presence_threshold = float(
             meta.get("presence_threshold", 0.5) if presence_threshold is None else presence_threshold
@@ -384,41 +341,32 @@ class Predictor:
         Returns:
             A `Prediction`, boxes relative to / in pixels of this image.
         """
+        if self.kind == "tflite":
+            return self.lite.predict(image)
         if isinstance(image, (str, pathlib.Path)):
             image = load_image(image)
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(f"Expected an RGB image [H, W, 3], got shape {image.shape}.")
-        if image.dtype != np.uint8:
-            image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+        image = image_lib.to_rgb_uint8(image)
         height, width = image.shape[:2]
         if self.kind == "saved_model":
             # The graph resizes and maps the box back itself.
             out = self.runner(image[None])
         else:
-            out = self.runner(preprocess(image, self.image_size, self.resize).numpy()[None])
-            out["box"] = boxes_to_original(out["box"], height, width, self.image_size, self.resize).numpy()
-        return self._decode(out, height, width)
+            out = self.runner(image_lib.resize(image, self.image_size, self.resize)[None])
+            out["box"] = image_lib.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
+        return runtime.decode(out, self.class_names, self.presence_threshold, height, width)
 
     def predict_many(self, images):
         """`predict` over a list of paths or arrays."""
         return [self.predict(image) for image in images]
 
-    def _decode(self, out, height, width):
-        box = np.asarray(out["box"], np.float32).reshape(4)
-        scores = np.asarray(out["class_scores"], np.float32).reshape(-1)
-        class_id = int(np.asarray(out["class_id"]).reshape(-1)[0])
-        p_c = float(np.asarray(out["p_c"]).reshape(-1)[0])
-        corners = np.asarray(box_lib.from_target(box, "rel_xyxy"))
-        return Prediction(
-            present=p_c >= self.presence_threshold,
-            p_c=p_c,
-            class_id=class_id,
-            class_name=self.class_names[class_id],
-            class_score=float(scores[class_id]),
-            score=p_c * float(scores[class_id]),
-            box=[float(v) for v in box],
-            box_xyxy=[float(v) for v in corners],
-            box_pixels=[float(v) for v in corners * [width, height, width, height]],
-            image_size=(int(height), int(width)),
-        )
+    def predict_video(self, source, *, stride=1, smooth=None):
+        """Yields `(Frame, Prediction)` for a video file, camera index or stream URL.
+
+        `source` may also be an image file (one frame). Every `stride`-th
+        frame is predicted; `smooth` (default: on for video) steadies the box,
+        class and presence over time (`locnet_tf.smoothing`). See
+        `locnet_tf.video.predict_frames`.
+        """
+        from locnet_tf import video
+
+        return video.predict_frames(self, source, stride=stride, smooth=smooth)

@@ -1,69 +1,160 @@
-"""Predict images with any locnet_tf model: one JSON line per image, optional pictures.
+"""Predict images, videos, cameras and streams with any locnet_tf model: one JSON line per frame.
 
-    python -m locnet_tf.predict export/latest/model_int8.tflite photo1.jpg photo2.png
-    python -m locnet_tf.predict runs/latest/model.keras images/*.jpg --out predictions/
+    python -m locnet_tf.predict export/latest/model_int8.tflite photo1.jpg photos/ "shots/**/*.png"
+    python -m locnet_tf.predict export/latest/model_int8.tflite match.mp4 --out predictions/
+    python -m locnet_tf.predict export/latest/model_int8.tflite 0 --max-frames 300   # camera 0
+    python -m locnet_tf.predict model.tflite rtsp://camera.local/stream --stride 2
 
-Each line holds the image path and the `locnet_tf.inference.Prediction`:
-`present`, `p_c`, `class_id`, `class_name`, `class_score`, `score`, `box`
-(`[b_x, b_y, b_h, b_w]` relative), `box_xyxy` (relative corners),
-`box_pixels` (`[x1, y1, x2, y2]` in the image's pixels) and `image_size`.
-With `--out DIR`, each image is also saved as `DIR/NAME.png` with its box,
-class and score drawn.
+Sources (`locnet_tf.video.expand_sources`): image files, folders (recursive),
+globs, video files (mp4, avi, mov, mkv, webm), a camera index, and stream URLs
+(rtsp, http, ...). Each line holds `source`, `frame` (its index in the
+source), `timestamp` (seconds; null for a still image; image files also keep
+the old `image` key) and the `locnet_tf.runtime.Prediction`: `present`, `p_c`,
+`class_id`, `class_name`, `class_score`, `score`, `box` (`[b_x, b_y, b_h, b_w]`
+relative), `box_xyxy` (relative corners), `box_pixels` (`[x1, y1, x2, y2]` in
+the frame's pixels), `image_size` and `class_scores`.
+
+With `--out DIR`, each image is saved as `DIR/NAME.png` and each video,
+camera or stream as `DIR/NAME.mp4` (H.264, at the source's frame rate divided
+by `--stride`), with the box, class and score drawn. For videos the answers
+are steadied over time by default (box smoothing and presence hysteresis,
+`locnet_tf.smoothing`; `--no-smooth` gives the raw per-frame answers). A
+progress bar with frames/s goes to stderr, then a summary line.
+
+A `.tflite` model runs without TensorFlow (numpy, Pillow, LiteRT and PyAV for
+video): its class names and settings are inside the file.
 """
 
 import argparse
+import itertools
 import json
 import pathlib
 import sys
+import time
 
+from locnet_tf import draw
 from locnet_tf import inference
-from locnet_tf import plots
+from locnet_tf import video
 
 
 def predict_images(model, images, out=None, *, num_threads=None, resize=None, presence_threshold=None,
-                   predictor=None):
-    """Predicts image files and optionally saves them with the prediction drawn.
+                   predictor=None, **options):
+    """Predicts image files (or any sources) and optionally saves them with the prediction drawn.
 
     Args:
         model: a `.keras` file, SavedModel folder or `.tflite` file (ignored
             when `predictor` is given).
-        images: iterable of image paths.
-        out: folder for the annotated pictures, or None for none.
+        images: iterable of sources: image or video paths, folders, globs,
+            camera indices, stream URLs.
+        out: folder for the annotated pictures / videos, or None for none.
         num_threads: int. LiteRT threads (TFLite models).
         resize: `"stretch"`, `"letterbox"` or None (the model's).
         presence_threshold: float or None (the model's).
         predictor: an existing `inference.Predictor` to reuse.
+        **options: `iter_predictions`'s `stride`, `max_frames`, `smooth`, ...
 
     Returns:
-        list of dicts, one per image: `{"image": path, **Prediction.to_dict()}`
-        plus `"picture"` (the saved PNG) when `out` is given.
+        list of dicts, one per frame (see the module docstring), plus
+        `"picture"` (the saved PNG) or `"video"` (the annotated .mp4) when
+        `out` is given.
     """
     return list(iter_predictions(
         model, images, out, num_threads=num_threads, resize=resize,
-        presence_threshold=presence_threshold, predictor=predictor,
+        presence_threshold=presence_threshold, predictor=predictor, **options,
     ))
 
 
-def iter_predictions(model, images, out=None, *, num_threads=None, resize=None, presence_threshold=None,
-                     predictor=None):
-    """`predict_images` as a generator: yields each image's dict as soon as it is known."""
+def iter_predictions(model, sources, out=None, *, num_threads=None, resize=None, presence_threshold=None,
+                     class_names=None, predictor=None, stride=1, max_frames=None, smooth=None,
+                     progress=False, summary=None, decoder_threads=0):
+    """`predict_images` as a generator: yields each frame's dict as soon as it is known.
+
+    Args:
+        stride: int. Predict every `stride`-th frame of a video or stream.
+        max_frames: int or None. Stop after this many frames in all.
+        smooth: bool or None. Steady answers over time; None: on for videos,
+            cameras and streams, off for images.
+        progress: bool. Show a progress bar (frames/s) on stderr.
+        summary: a dict to fill with the run's totals (frames, sources,
+            seconds, present, outputs), or None.
+        decoder_threads: int. FFmpeg decoder threads (0: FFmpeg's choice).
+    """
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--max-frames must be at least 1, got {max_frames}.")
     predictor = predictor or inference.Predictor(
-        model, num_threads=num_threads, resize=resize, presence_threshold=presence_threshold
+        model, num_threads=num_threads, resize=resize, presence_threshold=presence_threshold,
+        class_names=class_names,
     )
+    sources = video.expand_sources(sources, decoder_threads=decoder_threads)
     out = pathlib.Path(out) if out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    totals = summary if summary is not None else {}
+    totals.update(frames=0, sources=0, present=0, outputs=[], seconds=0.0)
+    bar = _progress_bar(sources, stride, max_frames) if progress else None
     used_names = set()
-    for path in images:
-        image = inference.load_image(path)
-        prediction = predictor.predict(image)
-        row = {"image": str(path), **prediction.to_dict()}
-        if out is not None:
-            name = _unique_name(pathlib.Path(path).stem, used_names)
-            row["picture"] = plots.draw_examples_grid(
-                [image], [prediction.box], [prediction.class_id], predictor.class_names,
-                out / f"{name}.png", present=[prediction.present], scores=[prediction.score],
-                titles=[pathlib.Path(path).name], columns=1, cell_size=4.0,
-            )
-        yield row
+    start = time.perf_counter()
+    try:
+        for source in sources:
+            remaining = None if max_frames is None else max_frames - totals["frames"]
+            if remaining == 0:
+                break
+            totals["sources"] += 1
+            name = _unique_name(source.name, used_names)
+            writer = None
+            try:
+                pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth)
+                for frame, prediction in itertools.islice(pairs, remaining):
+                    row = {"source": source.spec, "frame": frame.index, "timestamp": frame.timestamp,
+                           **prediction.to_dict()}
+                    if source.kind == "image":
+                        row = {"image": source.spec, **row}
+                    if out is not None and source.kind == "image":
+                        row["picture"] = draw.save_picture(frame.image, prediction, out / f"{name}.png")
+                        totals["outputs"].append(row["picture"])
+                    elif out is not None:
+                        if writer is None:
+                            writer = video.VideoWriter(out / f"{name}.mp4", source.fps)
+                            totals["outputs"].append(writer.path)
+                        writer.write(draw.annotate(frame.image, prediction, extra=f"{frame.timestamp:.2f} s"))
+                        row["video"] = writer.path
+                    totals["frames"] += 1
+                    totals["present"] += bool(prediction.present)
+                    if bar is not None:
+                        bar.update(1)
+                    yield row
+            finally:
+                if writer is not None:
+                    writer.close()
+    finally:
+        totals["seconds"] = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+
+
+def _progress_bar(sources, stride, max_frames):
+    from tqdm import tqdm  # comes with LiteRT
+
+    total = 0
+    for source in sources:
+        if source.kind == "image":
+            total += 1
+            continue
+        if source.live:
+            total = None
+            break
+        container = source.open()  # the header only: how many frames the file says it has
+        try:
+            count = source.count(container, stride)
+        finally:
+            container.close()
+        if count is None:
+            total = None
+            break
+        total += count
+    if max_frames is not None:
+        total = max_frames if total is None else min(total, max_frames)
+    return tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
 def _unique_name(stem, used):
@@ -76,27 +167,69 @@ def _unique_name(stem, used):
     return name
 
 
+def format_summary(totals):
+    """The closing line: frames, sources, speed, presence, outputs."""
+    frames, seconds = totals["frames"], totals["seconds"]
+    rate = frames / seconds if seconds > 0 else 0.0
+    share = f" ({100 * totals['present'] / frames:.0f}%)" if frames else ""
+    line = (f"{frames} frame{'s' if frames != 1 else ''} from {totals['sources']} "
+            f"source{'s' if totals['sources'] != 1 else ''} in {seconds:.1f} s ({rate:.1f} frames/s); "
+            f"object present in {totals['present']}{share}")
+    if totals["outputs"]:
+        shown = ", ".join(totals["outputs"][:3]) + (f" and {len(totals['outputs']) - 3} more"
+                                                    if len(totals["outputs"]) > 3 else "")
+        line += f"; wrote {shown}"
+    return line
+
+
+def _csv(text):
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m locnet_tf.predict",
-        description="Predict presence, class and box for images with a .keras, SavedModel or .tflite model.",
+        description="Predict presence, class and box for images, videos, cameras and streams "
+                    "with a .keras, SavedModel or .tflite model.",
     )
     parser.add_argument("model", help="a .keras file, a SavedModel folder or a .tflite file")
-    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP)")
-    parser.add_argument("--out", help="save each image with its prediction drawn into this folder")
+    parser.add_argument("sources", nargs="+", metavar="SOURCE",
+                        help="image or video files, folders, globs, a camera index (0) or a stream URL "
+                             "(rtsp://, http://)")
+    parser.add_argument("--out", help="save annotated pictures (images) and .mp4 files (videos) into this folder")
     parser.add_argument("--threads", type=int, help="LiteRT threads for .tflite models")
     parser.add_argument("--resize", choices=("stretch", "letterbox"), help="default: the model's")
     parser.add_argument("--threshold", type=float, help="presence threshold (default: the model's)")
+    parser.add_argument("--classes", type=_csv,
+                        help="class names a,b,c (default: the model's; needed for a .tflite without metadata)")
+    parser.add_argument("--stride", type=int, default=1, help="predict every N-th frame of a video (default 1)")
+    parser.add_argument("--max-frames", type=int, help="stop after N frames in all")
+    parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
+                        help="steady box, class and presence over time (default: on for video, off for images)")
+    parser.add_argument("--decoder-threads", type=int, default=0,
+                        help="FFmpeg decoder threads (default 0: FFmpeg's choice)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    predictor = inference.Predictor(
-        args.model, num_threads=args.threads, resize=args.resize, presence_threshold=args.threshold
+    if args.stride < 1:
+        raise ValueError(f"--stride must be at least 1, got {args.stride}.")
+    totals = {}
+    rows = iter_predictions(
+        args.model, args.sources, args.out, num_threads=args.threads, resize=args.resize,
+        presence_threshold=args.threshold, class_names=args.classes, stride=args.stride,
+        max_frames=args.max_frames, smooth=args.smooth, progress=not args.quiet, summary=totals,
+        decoder_threads=args.decoder_threads,
     )
-    for row in iter_predictions(None, args.images, args.out, predictor=predictor):
-        print(json.dumps(row), flush=True)
+    try:
+        for row in rows:
+            print(json.dumps(row), flush=True)
+    except KeyboardInterrupt:  # a camera or stream runs until stopped: close the outputs, then summarise
+        rows.close()
+    if not args.quiet:
+        print(format_summary(totals), file=sys.stderr)
     return 0
 
 

@@ -119,13 +119,15 @@ def test_letterbox_predictor_maps_boxes_back(smoke, photos):
     assert not np.allclose(got.box, raw["box"][0], atol=1e-3)  # the padding was really undone
 
 
-def test_a_lone_tflite_file_needs_class_names(smoke, tmp_path, photos):
+def test_a_lone_tflite_file_knows_its_classes(smoke, tmp_path, photos):
+    # The metadata is inside the file (tests/test_runtime.py covers files without it).
     lone = tmp_path / "model.tflite"
     shutil.copy(_model_paths(smoke)["float32"], lone)
-    with pytest.raises(ValueError, match="class names are unknown"):
-        inference.Predictor(lone)
-    predictor = inference.Predictor(lone, class_names=["a", "b", "c"], presence_threshold=0.0)
-    result = predictor.predict(photos[0])
+    predictor = inference.Predictor(lone)
+    assert predictor.class_names == ["pedestrian", "car", "motorcycle"]
+    assert predictor.presence_threshold == smoke["metadata"]["presence_threshold"]
+    renamed = inference.Predictor(lone, class_names=["a", "b", "c"], presence_threshold=0.0)
+    result = renamed.predict(photos[0])
     assert result.present and result.class_name in ("a", "b", "c")
 
 

@@ -34,7 +34,8 @@ def test_cli_prints_json_lines_and_writes_pictures(smoke, image_files, tmp_path,
     assert [row["image"] for row in lines] == [str(p) for p in image_files]
     predictor = inference.Predictor(model, num_threads=1)
     for row, path in zip(lines, image_files):
-        assert row == {**predictor.predict(path).to_dict(), "image": str(path), "picture": row["picture"]}
+        assert row == {**predictor.predict(path).to_dict(), "image": str(path), "source": str(path), "frame": 0,
+                       "timestamp": None, "picture": row["picture"]}
     # Same stem twice: two pictures, neither overwritten.
     assert sorted(p.name for p in out.iterdir()) == ["road.png", "road_2.png", "wide.png"]
     for row in lines:
@@ -56,6 +57,8 @@ def test_missing_or_broken_images_fail_naming_the_file(tmp_path, image_files):
 
     with pytest.raises(FileNotFoundError, match="nothere.jpg: no such image file"):
         inference.load_image(tmp_path / "nothere.jpg")
+    with pytest.raises(FileNotFoundError, match="nothere.jpg: no such file, folder, camera or stream"):
+        predict.predict_images(None, [tmp_path / "nothere.jpg"], predictor=object())
     jpeg = next(p for p in image_files if str(p).endswith((".jpg", ".jpeg")))
     truncated = tmp_path / "half.jpg"
     data = open(jpeg, "rb").read()

@@ -25,8 +25,8 @@ import json
 import sys
 
 import numpy as np
-from PIL import Image
 
+from locnet_tf import images as image_lib
 from locnet_tf.data import source_utils as su
 from locnet_tf.data import sources
 from locnet_tf.data.records import DataError
@@ -94,8 +94,7 @@ def _grid_from_records(records, class_names, path, count):
     picks = [records[i] for i in np.unique(np.linspace(0, len(records) - 1, count).astype(int))]
     images = []
     for r in picks:
-        with Image.open(r.path) as image:
-            images.append(np.asarray(image.convert("RGB")))
+        images.append(image_lib.read_image(r.path))  # EXIF orientation applied, as the boxes assume
     return plots.draw_examples_grid(
         images,
         [r.box for r in picks],

@@ -31,6 +31,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from locnet_tf import boxes as box_lib
+# The header checks and their wording are shared with the TF-free reader
+# (`locnet_tf.images.read_image`, which inference uses).
+from locnet_tf.images import (
+    BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, IMAGE_PROBLEMS, JPEG_SOI as _JPEG_SOI, JPEG_TAIL as _JPEG_TAIL,  # noqa: F401
+    NOT_AN_IMAGE, PNG_END as _PNG_END, PNG_SIGNATURE as _PNG_SIGNATURE, TRUNCATED_JPEG, TRUNCATED_PNG,
+    exif_orientation,
+)
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, DataError, EmptySplitError
 from locnet_tf.target import TargetLayout
@@ -150,23 +157,6 @@ def _builtin_examples(builder_name, config, split, *, data_dir=None, class_names
 # ----------------------------------------------------------------------------
 # Decode.
 
-_JPEG_SOI = b"\xff\xd8"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
-_GIF, _BMP = b"GIF8", b"BM"
-# Bytes searched for the JPEG end-of-image marker: some cameras and editors
-# pad files after it.
-_JPEG_TAIL = 256
-
-
-# What `read_image` checks before decoding, as its errors word them.
-EMPTY_IMAGE = "image file is empty"
-NOT_AN_IMAGE = "not a JPEG, PNG, GIF or BMP image"
-TRUNCATED_JPEG = "JPEG image is truncated (no end-of-image marker)"
-TRUNCATED_PNG = "PNG image is truncated (no IEND chunk)"
-IMAGE_PROBLEMS = (EMPTY_IMAGE, NOT_AN_IMAGE, TRUNCATED_JPEG, TRUNCATED_PNG)
-
-
 def _check(condition, problem, path):
     # tf.debugging.Assert puts `data` in the error message, so the failing
     # file is named there (a bare decode error never names it).
@@ -174,9 +164,11 @@ def _check(condition, problem, path):
 
 
 def read_image(path):
-    """Reads and decodes one image file to uint8 RGB `[H, W, 3]`.
+    """Reads and decodes one image file to uint8 RGB `[H, W, 3]`, as a viewer shows it.
 
-    JPEG, PNG, GIF (first frame) and BMP; grayscale and RGBA become RGB.
+    JPEG, PNG, GIF (first frame) and BMP; grayscale and RGBA become RGB; the
+    EXIF orientation is applied (`apply_orientation`), so boxes annotated on
+    the displayed photo fit its pixels.
     Before decoding, checks that the file is not empty, is one of those
     formats, and (JPEG, PNG) is complete: a JPEG must end with its
     end-of-image marker and a PNG with its IEND chunk. A failed check raises
@@ -212,9 +204,46 @@ def read_image(path):
     ]
     with tf.control_dependencies(checks):
         data = tf.identity(data)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    # JPEGs with the accurate integer DCT: decode_image's default (the fast
+    # DCT) is off by up to 14 grey levels, and the accurate one is what Pillow
+    # decodes, so training and the TF-free reader (`locnet_tf.images`) see
+    # the same pixels.
+    image = tf.cond(
+        is_jpeg,
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
+    )
     image.set_shape([None, None, 3])
-    return image
+    return apply_orientation(image, _orientation(data))
+
+
+def _orientation(data):
+    # TF's decoders ignore EXIF. Pillow reads the tag from the header (the
+    # same function the TF-free reader uses, so both agree on every file);
+    # a py_function because no TF op parses EXIF.
+    orientation = tf.py_function(lambda d: exif_orientation(d.numpy()), [data], tf.int32)
+    return tf.ensure_shape(orientation, [])
+
+
+def apply_orientation(image, orientation):
+    """Turns a decoded `[H, W, C]` image as its EXIF orientation (1..8) says.
+
+    The same transposes as Pillow's `ImageOps.exif_transpose`: 2 mirror,
+    3 rotate 180, 4 flip, 5 transpose, 6 rotate 90 clockwise, 7 transverse,
+    8 rotate 90 counter-clockwise; 1 (or anything else) leaves it as it is.
+    """
+    branches = [
+        lambda: image,
+        lambda: image[:, ::-1],
+        lambda: image[::-1, ::-1],
+        lambda: image[::-1],
+        lambda: tf.transpose(image, [1, 0, 2]),
+        lambda: tf.transpose(image, [1, 0, 2])[:, ::-1],
+        lambda: tf.transpose(image, [1, 0, 2])[::-1, ::-1],
+        lambda: tf.transpose(image, [1, 0, 2])[::-1],
+    ]
+    index = tf.where((orientation >= 1) & (orientation <= 8), orientation - 1, 0)
+    return tf.switch_case(tf.cast(index, tf.int32), branches)
 
 
 def decode(example):

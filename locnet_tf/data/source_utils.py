@@ -21,7 +21,8 @@ the same rules:
   it in ``SourceData.skipped``, ``"fail"`` raises :class:`DataError`.
 - **Images.** Each image must exist, be non-empty and have a readable header;
   its size comes from the annotation when the format stores it (VOC, COCO),
-  otherwise from the header (PIL, no decode). ``verify_images=True`` also
+  otherwise from the header (PIL, no decode). Sizes and boxes mean the image
+  as displayed: with its EXIF orientation applied, as every reader applies it. ``verify_images=True`` also
   decodes every image fully (finds truncated files; slower).
 - **Boxes** go through :func:`locnet_tf.boxes.validate_box`. A box may reach
   up to ``box_tolerance`` (default 2 % of the image size) past an edge and is
@@ -47,6 +48,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from locnet_tf import boxes as box_lib
+from locnet_tf import images
 from locnet_tf.data.records import DataError, Record, SourceData
 
 logger = logging.getLogger("locnet_tf.data")
@@ -184,7 +186,10 @@ def check_image(path, origin, size=None, verify=False):
         raise DataError(f"{origin}: image file {path} is empty (0 bytes)")
     try:  # the header only (PIL opens lazily), unless `verify`
         with Image.open(path) as image:
-            width, height = image.size
+            # As displayed: the pipeline applies the EXIF orientation, and
+            # annotations are taken on the photo as a viewer shows it.
+            height, width = images.oriented_size(image)
+            stored_width, stored_height = image.size
             image_format = image.format
             if verify:
                 image.load()
@@ -196,9 +201,11 @@ def check_image(path, origin, size=None, verify=False):
             f"{', '.join(DECODABLE_FORMATS)} (convert it first)"
         )
     if size is not None and tuple(size) != (height, width):
+        turned = " as displayed (its EXIF orientation turns the stored pixels)" if (
+            (height, width) != (stored_height, stored_width)) else ""
         raise DataError(
             f"{origin}: the annotation says the image is {size[1]}x{size[0]} (WxH) but "
-            f"{path} is {width}x{height}"
+            f"{path} is {width}x{height}{turned}"
         )
     return height, width
 

@@ -1,0 +1,311 @@
+"""Images without TensorFlow: read a photo as a viewer shows it, resize it as training does.
+
+Needs only numpy and Pillow, so `locnet_tf.runtime` runs on a device without
+TensorFlow (DESIGN.md section 5):
+
+    read_image(path)                -> uint8 RGB [H, W, 3], EXIF orientation applied
+    exif_orientation(file)          -> the EXIF orientation tag (1..8; 1 = upright)
+    oriented_size(path)             -> (height, width) as displayed, from the header only
+    resize(image, size, method)     -> uint8 [S, S, 3], bit for bit the training pipeline's
+    letterbox_geometry(h, w, s, s)  -> (new_h, new_w, top, left)
+    boxes_to_original(box, h, w, size, method)
+
+**Orientation.** Phones store a portrait photo as a landscape pixel array plus
+an EXIF tag saying "rotate 90 degrees to show". Every reader in the package
+(`read_image` here, the training pipeline's `locnet_tf.data.pipeline.read_image`,
+the source readers' size checks, the check command) applies that tag, so
+pixels, sizes and box annotations all mean the image as a viewer shows it.
+The tag is read by Pillow (`Image.getexif`, `ImageOps.exif_transpose`) in both
+places, so training and inference agree on what it says.
+
+**Resize.** `resize` is TensorFlow's `tf.image.resize(..., antialias=True)`
+(bilinear, the kernel widened when shrinking) followed by the pipeline's
+rounding to uint8, re-done in numpy with TensorFlow's float32 arithmetic in
+TensorFlow's order, so its output is bit-identical (tests/test_images.py
+compares them). It is hand-written because no numpy or Pillow function is that
+resize: Pillow's antialiased `BILINEAR` uses the same kernel but rounds to 8
+bits between its two passes and differs by one grey level in about 10% of the
+pixels (measured), and a model should see at inference exactly the pixels it
+was evaluated on.
+"""
+
+import functools
+import io
+import os
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from locnet_tf.data.records import DataError
+
+# What `read_image` checks before decoding, as its errors word them (the
+# training pipeline's reader uses the same words).
+EMPTY_IMAGE = "image file is empty"
+NOT_AN_IMAGE = "not a JPEG, PNG, GIF or BMP image"
+TRUNCATED_JPEG = "JPEG image is truncated (no end-of-image marker)"
+TRUNCATED_PNG = "PNG image is truncated (no IEND chunk)"
+IMAGE_PROBLEMS = (EMPTY_IMAGE, NOT_AN_IMAGE, TRUNCATED_JPEG, TRUNCATED_PNG)
+
+JPEG_SOI = b"\xff\xd8"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
+GIF, BMP = b"GIF8", b"BM"
+# Bytes searched for the JPEG end-of-image marker: some cameras and editors
+# pad files after it.
+JPEG_TAIL = 256
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+ORIENTATION_TAG = 0x0112  # EXIF "Orientation"
+# Orientations that swap width and height (the 90-degree turns and transposes).
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+# ----------------------------------------------------------------------------
+# Reading.
+
+
+def check_bytes(data):
+    """The problem with an image file's bytes (one of `IMAGE_PROBLEMS`), or None."""
+    if not data:
+        return EMPTY_IMAGE
+    if data[:2] == JPEG_SOI:
+        return None if b"\xff\xd9" in data[-JPEG_TAIL:] else TRUNCATED_JPEG
+    if data[:8] == PNG_SIGNATURE:
+        return None if data.endswith(PNG_END) else TRUNCATED_PNG
+    if data[:4] == GIF or data[:2] == BMP:
+        return None
+    return NOT_AN_IMAGE
+
+
+def exif_orientation(image):
+    """The EXIF orientation of an image: 1 (upright) to 8; 1 when it has none.
+
+    Args:
+        image: a `PIL.Image.Image`, the bytes of an image file, or its path.
+    """
+    if isinstance(image, Image.Image):
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    else:
+        source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
+        try:
+            with Image.open(source) as opened:  # the header only: no pixels are decoded
+                value = opened.getexif().get(ORIENTATION_TAG, 1)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            return 1  # not an image Pillow reads: the decoder reports it
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return 1
+    # Pillow's exif_transpose ignores values outside 1..8; so do we.
+    return value if 1 <= value <= 8 else 1
+
+
+def oriented_size(image):
+    """(height, width) of an opened `PIL.Image` as displayed (EXIF orientation applied)."""
+    width, height = image.size
+    if exif_orientation(image) in SWAPPING_ORIENTATIONS:
+        width, height = height, width
+    return height, width
+
+
+def read_image(path):
+    """Reads an image file to uint8 RGB `[H, W, 3]`, as a photo viewer shows it.
+
+    JPEG, PNG, GIF (first frame) and BMP, as the training pipeline reads;
+    grayscale, palette and RGBA become RGB; the EXIF orientation is applied.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataError: the file is empty, truncated or not an image (the message
+            names it).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such image file.")
+    with open(path, "rb") as f:
+        data = f.read()
+    problem = check_bytes(data)
+    if problem:
+        raise DataError(f"{path}: {problem}.")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"{path}: cannot be decoded: {error}.") from None
+
+
+def to_rgb_uint8(image):
+    """An array-like image as uint8 `[H, W, 3]` (rounded and clipped if it is float)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"Expected an RGB image [H, W, 3], got shape {image.shape}.")
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return image
+
+
+# ----------------------------------------------------------------------------
+# Resizing: TensorFlow's antialiased bilinear resize, bit for bit.
+
+_F = np.float32
+
+
+@functools.lru_cache(maxsize=64)
+def _spans(output_size, input_size):
+    """Start index and weights of each output pixel along one axis.
+
+    TensorFlow's `ComputeSpansCore` (kernels/image/scale_and_translate_op.cc)
+    for the triangle kernel with antialiasing and no translation, in its
+    float32 arithmetic: scale = out / in, the kernel widened by in / out when
+    shrinking, weights normalised to sum 1.
+
+    Returns:
+        (int64 `[out, span]` input indices, float32 `[out, span]` weights);
+        indices past the edge are clamped and carry weight 0.
+    """
+    scale = _F(output_size) / _F(input_size)
+    inv_scale = _F(1.0 / np.float64(scale))  # C++: float inv_scale = 1.0 / scale (in double)
+    kernel_scale = max(inv_scale, _F(1.0))
+    span = min(2 * int(np.ceil(kernel_scale)) + 1, int(input_size))
+    one_over_kernel_scale = _F(1.0) / kernel_scale
+    sample = (np.arange(output_size, dtype=_F) + _F(0.5)) * inv_scale
+    start = np.ceil((sample - kernel_scale) - _F(0.5)).astype(np.int64)
+    end = np.floor((sample + kernel_scale) - _F(0.5)).astype(np.int64)
+    start = np.clip(start, 0, input_size - 1)
+    end = np.clip(end, 0, input_size - 1) + 1
+    offsets = np.arange(span)
+    index = start[:, None] + offsets
+    inside = index < end[:, None]
+    position = (index.astype(_F) + _F(0.5)) - sample[:, None]
+    distance = np.abs(position * one_over_kernel_scale)
+    weights = np.where(inside & (distance < _F(1.0)), _F(1.0) - distance, _F(0.0)).astype(_F)
+    total = np.zeros(output_size, _F)
+    for k in range(span):  # summed in order, as the C++ loop does
+        total = total + weights[:, k]
+    weights = weights * (_F(1.0) / total)[:, None]
+    return np.minimum(index, input_size - 1), weights
+
+
+def _resize_float(image, height, width):
+    """`tf.image.resize(image, (height, width), antialias=True)` (bilinear) as float32.
+
+    Rows first, then columns, each output value accumulated over its span in
+    order: TensorFlow's `GatherRows` / `GatherColumns`, so the sums round alike.
+    """
+    in_h, in_w, channels = image.shape
+    row_index, row_weights = _spans(height, in_h)
+    col_index, col_weights = _spans(width, in_w)
+    flat = image.reshape(in_h, in_w * channels)
+    rows = np.zeros((height, in_w * channels), _F)
+    term = np.empty_like(rows)
+    # In blocks of output rows, so the running sums stay in the CPU cache.
+    block = 16
+    for top in range(0, height, block):
+        bottom = min(top + block, height)
+        acc, tmp = rows[top:bottom], term[:bottom - top]
+        for k in range(row_weights.shape[1]):
+            weights = row_weights[top:bottom, k, None]
+            if not weights.any():
+                continue  # a tap past every span's end: adding 0 * x changes no sum
+            tmp[...] = flat[row_index[top:bottom, k]]
+            tmp *= weights
+            acc += tmp
+    # Columns: transpose once so each tap gathers whole rows.
+    columns = np.ascontiguousarray(rows.reshape(height, in_w, channels).transpose(1, 0, 2))
+    columns = columns.reshape(in_w, height * channels)
+    out = np.zeros((width, height * channels), _F)
+    term = np.empty_like(out)
+    for k in range(col_weights.shape[1]):
+        if not col_weights[:, k].any():
+            continue
+        np.take(columns, col_index[:, k], axis=0, out=term)
+        term *= col_weights[:, k, None]
+        out += term
+    return out.reshape(width, height, channels).transpose(1, 0, 2)
+
+
+def _to_uint8(values):
+    # The pipeline's rounding: round half to even (tf.round), clip, cast.
+    return np.clip(np.round(values), 0, 255).astype(np.uint8)
+
+
+def letterbox_geometry(height, width, out_h, out_w):
+    """Where a `height x width` image lands when letterboxed into `out_h x out_w`.
+
+    `locnet_tf.data.pipeline.letterbox_geometry` in numpy (same float32 maths).
+
+    Returns:
+        ints `(new_h, new_w, top, left)`.
+    """
+    h, w = _F(height), _F(width)
+    scale = min(_F(out_h) / h, _F(out_w) / w)
+    new_h = int(np.clip(np.round(h * scale), 1, out_h))
+    new_w = int(np.clip(np.round(w * scale), 1, out_w))
+    return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
+
+
+def resize(image, image_size, method="stretch", pad_value=0):
+    """Resizes a uint8 `[H, W, 3]` image exactly as the training pipeline does.
+
+    Args:
+        image: uint8 array `[H, W, C]`.
+        image_size: int or (height, width).
+        method: `"stretch"` or `"letterbox"` (keep the aspect, centre, pad
+            with `pad_value`).
+
+    Returns:
+        uint8 `[out_h, out_w, C]`, equal to
+        `locnet_tf.data.pipeline.resize({"image": image, ...}, image_size, method)["image"]`.
+    """
+    out_h, out_w = (image_size, image_size) if np.isscalar(image_size) else image_size
+    out_h, out_w = int(out_h), int(out_w)
+    if method not in ("stretch", "letterbox"):
+        raise ValueError(f"resize method must be 'stretch' or 'letterbox', got {method!r}.")
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    if method == "stretch":
+        new_h, new_w, top, left = out_h, out_w, 0, 0
+    else:
+        new_h, new_w, top, left = letterbox_geometry(height, width, out_h, out_w)
+    if (new_h, new_w) == (height, width):
+        resized = image.astype(np.uint8, copy=False)
+    else:
+        resized = _to_uint8(_resize_float(image, new_h, new_w))
+    if method == "stretch":
+        return resized
+    out = np.full((out_h, out_w, image.shape[2]), pad_value, np.uint8)
+    out[top:top + new_h, left:left + new_w] = resized
+    return out
+
+
+def boxes_to_original(box, height, width, image_size, method="stretch"):
+    """Maps `[b_x, b_y, b_h, b_w]` boxes on the model input back to the original image.
+
+    numpy twin of `locnet_tf.inference.boxes_to_original` (a no-op for stretch,
+    where relative coordinates do not change; the exact undo of the padding
+    for letterbox).
+    """
+    box = np.asarray(box, np.float32)
+    if method == "stretch":
+        return box
+    new_h, new_w, top, left = letterbox_geometry(height, width, image_size, image_size)
+    size = _F(image_size)
+    cx, cy, bh, bw = (box[..., i] for i in range(4))
+    return np.stack([
+        (cx * size - _F(left)) / _F(new_w),
+        (cy * size - _F(top)) / _F(new_h),
+        bh * size / _F(new_h),
+        bw * size / _F(new_w),
+    ], axis=-1).astype(np.float32)
+
+
+def target_to_corners(box):
+    """`[b_x, b_y, b_h, b_w]` -> `[x1, y1, x2, y2]` (same units), in numpy.
+
+    The numpy twin of `locnet_tf.boxes.target_to_corners`, which imports Keras;
+    tests/test_images.py checks that they agree.
+    """
+    box = np.asarray(box, np.float32)
+    cx, cy, bh, bw = (box[..., i] for i in range(4))
+    return np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=-1)

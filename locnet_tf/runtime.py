@@ -1,0 +1,264 @@
+"""Run a `.tflite` model end to end with numpy, Pillow and LiteRT only (no TensorFlow).
+
+    from locnet_tf.runtime import TFLitePredictor
+    model = TFLitePredictor("model_int8.tflite", num_threads=1)
+    result = model.predict("photo.jpg")          # a path, or a uint8 HxWx3 array
+    result.present, result.class_name, result.score, result.box_pixels
+
+The steps are the training pipeline's, re-done without TensorFlow:
+read the photo as a viewer shows it (`locnet_tf.images.read_image`, EXIF
+orientation applied), resize it bit for bit as training does
+(`locnet_tf.images.resize`, stretch or letterbox as the model was trained),
+run it with LiteRT (`ai_edge_litert`, XNNPACK), decode the named outputs into a
+`Prediction` and map the box back to the original image. `locnet_tf.draw`
+draws it; `locnet_tf.video` reads frames; `python -m locnet_tf.predict` does all
+of it from the command line. `locnet_tf.inference.Predictor` uses this module
+for `.tflite` files, so both give the same numbers.
+
+**What a file knows about itself.** An exported `.tflite` carries its metadata
+inside (`locnet_tf.tflite_metadata`): class names, presence threshold, input
+size and dtype, resize method, box format and the source model's hash. A
+`metadata.json` beside the file is used only if it lists this very file (by
+its SHA-256): one that belongs to another model is refused, never silently
+used (`resolve_metadata`).
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import warnings
+
+import numpy as np
+
+from locnet_tf import images
+from locnet_tf import tflite_metadata
+
+OUTPUT_NAMES = ("p_c", "box", "box_xyxy", "class_id", "class_scores")
+METADATA = "metadata.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """What the model says about one image.
+
+    present: bool. `p_c >= presence_threshold`.
+    p_c: float. Presence probability.
+    class_id: int. Most likely class (meaningful when present).
+    class_name: str. Its name.
+    class_score: float. Its probability given an object.
+    score: float. `p_c * class_score`.
+    box: list of 4 floats. `[b_x, b_y, b_h, b_w]` relative to the original image.
+    box_xyxy: list of 4 floats. `[x1, y1, x2, y2]` relative.
+    box_pixels: list of 4 floats. `[x1, y1, x2, y2]` in original-image pixels.
+    image_size: (height, width) of the original image.
+    class_scores: list of K floats. Every class's probability given an object.
+    """
+
+    present: bool
+    p_c: float
+    class_id: int
+    class_name: str
+    class_score: float
+    score: float
+    box: list
+    box_xyxy: list
+    box_pixels: list
+    image_size: tuple
+    class_scores: list = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self) | {"image_size": list(self.image_size)}
+
+
+def decode(outputs, class_names, presence_threshold, height, width):
+    """Named outputs of one image (box relative to that image) -> `Prediction`."""
+    box = np.asarray(outputs["box"], np.float32).reshape(4)
+    scores = np.asarray(outputs["class_scores"], np.float32).reshape(-1)
+    class_id = int(np.asarray(outputs["class_id"]).reshape(-1)[0])
+    p_c = float(np.asarray(outputs["p_c"]).reshape(-1)[0])
+    corners = images.target_to_corners(box)
+    return Prediction(
+        present=p_c >= presence_threshold,
+        p_c=p_c,
+        class_id=class_id,
+        class_name=class_names[class_id],
+        class_score=float(scores[class_id]),
+        score=p_c * float(scores[class_id]),
+        box=[float(v) for v in box],
+        box_xyxy=[float(v) for v in corners],
+        box_pixels=[float(v) for v in corners * np.float32([width, height, width, height])],
+        image_size=(int(height), int(width)),
+        class_scores=[float(v) for v in scores],
+    )
+
+
+class TFLiteRunner:
+    """Runs a `.tflite` model with LiteRT (XNNPACK), one image at a time.
+
+    Args:
+        path_or_bytes: str/Path of a `.tflite` file, or its bytes.
+        num_threads: int or None (LiteRT's default).
+    """
+
+    kind = "tflite"
+
+    def __init__(self, path_or_bytes, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            self.interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=num_threads)
+        else:
+            self.interpreter = Interpreter(model_path=str(path_or_bytes), num_threads=num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise ValueError(f"Expected one signature in the TFLite model, found {sorted(signatures)}.")
+        (self.signature, info), = signatures.items()
+        missing = set(OUTPUT_NAMES) - set(info["outputs"])
+        if missing:
+            raise ValueError(f"TFLite model lacks the outputs {sorted(missing)}: not a locnet_tf export.")
+        self.runner = self.interpreter.get_signature_runner(self.signature)
+        (self.input_name, detail), = self.runner.get_input_details().items()
+        self.input_dtype = detail["dtype"]
+        self.input_shape = tuple(int(v) for v in detail["shape"])
+        self.num_classes = int(self.runner.get_output_details()["class_scores"]["shape"][-1])
+
+    def __call__(self, images_):
+        images_ = np.asarray(images_)
+        if self.input_dtype == np.uint8:
+            images_ = np.clip(np.round(images_), 0, 255).astype(np.uint8)
+        else:
+            images_ = images_.astype(self.input_dtype)
+        rows = [self.runner(**{self.input_name: image[None]}) for image in images_]
+        return {k: np.concatenate([np.asarray(r[k]) for r in rows]) for k in OUTPUT_NAMES}
+
+
+def sha256(path):
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def json_describes(metadata, path):
+    """Whether an export's `metadata.json` lists the file at `path` (same name and SHA-256)."""
+    path = pathlib.Path(path)
+    digest = None
+    for artifact in (metadata.get("artifacts") or {}).values():
+        if artifact.get("sha256") and artifact.get("path") == path.name:
+            digest = digest or sha256(path)
+            if artifact["sha256"] == digest:
+                return True
+    return False
+
+
+def resolve_metadata(path):
+    """What a `.tflite` file's own metadata says, checked against any `metadata.json` beside it.
+
+    Returns:
+        (metadata dict or None, where it came from: "embedded", the json's
+        path, or None).
+
+    Raises:
+        ValueError: the file carries no metadata and the `metadata.json`
+            beside it does not list this file (it belongs to another model).
+    """
+    path = pathlib.Path(path)
+    embedded = tflite_metadata.read(path)
+    beside = path.parent / METADATA
+    if not beside.is_file():
+        return embedded, ("embedded" if embedded else None)
+    try:
+        described = json.loads(beside.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        described, reason = None, f"it cannot be read ({error})"
+    else:
+        reason = "it does not list this file (no artifact with its name and SHA-256)"
+    if described is not None and json_describes(described, path):
+        return (embedded, "embedded") if embedded else (described, str(beside))
+    if embedded:
+        warnings.warn(f"{beside} is not used for {path}: {reason}; the file's own metadata is.", stacklevel=3)
+        return embedded, "embedded"
+    raise ValueError(
+        f"{path}: carries no metadata, and {beside} beside it belongs to another model: {reason}. "
+        "Re-export the model, or give the class names (--classes / class_names=)."
+    )
+
+
+class TFLitePredictor:
+    """A `.tflite` model ready to predict images: read, resize, run, decode.
+
+    Args:
+        path: the `.tflite` file.
+        num_threads: int. LiteRT threads; None for its default.
+        resize: `"stretch"` or `"letterbox"`; None takes the model's metadata.
+        class_names: list of str; None reads them from the metadata.
+        presence_threshold: float; None reads it from the metadata (else 0.5).
+
+    Attributes:
+        image_size, class_names, presence_threshold, resize, metadata
+        (what the file says about itself, or {}), metadata_source.
+    """
+
+    kind = "tflite"
+
+    def __init__(self, path, *, num_threads=None, resize=None, class_names=None, presence_threshold=None):
+        self.path = pathlib.Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"No model at {self.path}.")
+        meta, self.metadata_source = resolve_metadata(self.path)
+        self.metadata = meta or {}
+        self.runner = TFLiteRunner(self.path, num_threads=num_threads)
+        if class_names is None:
+            class_names = self.metadata.get("classes")
+        if not class_names:
+            raise ValueError(
+                f"{self.path}: the file carries no metadata and there is no metadata.json beside it, "
+                "so its class names are unknown; give them (--classes a,b,c / class_names=)."
+            )
+        self.class_names = list(class_names)
+        if len(self.class_names) != self.runner.num_classes:
+            raise ValueError(
+                f"{self.path}: the model scores {self.runner.num_classes} classes but "
+                f"{len(self.class_names)} class names were given ({self.class_names})."
+            )
+        self.presence_threshold = float(
+            self.metadata.get("presence_threshold", 0.5) if presence_threshold is None else presence_threshold
+        )
+        self.image_size = int(self.runner.input_shape[1])
+        size = (self.metadata.get("input") or {}).get("size")
+        if size is not None and int(size) != self.image_size:
+            raise ValueError(f"{self.path}: its metadata says input size {size}, the model takes {self.image_size}.")
+        self.resize = resize or self.metadata.get("resize", "stretch")
+        if self.resize not in ("stretch", "letterbox"):
+            raise ValueError(f"resize must be 'stretch' or 'letterbox', got {self.resize!r}.")
+
+    def preprocess(self, image):
+        """uint8 `[H, W, 3]` -> the model input `[S, S, 3]` (uint8; the runner casts)."""
+        return images.resize(image, self.image_size, self.resize)
+
+    def raw(self, batch):
+        """Named outputs for images already at the model size (`(B, S, S, 3)`)."""
+        return self.runner(batch)
+
+    def predict(self, image):
+        """Predicts one image: a path, or a uint8 `[H, W, 3]` array (any size)."""
+        if isinstance(image, (str, os.PathLike)):
+            image = images.read_image(image)
+        image = images.to_rgb_uint8(image)
+        height, width = image.shape[:2]
+        out = self.runner(self.preprocess(image)[None])
+        out["box"] = images.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
+        return decode(out, self.class_names, self.presence_threshold, height, width)
+
+    def predict_video(self, source, *, stride=1, smooth=None):
+        """Yields `(Frame, Prediction)` for a video file, camera index or stream URL.
+
+        See `locnet_tf.video.predict_frames` (smoothing on by default for video).
+        """
+        from locnet_tf import video
+
+        return video.predict_frames(self, source, stride=stride, smooth=smooth)

@@ -1,0 +1,329 @@
+"""Frames from anything a camera or a disk holds: images, folders, globs, videos, cameras, streams.
+
+    for source in expand_sources(["photos/", "clip.mp4", "0", "rtsp://cam/stream"]):
+        for frame in source.frames(stride=2):
+            frame.image       # uint8 RGB [H, W, 3]
+            frame.index, frame.timestamp
+
+A source spec is one of:
+
+| spec | frames |
+| --- | --- |
+| an image file (JPEG, PNG, GIF, BMP) | one, EXIF orientation applied (`locnet_tf.images.read_image`) |
+| a video file (`.mp4 .avi .mov .mkv .webm .m4v`) | every frame, timestamps from the file |
+| a folder | its images and videos, recursively, sorted |
+| a glob (`"shots/**/*.jpg"`) | the matching files, sorted |
+| a camera index (`0`, `1`, ...) | the camera, live (Linux: V4L2 `/dev/videoN`; macOS: AVFoundation) |
+| `rtsp://`, `rtsps://`, `rtmp://`, `http://`, `https://`, `udp://`, `tcp://` | the stream, live (e.g. an IP camera's RTSP or MJPEG URL) |
+
+Video goes through PyAV (FFmpeg's libraries, wheels for Linux x86/ARM, macOS
+and Windows with FFmpeg inside). Chosen over OpenCV (`opencv-python-headless`)
+because it also *writes* H.264 (its wheels bundle libx264, OpenCV's cannot
+encode H.264), so an annotated video plays in any browser and the benchmarks
+can make their H.264 test clip; it gives each frame's exact timestamp (the
+stream's presentation time, OpenCV gives a rounded position); its decoder
+threads are settable; and it is FFmpeg alone, not a computer-vision library
+we would use one function of. Camera indices are FFmpeg devices (V4L2,
+AVFoundation); on Windows give a DirectShow name instead (`video=NAME`, see
+FFmpeg's dshow documentation) as `dshow:video=NAME`.
+
+`VideoWriter` writes annotated frames as H.264 `.mp4` at the source's frame
+rate (divided by the stride, so the video lasts as long as the source).
+"""
+
+import dataclasses
+import glob
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+from locnet_tf import images
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+# Seconds to wait for a stream or camera to open, and for each read.
+OPEN_TIMEOUT, READ_TIMEOUT = 10.0, 10.0
+DEFAULT_RATE = 25  # frames/s assumed when a live source does not say
+
+
+@dataclasses.dataclass
+class Frame:
+    """One frame of a source.
+
+    source: str. The file, camera or URL it came from.
+    index: int. Its position in the source (0-based, counting every frame,
+        also those a stride skips).
+    timestamp: float or None. Seconds from the start of the source (None for
+        a still image).
+    image: uint8 `[H, W, 3]` RGB.
+    """
+
+    source: str
+    index: int
+    timestamp: float
+    image: np.ndarray
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError:
+        raise ImportError("Reading video needs PyAV: pip install av (or locnet_tf[video]).") from None
+    return av
+
+
+@dataclasses.dataclass
+class Source:
+    """One thing to read frames from.
+
+    kind: `"image"`, `"video"`, `"camera"` or `"stream"`.
+    spec: str. The path, camera index or URL.
+    """
+
+    kind: str
+    spec: str
+    decoder_threads: int = 0  # FFmpeg decoder threads; 0 lets FFmpeg choose
+    fps = None  # set by `frames`
+    total = None
+
+    @property
+    def live(self):
+        """A camera or a stream: no end, no frame count known."""
+        return self.kind in ("camera", "stream")
+
+    @property
+    def name(self):
+        """A file-name stem for outputs: the file's stem, `camera0`, or the URL's last part."""
+        if self.kind == "camera":
+            return "camera" + "".join(c for c in self.spec if c.isalnum())
+        if self.kind == "stream":
+            tail = self.spec.split("://", 1)[1].rstrip("/").replace(":", "_")
+            return "".join(c if c.isalnum() or c in "-_." else "_" for c in tail)[-60:] or "stream"
+        return pathlib.Path(self.spec).stem
+
+    def frames(self, stride=1):
+        """Yields the source's `Frame`s (every `stride`-th one, starting with the first).
+
+        Once the source is open (by the first frame), `self.fps` holds the rate
+        of the frames yielded (the source's rate / `stride`) and `self.total`
+        how many there will be, when known (else None).
+        """
+        if stride < 1:
+            raise ValueError(f"stride must be at least 1, got {stride}.")
+        if self.kind == "image":
+            self.fps, self.total = None, 1
+            yield Frame(self.spec, 0, None, images.read_image(self.spec))
+            return
+        container = self.open()
+        try:
+            self.fps = self.rate(container) / stride
+            self.total = self.count(container, stride)
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stream.thread_count = self.decoder_threads
+            start = time.monotonic()
+            index = -1
+            try:
+                for frame in container.decode(stream):
+                    index += 1
+                    if index % stride:
+                        continue
+                    timestamp = frame.time
+                    if timestamp is None:
+                        timestamp = time.monotonic() - start if self.live else index / float(self.rate(container))
+                    yield Frame(self.spec, index, float(timestamp), frame.to_ndarray(format="rgb24"))
+            except _import_av().error.FFmpegError as error:
+                if not self.live or index < 0:
+                    raise ValueError(f"{self.spec}: cannot read frame {index + 1}: {error}") from None
+                # A live stream that stops (a camera unplugged, a server closing) ends the source.
+                print(f"{self.spec}: the stream ended after {index + 1} frames ({error})", file=sys.stderr)
+        finally:
+            container.close()
+
+    def open(self):
+        """The PyAV input container (raises ValueError naming the source if it cannot be opened)."""
+        av = _import_av()
+        kwargs = {}
+        if self.kind == "camera":
+            kwargs = _camera(self.spec)
+        elif self.kind == "stream":
+            kwargs["timeout"] = (OPEN_TIMEOUT, READ_TIMEOUT)
+            if self.spec.startswith(("rtsp://", "rtsps://")):
+                kwargs["options"] = {"rtsp_transport": "tcp"}  # no lost UDP packets, works through NAT
+        try:
+            container = av.open(kwargs.pop("file", self.spec), **kwargs)
+        except (av.error.FFmpegError, OSError) as error:
+            raise ValueError(f"{self.spec}: cannot open it as a {self.kind}: {error}") from None
+        if not container.streams.video:
+            container.close()
+            raise ValueError(f"{self.spec}: has no video stream.")
+        return container
+
+    def rate(self, container):
+        """Frames per second of an opened source (its declared rate; 25 when unknown)."""
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        return rate if rate else DEFAULT_RATE
+
+    def count(self, container, stride=1):
+        """Frames `frames(stride)` will yield, when the file says (None for live or unknown)."""
+        total = container.streams.video[0].frames
+        return -(-total // stride) if total and not self.live else None
+
+
+def _camera(spec):
+    # FFmpeg's camera devices by platform (PyAV's wheels include libavdevice).
+    if spec.startswith("dshow:"):
+        return {"file": spec[len("dshow:"):], "format": "dshow"}
+    if sys.platform.startswith("linux"):
+        return {"file": f"/dev/video{int(spec)}", "format": "v4l2"}
+    if sys.platform == "darwin":
+        return {"file": str(int(spec)), "format": "avfoundation", "options": {"framerate": "30"}}
+    raise ValueError(
+        f"camera {spec}: camera indices work on Linux (V4L2) and macOS (AVFoundation); on Windows "
+        "give the DirectShow device as dshow:video=NAME."
+    )
+
+
+def classify(spec):
+    """The `Source` kind of one spec that names a single thing (not a folder or glob), or None."""
+    spec = str(spec)
+    if spec.isdigit() or spec.startswith("dshow:"):
+        return "camera"
+    if spec.lower().startswith(STREAM_SCHEMES):
+        return "stream"
+    suffix = pathlib.Path(spec).suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in images.IMAGE_SUFFIXES:
+        return "image"
+    return None
+
+
+def expand_sources(specs, decoder_threads=0):
+    """Turns the command line's sources into a list of `Source` (folders and globs expanded).
+
+    Raises:
+        FileNotFoundError: a path that does not exist, or a glob matching nothing.
+        ValueError: a file that is neither an image nor a video.
+    """
+    sources = []
+    for spec in specs:
+        spec = os.fspath(spec)
+        kind = classify(spec)
+        if kind in ("camera", "stream"):
+            sources.append(Source(kind, spec, decoder_threads))
+            continue
+        if os.path.isdir(spec):
+            found = sorted(p for p in pathlib.Path(spec).rglob("*") if p.is_file() and classify(p))
+            if not found:
+                raise FileNotFoundError(f"{spec}: no images or videos in this folder.")
+            sources.extend(Source(classify(p), str(p), decoder_threads) for p in found)
+        elif os.path.isfile(spec):
+            if kind is None:
+                raise ValueError(
+                    f"{spec}: not an image ({', '.join(images.IMAGE_SUFFIXES)}) or a video "
+                    f"({', '.join(VIDEO_SUFFIXES)}) by its name."
+                )
+            sources.append(Source(kind, spec, decoder_threads))
+        elif glob.has_magic(spec):
+            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p) and classify(p))
+            if not found:
+                raise FileNotFoundError(f"{spec}: no image or video file matches this pattern.")
+            sources.extend(Source(classify(p), p, decoder_threads) for p in found)
+        else:
+            raise FileNotFoundError(f"{spec}: no such file, folder, camera or stream.")
+    return sources
+
+
+class VideoWriter:
+    """Writes RGB frames to an H.264 `.mp4` at a fixed frame rate (PyAV, libx264).
+
+    Args:
+        path: the output file.
+        rate: frames per second (a number or `fractions.Fraction`).
+        crf: int. x264 quality (lower is better; 23 is its default).
+        bit_rate: int or None. A target bit rate (bits/s) instead of `crf`.
+    """
+
+    def __init__(self, path, rate, crf=23, bit_rate=None):
+        av = _import_av()
+        self.path = str(path)
+        self.container = av.open(self.path, mode="w")
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self.stream = self.container.add_stream(codec, rate=rate)
+        self.stream.pix_fmt = "yuv420p"
+        if bit_rate:
+            self.stream.bit_rate = int(bit_rate)
+        if codec == "libx264":
+            self.stream.options = {"preset": "veryfast", **({} if bit_rate else {"crf": str(crf)})}
+        self.size = None
+        self.frames = 0
+
+    def write(self, image):
+        """Appends one uint8 `[H, W, 3]` frame (all frames must share one size)."""
+        av = _import_av()
+        image = np.asarray(image, np.uint8)
+        # 4:2:0 video needs even sizes: an odd last row or column is left out.
+        image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
+        if self.size is None:
+            self.size = image.shape[:2]
+            self.stream.height, self.stream.width = self.size
+        elif image.shape[:2] != self.size:
+            raise ValueError(f"{self.path}: frame size {image.shape[:2]} differs from the first frame's {self.size}.")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self):
+        """Flushes the encoder and closes the file."""
+        if self.container is None:
+            return
+        if self.size is not None:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+        self.container.close()
+        self.container = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None):
+    """Predicts every `stride`-th frame of one source; yields `(Frame, Prediction)`.
+
+    Args:
+        predictor: anything with `predict(image)`, `presence_threshold` and
+            `class_names` (`locnet_tf.inference.Predictor`,
+            `locnet_tf.runtime.TFLitePredictor`).
+        source: a `Source`, or one spec naming a single image, video, camera or stream.
+        stride: int. Predict every `stride`-th frame.
+        smooth: bool or None. Steady the answers over time
+            (`locnet_tf.smoothing.Smoother`); None: on for videos, cameras and
+            streams, off for still images.
+        smoothing: a `locnet_tf.smoothing.SmoothingConfig`, or None for the defaults.
+    """
+    from locnet_tf import smoothing as smoothing_lib
+
+    if not isinstance(source, Source):
+        kind = classify(source)
+        if kind is None:
+            raise ValueError(f"{source}: not an image, video, camera or stream.")
+        source = Source(kind, os.fspath(source))
+    if smooth is None:
+        smooth = source.kind != "image"
+    smoother = smoothing_lib.Smoother(
+        predictor.presence_threshold, predictor.class_names, smoothing or smoothing_lib.SmoothingConfig()
+    ) if smooth else None
+    for frame in source.frames(stride):
+        prediction = predictor.predict(frame.image)
+        if smoother is not None:
+            prediction = smoother.update(prediction, frame.timestamp or 0.0)
+        yield frame, prediction
