@@ -63,6 +63,7 @@ class Config:
     validation_steps: Optional[int] = None  # None: the whole validation split
     early_stopping_patience: int = 0  # epochs without val loc_accuracy gain; 0 = off
     jit_compile: str = "auto"  # auto | true | false (XLA)
+    steps_per_execution: int = 1  # optimizer steps per call into TensorFlow: more saves per-step overhead on small inputs
     # Progressive resizing (spatial head): the first `progressive_share` of the
     # epochs (rounded down) train at `progressive_size` px, where a step takes
     # about 0.6 of the time (96 vs 128 px; 0.5 for 64 vs 96 px), then the weights

@@ -206,7 +206,8 @@ def compile_for_training(model, config, loss=None, optimizer=None, jit_compile="
     saved afterwards carries its state.
     """
     loss = loss or losses_lib.LocalizationLoss()
-    model_lib.compile_model(model, loss=loss, optimizer=optimizer, jit_compile=jit_compile)
+    steps = config.steps_per_execution
+    model_lib.compile_model(model, loss=loss, optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=steps)
     if not map_supervised(config):
         return model
     trainer = losses_lib.MapSupervision(
@@ -218,6 +219,7 @@ def compile_for_training(model, config, loss=None, optimizer=None, jit_compile="
         optimizer=model.optimizer,
         jit_compile=jit_compile,
         threshold=model_lib.presence_threshold(model),
+        steps_per_execution=steps,
     )
 
 
@@ -408,6 +410,11 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     evaluate_test = config.evaluate and _has_test_split(config, train_ds.class_names, chief and verbose != 0)
     batches = _steps(train_ds)
     steps_per_epoch = config.steps_per_epoch or batches
+    if config.steps_per_epoch and config.steps_per_epoch % config.steps_per_execution:
+        # Keras would run whole executions past the epoch's end on the repeated data.
+        raise ValueError(
+            f"--steps-per-execution {config.steps_per_execution} must divide --steps-per-epoch {config.steps_per_epoch}."
+        )
     hint = augmentation_hint(config, batches)
     if hint and chief and verbose != 0:
         print(hint)
