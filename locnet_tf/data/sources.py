@@ -74,7 +74,7 @@ def load_source(
     splits=(0.8, 0.1, 0.1),
     seed=0,
     box_tolerance=su.BOX_TOLERANCE,
-    verify_images=False,
+    verify_images=True,
 ):
     """Loads a file-based source into validated records.
 
@@ -93,7 +93,8 @@ def load_source(
         seed: int. Seed of the hash split.
         box_tolerance: float. Fraction of the image a box may run past an
             edge before it is an error (it is clipped).
-        verify_images: bool. Decode every image fully (finds truncated files).
+        verify_images: bool. Decode every image fully (finds truncated and
+            corrupt files; default). False reads headers and file ends only.
 
     Returns:
         SourceData: records per split ("train", "validation", "test"),
