@@ -129,6 +129,9 @@ def too_large(width, height):
 
 
 _OPEN_LOCK = threading.Lock()
+# What Pillow raises for a file it cannot read (struct.error: a damaged header
+# some plugins unpack without checking its length).
+PILLOW_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error)
 
 
 def open_image(source):
@@ -191,7 +194,7 @@ def inspect(data, name, verify=True):
             stored_width, stored_height = image.size
             height, width = oriented_size(image)
             palette_bmp = fmt == "BMP" and image.mode not in ("RGB", "RGBA", "L")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as error:
+    except PILLOW_ERRORS as error:
         raise ImageError(name, check_bytes(data) or f"cannot be read: {error}") from None
     if fmt not in READABLE_FORMATS:
         raise ImageError(name, f"a {fmt} image; locnet_tf reads only JPEG, PNG, GIF and BMP (convert it first)")
@@ -218,7 +221,7 @@ def _decode_problem(data, fmt):
     try:
         with open_image(io.BytesIO(data)) as image:
             image.load()
-    except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError) as error:
+    except PILLOW_ERRORS + (Image.DecompressionBombError,) as error:
         return f"cannot be decoded: {error}"
     return None
 
@@ -289,7 +292,7 @@ def exif_orientation(image):
         try:
             with open_image(source) as opened:  # the header only: no pixels are decoded
                 value = opened.getexif().get(ORIENTATION_TAG, 1)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error):
+        except PILLOW_ERRORS:
             return 1  # not an image Pillow reads: the decoder reports it
     try:
         value = int(value)
@@ -328,7 +331,7 @@ def read_image(path):
         with open_image(io.BytesIO(data)) as image:
             image = ImageOps.exif_transpose(image)
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as error:
+    except PILLOW_ERRORS as error:
         raise DataError(f"{path}: cannot be decoded: {error}.") from None
 
 

@@ -498,7 +498,8 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
 def skipped_summary(data, first=5):
     """One line: how many entries were skipped and the first few, with reasons."""
     shown = "; ".join(reason for _, reason in data.skipped[:first])
-    more = f" (and {len(data.skipped) - first} more)" if len(data.skipped) > first else ""
+    more = (f" (and {len(data.skipped) - first} more: python -m locnet_tf.data {data.name or 'SPEC'} --skip-bad "
+            "lists them all)") if len(data.skipped) > first else ""
     count = len(data.skipped)
     return f"{data.name or 'source'}: skipped {count} {'entry' if count == 1 else 'entries'}: {shown}{more}"
 

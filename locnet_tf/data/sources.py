@@ -26,6 +26,8 @@ The Caltech photos beside the repo load as shipped with::
 left out and reported.)
 """
 
+import difflib
+
 from locnet_tf.data import coco, csv_source, voc, yolo
 from locnet_tf.data import source_utils as su
 
@@ -56,8 +58,15 @@ def parse_spec(spec):
             return builtin, spec.partition("/")[2]
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in FILE_KINDS + ("tfds",) or not rest:
+        known = FILE_KINDS + ("tfds",) + BUILTIN_KINDS
+        close = difflib.get_close_matches(kind.lower() if sep else spec.split("/")[0].lower(), known, n=1)
+        hint = ""
+        if close and close[0] in BUILTIN_KINDS:
+            hint = f" Did you mean {close[0]!r}?"
+        elif close:
+            hint = f" Did you mean '{close[0]}:{rest if sep else spec}'?"
         raise ValueError(
-            f"Unknown data spec {spec!r}. Use 'synthetic', 'tfds:NAME[/CONFIG]', "
+            f"Unknown data spec {spec!r}.{hint} Use 'synthetic', 'tfds:NAME[/CONFIG]', "
             "'csv:PATH', 'voc:DIR', 'coco:PATH.json' or 'yolo:PATH'."
         )
     return kind, rest
