@@ -62,6 +62,9 @@ def user_message(error):
         found = _ASSERTION.search(text)
         if found:
             return f"{found['path']}: {found['problem']}"
+        if isinstance(error, (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError)):
+            # A full disk, a read-only folder, memory: the first line names the file or the tensor.
+            return text.strip().splitlines()[0].strip()
         if any(op in text for op in _DATA_OPS):
             first = text.strip().splitlines()[0].strip()
             return (

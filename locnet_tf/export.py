@@ -33,6 +33,7 @@ folder and a previous export intact.
 import argparse
 import dataclasses
 import datetime
+import errno
 import json
 import os
 import pathlib
@@ -53,7 +54,7 @@ from locnet_tf import boxes as box_lib
 from locnet_tf import inference
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import model as model_lib
-from locnet_tf import outputs
+from locnet_tf import outputs as outputs_lib
 from locnet_tf import runtime
 from locnet_tf import tflite_metadata
 
@@ -416,7 +417,7 @@ def export_model(
     out = pathlib.Path(out) if out else default_out(model_path)
     log = print if verbose else (lambda *a, **k: None)
 
-    outputs.check_writable(out, "folder")  # before the model is loaded and the data read
+    outputs_lib.check_writable(out, "folder")  # before the model is loaded and the data read
 
     model = inference.load_keras(model_path)
     image_size = int(model.input_shape[1])
@@ -427,7 +428,7 @@ def export_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     # A SavedModel and each .tflite are at most about the .keras file's size.
     needed = (1 + len(quantize) + 2) * model_path.stat().st_size + 16_000_000
-    outputs.check_free_space(out.parent, needed, f"the export {out}")
+    outputs_lib.check_free_space(out, needed, "the export")
     folder = WorkFolder(out, log=log)
     work = folder.path
     try:
@@ -501,10 +502,13 @@ def export_model(
             (work / "saved_model" / "assets.extra").mkdir(exist_ok=True)
             shutil.copy(work / inference.METADATA, work / "saved_model" / "assets.extra" / inference.METADATA)
         folder.move_into_place()
-    except OSError as error:  # a full disk, say: nothing of this export is left behind
+    except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
+        # A full disk, say (TensorFlow's writers raise their own errors): nothing of this export is left behind.
         folder.remove()
-        raise OSError(error.errno, f"cannot write the export ({error.strerror or error}); "
-                      "nothing was written and any previous export is as it was", str(out)) from error
+        reason = error.strerror if isinstance(error, OSError) else error.message.rsplit(";", 1)[-1].strip()
+        raise OSError(getattr(error, "errno", None) or errno.EIO,
+                      f"cannot write the export ({reason or error}); nothing was written and any previous "
+                      "export is as it was", str(out)) from error
     except BaseException:
         folder.remove()
         raise
