@@ -62,8 +62,14 @@ def _corrupt_middle(path):
 
 
 def _big_png(path):
-    # 20000 x 20000 one-bit pixels: 5 MB of zlib stream on disk, 400 megapixels decoded.
-    Image.new("1", (20000, 20000)).save(path)
+    # 20000 x 20000 one-bit pixels: a small zlib stream on disk, 400 megapixels decoded.
+    if not _BIG_PNG:
+        Image.new("1", (20000, 20000)).save(path)
+        _BIG_PNG.append(path.read_bytes())
+    path.write_bytes(_BIG_PNG[0])
+
+
+_BIG_PNG = []  # made once per process: the picture takes a second to compress
 
 
 def source_with(tmp, change):
