@@ -66,9 +66,20 @@ def user_message(error):
             # A full disk, a read-only folder, memory: the first line names the file or the tensor.
             return text.strip().splitlines()[0].strip()
         if any(op in text for op in _DATA_OPS):
-            first = text.strip().splitlines()[0].strip()
+            first = _TF_WRAPPING.sub("", text.strip().splitlines()[0]).strip()
+            found = _NOT_FOUND.fullmatch(first)
+            if found:  # a file removed after the source was read
+                return f"{found['path']}: no such file"
             return (
                 f"TensorFlow could not read the data: {first} "
                 "(python -m locnet_tf.data SPEC checks every file of a source)"
             )
     return None
+
+
+# What tf.data wraps an op's own message in, e.g. "{{function_node ...}} Error
+# in user-defined function passed to MapDataset:5 transformation with
+# iterator: Iterator::Root::Map: ".
+_TF_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}|Error in user-defined function passed to .*? "
+                          r"transformation with iterator: \S+: ")
+_NOT_FOUND = re.compile(r"(?P<path>.+); No such file or directory")

@@ -505,6 +505,8 @@ def export_model(
     except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
         # A full disk, say (TensorFlow's writers raise their own errors): nothing of this export is left behind.
         folder.remove()
+        if isinstance(error, OSError) and error.errno not in _WRITE_ERRORS:
+            raise  # not about writing (a data file that went missing, say): as it is
         reason = error.strerror if isinstance(error, OSError) else error.message.rsplit(";", 1)[-1].strip()
         raise OSError(getattr(error, "errno", None) or errno.EIO,
                       f"cannot write the export ({reason or error}); nothing was written and any previous "
@@ -656,6 +658,10 @@ result = Predictor("{usage}").predict("image.jpg")
 print(result.present, result.class_name, result.score, result.box_pixels)
 ```
 """
+
+
+# The errors of a write that the file system refused.
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO)
 
 
 class WorkFolder:

@@ -20,7 +20,9 @@ dataset it returns carries the class names in `dataset.class_names` (as
 `.map` the dataset further, so read it first.
 
 Bad data is never skipped here (no `ignore_errors()`): a missing, empty,
-truncated or non-image file stops the pipeline with an error naming it.
+truncated, oversized or non-image file stops the pipeline with an error naming
+it. (The source readers check every file before a pipeline is built,
+`locnet_tf.images.inspect`, so these checks catch only files changed since.)
 """
 
 import dataclasses
