@@ -61,12 +61,34 @@ def _corrupt_middle(path):
     path.write_bytes(bytes(data))
 
 
+def _cut_copy(source, path, keep=0.5):
+    shutil.copy(source, path)
+    _truncate(path, keep)
+    return path
+
+
+def _file(path):
+    path.touch()
+    return path
+
+
+def _folder(path):
+    path.mkdir()
+    return path
+
+
+def _garbage(path):
+    path.write_bytes(os.urandom(300))
+    return path
+
+
 def _big_png(path):
     # 20000 x 20000 one-bit pixels: a small zlib stream on disk, 400 megapixels decoded.
     if not _BIG_PNG:
         Image.new("1", (20000, 20000)).save(path)
         _BIG_PNG.append(path.read_bytes())
     path.write_bytes(_BIG_PNG[0])
+    return path
 
 
 _BIG_PNG = []  # made once per process: the picture takes a second to compress
@@ -216,7 +238,7 @@ ROWS = [
      lambda t, m: _train(source_with(t, oversized_png), t / "run", "--skip-bad", *QUICK),
      trained_skipping(r"img03\.png: image is too large")),
     ("20000x20000 PNG in predict", "P",
-     lambda t, m: [m["tflite"], (_big_png(t / "big.png"), t / "big.png")[1], "--quiet"],
+     lambda t, m: [m["tflite"], _big_png(t / "big.png"), "--quiet"],
      error(r"big\.png: image is too large: 20000x20000 pixels")),
     ("--out in a read-only folder: train", "T",
      lambda t, m: read_only(t, m, lambda out: _train(m["data"], out)),
@@ -234,13 +256,13 @@ ROWS = [
      lambda t, m: full_disk(t, m, lambda out: [m["keras"], "--out", out, "--data", m["data"]]),
      error(r"out: not enough free space for the export")),
     ("--out is an existing file: train", "T",
-     lambda t, m: _train(m["data"], (t / "taken").touch() or t / "taken"),
+     lambda t, m: _train(m["data"], _file(t / "taken")),
      error(r"--out \S*taken is a file; give a folder")),
     ("--out is an existing file: predict", "P",
-     lambda t, m: [m["tflite"], m["data"][4:] + "/images/img00.jpg", "--out", (t / "taken").touch() or t / "taken"],
+     lambda t, m: [m["tflite"], m["data"][4:] + "/images/img00.jpg", "--out", _file(t / "taken")],
      error(r"--out \S*taken is a file; give a folder")),
     ("--out is a folder: evaluate", "V",
-     lambda t, m: [m["keras"], "--data", m["data"], "--split", "train", "--out", (t / "eval").mkdir() or t / "eval"],
+     lambda t, m: [m["keras"], "--data", m["data"], "--split", "train", "--out", _folder(t / "eval")],
      error(r"--out \S*eval is a folder; give a file name")),
     ("--batch-size 0", "T",
      lambda t, m: _train(m["data"], t / "run", "--batch-size", "0"),
@@ -307,19 +329,17 @@ ROWS = [
     ("--resize strech", "T", lambda t, m: _train(m["data"], t / "run", "--resize", "strech"),
      error(r"--resize must be one of stretch, letterbox; got 'strech'")),
     ("a truncated .keras file: predict", "P",
-     lambda t, m: [(shutil.copy(m["keras"], t / "m.keras"), _truncate(t / "m.keras"), t / "m.keras")[2],
-                   m["data"][4:] + "/images/img00.jpg"],
+     lambda t, m: [_cut_copy(m["keras"], t / "m.keras"), m["data"][4:] + "/images/img00.jpg"],
      error(r"m\.keras: not a readable \.keras model \(not a zip archive: truncated or damaged\?\)")),
     ("a truncated .keras file: export", "E",
-     lambda t, m: [(shutil.copy(m["keras"], t / "m.keras"), _truncate(t / "m.keras"), t / "m.keras")[2],
-                   "--out", t / "export", "--data", m["data"]],
+     lambda t, m: [_cut_copy(m["keras"], t / "m.keras"), "--out", t / "export", "--data", m["data"]],
      error(r"m\.keras: not a readable \.keras model")),
     ("a garbage .tflite", "P",
-     lambda t, m: [((t / "g.tflite").write_bytes(os.urandom(300)), t / "g.tflite")[1], m["data"][4:] + "/images/img00.jpg"],
+     lambda t, m: [_garbage(t / "g.tflite"), m["data"][4:] + "/images/img00.jpg"],
      error(r"g\.tflite: not a TFLite model")),
     ("a truncated .tflite", "P",
-     lambda t, m: [(shutil.copy(m["tflite"], t / "t.tflite"), _truncate(t / "t.tflite", 0.3), t / "t.tflite")[2],
-                   m["data"][4:] + "/images/img00.jpg", "--classes", "car,pedestrian"],
+     lambda t, m: [_cut_copy(m["tflite"], t / "t.tflite", 0.3), m["data"][4:] + "/images/img00.jpg",
+                   "--classes", "car,pedestrian"],
      error(r"t\.tflite: not a readable TFLite model")),
 ]
 
@@ -417,3 +437,12 @@ def test_the_command_line_itself_prints_one_line(tmp_path, models):
     lines = bad.error_lines(err)
     assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
     assert re.search(r"img02\.jpg: JPEG image is truncated", lines[0])
+
+
+def test_predict_says_which_images_of_a_folder_it_does_not_read(tmp_path, models, capfd):
+    bad.make_photo(tmp_path / "photos" / "a.jpg", 0)
+    Image.new("RGB", (64, 48)).save(tmp_path / "photos" / "b.webp")
+    code = bad.run_command("P", [models["tflite"], tmp_path / "photos", "--quiet"])
+    out, err = capfd.readouterr()
+    assert code == 0 and len(out.splitlines()) == 1
+    assert re.search(r"warning: 1 image file not read .*: \S*b\.webp", err), err
