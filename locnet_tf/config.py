@@ -385,6 +385,8 @@ def validate(config):
                 f"--progressive-size must be a multiple of {stride} from {low} to below --image-size "
                 f"{config.image_size}, got {psize!r} (--progressive-share 0 turns progressive resizing off)."
             )
+    if hasattr(config, "steps_per_execution"):  # a field being added beside this work
+        integer("steps_per_execution", 1)
     integer("seed", 0, 2**32 - 1)
     choice("strategy", ("default", "mirrored", "multi_worker"))
     integer("gallery_size", 0)

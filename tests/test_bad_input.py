@@ -446,3 +446,41 @@ def test_predict_says_which_images_of_a_folder_it_does_not_read(tmp_path, models
     out, err = capfd.readouterr()
     assert code == 0 and len(out.splitlines()) == 1
     assert re.search(r"warning: 1 image file not read .*: \S*b\.webp", err), err
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("ema", 1.0, r"--ema must be a number in \[0, 1\), got 1\.0"),
+    ("label_smoothing", -0.1, r"--label-smoothing must be a number in \[0, 1\)"),
+    ("dropout", 1.0, r"--dropout must be a number in \[0, 1\)"),
+    ("learning_rate", 0.0, r"--learning-rate must be a number above 0"),
+    ("warmup_epochs", 9.0, r"--warmup-epochs must be a number in \[0, 8\]"),
+    ("steps_per_epoch", 0, r"--steps-per-epoch must be an integer of at least 1"),
+    ("backbone", "resnet", r"--backbone must be one of simple, mobilenet_v2"),
+    ("multi_object", "all", r"--multi-object must be one of largest, drop, fail"),
+    ("jit_compile", "maybe", r"--jit-compile must be one of auto, true, false"),
+    ("progressive_size", 72, r"--progressive-size must be a multiple of 16 from 32 to below --image-size 128"),
+    ("filters", (8, 16), r"--filters must be 4 integers"),
+    ("class_map", "car", r"class map entries look like 'old=new'"),
+    ("init", "nowhere.keras", r"--init nowhere\.keras: no such model file or run folder"),
+    ("seed", -1, r"--seed must be an integer from 0 to 4294967295"),
+])
+def test_config_values_are_checked_in_one_place(field, value, message):
+    import dataclasses
+
+    from locnet_tf import config as config_lib
+
+    config_lib.validate(config_lib.Config())  # the defaults pass
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        config_lib.validate(dataclasses.replace(config_lib.Config(), **{field: value}))
+
+
+def test_the_image_size_must_fit_the_backbones_stride():
+    import dataclasses
+
+    from locnet_tf import config as config_lib
+
+    for backbone, size in (("simple", 112), ("mobilenet_v2", 128), ("efficientnet_b0", 96)):
+        config_lib.validate(dataclasses.replace(config_lib.Config(), backbone=backbone, image_size=size))
+    mobilenet = dataclasses.replace(config_lib.Config(), backbone="mobilenet_v2", image_size=112)
+    with pytest.raises(ValueError, match=r"--image-size must be a multiple of 32 \(the mobilenet_v2 backbone's stride\)"):
+        config_lib.validate(mobilenet)
