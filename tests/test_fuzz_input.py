@@ -11,12 +11,10 @@ predict's reader refuses too, and `--skip-bad` training lists exactly those.
 import contextlib
 import json
 import logging
-import os
 import pathlib
 import signal
 
 import numpy as np
-import pytest
 
 import bad_input_data as bad
 from locnet_tf import images
