@@ -254,7 +254,8 @@ def config_from_args(args, notice=print):
         for f in dataclasses.fields(Config)
         if getattr(args, f.name, None) is not None
     }
-    return recipe.resolve(args.preset, given, notice=notice)
+    validate(Config(**given))  # the flags themselves, before the recipe reads the data
+    return validate(recipe.resolve(args.preset, given, notice=notice))
 
 
 def _field_comments():
@@ -268,3 +269,126 @@ def _field_comments():
             name = line.split(":", 1)[0].strip()
             comments[name] = line.split("#", 1)[1].strip()
     return comments
+
+
+# ----------------------------------------------------------------------------
+# Validation: every field's range or choices, in one place.
+
+# The smallest and largest input size; sizes must also be a multiple of the
+# backbone's stride (`_STRIDES`), or the simple backbone's stride-16 features
+# do not line up with its stride-8 ones (and keras.applications networks
+# lose pixels at their stride-32 stage).
+IMAGE_SIZES = (32, 1024)
+_STRIDES = {"simple": 16}
+_DEFAULT_STRIDE = 32  # the keras.applications backbones
+
+
+def validate(config):
+    """Raises ValueError for the first field of `config` out of its range or choices.
+
+    The message names the flag, the value and what is allowed, e.g.
+    "--batch-size must be an integer of at least 1, got 0." Called where a
+    config is built from flags (`config_from_args`) and where training
+    starts (`train.train`), so a bad value stops the command before any data
+    is read or model built.
+
+    Raises:
+        ValueError: a value out of range, an unknown choice, or an image size
+            that does not fit the backbone's stride.
+        FileNotFoundError: an `--init` model that is not there.
+    """
+    import math
+    import os
+
+    from locnet_tf import losses, model
+    from locnet_tf.data import source_utils, sources
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    def integer(name, low, high=None, optional=False):
+        value = getattr(config, name)
+        if value is None and optional:
+            return
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            raise ValueError(f"{flag(name)} must be an integer {span}, got {value!r}.")
+
+    def number(name, low, high=None, low_open=False, high_open=True):
+        value = getattr(config, name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value > low if low_open else value >= low)
+        if high is not None:
+            ok = ok and (value < high if high_open else value <= high)
+        if not ok:
+            if high is None:
+                span = f"{'above' if low_open else 'of at least'} {low:g}"
+            else:
+                span = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise ValueError(f"{flag(name)} must be a number {span}, got {value!r}.")
+
+    def choice(name, choices, value=None):
+        value = getattr(config, name) if value is None else value
+        if value not in choices:
+            raise ValueError(f"{flag(name)} must be one of {', '.join(map(str, choices))}; got {value!r}.")
+
+    sources.parse_spec(config.data)  # names the known kinds (and the closest one to a typo)
+    if config.class_names is not None:
+        names = [str(n) for n in config.class_names]
+        if not names or len(set(names)) != len(names) or not all(n.strip() for n in names):
+            raise ValueError(f"--class-names must be distinct, non-empty names, got {list(config.class_names)}.")
+    config.class_map_dict()  # "a=b,c=" or an error naming the bad entry
+    choice("multi_object", source_utils.MULTI_OBJECT_POLICIES)
+    choice("resize", ("stretch", "letterbox"))
+    choice("backbone", model.BACKBONES)
+    if config.backbone == "simple" and config.weights is not None:
+        raise ValueError("--weights: the simple backbone has no pretrained weights; leave --weights out.")
+    if len(config.filters) != 4 or not all(isinstance(f, int) and f >= 1 for f in config.filters):
+        raise ValueError(f"--filters must be 4 integers of at least 1 (stem, stages 1-3), got {config.filters}.")
+    if len(config.depths) != 3 or not all(isinstance(d, int) and d >= 1 for d in config.depths):
+        raise ValueError(f"--depths must be 3 integers of at least 1 (convs per stage), got {config.depths}.")
+    stride = _STRIDES.get(config.backbone, _DEFAULT_STRIDE)
+    low, high = IMAGE_SIZES
+    size = config.image_size
+    if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= high or size % stride:
+        raise ValueError(
+            f"--image-size must be a multiple of {stride} (the {config.backbone} backbone's stride) from {low} to "
+            f"{high}, e.g. 96 or 128; got {size!r}."
+        )
+    choice("head", ("spatial", "dense"))
+    integer("head_channels", 1)
+    integer("head_units", 1)
+    number("dropout", 0.0, 1.0)
+    if config.init is not None and not os.path.exists(config.init):
+        raise FileNotFoundError(f"--init {config.init}: no such model file or run folder.")
+    choice("loss_mode", losses.MODES)
+    choice("box_loss", losses.BOX_LOSSES)
+    for name in ("pc_weight", "box_weight", "class_weight", "heatmap_weight", "vote_weight"):
+        number(name, 0.0)
+    number("label_smoothing", 0.0, 1.0)
+    number("heatmap_sigma", 0.0, low_open=True)
+    integer("epochs", 1)
+    integer("batch_size", 1)
+    number("learning_rate", 0.0, low_open=True)
+    number("warmup_epochs", 0.0, config.epochs, high_open=False)
+    number("weight_decay", 0.0)
+    number("ema", 0.0, 1.0)
+    integer("steps_per_epoch", 1, optional=True)
+    integer("validation_steps", 1, optional=True)
+    integer("early_stopping_patience", 0)
+    choice("jit_compile", ("auto", "true", "false"), str(config.jit_compile).lower())
+    number("progressive_share", 0.0, 1.0)
+    choice("progressive_mode", ("crop", "resize"))
+    if config.progressive_share > 0 and config.head == "spatial" and config.progressive_size < config.image_size:
+        psize = config.progressive_size
+        if isinstance(psize, bool) or not isinstance(psize, int) or psize < low or psize % stride:
+            raise ValueError(
+                f"--progressive-size must be a multiple of {stride} from {low} to below --image-size "
+                f"{config.image_size}, got {psize!r} (--progressive-share 0 turns progressive resizing off)."
+            )
+    if hasattr(config, "steps_per_execution"):  # a field being added beside this work
+        integer("steps_per_execution", 1)
+    integer("seed", 0, 2**32 - 1)
+    choice("strategy", ("default", "mirrored", "multi_worker"))
+    integer("gallery_size", 0)
+    return config

@@ -12,6 +12,8 @@ the score, or "no object" with `p_c` when nothing is present.
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from locnet_tf import outputs
+
 # The plots' palette (locnet_tf.plots), one colour per class id.
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 # Pictures smaller than this (short side, pixels) are enlarged before drawing,
@@ -80,5 +82,7 @@ def save_picture(image, prediction, path, extra=None):
     """Saves `image` with its prediction drawn (PNG or JPEG by suffix); returns the path."""
     image = np.asarray(image)
     scale = picture_scale(*image.shape[:2])
-    Image.fromarray(annotate(image, prediction, scale=scale, extra=extra)).save(path)
+    picture = Image.fromarray(annotate(image, prediction, scale=scale, extra=extra))
+    with outputs.atomic_path(path) as partial:  # a full disk leaves no half-written picture
+        picture.save(partial)
     return str(path)

@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from locnet_tf import outputs
 from locnet_tf import target as target_lib
 
 REPORT_KEYS = ("pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy")
@@ -190,8 +191,6 @@ def report_from_arrays(y_true, y_pred, class_names, threshold=0.5):
 
 
 def _load_keras(model):
-    import keras
-
     if isinstance(model, (str, os.PathLike)):
         path = str(model)
         if not path.endswith(".keras"):
@@ -199,9 +198,9 @@ def _load_keras(model):
                 f"{path}: calibration stores the threshold in a .keras model; exports take "
                 "theirs from the model they were made from."
             )
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: no such model file.")
-        return keras.models.load_model(path), path
+        from locnet_tf import inference
+
+        return inference.load_keras(path), path
     return model, None
 
 
@@ -334,7 +333,8 @@ def calibrate(model, data=None, split="validation", config=None, save=True, data
     threshold = calibrate_threshold(y_true, y_pred)
     set_presence_threshold(model, threshold)
     if save and path:
-        model.save(path)
+        with outputs.atomic_path(path) as partial:  # a full disk keeps the model as it was
+            model.save(partial)
     return threshold
 
 
@@ -369,6 +369,10 @@ def evaluate(
     Returns:
         The report dict.
     """
+    if out:  # before the model is loaded and the data read
+        outputs.check_writable(out, "file")
+        if pictures:
+            outputs.check_writable(pathlib.Path(out).parent / "eval", "folder", "the pictures' folder")
     model = _AnyModel(model)
     path = model.path
     config = _with_skip_bad(config or _run_config(path), skip_bad)
@@ -388,7 +392,7 @@ def evaluate(
             report["pictures"] = plots.evaluation_pictures(
                 images, y_true, y_pred, names, threshold, pic_dir, gallery_size=gallery_size
             )
-        out.write_text(json.dumps(report, indent=2))
+        outputs.atomic_write(out, json.dumps(report, indent=2))
     return report
 
 
@@ -431,6 +435,8 @@ def main(argv=None):
     parser.add_argument("--threshold", type=float, default=None, help="presence threshold (default: the model's)")
     parser.add_argument("--calibrate", action="store_true", help="first calibrate the threshold on validation data and store it in the model")
     args = parser.parse_args(argv)
+    if args.out:  # before calibrating, which rewrites the model
+        outputs.check_writable(args.out, "file")
     if args.calibrate:
         threshold = calibrate(args.model, data=args.data, data_dir=args.data_dir, skip_bad=args.skip_bad)
         print(f"calibrated presence threshold: {threshold:.3f}")

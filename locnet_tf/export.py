@@ -33,12 +33,18 @@ folder and a previous export intact.
 import argparse
 import dataclasses
 import datetime
+import errno
 import json
 import os
 import pathlib
+import secrets
 import shutil
 import sys
-import tempfile
+
+try:
+    import fcntl  # POSIX: locks that say an export folder is in use (see WorkFolder)
+except ImportError:  # Windows
+    fcntl = None
 
 import numpy as np
 import tensorflow as tf
@@ -48,6 +54,7 @@ from locnet_tf import boxes as box_lib
 from locnet_tf import inference
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import model as model_lib
+from locnet_tf import outputs as outputs_lib
 from locnet_tf import runtime
 from locnet_tf import tflite_metadata
 
@@ -410,19 +417,20 @@ def export_model(
     out = pathlib.Path(out) if out else default_out(model_path)
     log = print if verbose else (lambda *a, **k: None)
 
-    model = keras.models.load_model(model_path)
+    outputs_lib.check_writable(out, "folder")  # before the model is loaded and the data read
+
+    model = inference.load_keras(model_path)
     image_size = int(model.input_shape[1])
     class_names = model_lib.class_names(model)
     threshold = model_lib.presence_threshold(model)
     settings = data_settings(model_path, data, data_dir, skip_bad)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Same filesystem as `out`, so moving it into place is a rename.
-    work = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    # mkdtemp makes the folder private (0700); the export should read like any folder.
-    umask = os.umask(0)
-    os.umask(umask)
-    work.chmod(0o777 & ~umask)
+    # A SavedModel and each .tflite are at most about the .keras file's size.
+    needed = (1 + len(quantize) + 2) * model_path.stat().st_size + 16_000_000
+    outputs_lib.check_free_space(out, needed, "the export")
+    folder = WorkFolder(out, log=log)
+    work = folder.path
     try:
         log(f"Exporting {model_path} ({image_size}px, classes {class_names}) to {out}")
         saved_model_dir = work / "saved_model"
@@ -493,9 +501,18 @@ def export_model(
             # TF Serving's place for extra files; lets the SavedModel travel alone.
             (work / "saved_model" / "assets.extra").mkdir(exist_ok=True)
             shutil.copy(work / inference.METADATA, work / "saved_model" / "assets.extra" / inference.METADATA)
-        _move_into_place(work, out)
+        folder.move_into_place()
+    except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
+        # A full disk, say (TensorFlow's writers raise their own errors): nothing of this export is left behind.
+        folder.remove()
+        if isinstance(error, OSError) and error.errno not in _WRITE_ERRORS:
+            raise  # not about writing (a data file that went missing, say): as it is
+        reason = error.strerror if isinstance(error, OSError) else error.message.rsplit(";", 1)[-1].strip()
+        raise OSError(getattr(error, "errno", None) or errno.EIO,
+                      f"cannot write the export ({reason or error}); nothing was written and any previous "
+                      "export is as it was", str(out)) from error
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        folder.remove()
         raise
     log(f"Export written to {out}")
     return metadata | {"path": str(out)}
@@ -643,19 +660,116 @@ print(result.present, result.class_name, result.score, result.box_pixels)
 """
 
 
-def _move_into_place(work, out):
-    previous = None
-    if out.exists():
-        previous = out.parent / f".{out.name}.previous-{os.getpid()}"
-        os.replace(out, previous)
+# The errors of a write that the file system refused.
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO)
+
+
+class WorkFolder:
+    """The temporary folder an export is written into, beside `out`, and its lock.
+
+    `.NAME.partial-TOKEN/` holds the export while it is being made; the file
+    `.NAME.partial-TOKEN.lock` beside it stays locked (`fcntl.flock`) for as
+    long as the exporting process lives, which says the folder is in use.
+    Folders of the same NAME whose lock is free (their process died: killed,
+    the machine rebooted) or missing are stale: they are removed when the
+    next export of NAME starts, and only they (an export running in another
+    process keeps its folder; other names are not looked at). The previous
+    export, moved aside while the new one is moved in, waits as
+    `.NAME.partial-TOKEN.previous/`; if the process dies right then, the next
+    export puts it back when `out` is missing.
+
+    Hand-written because no library offers "a temporary folder that another
+    process can tell is abandoned"; `tempfile` folders are anonymous. Where
+    `fcntl` is missing (Windows), stale folders are left for the user to remove.
+    """
+
+    def __init__(self, out, log=print):
+        self.out = pathlib.Path(out)
+        self.prefix = f".{self.out.name}.partial-"
+        self._remove_stale(log)
+        token = secrets.token_hex(6)
+        self.path = self.out.parent / f"{self.prefix}{token}"
+        self.lock_path = self.out.parent / f"{self.prefix}{token}.lock"
+        self.previous = self.out.parent / f"{self.prefix}{token}.previous"
+        self._lock = None
+        if fcntl is not None:
+            # Locked under a name the stale-folder scan ignores, then renamed:
+            # no other process can see the lock file unlocked.
+            locking = self.out.parent / f".{self.out.name}.locking-{token}"
+            self._lock = os.open(locking, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            os.replace(locking, self.lock_path)
+        self.path.mkdir()
+
+    def move_into_place(self):
+        """Replaces `out` with the finished export (the old one, if any, is removed afterwards)."""
+        moved = False
+        if self.out.exists():
+            os.replace(self.out, self.previous)
+            moved = True
+        try:
+            os.replace(self.path, self.out)
+        except BaseException:
+            if moved:
+                os.replace(self.previous, self.out)
+            raise
+        if moved:  # the new export is in place; an old one left half-removed goes with the next export
+            shutil.rmtree(self.previous, ignore_errors=True)
+        self._unlock()
+
+    def remove(self):
+        """Removes the unfinished export (after a failure)."""
+        shutil.rmtree(self.path, ignore_errors=True)  # it may be half-written: remove what is there
+        self._unlock()
+
+    def _unlock(self):
+        if self._lock is not None:
+            self.lock_path.unlink(missing_ok=True)
+            os.close(self._lock)
+            self._lock = None
+
+    def _remove_stale(self, log):
+        if fcntl is None or not self.out.parent.is_dir():
+            return
+        for lock in sorted(self.out.parent.glob(f".{self.out.name}.locking-*")):
+            if _free(lock):
+                lock.unlink(missing_ok=True)
+        tokens = set()
+        for entry in self.out.parent.glob(f"{self.prefix}*"):
+            token = entry.name[len(self.prefix):]
+            for ending in (".lock", ".previous"):
+                token = token[: -len(ending)] if token.endswith(ending) else token
+            tokens.add(token)
+        for token in sorted(tokens):
+            work = self.out.parent / f"{self.prefix}{token}"
+            lock, previous = work.with_name(work.name + ".lock"), work.with_name(work.name + ".previous")
+            if lock.exists() and not _free(lock):
+                continue  # another export is writing it
+            if previous.is_dir():
+                if self.out.exists():
+                    shutil.rmtree(previous)
+                else:  # killed between moving the old export aside and the new one in
+                    os.replace(previous, self.out)
+                    log(f"Put {self.out} back as it was before an export that was killed.")
+            if work.is_dir():
+                shutil.rmtree(work)
+                log(f"Removed {work}, left by an export that did not finish.")
+            lock.unlink(missing_ok=True)
+
+
+def _free(lock_path):
+    """Whether no process holds the lock on `lock_path` (its exporter is gone)."""
     try:
-        os.replace(work, out)
-    except BaseException:
-        if previous is not None:
-            os.replace(previous, out)
-        raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 # ----------------------------------------------------------------------------

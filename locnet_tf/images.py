@@ -4,6 +4,7 @@ Needs only numpy and Pillow, so `locnet_tf.runtime` runs on a device without
 TensorFlow (DESIGN.md section 5):
 
     read_image(path)                -> uint8 RGB [H, W, 3], EXIF orientation applied
+    inspect(data, name)             -> ImageInfo (format, size as displayed), or DataError
     exif_orientation(file)          -> the EXIF orientation tag (1..8; 1 = upright)
     oriented_size(path)             -> (height, width) as displayed, from the header only
     resize(image, size, method)     -> uint8 [S, S, 3], bit for bit the training pipeline's
@@ -18,6 +19,20 @@ pixels, sizes and box annotations all mean the image as a viewer shows it.
 The tag is read by Pillow (`Image.getexif`, `ImageOps.exif_transpose`) in both
 places, so training and inference agree on what it says.
 
+**Bad files.** Every reader checks an image the same way before it
+decodes it (`inspect`; the source readers with `verify=True`, and
+`read_image`): it must be a JPEG, PNG, GIF or BMP that TensorFlow's decoders
+read right (not a palette BMP, which they would read as grey levels), complete
+(a JPEG's end marker, a PNG's IEND chunk), at most `max_pixels()` pixels
+(100 megapixels unless `LOCNET_TF_MAX_PIXELS` says otherwise: a 20000x20000
+PNG of 5 MB on disk is 1.2 GB decoded, several times that while resized), and
+it must decode without a complaint: libjpeg "recovers" a JPEG corrupted in its
+middle with a warning on stderr that names no file (TensorFlow then trains on
+the damaged pixels), so JPEGs are decoded by libjpeg-turbo in strict mode
+(`simplejpeg`), where that warning is an error; PNG chunks must carry right
+CRCs, which libpng (TensorFlow's decoder) enforces and Pillow does not. Each
+problem is a `DataError` naming the file.
+
 **Resize.** `resize` is TensorFlow's `tf.image.resize(..., antialias=True)`
 (bilinear, the kernel widened when shrinking) followed by the pipeline's
 rounding to uint8, re-done in numpy with TensorFlow's float32 arithmetic in
@@ -29,11 +44,16 @@ pixels (measured), and a model should see at inference exactly the pixels it
 was evaluated on.
 """
 
+import dataclasses
 import functools
 import io
 import os
+import struct
+import threading
+import zlib
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from locnet_tf.data.records import DataError
@@ -54,6 +74,25 @@ GIF, BMP = b"GIF8", b"BM"
 # pad files after it.
 JPEG_TAIL = 256
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+# Image files that are not read (TensorFlow's decoders do not take them). A
+# folder of images that holds some is refused, or they are skipped and listed
+# (`--skip-bad`), never left out unseen.
+UNSUPPORTED_IMAGE_SUFFIXES = (
+    ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jpx",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".psd", ".dng", ".cr2", ".nef", ".arw",
+)
+# What Pillow calls the formats every reader takes.
+READABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
+
+# The largest image, in pixels, that any reader decodes (check, training,
+# evaluation, export, predict). 100 megapixels hold every camera's photo up to
+# 100 MP (a 12 MP phone photo is 12) and decode to 300 MB of uint8 RGB; the
+# training pipeline's resize works in float32, four times that. Larger files
+# are almost always a mistake (a scan, a stitched panorama, a decompression
+# bomb: a 20000x20000 PNG is 5 MB on disk and 1.2 GB decoded). The
+# environment variable raises or lowers it.
+DEFAULT_MAX_PIXELS = 100_000_000
+MAX_PIXELS_ENV = "LOCNET_TF_MAX_PIXELS"
 
 ORIENTATION_TAG = 0x0112  # EXIF "Orientation"
 # Orientations that swap width and height (the 90-degree turns and transposes).
@@ -62,6 +101,169 @@ SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 
 # ----------------------------------------------------------------------------
 # Reading.
+
+
+def max_pixels():
+    """The pixel limit: `LOCNET_TF_MAX_PIXELS` when set (a number, e.g. 2e8), else 100 megapixels."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_PIXELS_ENV} must be a number of pixels of at least 1 (e.g. 200000000), got {text!r}.")
+    return value
+
+
+def too_large(width, height):
+    """Why an image of `width` x `height` pixels is refused, or None when it is within `max_pixels()`."""
+    limit = max_pixels()
+    if width * height <= limit:
+        return None
+    return (
+        f"image is too large: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels, over the limit "
+        f"of {limit / 1e6:g}; {MAX_PIXELS_ENV} changes it)"
+    )
+
+
+_OPEN_LOCK = threading.Lock()
+# What Pillow raises for a file it cannot read (struct.error: a damaged header
+# some plugins unpack without checking its length).
+PILLOW_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error)
+
+
+def open_image(source):
+    """`PIL.Image.open` (lazy: reads the header only) without Pillow's decompression-bomb check.
+
+    Pillow warns about images above its `MAX_IMAGE_PIXELS` and refuses those
+    above twice that, naming no file; `too_large` is the package's one limit
+    and names the file, so Pillow's is lifted while the header is read (under
+    a lock: it is a module global).
+    """
+    with _OPEN_LOCK:
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+class ImageError(DataError):
+    """A bad image file: `name` (the file, as the caller named it) and `problem`."""
+
+    def __init__(self, name, problem):
+        super().__init__(f"{name}: {problem}")
+        self.name, self.problem = name, problem
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+    """What `inspect` found: Pillow's format name and the size as displayed (EXIF orientation applied)."""
+
+    format: str
+    height: int
+    width: int
+    stored_height: int
+    stored_width: int
+
+
+def inspect(data, name, verify=True):
+    """Checks an image file's bytes as every reader does before decoding them (see the module docstring).
+
+    Args:
+        data: bytes of the file.
+        name: str. Names the file in messages (they read `f"{name}: {problem}"`).
+        verify: bool. Also decode the whole image (finds corrupt data);
+            otherwise only the header and the file's end are read.
+
+    Returns:
+        ImageInfo.
+
+    Raises:
+        ImageError (a DataError): empty, not an image, a format the decoders
+            do not read right, truncated, too large, or (with `verify`) corrupt.
+    """
+    if not data:
+        raise ImageError(name, EMPTY_IMAGE)
+    try:
+        with open_image(io.BytesIO(data)) as image:
+            fmt = image.format
+            stored_width, stored_height = image.size
+            height, width = oriented_size(image)
+            palette_bmp = fmt == "BMP" and image.mode not in ("RGB", "RGBA", "L")
+    except PILLOW_ERRORS as error:
+        raise ImageError(name, check_bytes(data) or f"cannot be read: {error}") from None
+    if fmt not in READABLE_FORMATS:
+        raise ImageError(name, f"a {fmt} image; locnet_tf reads only JPEG, PNG, GIF and BMP (convert it first)")
+    if palette_bmp:
+        # TensorFlow's BMP decoder takes 8-bit pixels as grey levels: a palette
+        # BMP would train on its colour indices. (1- and 4-bit ones it refuses.)
+        raise ImageError(name, "a BMP with a colour palette, which TensorFlow's decoder reads wrongly (convert it to PNG)")
+    problem = too_large(stored_width, stored_height) or check_bytes(data)
+    if not problem and verify:
+        problem = _decode_problem(data, fmt)
+    if problem:
+        raise ImageError(name, problem)
+    return ImageInfo(fmt, height, width, stored_height, stored_width)
+
+
+def _decode_problem(data, fmt):
+    """Why the image data does not decode cleanly, or None."""
+    if fmt == "JPEG":
+        return _jpeg_problem(data)
+    if fmt == "PNG":
+        problem = _png_chunk_problem(data)
+        if problem:
+            return problem
+    try:
+        with open_image(io.BytesIO(data)) as image:
+            image.load()
+    except PILLOW_ERRORS + (Image.DecompressionBombError,) as error:
+        return f"cannot be decoded: {error}"
+    return None
+
+
+def _jpeg_problem(data):
+    # libjpeg-turbo in strict mode: the warnings with which libjpeg (in
+    # Pillow and TensorFlow alike) "recovers" damaged data are errors here.
+    # Scaled down (min_factor 8): every coefficient is still decoded, the
+    # output is 1/64 of the pixels.
+    try:
+        colorspace = simplejpeg.decode_jpeg_header(data)[2]
+        simplejpeg.decode_jpeg(
+            data, colorspace="CMYK" if colorspace in ("CMYK", "YCCK") else "GRAY" if colorspace == "Gray" else "RGB",
+            min_height=1, min_width=1, min_factor=8,
+        )
+    except ValueError as error:
+        return f"JPEG data is corrupt: {error}"
+    return None
+
+
+def _png_chunk_problem(data):
+    """A PNG chunk whose CRC is wrong or that runs past the file's end, or None.
+
+    Hand-written (a walk over length, type, data, CRC) because Pillow skips
+    the CRCs of image-data chunks, which libpng, TensorFlow's PNG decoder,
+    checks: a file Pillow decodes would stop training.
+    """
+    offset = len(PNG_SIGNATURE)
+    while offset < len(data):
+        if offset + 12 > len(data):
+            return "PNG image is truncated (a chunk runs past the end of the file)"
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        end = offset + 8 + length
+        if end + 4 > len(data):
+            return f"PNG image is truncated (chunk {kind!r} runs past the end of the file)"
+        (crc,) = struct.unpack(">I", data[end:end + 4])
+        if zlib.crc32(data[offset + 4:end]) != crc:
+            return f"PNG data is corrupt (chunk {kind.decode('latin-1')!r} has a wrong CRC)"
+        offset = end + 4
+        if kind == b"IEND":
+            break
+    return None
 
 
 def check_bytes(data):
@@ -88,9 +290,9 @@ def exif_orientation(image):
     else:
         source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
         try:
-            with Image.open(source) as opened:  # the header only: no pixels are decoded
+            with open_image(source) as opened:  # the header only: no pixels are decoded
                 value = opened.getexif().get(ORIENTATION_TAG, 1)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except PILLOW_ERRORS:
             return 1  # not an image Pillow reads: the decoder reports it
     try:
         value = int(value)
@@ -116,22 +318,20 @@ def read_image(path):
 
     Raises:
         FileNotFoundError: no such file.
-        DataError: the file is empty, truncated or not an image (the message
-            names it).
+        DataError: the file is empty, truncated, corrupt, too large or not an
+            image the training pipeline reads (`inspect`; the message names it).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such image file.")
     with open(path, "rb") as f:
         data = f.read()
-    problem = check_bytes(data)
-    if problem:
-        raise DataError(f"{path}: {problem}.")
+    inspect(data, path)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data)) as image:
             image = ImageOps.exif_transpose(image)
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except PILLOW_ERRORS as error:
         raise DataError(f"{path}: cannot be decoded: {error}.") from None
 
 

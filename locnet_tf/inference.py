@@ -176,6 +176,32 @@ def model_kind(path):
     raise ValueError(f"{path}: expected a .keras file, a SavedModel folder or a .tflite file.")
 
 
+def load_keras(path):
+    """`keras.models.load_model(path)`, with errors that name the file and say what is wrong.
+
+    Keras reports a truncated or damaged `.keras` file as "File not found".
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable `.keras` model.
+    """
+    import os
+    import zipfile
+
+    import keras
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such model file.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a readable .keras model (not a zip archive: truncated or damaged?).")
+    try:
+        return keras.models.load_model(path)
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile, EOFError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: not a readable .keras model ({first}).") from error
+
+
 # ----------------------------------------------------------------------------
 # Runners: images at the model size in, named outputs (numpy) out.
 
@@ -303,7 +329,7 @@ class Predictor:
 
             from locnet_tf import model as model_lib
 
-            model = keras.models.load_model(self.path)
+            model = load_keras(self.path)
             meta = {
                 "classes": model_lib.class_names(model),
                 "presence_threshold": model_lib.presence_threshold(model),

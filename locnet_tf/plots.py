@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from locnet_tf import boxes as box_lib
+from locnet_tf import outputs
 
 _COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 
@@ -128,7 +129,8 @@ def _save(figure, path):
         return figure
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    with outputs.atomic_path(path) as partial:  # a full disk leaves no half-written picture
+        figure.savefig(partial, dpi=100)
     return str(path)
 
 

@@ -34,6 +34,7 @@ import time
 
 from locnet_tf import draw
 from locnet_tf import inference
+from locnet_tf import outputs
 from locnet_tf import video
 
 
@@ -81,6 +82,8 @@ def iter_predictions(model, sources, out=None, *, num_threads=None, resize=None,
     """
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}.")
+    if out is not None:  # before the model is loaded
+        outputs.check_writable(out, "folder")
     predictor = predictor or inference.Predictor(
         model, num_threads=num_threads, resize=resize, presence_threshold=presence_threshold,
         class_names=class_names,
@@ -216,6 +219,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.stride < 1:
         raise ValueError(f"--stride must be at least 1, got {args.stride}.")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}.")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}.")
+    if args.decoder_threads < 0:
+        raise ValueError(f"--decoder-threads must be 0 (FFmpeg's choice) or more, got {args.decoder_threads}.")
     totals = {}
     rows = iter_predictions(
         args.model, args.sources, args.out, num_threads=args.threads, resize=args.resize,

@@ -107,10 +107,14 @@ class TFLiteRunner:
     def __init__(self, path_or_bytes, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
-        if isinstance(path_or_bytes, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=num_threads)
-        else:
-            self.interpreter = Interpreter(model_path=str(path_or_bytes), num_threads=num_threads)
+        name = "the TFLite model" if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
+        try:
+            if isinstance(path_or_bytes, (bytes, bytearray)):
+                self.interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=num_threads)
+            else:
+                self.interpreter = Interpreter(model_path=str(path_or_bytes), num_threads=num_threads)
+        except (ValueError, RuntimeError) as error:  # LiteRT's messages name no file
+            raise ValueError(f"{name}: not a readable TFLite model ({error}): truncated or damaged?") from error
         signatures = self.interpreter.get_signature_list()
         if len(signatures) != 1:
             raise ValueError(f"Expected one signature in the TFLite model, found {sorted(signatures)}.")

@@ -21,6 +21,7 @@ but not TensorFlow.
 
 import json
 import os
+import struct
 
 NAME = "locnet_tf"  # the metadata entry's name
 FORMAT_VERSION = 1
@@ -75,18 +76,37 @@ def read(model):
     # The FlatBuffer file identifier of TFLite models, at bytes 4..8.
     if data[4:8] != b"TFL3":
         raise ValueError(f"{where}: not a TFLite model (no TFL3 identifier).")
-    root = schema.Model.GetRootAs(data, 0)
-    for i in range(root.MetadataLength()):
+    try:
+        raw = _find(schema.Model.GetRootAs(data, 0), data)
+    except (struct.error, IndexError, TypeError, ValueError, AttributeError) as error:
+        # The FlatBuffer's offsets point past its end or nowhere: a cut or damaged file.
+        raise ValueError(f"{where}: not a readable TFLite model ({error}): truncated or damaged?") from None
+    if raw is not None:
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{where}: its {NAME!r} metadata is not valid JSON: {error}") from None
+    return None
+
+
+# A model has a few metadata entries; a count beyond this is a damaged file
+# (looping over it would take hours).
+_MAX_ENTRIES = 1000
+
+
+def _find(root, data):
+    """The bytes of the `locnet_tf` metadata entry, or None."""
+    count = root.MetadataLength()
+    if count > _MAX_ENTRIES:
+        raise ValueError(f"{count} metadata entries")
+    for i in range(count):
         entry = root.Metadata(i)
         if _name(entry.Name()) != NAME:
             continue
         buffer = root.Buffers(entry.Buffer())
         if buffer.Offset() > 1:  # a large model's buffer, stored after the FlatBuffer
-            raw = data[buffer.Offset():buffer.Offset() + buffer.Size()]
-        else:
-            raw = buffer.DataAsNumpy().tobytes()
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{where}: its {NAME!r} metadata is not valid JSON: {error}") from None
+            if buffer.Offset() + buffer.Size() > len(data):
+                raise ValueError("a metadata buffer runs past the end of the file")
+            return data[buffer.Offset():buffer.Offset() + buffer.Size()]
+        return buffer.DataAsNumpy().tobytes()
     return None

@@ -38,6 +38,7 @@ import tensorflow as tf
 from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
+from locnet_tf import outputs
 from locnet_tf import transfer
 
 BEST_METRIC = "val_loc_accuracy"
@@ -150,6 +151,22 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     def set_model(self, model):
         # A `MapSupervision` wrapper trains the model; the file gets the model itself.
         super().set_model(_plain(model))
+
+    def _save_model(self, epoch, batch, logs):
+        # Whole or not at all: saved beside model.keras, then renamed over it,
+        # so a full disk or a kill mid-save keeps the previous best model.
+        final = self.filepath
+        partial = pathlib.Path(final).with_name(".partial-" + pathlib.Path(final).name)
+        self.filepath = str(partial)
+        try:
+            super()._save_model(epoch, batch, logs)
+            if partial.exists():  # saved: an improvement
+                os.replace(partial, final)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot save the model ({error.strerror or error})", final) from error
+        finally:
+            self.filepath = final
+            partial.unlink(missing_ok=True)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -388,8 +405,10 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         `report` (test evaluation or None) and `seconds`.
     """
     start = time.time()
+    config_lib.validate(config)  # every field's range and choices, before anything is read or built
     first_epoch = progressive_epochs(config)  # checks the settings
     run_dir = pathlib.Path(out)
+    outputs.check_writable(run_dir, "folder")
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = make_strategy(config.strategy)
@@ -431,6 +450,8 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     init = _load_init(config)
     # The checkpoint saves the model itself, not a MapSupervision wrapper (see BestCheckpoint.set_model).
     trainer = _build_trainer(config, strategy, train_ds.class_names, loss, schedule, init=init)
+    # model.keras, its partial copy while saved, the backup: each about the weights and optimizer state.
+    outputs.check_free_space(work_dir, 3 * _state_bytes(trainer) + 16_000_000, "the run folder")
     if init is not None and chief and verbose != 0:
         summary = transfer.plan(_plain(trainer), init)
         print(transfer.describe(summary, config.init, model_lib.class_names(init), train_ds.class_names))
@@ -492,6 +513,12 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
 
 
 SMALL_BACKUP = "progressive"  # folder in backup/ for the small-input epochs
+
+
+def _state_bytes(trainer):
+    """Bytes of a trainer's weights and optimizer state (what checkpoints write)."""
+    variables = list(trainer.variables) + list(trainer.optimizer.variables)
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def _load_init(config):
@@ -665,6 +692,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    outputs.check_writable(args.out, "folder")  # before the recipe reads the data
     config = config_lib.config_from_args(args)
     result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
     print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")

@@ -218,7 +218,9 @@ def expand_sources(specs, decoder_threads=0):
             sources.append(Source(kind, spec, decoder_threads))
             continue
         if os.path.isdir(spec):
-            found = sorted(p for p in pathlib.Path(spec).rglob("*") if p.is_file() and classify(p))
+            files = sorted(p for p in pathlib.Path(spec).rglob("*") if p.is_file())
+            _say_unread(files)
+            found = [p for p in files if classify(p)]
             if not found:
                 raise FileNotFoundError(f"{spec}: no images or videos in this folder.")
             sources.extend(Source(classify(p), str(p), decoder_threads) for p in found)
@@ -230,13 +232,27 @@ def expand_sources(specs, decoder_threads=0):
                 )
             sources.append(Source(kind, spec, decoder_threads))
         elif glob.has_magic(spec):
-            found = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p) and classify(p))
+            files = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            _say_unread(files)
+            found = [p for p in files if classify(p)]
             if not found:
                 raise FileNotFoundError(f"{spec}: no image or video file matches this pattern.")
             sources.extend(Source(classify(p), p, decoder_threads) for p in found)
         else:
             raise FileNotFoundError(f"{spec}: no such file, folder, camera or stream.")
     return sources
+
+
+def _say_unread(files):
+    """Says on stderr which image files of a folder or glob are left out (a format that is not read)."""
+    unread = [str(p) for p in files if pathlib.Path(p).suffix.lower() in images.UNSUPPORTED_IMAGE_SUFFIXES]
+    if unread:
+        shown = ", ".join(unread[:5]) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
+        print(
+            f"warning: {len(unread)} image file{'s' if len(unread) > 1 else ''} not read (a format other than "
+            f"JPEG, PNG, GIF or BMP; convert to predict them): {shown}",
+            file=sys.stderr,
+        )
 
 
 class VideoWriter:

@@ -430,12 +430,16 @@ def test_make_dataset_from_csv_records(csv_source):
 
 def test_truncated_file_in_a_source_fails_naming_it(csv_source):
     data = (csv_source / "img0.jpg").read_bytes()
+    spec = f"csv:{csv_source / 'labels.csv'}"
+    ds = pipeline.make_dataset(spec, "train", image_size=40, splits=(1.0, 0.0, 0.0))
     (csv_source / "img0.jpg").write_bytes(data[: len(data) // 2])
-    ds = pipeline.make_dataset(f"csv:{csv_source / 'labels.csv'}", "train", image_size=40,
-                               splits=(1.0, 0.0, 0.0))
+    # Cut after the source was read: the pipeline's own check names it.
     with pytest.raises(tf.errors.InvalidArgumentError, match="img0.jpg"):
         for _ in ds:
             pass
+    # Read afterwards: the source's check finds it before any pipeline runs.
+    with pytest.raises(pipeline.DataError, match=r"labels\.csv:1: image file .*img0\.jpg: JPEG image is truncated"):
+        pipeline.make_dataset(spec, "train", image_size=40, splits=(1.0, 0.0, 0.0))
 
 
 def test_records_dataset_rejects_empty_split():

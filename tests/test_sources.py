@@ -150,7 +150,7 @@ BAD_CSV_ROWS = {
     "box without label": ("ok.jpg,1,1,10,10,", "a box without a label"),
     "label without box": ("ok.jpg,1,,,,car", "without a full box"),
     "empty image": ("empty.jpg,1,1,10,10,car", "empty"),
-    "not an image": ("text.jpg,1,1,10,10,car", "cannot be read"),
+    "not an image": ("text.jpg,1,1,10,10,car", "not a JPEG, PNG, GIF or BMP image"),
 }
 
 
@@ -186,15 +186,23 @@ def test_skip_bad_records_and_logs_the_skipped(tmp_path, caplog):
     assert "skipped 4 entries" in caplog.text and "boxes.csv:2" in caplog.text
 
 
-def test_verify_images_finds_truncated_files(tmp_path):
+def test_verify_images_finds_truncated_and_corrupt_files(tmp_path):
     image = make_image(tmp_path / "t.jpg", 64, 64)
     # Random pixels so the JPEG body is large, then cut it in half.
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(image)
-    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) // 2])
     write(tmp_path / "l.csv", "t.jpg,1,1,20,20,car\n")
-    assert len(all_records(load_source(f"csv:{tmp_path / 'l.csv'}"))) == 1  # header only: fine
-    with pytest.raises(DataError, match=r"l\.csv:1: image file .*t\.jpg cannot be read"):
-        load_source(f"csv:{tmp_path / 'l.csv'}", verify_images=True)
+    for verify in (False, True):  # the file's end is read either way
+        with pytest.raises(DataError, match=r"l\.csv:1: image file .*t\.jpg: JPEG image is truncated"):
+            load_source(f"csv:{tmp_path / 'l.csv'}", verify_images=verify)
+    # Bytes flipped in the middle: complete, but libjpeg only "recovers" it.
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2:len(data) // 2 + 16] = bytes(b ^ 0x55 for b in corrupt[len(data) // 2:len(data) // 2 + 16])
+    image.write_bytes(bytes(corrupt))
+    assert len(all_records(load_source(f"csv:{tmp_path / 'l.csv'}", verify_images=False))) == 1  # header only
+    with pytest.raises(DataError, match=r"l\.csv:1: image file .*t\.jpg: JPEG data is corrupt: Corrupt JPEG data"):
+        load_source(f"csv:{tmp_path / 'l.csv'}")  # verifying is the default
 
 
 def test_hash_splits_are_stable_and_proportional():
@@ -614,7 +622,7 @@ def test_tfds_random_mocks_match_a_numpy_reference(name):
 def test_formats_training_cannot_decode_are_refused_up_front(tmp_path):
     Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg.tif", format="TIFF")
     write(tmp_path / "l.csv", "a.jpg.tif,1,1,20,20,car\n")
-    with pytest.raises(DataError, match=r"l\.csv:1: image file .*a\.jpg\.tif is TIFF; training reads only JPEG"):
+    with pytest.raises(DataError, match=r"l\.csv:1: image file .*a\.jpg\.tif: a TIFF image; locnet_tf reads only JPEG"):
         load_source(f"csv:{tmp_path / 'l.csv'}")
 
 

@@ -27,9 +27,9 @@ import sys
 import numpy as np
 
 from locnet_tf import images as image_lib
+from locnet_tf import outputs
 from locnet_tf.data import source_utils as su
 from locnet_tf.data import sources
-from locnet_tf.data.records import DataError
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -134,7 +134,7 @@ def check_examples(
         highest = max((int(c[1].max()) for c in columns.values() if c[1].size), default=0)
         class_names = tuple(str(i) for i in range(highest + 1))
     report = {"spec": spec, "class_names": list(class_names), **summarize(columns, class_names)}
-    report.update(skipped=0, problems=[], grid=None)
+    report.update(skipped=0, problems=[], notes=[], grid=None)
     if grid:
         from locnet_tf import plots
 
@@ -186,7 +186,9 @@ def check(
         dict: "spec", "class_names", "splits" (per split: "images",
         "background", "per_class"), "total", "background_share", "box"
         (percentiles of relative "area", "height", "width" of the boxes),
-        "skipped" (count), "problems" ([origin, reason] pairs, first 20),
+        "skipped" (count), "problems" ([origin, reason] pairs, all of them),
+        "notes" (what the reader said about the data, e.g. YOLO images
+        without a label file),
         "grid" (saved path or None).
     """
     if isinstance(class_map, str):
@@ -203,7 +205,8 @@ def check(
         report = {"spec": spec, "class_names": list(data.class_names), **summarize(columns, data.class_names)}
         report.update(
             skipped=len(data.skipped),
-            problems=[[origin, reason] for origin, reason in data.skipped[:20]],
+            problems=[[origin, reason] for origin, reason in data.skipped],
+            notes=list(data.notes),
             grid=None,
         )
         if grid:
@@ -241,9 +244,12 @@ def format_report(report):
         lines.append("  box size (relative)  " + "  ".join(f"{k:>5}" for k in report["box"]["area"]))
         for key in ("area", "height", "width"):
             lines.append(f"    {key:<18}" + "  ".join(f"{v:5.3f}" for v in report["box"][key].values()))
+    for note in report.get("notes", []):
+        lines.append(f"  note: {note}")
     if report["skipped"]:
-        lines.append(f"  problems: {report['skipped']} entries skipped, first ones:")
-        lines += [f"    {reason}" for _, reason in report["problems"][:10]]
+        count = report["skipped"]
+        lines.append(f"  problems: {count} {'entry' if count == 1 else 'entries'} skipped:")
+        lines += [f"    {reason}" for _, reason in report["problems"]]
     else:
         lines.append("  problems: none")
     if report["grid"]:
@@ -269,14 +275,18 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="synthetic/tfds: the TFDS data folder")
     parser.add_argument("--json", help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
-    try:
-        report = _run(args)
-    except DataError as error:
-        print(f"error: {error}\n(use --skip-bad to skip bad entries and list them)", file=sys.stderr)
-        return 1
+    from locnet_tf import cli
+
+    return cli.run(lambda _: _main(args), skip_bad_hint=True)
+
+
+def _main(args):
+    for flag, path in (("--grid", args.grid), ("--json", args.json)):
+        if path:
+            outputs.check_writable(path, "file", flag)  # before the source is read, which may take a while
+    report = _run(args)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+        outputs.atomic_write(args.json, json.dumps(report, indent=2))
     return 0
 
 

@@ -157,6 +157,8 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                 if label is not None:
                     entry.objects.append(su.Annotation(label, box, "xyxy", origin))
                     labels.add(label)
+                elif not entry.background:
+                    entry.background = origin
     # A skipped row takes its whole image with it (rows name images by filename).
     for key, entry in entries.items():
         if raw_names.get(key) in bad_rows:

@@ -20,11 +20,15 @@ dataset it returns carries the class names in `dataset.class_names` (as
 `.map` the dataset further, so read it first.
 
 Bad data is never skipped here (no `ignore_errors()`): a missing, empty,
-truncated or non-image file stops the pipeline with an error naming it.
+truncated, oversized or non-image file stops the pipeline with an error naming
+it. (The source readers check every file before a pipeline is built,
+`locnet_tf.images.inspect`, so these checks catch only files changed since.)
 """
 
 import dataclasses
 import functools
+import io
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -36,7 +40,7 @@ from locnet_tf import boxes as box_lib
 from locnet_tf.images import (
     BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, IMAGE_PROBLEMS, JPEG_SOI as _JPEG_SOI, JPEG_TAIL as _JPEG_TAIL,  # noqa: F401
     NOT_AN_IMAGE, PNG_END as _PNG_END, PNG_SIGNATURE as _PNG_SIGNATURE, TRUNCATED_JPEG, TRUNCATED_PNG,
-    exif_orientation,
+    PILLOW_ERRORS, exif_orientation, open_image, too_large,
 )
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, DataError, EmptySplitError
@@ -111,7 +115,9 @@ def records_dataset(records, where="records"):
     if not records:
         raise EmptySplitError(f"{where}: no images in this split.")
     return tf.data.Dataset.from_tensor_slices({
-        PATH: [str(r.path) for r in records],
+        # As bytes (os.fsencode): a file name that is not UTF-8 (Latin-1 on
+        # Linux) reaches the file system as it is named.
+        PATH: [os.fsencode(r.path) for r in records],
         BOX: np.stack([np.asarray(r.box, np.float32) for r in records]),
         CLASS_ID: np.asarray([r.class_id if r.present else 0 for r in records], np.int32),
         PRESENT: np.asarray([bool(r.present) for r in records]),
@@ -193,8 +199,11 @@ def read_image(path):
     has_eoi = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
     png_start = tf.maximum(size - len(_PNG_END), 0)
     has_iend = tf.equal(tf.strings.substr(data, png_start, size - png_start), _PNG_END)
+    orientation, oversized = _header(data)
     checks = [
         _check(size > 0, EMPTY_IMAGE, path),
+        # Before decoding: a 20000x20000 PNG is 5 MB on disk and 1.2 GB decoded.
+        _check(tf.equal(oversized, ""), "image is too large (over the pixel limit, LOCNET_TF_MAX_PIXELS)", path),
         _check(
             tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])),
             NOT_AN_IMAGE, path,
@@ -214,15 +223,26 @@ def read_image(path):
         lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
     )
     image.set_shape([None, None, 3])
-    return apply_orientation(image, _orientation(data))
+    return apply_orientation(image, orientation)
 
 
-def _orientation(data):
-    # TF's decoders ignore EXIF. Pillow reads the tag from the header (the
-    # same function the TF-free reader uses, so both agree on every file);
-    # a py_function because no TF op parses EXIF.
-    orientation = tf.py_function(lambda d: exif_orientation(d.numpy()), [data], tf.int32)
-    return tf.ensure_shape(orientation, [])
+def _header(data):
+    """(EXIF orientation, why the image is too large or "") from the file's header.
+
+    TF's decoders ignore EXIF, and decode an image of any size. Pillow reads
+    the header (the functions the TF-free reader uses, so both agree on every
+    file); a py_function because no TF op parses EXIF.
+    """
+    def read(d):
+        d = d.numpy()
+        try:
+            with open_image(io.BytesIO(d)) as image:
+                return exif_orientation(image), too_large(*image.size) or ""
+        except PILLOW_ERRORS:  # not an image Pillow reads: the checks and the decoder name the problem
+            return 1, ""
+
+    orientation, oversized = tf.py_function(read, [data], [tf.int32, tf.string])
+    return tf.ensure_shape(orientation, []), tf.ensure_shape(oversized, [])
 
 
 def apply_orientation(image, orientation):

@@ -64,9 +64,13 @@ class SourceData:
     skipped: list of (origin, reason) for entries dropped on request
         (`skip_bad=True`, or the `"drop"` multi-object policy). Never filled
         silently: `summary()` and the check command print it.
+    notes: list of str. What the reader says about the data that is not an
+        error but changes its meaning (a YOLO image without a label file is
+        background); logged as warnings and printed by the check command.
     """
 
     records: dict
     class_names: Tuple[str, ...]
     skipped: list = dataclasses.field(default_factory=list)
     name: Optional[str] = None
+    notes: list = dataclasses.field(default_factory=list)

@@ -19,11 +19,15 @@ the same rules:
 - **Several objects in one image.** ``multi_object="largest"`` keeps the
   biggest box (first one on ties), ``"drop"`` leaves the image out and lists
   it in ``SourceData.skipped``, ``"fail"`` raises :class:`DataError`.
-- **Images.** Each image must exist, be non-empty and have a readable header;
-  its size comes from the annotation when the format stores it (VOC, COCO),
-  otherwise from the header (PIL, no decode). Sizes and boxes mean the image
-  as displayed: with its EXIF orientation applied, as every reader applies it. ``verify_images=True`` also
-  decodes every image fully (finds truncated files; slower).
+- **Images.** Each image must exist and pass `locnet_tf.images.inspect`: a
+  JPEG, PNG, GIF or BMP that the training pipeline decodes right, complete,
+  at most `images.max_pixels()` pixels, and (``verify_images=True``, the
+  default) decoding cleanly, which finds truncated and corrupt files before
+  training starts. Its size comes from the annotation when the format stores
+  it (VOC, COCO), otherwise from the header. Sizes and boxes mean the image
+  as displayed: with its EXIF orientation applied, as every reader applies it.
+  Files named like images of a format that is not read (`.webp`, `.tif`...)
+  in an image folder are bad data too, never skipped unseen.
 - **Boxes** go through :func:`locnet_tf.boxes.validate_box`. A box may reach
   up to ``box_tolerance`` (default 2 % of the image size) past an edge and is
   then clipped; farther out, or with zero size, it is bad data.
@@ -45,8 +49,6 @@ import pathlib
 from typing import List, Optional, Tuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
-
 from locnet_tf import boxes as box_lib
 from locnet_tf import images
 from locnet_tf.data.records import DataError, Record, SourceData
@@ -59,10 +61,9 @@ UNKNOWN_POLICIES = ("error", "ignore_object")
 # How far (fraction of the image size) a box may run past an edge before it is
 # an error; boxes within it are clipped to the image.
 BOX_TOLERANCE = 0.02
-# What the pipeline's tf.io.decode_image reads; anything else would pass the
-# checks here and then fail in the middle of training.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
+# What the pipeline's tf.io.decode_image reads (`images.inspect` refuses the
+# rest, which would otherwise pass here and fail in the middle of training).
+IMAGE_SUFFIXES = images.IMAGE_SUFFIXES
 
 
 @dataclasses.dataclass
@@ -95,6 +96,9 @@ class ImageEntry:
     bad: str. Why one of its annotations was skipped (`skip_bad`). Such an
         image is left out whole: keeping it with an object missing would
         mislabel it (as background, or as the wrong "largest" object).
+    background: str. Where the image was listed as background (a CSV row
+        with no box), if it was: an image listed as background and with an
+        object is conflicting data.
     """
 
     path: Optional[pathlib.Path]
@@ -104,6 +108,7 @@ class ImageEntry:
     split: Optional[str] = None
     missing: str = ""
     bad: str = ""  # set when one of its annotations was skipped: the image is left out
+    background: str = ""
 
 
 class PolicyError(DataError):
@@ -154,6 +159,19 @@ def relative_name(path, root):
         return pathlib.Path(path).as_posix()
 
 
+def read_text(path, name=None):
+    """A text file's content (UTF-8, a byte-order mark allowed); DataError naming it when it cannot be read."""
+    name = name or str(path)
+    try:
+        return pathlib.Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{name}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at position {error.start})"
+        ) from None
+    except OSError as error:
+        raise DataError(f"{name}: cannot be read: {error.strerror or error}") from None
+
+
 def find_file(name, folders):
     """First `folder / name` that exists, or None. Absolute names are used as is."""
     name = str(name).strip()
@@ -166,48 +184,54 @@ def find_file(name, folders):
     return None
 
 
-def check_image(path, origin, size=None, verify=False):
+def check_image(path, origin, size=None, verify=True):
     """Checks that an image file is there and readable; returns (height, width).
+
+    The checks are `locnet_tf.images.inspect`'s, the same as every reader's:
+    format, completeness, the pixel limit and, with `verify`, a clean decode.
+    Results are remembered per file (path, size and modification time), so a
+    source loaded again in one process (train, then calibrate, then
+    evaluate) decodes each image once.
 
     Args:
         path: the image file.
         origin: str. Names the annotation in messages.
         size: (height, width) from the annotation, or None to read the header.
-        verify: bool. Decode the whole image (finds truncated files).
+        verify: bool. Decode the whole image (finds truncated and corrupt files).
 
     Raises:
-        DataError: missing, empty, unreadable or undecodable (format) file,
-            or a size that differs from the annotation's.
+        DataError: missing, empty, unreadable, corrupt, too large or
+            unsupported file, or a size that differs from the annotation's.
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise DataError(f"{origin}: image file {path} not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{origin}: image file {path} is empty (0 bytes)")
-    try:  # the header only (PIL opens lazily), unless `verify`
-        with Image.open(path) as image:
-            # As displayed: the pipeline applies the EXIF orientation, and
-            # annotations are taken on the photo as a viewer shows it.
-            height, width = images.oriented_size(image)
-            stored_width, stored_height = image.size
-            image_format = image.format
-            if verify:
-                image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{origin}: image file {path} cannot be read: {error}") from error
-    if image_format not in DECODABLE_FORMATS:
-        raise DataError(
-            f"{origin}: image file {path} is {image_format}; training reads only "
-            f"{', '.join(DECODABLE_FORMATS)} (convert it first)"
-        )
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    result = _CHECKED.get(key + (verify,)) or _CHECKED.get(key + (True,))
+    if result is None:
+        try:
+            result = images.inspect(path.read_bytes(), str(path), verify=verify)
+        except images.ImageError as error:
+            result = error.problem
+        except OSError as error:
+            raise DataError(f"{origin}: image file {path} cannot be read: {error.strerror or error}") from None
+        _CHECKED[key + (verify,)] = result
+    if isinstance(result, str):
+        raise DataError(f"{origin}: image file {path}: {result}")
+    height, width = result.height, result.width
     if size is not None and tuple(size) != (height, width):
         turned = " as displayed (its EXIF orientation turns the stored pixels)" if (
-            (height, width) != (stored_height, stored_width)) else ""
+            (height, width) != (result.stored_height, result.stored_width)) else ""
         raise DataError(
             f"{origin}: the annotation says the image is {size[1]}x{size[0]} (WxH) but "
             f"{path} is {width}x{height}{turned}"
         )
     return height, width
+
+
+# (path, bytes, mtime, verified) -> ImageInfo, or the problem found.
+_CHECKED = {}
 
 
 def hash_split(key, fractions, seed=0):
@@ -224,7 +248,9 @@ def hash_split(key, fractions, seed=0):
     # SHA-256, not zlib.crc32: a CRC is linear, so names that differ in a few
     # characters ("images/face_image_0001.jpg" ... "_0040.jpg") landed in
     # lumps; 120 such Caltech names once gave a validation split of 0 images.
-    digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
+    # surrogateescape: a file name that is not UTF-8 (a Latin-1 name on Linux)
+    # hashes by its bytes.
+    digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8", "surrogateescape")).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     edge = 0.0
     for name, fraction in zip(SPLITS, fractions):
@@ -271,6 +297,7 @@ class ClassResolver:
             raise ValueError(f"`unknown` must be one of {UNKNOWN_POLICIES}, got {unknown!r}.")
         self.class_map = dict(class_map or {})
         self.unknown = unknown
+        self.from_data = class_names is None
         if class_names is not None:
             names = tuple(str(n) for n in class_names)
             if not names or len(set(names)) != len(names):
@@ -319,7 +346,8 @@ def build_source(
     splits=(0.8, 0.1, 0.1),
     seed=0,
     box_tolerance=BOX_TOLERANCE,
-    verify_images=False,
+    verify_images=True,
+    notes=(),
 ):
     """Turns parsed entries into a `SourceData` (the shared half of every reader).
 
@@ -333,48 +361,119 @@ def build_source(
         splits: (train, validation, test) fractions for hash splitting.
         seed: int. Seed of the hash split.
         box_tolerance: float. See `locnet_tf.boxes.validate_box`.
-        verify_images: bool. Decode every image fully.
+        verify_images: bool. Decode every image fully (False: headers and file ends only).
+        notes: what the reader wants said about the data that is not an error
+            (images a YOLO source takes as background for want of a label file).
 
     Returns:
         SourceData with records under "train", "validation" and "test".
     """
     check_options(multi_object, resolver.unknown, splits)
     fractions = check_fractions(splits)
+    entries = list(entries)
+    if resolver.from_data:
+        check_label_case(resolver, entries, name)
     records = {split: [] for split in SPLITS}
+    annotated = {}  # resolved image path -> where it was first annotated
     for entry in entries:
         if entry.bad:
             problems.skip(entry.origin, f"{entry.origin}: image left out, an annotation of it was skipped ({entry.bad})")
             continue
         with problems.entry(entry.origin):
+            if entry.path is not None:
+                key = os.path.realpath(entry.path)
+                if key in annotated:
+                    raise DataError(
+                        f"{entry.origin}: image {entry.path} is listed twice (also at {annotated[key]}): "
+                        "conflicting annotations, or one image in two splits (keep one)"
+                    )
+                annotated[key] = entry.origin
             record = _entry_to_record(entry, resolver, problems, multi_object, box_tolerance, verify_images)
             if record is None:
                 continue
             split = entry.split or hash_split(relative_name(entry.path, root), fractions, seed)
             records.setdefault(split, []).append(record)
     data = SourceData(
-        records=records, class_names=resolver.class_names, skipped=problems.skipped, name=name
+        records=records, class_names=resolver.class_names, skipped=problems.skipped, name=name,
+        notes=list(notes),
     )
-    if data.skipped:
-        summary = skipped_summary(data)
-        # Train, calibrate and evaluate each read the source: say it once.
-        if summary not in _WARNED:
-            _WARNED.add(summary)
-            logger.warning(summary)
+    # Train, calibrate and evaluate each read the source: say it once.
+    for message in data.notes + ([skipped_summary(data)] if data.skipped else []):
+        if message not in _WARNED:
+            _WARNED.add(message)
+            logger.warning(message)
     return data
 
 
-_WARNED = set()  # skipped-entry summaries already logged by this process
+_WARNED = set()  # notes and skipped-entry summaries already logged by this process
+
+
+def check_label_case(resolver, entries, name):
+    """Raises DataError when two class names taken from the data differ only in case.
+
+    `Box` and `box` would silently become two classes, each with part of the
+    objects. The message names where each spelling is first used.
+    """
+    by_fold = {}
+    for class_name in resolver.class_names:
+        by_fold.setdefault(class_name.casefold(), []).append(class_name)
+    clashes = [names for names in by_fold.values() if len(names) > 1]
+    if not clashes:
+        return
+    first_use = {}
+    for entry in entries:
+        for obj in entry.objects:
+            first_use.setdefault(resolver.map_label(obj.label), obj.origin)
+    spelled = ", ".join(
+        f"{n!r} ({first_use[n] if n in first_use else 'in the class list'})" for n in clashes[0]
+    )
+    merge = ",".join(f"{n}={clashes[0][0]}" for n in clashes[0][1:])
+    raise DataError(
+        f"{name}: labels {spelled} differ only in case and would be {len(clashes[0])} classes; "
+        f"use one spelling, or merge them with --class-map {merge!r} (or give the classes with --classes)"
+    )
+
+
+# Formats whose boxes are in pixels (see `_looks_relative`).
+PIXEL_FORMATS = ("xyxy", "coco")
+
+
+def _looks_relative(box, fmt):
+    """Whether a pixel box is less than a pixel across with every value within -1..1: relative coordinates.
+
+    Relative (0..1) boxes in a pixel format would become sub-pixel boxes in a
+    corner of the image. (VOC's 1-based corners are shifted by -1 before
+    they get here, hence -1.)
+    """
+    values = [float(v) for v in box]
+    if fmt not in PIXEL_FORMATS or not all(-1.0 <= v <= 1.0 for v in values):
+        return False
+    if fmt == "coco":
+        width, height = values[2], values[3]
+    else:
+        width, height = values[2] - values[0], values[3] - values[1]
+    return 0.0 < min(width, height) < 1.0  # zero or negative sizes get validate_box's own message
 
 
 def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify):
     if entry.path is None:
         raise DataError(f"{entry.origin}: image file not found ({entry.missing})")
+    if entry.background and entry.objects:
+        raise DataError(
+            f"{entry.background}: {entry.path.name} is listed as background here and with an object at "
+            f"{entry.objects[0].origin}: conflicting rows (remove one)"
+        )
     height, width = check_image(entry.path, entry.origin, entry.size, verify)
     kept = []
     for obj in entry.objects:
         class_id = resolver.resolve(obj.label, obj.origin)
         if class_id is None:
             continue
+        if _looks_relative(obj.box, obj.fmt) and max(height, width) > 2:
+            raise DataError(
+                f"{obj.origin}: box {tuple(obj.box)} is less than a pixel across: relative (0..1) coordinates? "
+                f"This format's boxes are in pixels (relative boxes belong in YOLO label files)"
+            )
         box = box_lib.validate_box(
             obj.box, obj.fmt, height=height, width=width, where=obj.origin, tolerance=tolerance
         )
@@ -399,12 +498,19 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
 def skipped_summary(data, first=5):
     """One line: how many entries were skipped and the first few, with reasons."""
     shown = "; ".join(reason for _, reason in data.skipped[:first])
-    more = f" (and {len(data.skipped) - first} more)" if len(data.skipped) > first else ""
+    more = (f" (and {len(data.skipped) - first} more: python -m locnet_tf.data {data.name or 'SPEC'} --skip-bad "
+            "lists them all)") if len(data.skipped) > first else ""
     count = len(data.skipped)
     return f"{data.name or 'source'}: skipped {count} {'entry' if count == 1 else 'entries'}: {shown}{more}"
 
 
 def list_images(folder):
-    """Image files under `folder` (recursively), sorted."""
+    """Image files under `folder` (recursively), sorted: those the readers take, and those they do not.
+
+    Files with the suffix of an image format that is not read (`.webp`,
+    `.tif`, `.heic`...) are listed too, so that they are refused by name (or
+    skipped and listed with `skip_bad`), never left out unseen.
+    """
     folder = pathlib.Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    suffixes = images.IMAGE_SUFFIXES + images.UNSUPPORTED_IMAGE_SUFFIXES
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())

@@ -26,6 +26,8 @@ The Caltech photos beside the repo load as shipped with::
 left out and reported.)
 """
 
+import difflib
+
 from locnet_tf.data import coco, csv_source, voc, yolo
 from locnet_tf.data import source_utils as su
 
@@ -56,8 +58,15 @@ def parse_spec(spec):
             return builtin, spec.partition("/")[2]
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in FILE_KINDS + ("tfds",) or not rest:
+        known = FILE_KINDS + ("tfds",) + BUILTIN_KINDS
+        close = difflib.get_close_matches(kind.lower() if sep else spec.split("/")[0].lower(), known, n=1)
+        hint = ""
+        if close and close[0] in BUILTIN_KINDS:
+            hint = f" Did you mean {close[0]!r}?"
+        elif close:
+            hint = f" Did you mean '{close[0]}:{rest if sep else spec}'?"
         raise ValueError(
-            f"Unknown data spec {spec!r}. Use 'synthetic', 'tfds:NAME[/CONFIG]', "
+            f"Unknown data spec {spec!r}.{hint} Use 'synthetic', 'tfds:NAME[/CONFIG]', "
             "'csv:PATH', 'voc:DIR', 'coco:PATH.json' or 'yolo:PATH'."
         )
     return kind, rest
@@ -74,7 +83,7 @@ def load_source(
     splits=(0.8, 0.1, 0.1),
     seed=0,
     box_tolerance=su.BOX_TOLERANCE,
-    verify_images=False,
+    verify_images=True,
 ):
     """Loads a file-based source into validated records.
 
@@ -93,7 +102,8 @@ def load_source(
         seed: int. Seed of the hash split.
         box_tolerance: float. Fraction of the image a box may run past an
             edge before it is an error (it is clipped).
-        verify_images: bool. Decode every image fully (finds truncated files).
+        verify_images: bool. Decode every image fully (finds truncated and
+            corrupt files; default). False reads headers and file ends only.
 
     Returns:
         SourceData: records per split ("train", "validation", "test"),

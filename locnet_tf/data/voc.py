@@ -47,7 +47,7 @@ def _split_lists(root):
     lists = {}
     for split, filename in _SPLIT_FILES.items():
         if (folder / filename).is_file():
-            for line in (folder / filename).read_text().split():
+            for line in su.read_text(folder / filename).split():
                 lists[line.strip()] = split
     return lists
 

@@ -17,9 +17,11 @@
 An image's label file is its path with the last `images` folder replaced by
 `labels` and the suffix by `.txt`. Each line is `class cx cy w h`, relative to
 the image. An empty label file is a background image; so is a missing one, as
-in Ultralytics (the check command shows the background share, so a wrong
-labels folder does not go unnoticed). Polygon (segmentation) lines are not
-supported and are reported as malformed.
+in Ultralytics, with a warning that counts them; when no image has a label
+file (a misspelt or empty labels folder) the source is refused. Polygon
+(segmentation) lines are not supported and are reported as malformed. Files
+named like images of a format that is not read (`.webp`, `.tif`...) are bad
+data (refused, or skipped and listed with `skip_bad`), never left out unseen.
 
 `data.yaml` is read with PyYAML when it is installed, otherwise with a small
 reader of the subset these files use (scalars, `[a, b]` lists, `- item` lists,
@@ -123,7 +125,7 @@ def parse_simple_yaml(text, origin="data.yaml"):
 
 def read_yaml(path):
     """Reads a `data.yaml` (PyYAML when installed, else `parse_simple_yaml`)."""
-    text = pathlib.Path(path).read_text(encoding="utf-8")
+    text = su.read_text(path, pathlib.Path(path).name)
     try:
         import yaml
     except ImportError:
@@ -168,7 +170,7 @@ def _images_of(item, root, origin):
     if target.is_dir():
         return su.list_images(target)
     if target.is_file() and target.suffix == ".txt":
-        lines = [line.strip() for line in target.read_text().splitlines() if line.strip()]
+        lines = [line.strip() for line in su.read_text(target, f"{origin} {item}").splitlines() if line.strip()]
         return [pathlib.Path(p) if pathlib.Path(p).is_absolute() else root / p for p in lines]
     raise DataError(f"{origin}: split entry {item!r} is neither a folder nor a .txt list ({target})")
 
@@ -210,7 +212,7 @@ def _layout(path):
     names = None
     for candidate in (path / "classes.txt", path / "labels" / "classes.txt"):
         if candidate.is_file():
-            names = [line.strip() for line in candidate.read_text().splitlines() if line.strip()]
+            names = [line.strip() for line in su.read_text(candidate).splitlines() if line.strip()]
             break
     subfolders = {p.name: p for p in (path / "images").iterdir() if p.is_dir()}
     images = []
@@ -226,7 +228,7 @@ def _layout(path):
 
 def _parse_label_file(label_file, origin, names):
     objects = []
-    for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(su.read_text(label_file, origin).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -266,14 +268,29 @@ def read_yolo(path, *, class_names=None, class_map=None, unknown="error", skip_b
     """
     root, names, images = _layout(path)
     problems = su.Problems(skip_bad)
-    entries, labels = [], []
+    entries, labels, unlabelled = [], [], []
     for image, split in images:
         label_file = label_path(image)
         origin = su.relative_name(label_file, root)
+        if not label_file.is_file():
+            unlabelled.append(origin)
         with problems.entry(origin):
             objects = _parse_label_file(label_file, origin, names) if label_file.is_file() else []
             entries.append(su.ImageEntry(path=image, origin=origin, objects=objects, split=split))
             labels += [obj.label for obj in objects]
+    notes = []
+    if unlabelled and len(unlabelled) == len(images):
+        # A misspelt or empty labels folder would make every image background.
+        raise DataError(
+            f"yolo:{path}: none of the {len(images)} images has a label file (looked for "
+            f"{unlabelled[0]}, ...); is the labels folder misspelt or empty? An image's label file is its path "
+            "with the last 'images' folder replaced by 'labels' and the suffix by '.txt'"
+        )
+    if unlabelled:
+        notes.append(
+            f"yolo:{path}: {len(unlabelled)} of {len(images)} images have no label file and are taken as "
+            f"background (first: {', '.join(unlabelled[:3])})"
+        )
     data_labels = names if names is not None else sorted(set(labels), key=int)
     resolver = su.ClassResolver(data_labels, class_names, class_map, unknown, sort=False)
-    return su.build_source(entries, resolver, problems, root=root, name=f"yolo:{path}", **options)
+    return su.build_source(entries, resolver, problems, root=root, name=f"yolo:{path}", notes=notes, **options)
