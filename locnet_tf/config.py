@@ -359,8 +359,11 @@ def validate(config):
     integer("head_channels", 1)
     integer("head_units", 1)
     number("dropout", 0.0, 1.0)
-    if config.init is not None and not os.path.exists(config.init):
-        raise FileNotFoundError(f"--init {config.init}: no such model file or run folder.")
+    if config.init is not None:
+        from locnet_tf import pretrained
+
+        if not os.path.exists(pretrained.path(config.init)):  # "pretrained": the shipped weights
+            raise FileNotFoundError(f"--init {config.init}: no such model file or run folder.")
     choice("loss_mode", losses.MODES)
     choice("box_loss", losses.BOX_LOSSES)
     for name in ("pc_weight", "box_weight", "class_weight", "heatmap_weight", "vote_weight"):
@@ -386,8 +389,7 @@ def validate(config):
                 f"--progressive-size must be a multiple of {stride} from {low} to below --image-size "
                 f"{config.image_size}, got {psize!r} (--progressive-share 0 turns progressive resizing off)."
             )
-    if hasattr(config, "steps_per_execution"):  # a field being added beside this work
-        integer("steps_per_execution", 1)
+    integer("steps_per_execution", 1)
     integer("seed", 0, 2**32 - 1)
     choice("strategy", ("default", "mirrored", "multi_worker"))
     integer("gallery_size", 0)
