@@ -138,10 +138,11 @@ class Config:
         return kwargs
 
 
-# Real photos: a few hundred to a few thousand images, which need augmentation;
-# 96 px and the lighter backbone, half the epochs at 64 px (resized: crops were
-# measured on synthetic_road only). Caltech photos with `--epochs 30`: test
-# 0.990 / 0.827 / 1.0 in 2.4 min (0.985 / 0.839 / 1.0 on an AVX2-only CPU; see README).
+# Real photos: a few hundred to a few thousand images, which need augmentation,
+# and the lighter backbone (wider or deeper ones did no better on real photos
+# for the same time: docs/real_photos.md). `--preset auto` (the default for
+# anything but the built-in data, `locnet_tf.recipe`) sets the input size and
+# the number of epochs from the data; these are the values without it.
 _PHOTOS = {
     "data": "synthetic",  # the 8,000-image synthetic_road, when no --data is given
     "augment": True,
@@ -149,9 +150,10 @@ _PHOTOS = {
     "depths": (1, 1, 1),
     "epochs": 32,
     "warmup_epochs": 1.0,
-    "progressive_size": 64,
-    "progressive_share": 0.5,
-    "progressive_mode": "resize",
+    "progressive_share": 0.0,
+    # Small inputs make short steps, where a call into TensorFlow per step costs
+    # a third of the time; the maths is the same.
+    "steps_per_execution": 8,
 }
 
 PRESETS = {
@@ -169,7 +171,14 @@ PRESETS = {
     "photos": dict(_PHOTOS),
     # `make demo`: the photos settings on the 8,000 synthetic images, 8 epochs
     # (4 at 64 px, 4 at 96 px), a few minutes on a CPU.
-    "demo": {**_PHOTOS, "epochs": 8},
+    "demo": {
+        **_PHOTOS,
+        "epochs": 8,
+        "progressive_size": 64,
+        "progressive_share": 0.5,
+        "progressive_mode": "resize",
+        "steps_per_execution": 1,
+    },
     # The learned start that ships with the package (`python -m locnet_tf.pretrained`):
     # the photos network on 60,000 formula-driven pictures (`procedural_objects`).
     "pretrain": {
@@ -191,6 +200,7 @@ PRESETS = {
         "epochs": 2,
         "batch_size": 16,
         "steps_per_epoch": 3,
+        "steps_per_execution": 1,
         "validation_steps": 2,
         "progressive_share": 0.0,
         "warmup_epochs": 0.0,

@@ -321,8 +321,8 @@ def augmentation_hint(config, batches):
     return (
         f"Note: training without augmentation on at most {batches * config.batch_size} images "
         f"({batches} batches of {config.batch_size}). The default preset leaves augmentation off for its "
-        f"40,000 synthetic images; smaller sets need it, and more epochs: use --preset photos "
-        f"(augmented, 96 px) with --epochs for your data (the Caltech photos: 30)."
+        f"40,000 synthetic images; smaller sets need it, and more epochs: leave --preset out (auto chooses "
+        f"the real-photo recipe for your data) or use --preset photos with --epochs for your data."
     )
 
 

@@ -312,7 +312,7 @@ def test_class_map_flag_means_the_same_everywhere():
 def test_small_training_split_without_augmentation_gets_a_hint():
     default = config_lib.preset("default")
     hint = train_lib.augmentation_hint(default, batches=20)  # 1,280 images, e.g. someone's photos
-    assert "--preset photos" in hint and "--epochs" in hint and "1280 images" in hint
+    assert "leave --preset out" in hint and "--preset photos" in hint and "1280 images" in hint
     assert train_lib.augmentation_hint(default, batches=625) is None  # synthetic_road/large
     assert train_lib.augmentation_hint(config_lib.preset("photos"), batches=20) is None
     assert train_lib.augmentation_hint(default, batches=None) is None  # size unknown: say nothing
@@ -326,18 +326,20 @@ def test_default_preset_is_the_synthetic_road_recipe_and_photos_keeps_augmentati
     # 6 of its 8 passes on 96 px windows at the images' own scale
     assert (default.progressive_size, default.progressive_mode, default.epochs) == (96, "crop", 8)
     assert train_lib.progressive_epochs(default) == 6
-    # Photos: augmented, 96 px, half the epochs on whole images shrunk to 64 px.
-    assert (photos.augment, photos.image_size, photos.depths, photos.progressive_mode) == (True, 96, (1, 1, 1), "resize")
-    assert (photos.progressive_size, photos.epochs, train_lib.progressive_epochs(photos)) == (64, 32, 16)
+    # Photos: augmented, 96 px, no progressive resizing, 8 steps per call into TensorFlow.
+    assert (photos.augment, photos.image_size, photos.depths, photos.progressive_share) == (True, 96, (1, 1, 1), 0.0)
+    assert (photos.epochs, photos.steps_per_execution, train_lib.progressive_epochs(photos)) == (32, 8, 0)
     # demo and smoke build on photos: small data that needs augmentation
-    assert config_lib.preset("demo").augment and config_lib.preset("smoke").augment
-    assert config_lib.preset("demo").image_size == 96 and config_lib.preset("demo").epochs == 8
+    demo = config_lib.preset("demo")
+    assert demo.augment and config_lib.preset("smoke").augment
+    # demo: 8 epochs at 96 px, the first half on whole images shrunk to 64 px
+    assert (demo.image_size, demo.epochs, demo.progressive_mode, train_lib.progressive_epochs(demo)) == (96, 8, "resize", 4)
     # the fields round-trip through config.json like every other field
     assert config_lib.Config.from_dict(json.loads(json.dumps(default.to_dict()))) == default
     # A config.json saved before crop mode existed meant resize: its run resumes unchanged.
-    older = {k: v for k, v in photos.to_dict().items() if k != "progressive_mode"}
+    older = {k: v for k, v in demo.to_dict().items() if k != "progressive_mode"}
     (tmp_path / "config.json").write_text(json.dumps(older))
-    assert config_lib.Config.load(tmp_path / "config.json") == photos
+    assert config_lib.Config.load(tmp_path / "config.json") == demo
 
 
 def _progressive(data_dir, **overrides):
