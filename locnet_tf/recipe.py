@@ -42,7 +42,8 @@ OBJECT_PIXELS = 48
 # about (S / 96)^2 of one at 96 px).
 COMPUTE_IMAGES = 160_000
 MIN_EPOCHS = 10
-MAX_EPOCHS = 400
+# Steps of an epoch at least (smaller sets repeat within an epoch; see `schedule`).
+EPOCH_STEPS = 200
 # How many images the profile reads for sizes when a source does not list them.
 PROFILE_SAMPLE = 512
 
@@ -122,16 +123,42 @@ def input_size(prof):
     return min(enough, cap)
 
 
-def epochs_for(prof, image_size, batch_size):
-    """Passes over the train split that give the recipe's training length."""
-    images = max(COMPUTE_IMAGES * (96 / image_size) ** 2, MIN_EPOCHS * prof.train_images)
-    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(images / max(prof.train_images, 1)))))
+def schedule(prof, image_size, batch_size, steps_per_execution=1):
+    """The recipe's training length: `(epochs, steps_per_epoch)`.
+
+    `images_seen` images (see the module docstring) in optimizer steps of
+    `batch_size`. A split of at least `EPOCH_STEPS` batches trains in passes
+    over it (`steps_per_epoch` None); a smaller one in epochs of `EPOCH_STEPS`
+    steps over the repeated data, so that what happens once an epoch
+    (validation, checkpoint, curves) stays a small share of the time: 400
+    passes over 363 photos spent more time between epochs than in them.
+    """
+    total = math.ceil(images_seen(prof, image_size) / batch_size)
+    batches = math.ceil(prof.train_images / batch_size)
+    if batches >= EPOCH_STEPS:
+        return max(1, round(total / batches)), None
+    steps = math.ceil(EPOCH_STEPS / steps_per_execution) * steps_per_execution  # whole executions per epoch
+    return max(1, round(total / steps)), steps
 
 
-def photo_values(prof, base):
-    """The values the real-photo recipe reads off the data: `image_size` and `epochs`."""
-    size = input_size(prof)
-    return {"image_size": size, "epochs": epochs_for(prof, size, base.batch_size)}
+def images_seen(prof, image_size):
+    """How many training images (with repeats) the recipe shows the model."""
+    return max(COMPUTE_IMAGES * (96 / image_size) ** 2, MIN_EPOCHS * prof.train_images)
+
+
+def photo_values(prof, base, given=()):
+    """The values the real-photo recipe reads off the data, for the fields not in `given`.
+
+    `image_size`, and the training length (`epochs`, `steps_per_epoch`); when
+    the user gives `epochs` or `steps_per_epoch`, the length is theirs.
+    `base`: the photos preset with the given fields applied.
+    """
+    size = base.image_size if "image_size" in given else input_size(prof)
+    values = {"image_size": size}
+    if "epochs" not in given and "steps_per_epoch" not in given:
+        epochs, steps = schedule(prof, size, base.batch_size, base.steps_per_execution)
+        values.update(epochs=epochs, steps_per_epoch=steps)
+    return {k: v for k, v in values.items() if k not in given}
 
 
 def resolve(preset_name, given, notice=print):
@@ -182,11 +209,13 @@ def _choose(preset_name, given, notice):
         return config_lib.preset("default", **given)
     base = config_lib.preset("photos", **given)
     prof = profile(base)
-    chosen = {k: v for k, v in photo_values(prof, base).items() if k not in given}
-    config = dataclasses.replace(base, **chosen)
-    steps = math.ceil(prof.train_images / config.batch_size) * config.epochs
+    config = dataclasses.replace(base, **photo_values(prof, base, given))
+    batches = math.ceil(prof.train_images / config.batch_size)
+    steps = (config.steps_per_epoch or batches) * config.epochs
+    passes = steps * config.batch_size / max(prof.train_images, 1)
+    epochs = f"{config.epochs} epochs" + (f" of {config.steps_per_epoch} steps" if config.steps_per_epoch else "")
     notice(
-        f"Recipe: photos ({prof.describe()}): {config.image_size} px, {config.epochs} epochs "
-        f"({steps} steps of {config.batch_size}); flags override any of it."
+        f"Recipe: photos ({prof.describe()}): {config.image_size} px, {steps} steps of {config.batch_size} "
+        f"({epochs}, {passes:.0f} passes over the photos); flags override any of it."
     )
     return config

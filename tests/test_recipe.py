@@ -55,17 +55,23 @@ def test_input_size_follows_the_objects_and_the_photos(image_size, side, expecte
     assert recipe.input_size(prof) == expected
 
 
-def test_training_length_is_set_in_images_seen_not_epochs():
-    def epochs(n, size):
-        return recipe.epochs_for(recipe.DataProfile(n, (300, 300), 0.5, 0.0, 3), size, 64)
+def test_training_length_is_set_in_optimizer_steps_not_epochs():
+    def steps(n, size, batch=64):
+        epochs, per_epoch = recipe.schedule(recipe.DataProfile(n, (300, 300), 0.5, 0.0, 3), size, batch, 8)
+        return epochs * (per_epoch or -(-n // batch)), epochs, per_epoch
 
-    # A few hundred photos get many passes, tens of thousands a few: about the same work.
-    small, large = epochs(300, 96), epochs(30000, 96)
-    assert small > 10 * large
-    assert small * 300 == pytest.approx(recipe.COMPUTE_IMAGES, rel=0.01) or small == recipe.MAX_EPOCHS
-    assert large == recipe.MIN_EPOCHS
+    # A few hundred photos and a few thousand get about the same work (images seen at 96 px;
+    # whole epochs of 200 steps, or of a pass over 3,000 photos, round it by a few per cent)...
+    small, few = steps(300, 96), steps(3000, 96)
+    assert small[0] * 64 == pytest.approx(recipe.COMPUTE_IMAGES, rel=0.05)
+    assert few[0] * 64 == pytest.approx(recipe.COMPUTE_IMAGES, rel=0.05)
+    # ...the few hundred in epochs of EPOCH_STEPS steps over the repeated photos (whole executions of 8),
+    assert small[2] == recipe.EPOCH_STEPS and small[2] % 8 == 0
+    # a large set in passes over it, at least MIN_EPOCHS of them.
+    large = steps(60000, 96)
+    assert large[2] is None and large[1] == recipe.MIN_EPOCHS
     # A larger input costs more per image, so fewer of them.
-    assert epochs(3000, 128) < epochs(3000, 96) < epochs(3000, 64)
+    assert steps(3000, 128)[0] < steps(3000, 96)[0] < steps(3000, 64)[0]
 
 
 def test_auto_chooses_the_synthetic_recipe_for_the_builtin_data(capsys):
@@ -85,11 +91,13 @@ def test_auto_chooses_the_photo_recipe_for_photos_and_flags_win(tmp_path, capsys
     assert line.startswith("Recipe: photos (") and "160 px" in line and "flags override" in line
     photos = config_lib.preset("photos")
     assert config.augment and config.image_size == 160 and config.depths == photos.depths
-    assert config.epochs == recipe.epochs_for(recipe.profile(config), 160, config.batch_size)
+    epochs, per_epoch = recipe.schedule(recipe.profile(config), 160, config.batch_size, config.steps_per_execution)
+    assert (config.epochs, config.steps_per_epoch) == (epochs, per_epoch) and per_epoch == recipe.EPOCH_STEPS
+    assert "steps of 64" in line and "passes over the photos" in line
     # Every flag still wins; the recipe fills in only what was not given.
     args = train_lib.build_parser().parse_args(["--data", spec, "--image-size", "64", "--epochs", "3"])
     config = config_lib.config_from_args(args)
-    assert (config.image_size, config.epochs) == (64, 3)
+    assert (config.image_size, config.epochs, config.steps_per_epoch) == (64, 3, None)
     # A preset named on the command line is taken as it is.
     args = train_lib.build_parser().parse_args(["--data", spec, "--preset", "photos"])
     assert config_lib.config_from_args(args) == config_lib.preset("photos", data=spec)
