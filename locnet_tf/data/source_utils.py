@@ -40,6 +40,7 @@ the same rules:
   recorded in ``SourceData.skipped``; a summary is logged as a warning.
 """
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -185,13 +186,23 @@ def find_file(name, folders):
 
 
 def check_image(path, origin, size=None, verify=True):
-    """Checks that an image file is there and readable; returns (height, width).
+    """Checks that an image file is there and readable; returns (height, width) as displayed.
+
+    See `inspect_image`, which this is with only the size returned.
+    """
+    info = inspect_image(path, origin, size, verify)
+    return info.height, info.width
+
+
+def inspect_image(path, origin, size=None, verify=True):
+    """Checks that an image file is there and readable; returns its `locnet_tf.images.ImageInfo`.
 
     The checks are `locnet_tf.images.inspect`'s, the same as every reader's:
     format, completeness, the pixel limit and, with `verify`, a clean decode.
     Results are remembered per file (path, size and modification time), so a
     source loaded again in one process (train, then calibrate, then
-    evaluate) decodes each image once.
+    evaluate) decodes each image once; `check_images` fills that memory for
+    many files at once, in threads.
 
     Args:
         path: the image file.
@@ -206,17 +217,10 @@ def check_image(path, origin, size=None, verify=True):
     path = pathlib.Path(path)
     if not path.is_file():
         raise DataError(f"{origin}: image file {path} not found")
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    result = _CHECKED.get(key + (verify,)) or _CHECKED.get(key + (True,))
-    if result is None:
-        try:
-            result = images.inspect(path.read_bytes(), str(path), verify=verify)
-        except images.ImageError as error:
-            result = error.problem
-        except OSError as error:
-            raise DataError(f"{origin}: image file {path} cannot be read: {error.strerror or error}") from None
-        _CHECKED[key + (verify,)] = result
+    try:
+        result = _checked(path, verify)
+    except OSError as error:
+        raise DataError(f"{origin}: image file {path} cannot be read: {error.strerror or error}") from None
     if isinstance(result, str):
         raise DataError(f"{origin}: image file {path}: {result}")
     height, width = result.height, result.width
@@ -227,11 +231,71 @@ def check_image(path, origin, size=None, verify=True):
             f"{origin}: the annotation says the image is {size[1]}x{size[0]} (WxH) but "
             f"{path} is {width}x{height}{turned}"
         )
-    return height, width
+    return result
+
+
+def _checked(path, verify):
+    """`images.inspect`'s ImageInfo for a file, or the problem it found (str); remembered. Raises OSError."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    result = _CHECKED.get(key + (verify,)) or _CHECKED.get(key + (True,))
+    if result is None:
+        try:
+            result = images.inspect(path.read_bytes(), str(path), verify=verify)
+        except images.ImageError as error:
+            result = error.problem
+        _CHECKED[key + (verify,)] = result
+    return result
 
 
 # (path, bytes, mtime, verified) -> ImageInfo, or the problem found.
 _CHECKED = {}
+# Threads that check images at once (`check_images`): decoding releases the
+# GIL (libjpeg-turbo in simplejpeg, zlib in Pillow), so a source of phone
+# photos loads about as many times faster as there are cores.
+CHECK_THREADS_ENV = "LOCNET_TF_CHECK_THREADS"
+
+
+def check_threads():
+    """Threads for `check_images`: `LOCNET_TF_CHECK_THREADS`, else the usable cores (at most 8)."""
+    text = os.environ.get(CHECK_THREADS_ENV, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{CHECK_THREADS_ENV} must be a whole number of at least 1, got {text!r}.")
+        return value
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def check_images(paths, verify=True):
+    """Checks many image files at once, in threads, and remembers the results for `inspect_image`.
+
+    Nothing is raised or reported here: the source reader then checks each
+    file in its own order (`inspect_image`, which finds the result ready), so
+    the messages and the records come in the same order as one by one.
+    """
+    unique = list(dict.fromkeys(pathlib.Path(p) for p in paths if p is not None))
+    threads = min(check_threads(), len(unique))
+    if threads < 2:
+        return
+
+    def check(path):
+        try:
+            if path.is_file():
+                _checked(path, verify)
+        except OSError:
+            pass  # `inspect_image` says it, naming the annotation
+
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="locnet_tf-check") as pool:
+        for _ in pool.map(check, unique):
+            pass
 
 
 def hash_split(key, fractions, seed=0):
@@ -375,6 +439,7 @@ def build_source(
         check_label_case(resolver, entries, name)
     records = {split: [] for split in SPLITS}
     annotated = {}  # resolved image path -> where it was first annotated
+    check_images([e.path for e in entries if not e.bad], verify_images)  # in threads, before the loop says anything
     for entry in entries:
         if entry.bad:
             problems.skip(entry.origin, f"{entry.origin}: image left out, an annotation of it was skipped ({entry.bad})")
@@ -463,7 +528,8 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
             f"{entry.background}: {entry.path.name} is listed as background here and with an object at "
             f"{entry.objects[0].origin}: conflicting rows (remove one)"
         )
-    height, width = check_image(entry.path, entry.origin, entry.size, verify)
+    info = inspect_image(entry.path, entry.origin, entry.size, verify)
+    height, width = info.height, info.width
     kept = []
     for obj in entry.objects:
         class_id = resolver.resolve(obj.label, obj.origin)
@@ -480,7 +546,8 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
         kept.append((class_id, box))
     path = os.path.abspath(entry.path)
     if not kept:
-        return Record.background(path, origin=entry.origin, size=(height, width))
+        return Record.background(path, origin=entry.origin, size=(height, width), orientation=info.orientation,
+                                 file_size=info.file_size)
     if len(kept) > 1:
         if multi_object == "fail":
             raise PolicyError(
@@ -492,7 +559,8 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
             return None
     areas = [float(box[2] * box[3]) for _, box in kept]
     class_id, box = kept[int(np.argmax(areas))]
-    return Record(path=path, present=True, box=box, class_id=class_id, origin=entry.origin, size=(height, width))
+    return Record(path=path, present=True, box=box, class_id=class_id, origin=entry.origin, size=(height, width),
+                  orientation=info.orientation, file_size=info.file_size)
 
 
 def skipped_summary(data, first=5):
