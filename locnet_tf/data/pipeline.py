@@ -39,7 +39,7 @@ from locnet_tf import boxes as box_lib
 from locnet_tf.images import (
     BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, IMAGE_PROBLEMS, JPEG_SOI as _JPEG_SOI,  # noqa: F401
     NOT_AN_IMAGE, PNG_END as _PNG_END, PNG_SIGNATURE as _PNG_SIGNATURE, TRUNCATED_JPEG, TRUNCATED_PNG,
-    exif_orientation, max_pixels,
+    ImageError, inspect,
 )
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.data.records import (
@@ -188,7 +188,7 @@ def read_image(path, orientation=None, file_size=None):
 
     Before decoding, checks what `locnet_tf.images.inspect` checks before it
     decodes, in the same words: that the file is not empty, is one of those
-    formats, is complete (a JPEG's end-of-image marker after its first scan,
+    formats, is complete (a JPEG's end-of-image marker after its image data,
     a PNG's IEND chunk; data appended after either is allowed) and that its
     header's size is within the pixel limit (`images.max_pixels()`). A
     failed check raises `tf.errors.InvalidArgumentError` whose message names
@@ -199,25 +199,31 @@ def read_image(path, orientation=None, file_size=None):
         path: string scalar tensor.
         orientation: int scalar tensor, the EXIF orientation the source reader
             read from the file's header (`Record.orientation`), or None to read
-            it here (through Pillow in a `tf.py_function`: no TF op parses
-            EXIF).
+            it here.
         file_size: int scalar tensor, the file's size in bytes when the
-            source reader checked it (`Record.file_size`), or None. A file
-            that still has that size is as the reader found it, which checked
-            everything above: only the checks of its first and last bytes
-            are made again (the others cost more than decoding a small JPEG:
-            in a tf.data function every op and every tf.cond counts). A file
-            whose size changed since is refused as such, after those checks
-            (a file cut since is "truncated").
+            source reader checked it (`Record.file_size`), or None to check
+            the file here.
+
+    With neither, the header is read by the functions of `locnet_tf.images`
+    (Pillow, in a `tf.py_function`: no TF op parses EXIF or walks a JPEG's
+    segments), so both readers agree on every file. With both (the records
+    of a file source, `records_dataset`), no Python runs per image: a file
+    that still has the size it had is as the source reader found it, which
+    checked all of the above, and only its first and last bytes are checked
+    again (as cheap as it gets: in a tf.data function every op counts); a
+    file whose size changed since is refused as such, after those checks (a
+    file cut since is "truncated").
     """
     path = tf.convert_to_tensor(path, tf.string)
     data = tf.io.read_file(path)  # a missing file fails here, naming it
-    size = tf.strings.length(data)
     is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), _JPEG_SOI)
+    if orientation is None or file_size is None:
+        read_orientation, problem = _header(data)
+        orientation = read_orientation if orientation is None else orientation
     if file_size is None:
-        checked = _checks(data, size, is_jpeg, path)
+        checked = tf.debugging.Assert(tf.equal(problem, ""), [problem, path], summarize=1)
     else:
-        checked = _quick_checks(data, size, is_jpeg, path, file_size)
+        checked = _quick_checks(data, is_jpeg, path, file_size)
     with tf.control_dependencies([checked]):
         data = tf.identity(data)
     # The accurate integer DCT: decode_image's default (the fast DCT) is off
@@ -230,20 +236,30 @@ def read_image(path, orientation=None, file_size=None):
         lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
     )
     image.set_shape([None, None, 3])
-    if orientation is None:
-        orientation = _read_orientation(data)
     return apply_orientation(image, orientation)
 
 
-_HEADER = 32  # bytes that hold the size of a PNG, GIF or BMP
+def _header(data):
+    """(EXIF orientation, the problem `images.inspect` finds before decoding, or "") of a file's bytes."""
+    def read(d):
+        d = d.numpy()
+        try:
+            info = inspect(d, "", verify=False)  # the header and the file's ends: no pixel is decoded
+        except ImageError as error:
+            return 1, error.problem
+        return info.orientation, ""
+
+    orientation, problem = tf.py_function(read, [data], [tf.int32, tf.string])
+    return tf.ensure_shape(orientation, []), tf.ensure_shape(problem, [])
+
+
 _TAIL = 256  # bytes at the end where a file's end marker usually is (cameras pad some after it)
-
-
 CHANGED = "image file changed since the source was read (its size differs); read the source again"
 
 
-def _quick_checks(data, size, is_jpeg, path, file_size):
+def _quick_checks(data, is_jpeg, path, file_size):
     """The checks of a file that the source reader checked when it was `file_size` bytes (see `read_image`)."""
+    size = tf.strings.length(data)
     unchanged = tf.equal(tf.cast(size, tf.int64), tf.cast(file_size, tf.int64))
     head = tf.strings.substr(data, 0, 8)
     is_png = tf.equal(head, _PNG_SIGNATURE)
@@ -262,92 +278,6 @@ def _quick_checks(data, size, is_jpeg, path, file_size):
         _check(tf.reduce_any([tf.logical_not(is_png), ends_png, unchanged]), TRUNCATED_PNG, path),
     ]):
         return _check(unchanged, CHANGED, path)
-
-
-def _checks(data, size, is_jpeg, path):
-    """`read_image`'s checks of a file's bytes; True once they passed (each failure names the file)."""
-    head = tf.strings.substr(data, 0, 8)
-    is_png = tf.equal(head, _PNG_SIGNATURE)
-    is_gif = tf.equal(tf.strings.substr(head, 0, 4), _GIF)
-    is_bmp = tf.equal(tf.strings.substr(head, 0, 2), _BMP)
-    # Complete: most files end with their end marker; one that does not
-    # (data appended after it, or truncated) is searched whole.
-    start = tf.maximum(size - _TAIL, 0)
-    tail = tf.io.decode_raw(tf.strings.substr(data, start, size - start), tf.uint8)
-    ends_jpeg = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
-    png_start = tf.maximum(size - len(_PNG_END), 0)
-    ends_png = tf.equal(tf.strings.substr(data, png_start, size - png_start), _PNG_END)
-    searched = tf.cond(
-        tf.logical_or(tf.logical_and(is_jpeg, tf.logical_not(ends_jpeg)),
-                      tf.logical_and(is_png, tf.logical_not(ends_png))),
-        lambda: tf.where(is_jpeg, _eoi_after_first_sos(data), _contains(data, _PNG_END)),
-        lambda: tf.constant(True),
-    )
-    with tf.control_dependencies([
-        _check(size > 0, EMPTY_IMAGE, path),
-        _check(tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_gif, is_bmp])), NOT_AN_IMAGE, path),
-        _check(tf.logical_or(tf.logical_not(is_jpeg), tf.logical_or(ends_jpeg, searched)), TRUNCATED_JPEG, path),
-        _check(tf.logical_or(tf.logical_not(is_png), tf.logical_or(ends_png, searched)), TRUNCATED_PNG, path),
-    ]):
-        # After those checks: libjpeg parses a JPEG's header, and fails naming no file.
-        height, width = tf.cond(
-            is_jpeg, lambda: _jpeg_size(data), lambda: _header_size(data, is_png, is_gif))
-    # Before decoding: a 20000x20000 PNG is 5 MB on disk and 1.2 GB decoded.
-    with tf.control_dependencies([_check(
-        height * width <= max_pixels(), "image is too large (over the pixel limit, LOCNET_TF_MAX_PIXELS)", path,
-    )]):
-        return tf.identity(tf.constant(True))
-
-
-def _contains(data, needle):
-    # The C++ string split stops at the first occurrence; no TF op says "find".
-    return tf.equal(tf.size(tf.strings.split(data, sep=needle, maxsplit=1)), 2)
-
-
-def _eoi_after_first_sos(data):
-    """Whether a JPEG has an end-of-image marker after its first SOS marker.
-
-    `locnet_tf.images.jpeg_is_complete` looks after the first scan that its
-    walk over the header segments finds; the first SOS marker in the file is
-    never after that one, so this never refuses a file the source readers
-    took (no TF op walks the segments at a useful speed).
-    """
-    parts = tf.strings.split(data, sep=b"\xff\xda", maxsplit=1)
-    return tf.logical_and(tf.equal(tf.size(parts), 2), _contains(parts[-1], b"\xff\xd9"))
-
-
-def _jpeg_size(data):
-    # libjpeg reads the header: the size is in a segment somewhere after the EXIF data.
-    shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
-    return shape[0], shape[1]
-
-
-def _header_size(data, is_png, is_gif):
-    """(height, width) of a PNG, GIF or BMP from its header, as Pillow reads them."""
-    # Padded, so that a short file indexes safely.
-    head = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 0, _HEADER) + b"\0" * _HEADER, tf.uint8), tf.int64)
-
-    def number(offset, count, big_endian=False):
-        order = range(count) if big_endian else reversed(range(count))
-        return functools.reduce(lambda value, i: value * 256 + head[offset + i], order, tf.constant(0, tf.int64))
-
-    # BMP: a BITMAPCOREHEADER (12 bytes) holds 16-bit sizes, the later
-    # headers 32-bit ones, the height signed (negative: stored top-down).
-    core = tf.equal(number(14, 4), 12)
-    bmp_h = tf.where(core, number(20, 2), number(22, 4))
-    bmp_h = tf.where(tf.logical_and(tf.logical_not(core), bmp_h >= 2**31), 2**32 - bmp_h, bmp_h)
-    bmp_w = tf.where(core, number(18, 2), number(18, 4))
-    height = tf.where(is_png, number(20, 4, True), tf.where(is_gif, number(8, 2), bmp_h))
-    width = tf.where(is_png, number(16, 4, True), tf.where(is_gif, number(6, 2), bmp_w))
-    return height, width
-
-
-def _read_orientation(data):
-    """The EXIF orientation from the file's header: Pillow in a `tf.py_function` (no TF op parses EXIF)."""
-    def read(d):
-        return exif_orientation(d.numpy())  # the header only (a PNG is not decoded); 1 when there is none
-
-    return tf.ensure_shape(tf.py_function(read, [data], tf.int32), [])
 
 
 def apply_orientation(image, orientation):
