@@ -248,3 +248,16 @@ def test_an_export_of_an_older_locnet_tf_says_so(smoke, tmp_path, photos, capsys
     assert "made by an older locnet_tf" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="older locnet_tf"):
         assert predict.main([str(stripped), str(photos[0]), "--classes", "a,b,c", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("command", ["locnet_tf.train", "locnet_tf.evaluate", "locnet_tf.export", "locnet_tf.data",
+                                     "locnet_tf.demo"])
+def test_commands_that_need_tensorflow_say_what_to_install_on_the_base_install(command):
+    blocked = BLOCKER.replace('sys.argv = ["locnet_tf.predict"] + sys.argv[1:]', "sys.argv = sys.argv[1:]")
+    blocked = blocked.replace('runpy.run_module("locnet_tf.predict", run_name="__main__")',
+                              'runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)')
+    result = _run(blocked, command, "--help")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: python -m {command} needs tensorflow and keras"), lines
+    assert 'pip install "locnet_tf[train]"' in lines[0]
