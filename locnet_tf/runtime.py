@@ -19,8 +19,10 @@ for `.tflite` files, so both give the same numbers.
 inside (`locnet_tf.tflite_metadata`): class names, presence threshold, input
 size and dtype, resize method, box format and the source model's hash. A
 `metadata.json` beside the file is used only if it lists this very file (by
-its SHA-256): one that belongs to another model is refused, never silently
-used (`resolve_metadata`).
+its SHA-256): one that belongs to another model, that cannot be read, or that
+an older locnet_tf wrote (without the SHA-256s) is refused, never silently
+used (`resolve_metadata`), unless the file has its own metadata or the class
+names are given, when it is set aside with a warning.
 """
 
 import dataclasses

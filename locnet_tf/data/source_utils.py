@@ -23,8 +23,11 @@ the same rules:
   JPEG, PNG, GIF or BMP that the training pipeline decodes right, complete,
   at most `images.max_pixels()` pixels, and (``verify_images=True``, the
   default) decoding cleanly, which finds truncated and corrupt files before
-  training starts. Its size comes from the annotation when the format stores
-  it (VOC, COCO), otherwise from the header. Sizes and boxes mean the image
+  training starts (in threads for large photos; what was found good is
+  remembered between runs, `locnet_tf.data.check_cache`). Its size comes from
+  the annotation when the format stores it (VOC, COCO), otherwise from the
+  header; its EXIF orientation and byte size go into the record, for the
+  pipeline (`locnet_tf.data.pipeline.read_image`). Sizes and boxes mean the image
   as displayed: with its EXIF orientation applied, as every reader applies it.
   Files named like images of a format that is not read (`.webp`, `.tif`...)
   in an image folder are bad data too, never skipped unseen.
