@@ -331,9 +331,9 @@ def _png_exif(data):
     return None
 
 
-# JPEG markers without a length field: TEM, RST0..7, SOI.
-_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8), 0xD8])
-_SOS, _EOI = 0xDA, 0xD9
+# JPEG markers without a length field (TEM, RST0..7; SOI and EOI end the walk).
+_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])
+_SOI, _SOS, _EOI = 0xD8, 0xDA, 0xD9
 
 
 def _jpeg_next_marker(data, start):
@@ -380,7 +380,7 @@ def _jpeg_header(data):
         kind = data[code]
         if kind == _SOS:
             return marker, junk
-        if kind in (_EOI, 0xD8):
+        if kind in (_EOI, _SOI):
             return None, junk  # an end, or a second start, before any image data
         if kind in _STANDALONE_MARKERS:
             position = code + 1
@@ -403,9 +403,9 @@ def jpeg_is_complete(data):
     Samsung trailer, the video of a motion photo), which every decoder
     ignores. A file cut anywhere before the marker, in the header or the image
     data, has none there (the image data cannot hold it: a 0xFF byte in it is
-    followed by 0x00 or a restart marker). Where the header makes no sense,
-    the first SOS marker in the file stands in for the walk's (the training
-    pipeline's reader does the same, `pipeline._jpeg_is_complete`).
+    followed by 0x00 or a restart marker). Where the header makes no sense
+    (an end marker before any image data), the first SOS marker in the file
+    stands in for the walk's; the decoder says what else is wrong.
     """
     sos = _jpeg_header(data)[0]
     if sos is None:

@@ -39,7 +39,7 @@ from locnet_tf import boxes as box_lib
 from locnet_tf.images import (
     BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, IMAGE_PROBLEMS, JPEG_SOI as _JPEG_SOI,  # noqa: F401
     NOT_AN_IMAGE, PNG_END as _PNG_END, PNG_SIGNATURE as _PNG_SIGNATURE, TRUNCATED_JPEG, TRUNCATED_PNG,
-    ImageError, inspect,
+    ImageError, inspect as inspect_image,
 )
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.data.records import (
@@ -244,7 +244,7 @@ def _header(data):
     def read(d):
         d = d.numpy()
         try:
-            info = inspect(d, "", verify=False)  # the header and the file's ends: no pixel is decoded
+            info = inspect_image(d, "", verify=False)  # the header and the file's ends: no pixel is decoded
         except ImageError as error:
             return 1, error.problem
         return info.orientation, ""
