@@ -15,6 +15,7 @@ from Python still raises, so notebooks and tests see the exception. Anything
 else is a bug and keeps its traceback.
 """
 
+import importlib.util
 import os
 import re
 import sys
@@ -83,3 +84,28 @@ def user_message(error):
 _TF_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}|Error in user-defined function passed to .*? "
                           r"transformation with iterator: \S+: ")
 _NOT_FOUND = re.compile(r"(?P<path>.+); No such file or directory")
+
+
+# What training, evaluation and export import that the base install (the
+# device runtime: numpy, Pillow, LiteRT) leaves out.
+TRAIN_EXTRA = ("tensorflow", "keras")
+
+
+def require_train_extra(command):
+    """Exits with one `error:` line when `python -m COMMAND` cannot run on this install (no TensorFlow).
+
+    See `locnet_tf._tf_required`, which calls it before a command's own
+    imports would end in a ModuleNotFoundError traceback.
+    """
+    missing = []
+    for name in TRAIN_EXTRA:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        print(f"error: python -m {command} needs {' and '.join(missing)}, which the base install (it runs "
+              f'.tflite models only) leaves out: pip install "locnet_tf[train]"', file=sys.stderr)
+        raise SystemExit(1)

@@ -11,6 +11,7 @@
 Run it again and it reuses the finished run (delete `runs/demo` to train anew).
 """
 
+from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import pathlib
 import sys

@@ -11,6 +11,7 @@ whole split (the streaming Keras metrics give the same values during training;
 the tests check both against each other).
 """
 
+from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import json
 import os

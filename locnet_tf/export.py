@@ -30,6 +30,7 @@ moved into place only when complete, so a failed export leaves no half-written
 folder and a previous export intact.
 """
 
+from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import dataclasses
 import datetime

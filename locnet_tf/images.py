@@ -6,7 +6,7 @@ TensorFlow (DESIGN.md section 5):
     read_image(path)                -> uint8 RGB [H, W, 3], EXIF orientation applied
     inspect(data, name)             -> ImageInfo (format, size as displayed), or DataError
     exif_orientation(file)          -> the EXIF orientation tag (1..8; 1 = upright)
-    oriented_size(path)             -> (height, width) as displayed, from the header only
+    oriented_size(image, data)      -> (height, width) as displayed, from the header only
     resize(image, size, method)     -> uint8 [S, S, 3], bit for bit the training pipeline's
     letterbox_geometry(h, w, s, s)  -> (new_h, new_w, top, left)
     boxes_to_original(box, h, w, size, method)
@@ -16,22 +16,27 @@ an EXIF tag saying "rotate 90 degrees to show". Every reader in the package
 (`read_image` here, the training pipeline's `locnet_tf.data.pipeline.read_image`,
 the source readers' size checks, the check command) applies that tag, so
 pixels, sizes and box annotations all mean the image as a viewer shows it.
-The tag is read by Pillow (`Image.getexif`, `ImageOps.exif_transpose`) in both
-places, so training and inference agree on what it says.
+The tag is read once, from the header (`inspect`, through Pillow's EXIF
+parser; a PNG is never decoded for it), and the source readers hand it to the
+training pipeline with each record, so training and inference agree on what
+it says.
 
 **Bad files.** Every reader checks an image the same way before it
 decodes it (`inspect`; the source readers with `verify=True`, and
 `read_image`): it must be a JPEG, PNG, GIF or BMP that TensorFlow's decoders
-read right (not a palette BMP, which they would read as grey levels), complete
-(a JPEG's end marker, a PNG's IEND chunk), at most `max_pixels()` pixels
-(100 megapixels unless `LOCNET_TF_MAX_PIXELS` says otherwise: a 20000x20000
-PNG of 5 MB on disk is 1.2 GB decoded, several times that while resized), and
-it must decode without a complaint: libjpeg "recovers" a JPEG corrupted in its
-middle with a warning on stderr that names no file (TensorFlow then trains on
-the damaged pixels), so JPEGs are decoded by libjpeg-turbo in strict mode
-(`simplejpeg`), where that warning is an error; PNG chunks must carry right
-CRCs, which libpng (TensorFlow's decoder) enforces and Pillow does not. Each
-problem is a `DataError` naming the file.
+read right (not a palette BMP, which they would read as grey levels), at most
+`max_pixels()` pixels (100 megapixels unless `LOCNET_TF_MAX_PIXELS` says
+otherwise: a 20000x20000 PNG of 5 MB on disk is 1.2 GB decoded, several times
+that while resized; checked from the header, before anything is decoded),
+complete (a JPEG's end marker after its image data, a PNG's IEND chunk; data
+appended after them, as phones append a motion photo's video, is ignored as
+every decoder ignores it), and it must decode without a complaint: libjpeg
+"recovers" a JPEG corrupted in its middle with a warning on stderr that names
+no file (TensorFlow then trains on the damaged pixels), so JPEGs are decoded
+by libjpeg-turbo in strict mode (`simplejpeg`), where that warning is an error
+(except for stray bytes between header segments, which libjpeg skips without
+harm); PNG chunks must carry right CRCs, which libpng (TensorFlow's decoder)
+enforces and Pillow does not. Each problem is a `DataError` naming the file.
 
 **Resize.** `resize` is TensorFlow's `tf.image.resize(..., antialias=True)`
 (bilinear, the kernel widened when shrinking) followed by the pipeline's
@@ -70,9 +75,6 @@ JPEG_SOI = b"\xff\xd8"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
 GIF, BMP = b"GIF8", b"BM"
-# Bytes searched for the JPEG end-of-image marker: some cameras and editors
-# pad files after it.
-JPEG_TAIL = 256
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 # Image files that are not read (TensorFlow's decoders do not take them). A
 # folder of images that holds some is refused, or they are skipped and listed
@@ -83,6 +85,10 @@ UNSUPPORTED_IMAGE_SUFFIXES = (
 )
 # What Pillow calls the formats every reader takes.
 READABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
+# Pillow's names for files that are one of those: "MPO" is a JPEG that holds
+# more pictures after the first (a phone's depth map, a stereo pair), which
+# every decoder reads as its first picture.
+_FORMAT_ALIASES = {"MPO": "JPEG"}
 
 # The largest image, in pixels, that any reader decodes (check, training,
 # evaluation, export, predict). 100 megapixels hold every camera's photo up to
@@ -161,13 +167,16 @@ class ImageError(DataError):
 
 @dataclasses.dataclass(frozen=True)
 class ImageInfo:
-    """What `inspect` found: Pillow's format name and the size as displayed (EXIF orientation applied)."""
+    """What `inspect` found: the format, the size as displayed (EXIF orientation applied) and as stored, the
+    orientation, the file's size in bytes."""
 
     format: str
     height: int
     width: int
     stored_height: int
     stored_width: int
+    orientation: int = 1  # EXIF orientation, 1..8 (1: stored upright)
+    file_size: int = 0  # bytes
 
 
 def inspect(data, name, verify=True):
@@ -189,25 +198,34 @@ def inspect(data, name, verify=True):
     if not data:
         raise ImageError(name, EMPTY_IMAGE)
     try:
-        with open_image(io.BytesIO(data)) as image:
-            fmt = image.format
+        with open_image(io.BytesIO(data)) as image:  # the header only
+            fmt = _FORMAT_ALIASES.get(image.format, image.format)
             stored_width, stored_height = image.size
-            height, width = oriented_size(image)
-            palette_bmp = fmt == "BMP" and image.mode not in ("RGB", "RGBA", "L")
+            if fmt not in READABLE_FORMATS:
+                raise ImageError(
+                    name, f"a {fmt} image; locnet_tf reads only JPEG, PNG, GIF and BMP (convert it first)")
+            if fmt == "BMP" and image.mode not in ("RGB", "RGBA", "L"):
+                # TensorFlow's BMP decoder takes 8-bit pixels as grey levels: a palette
+                # BMP would train on its colour indices. (1- and 4-bit ones it refuses.)
+                raise ImageError(
+                    name, "a BMP with a colour palette, which TensorFlow's decoder reads wrongly (convert it to PNG)")
+            # The size before anything else is read: a 400-megapixel PNG is
+            # refused before a byte of its pixels is decoded.
+            problem = too_large(stored_width, stored_height) or check_bytes(data)
+            if problem:
+                raise ImageError(name, problem)
+            orientation = _orientation(image, data)
+    except ImageError:
+        raise
     except PILLOW_ERRORS as error:
         raise ImageError(name, check_bytes(data) or f"cannot be read: {error}") from None
-    if fmt not in READABLE_FORMATS:
-        raise ImageError(name, f"a {fmt} image; locnet_tf reads only JPEG, PNG, GIF and BMP (convert it first)")
-    if palette_bmp:
-        # TensorFlow's BMP decoder takes 8-bit pixels as grey levels: a palette
-        # BMP would train on its colour indices. (1- and 4-bit ones it refuses.)
-        raise ImageError(name, "a BMP with a colour palette, which TensorFlow's decoder reads wrongly (convert it to PNG)")
-    problem = too_large(stored_width, stored_height) or check_bytes(data)
-    if not problem and verify:
+    if verify:
         problem = _decode_problem(data, fmt)
-    if problem:
-        raise ImageError(name, problem)
-    return ImageInfo(fmt, height, width, stored_height, stored_width)
+        if problem:
+            raise ImageError(name, problem)
+    height, width = (stored_width, stored_height) if orientation in SWAPPING_ORIENTATIONS else (
+        stored_height, stored_width)
+    return ImageInfo(fmt, height, width, stored_height, stored_width, orientation, len(data))
 
 
 def _decode_problem(data, fmt):
@@ -231,6 +249,28 @@ def _jpeg_problem(data):
     # Pillow and TensorFlow alike) "recovers" damaged data are errors here.
     # Scaled down (min_factor 8): every coefficient is still decoded, the
     # output is 1/64 of the pixels.
+    problem = _strict_jpeg_decode(data)
+    if problem and EXTRANEOUS_BYTES in problem:
+        # Bytes between two header segments (a segment length one short, an
+        # editor's padding) that libjpeg skips: Pillow and TensorFlow decode
+        # the same pixels as without them. Strict mode stops at that warning,
+        # so the rest is checked on a copy without them. Such bytes in the
+        # image data itself stay an error: they are damaged data.
+        junk = _jpeg_header(data)[1]
+        if junk:
+            cleaned = bytearray(data)
+            for start, end in reversed(junk):
+                del cleaned[start:end]
+            problem = _strict_jpeg_decode(bytes(cleaned))
+    return f"JPEG data is corrupt: {problem}" if problem else None
+
+
+# What libjpeg says of bytes it skips between segments (its JWRN_EXTRANEOUS_DATA).
+EXTRANEOUS_BYTES = "extraneous bytes before marker"
+
+
+def _strict_jpeg_decode(data):
+    """simplejpeg's (strict libjpeg-turbo's) complaint about a JPEG, or None when it decodes cleanly."""
     try:
         colorspace = simplejpeg.decode_jpeg_header(data)[2]
         simplejpeg.decode_jpeg(
@@ -238,8 +278,25 @@ def _jpeg_problem(data):
             min_height=1, min_width=1, min_factor=8,
         )
     except ValueError as error:
-        return f"JPEG data is corrupt: {error}"
+        return str(error)
     return None
+
+
+def _png_chunks(data):
+    """Yields `(offset, kind, data start, data end)` of a PNG's chunks up to IEND; stops at a chunk cut short."""
+    offset = len(PNG_SIGNATURE)
+    while offset + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        end = offset + 8 + length
+        if end + 4 > len(data):
+            yield offset, kind, offset + 8, None  # runs past the end of the file
+            return
+        yield offset, kind, offset + 8, end
+        if kind == b"IEND":
+            return
+        offset = end + 4
+    if offset < len(data):
+        yield offset, None, None, None  # not even a chunk header left
 
 
 def _png_chunk_problem(data):
@@ -247,23 +304,115 @@ def _png_chunk_problem(data):
 
     Hand-written (a walk over length, type, data, CRC) because Pillow skips
     the CRCs of image-data chunks, which libpng, TensorFlow's PNG decoder,
-    checks: a file Pillow decodes would stop training.
+    checks: a file Pillow decodes would stop training. Bytes after the IEND
+    chunk are not read (by libpng either).
     """
-    offset = len(PNG_SIGNATURE)
-    while offset < len(data):
-        if offset + 12 > len(data):
+    for offset, kind, start, end in _png_chunks(data):
+        if kind is None:
             return "PNG image is truncated (a chunk runs past the end of the file)"
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        end = offset + 8 + length
-        if end + 4 > len(data):
+        if end is None:
             return f"PNG image is truncated (chunk {kind!r} runs past the end of the file)"
         (crc,) = struct.unpack(">I", data[end:end + 4])
         if zlib.crc32(data[offset + 4:end]) != crc:
             return f"PNG data is corrupt (chunk {kind.decode('latin-1')!r} has a wrong CRC)"
-        offset = end + 4
-        if kind == b"IEND":
-            break
     return None
+
+
+def _png_exif(data):
+    """The data of a PNG's eXIf chunk (wherever it is, also after the image data), or None."""
+    offset, size = len(PNG_SIGNATURE), len(data)
+    while offset + 8 <= size:  # a walk over the chunk headers: a few per megabyte
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        if kind == b"eXIf":
+            return data[offset + 8:offset + 8 + length] if offset + 12 + length <= size else None
+        if kind == b"IEND":
+            return None
+        offset += 12 + length
+    return None
+
+
+# JPEG markers without a length field (TEM, RST0..7; SOI and EOI end the walk).
+_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])
+_SOI, _SOS, _EOI = 0xD8, 0xDA, 0xD9
+
+
+def _jpeg_next_marker(data, start):
+    """libjpeg's `next_marker` from `start`: `(offset of the marker's 0xFF, offset of its code)`, or None.
+
+    Bytes before it that are not fill bytes (0xFF runs) are what libjpeg
+    skips with its "extraneous bytes" warning: `data[start:offset]`.
+    """
+    position = start
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0:
+            return None
+        code = position
+        while code < len(data) and data[code] == 0xFF:
+            code += 1
+        if code >= len(data):
+            return None
+        if data[code] != 0:  # 0xFF 0x00 is a stuffed byte, not a marker: skipped too
+            return code - 1, code
+        position = code + 1
+
+
+def _jpeg_header(data):
+    """Walks a JPEG's segments from SOI to the first scan, as libjpeg reads them.
+
+    Returns:
+        (offset of the first SOS marker, or -1 when the file ends before it,
+        or None when the header makes no sense; list of (start, end) spans of
+        extraneous bytes between segments).
+    """
+    position, junk = 2, []
+    while True:
+        found = _jpeg_next_marker(data, position)
+        if found is None:
+            return -1, junk
+        marker, code = found
+        # The fill run before a marker is allowed; anything else is skipped.
+        first_ff = marker
+        while first_ff > position and data[first_ff - 1] == 0xFF:
+            first_ff -= 1
+        if first_ff > position:
+            junk.append((position, first_ff))
+        kind = data[code]
+        if kind == _SOS:
+            return marker, junk
+        if kind in (_EOI, _SOI):
+            return None, junk  # an end, or a second start, before any image data
+        if kind in _STANDALONE_MARKERS:
+            position = code + 1
+            continue
+        if code + 3 > len(data):
+            return -1, junk
+        length = (data[code + 1] << 8) | data[code + 2]
+        if length < 2:
+            return None, junk
+        position = code + 1 + length
+        if position > len(data):
+            return -1, junk
+
+
+def jpeg_is_complete(data):
+    """Whether a JPEG holds its end-of-image marker after its image data.
+
+    The marker is looked for after the first scan (the walk over the header
+    segments finds it), not at the file's end: phones append data after it (a
+    Samsung trailer, the video of a motion photo), which every decoder
+    ignores. A file cut anywhere before the marker, in the header or the image
+    data, has none there (the image data cannot hold it: a 0xFF byte in it is
+    followed by 0x00 or a restart marker). Where the header makes no sense
+    (an end marker before any image data), the first SOS marker in the file
+    stands in for the walk's; the decoder says what else is wrong.
+    """
+    sos = _jpeg_header(data)[0]
+    if sos is None:
+        sos = data.find(b"\xff\xda")
+        if sos < 0:
+            return False
+    return sos >= 0 and data.rfind(b"\xff\xd9") > sos  # from the end: usually found at once
 
 
 def check_bytes(data):
@@ -271,29 +420,36 @@ def check_bytes(data):
     if not data:
         return EMPTY_IMAGE
     if data[:2] == JPEG_SOI:
-        return None if b"\xff\xd9" in data[-JPEG_TAIL:] else TRUNCATED_JPEG
+        return None if jpeg_is_complete(data) else TRUNCATED_JPEG
     if data[:8] == PNG_SIGNATURE:
-        return None if data.endswith(PNG_END) else TRUNCATED_PNG
+        # Anywhere: data after IEND (some tools append their own) is ignored by every decoder.
+        return None if data.rfind(PNG_END) >= len(PNG_SIGNATURE) else TRUNCATED_PNG
     if data[:4] == GIF or data[:2] == BMP:
         return None
     return NOT_AN_IMAGE
 
 
-def exif_orientation(image):
-    """The EXIF orientation of an image: 1 (upright) to 8; 1 when it has none.
+def _orientation(image, data=None):
+    """The EXIF orientation (1..8) of an opened image, from its header: no pixel is decoded.
 
-    Args:
-        image: a `PIL.Image.Image`, the bytes of an image file, or its path.
+    Pillow's `getexif` on a PNG decodes the whole image first when the
+    header holds no EXIF (to look for an eXIf chunk after the image data): a
+    400-megapixel PNG would be decoded before the pixel limit refused it, and
+    every PNG would be decoded twice. Given the file's `data`, such a chunk
+    is found by walking the chunks instead; then Pillow reads the tag as
+    always (EXIF, else XMP).
     """
-    if isinstance(image, Image.Image):
-        value = image.getexif().get(ORIENTATION_TAG, 1)
-    else:
-        source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
-        try:
-            with open_image(source) as opened:  # the header only: no pixels are decoded
-                value = opened.getexif().get(ORIENTATION_TAG, 1)
-        except PILLOW_ERRORS:
-            return 1  # not an image Pillow reads: the decoder reports it
+    if image.format == "PNG":
+        if "exif" not in image.info and data is not None:
+            raw = _png_exif(data)
+            if raw is not None:
+                image.info["exif"] = raw
+        return _tag_value(Image.Image.getexif(image))  # not PngImageFile.getexif, which decodes
+    return _tag_value(image.getexif())
+
+
+def _tag_value(exif):
+    value = exif.get(ORIENTATION_TAG, 1)
     try:
         value = int(value)
     except (TypeError, ValueError):
@@ -302,12 +458,53 @@ def exif_orientation(image):
     return value if 1 <= value <= 8 else 1
 
 
-def oriented_size(image):
-    """(height, width) of an opened `PIL.Image` as displayed (EXIF orientation applied)."""
+def exif_orientation(image):
+    """The EXIF orientation of an image: 1 (upright) to 8; 1 when it has none.
+
+    Args:
+        image: a `PIL.Image.Image`, the bytes of an image file, or its path.
+            (Bytes and paths are read from the header only, PNGs included;
+            an opened PNG that holds no EXIF before its image data is
+            decoded by Pillow to look after it.)
+    """
+    if isinstance(image, Image.Image):
+        # Someone's opened image: Pillow's own answer, the object left as it was.
+        return _tag_value(image.getexif())
+    if isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+    else:
+        with open(image, "rb") as f:
+            data = f.read()
+    try:
+        with open_image(io.BytesIO(data)) as opened:
+            return _orientation(opened, data)
+    except PILLOW_ERRORS:
+        return 1  # not an image Pillow reads: the decoder reports it
+
+
+def oriented_size(image, data=None):
+    """(height, width) of an opened `PIL.Image` as displayed (EXIF orientation applied).
+
+    Give the file's `data` and a PNG is not decoded (see `_orientation`).
+    """
     width, height = image.size
-    if exif_orientation(image) in SWAPPING_ORIENTATIONS:
+    if (_orientation(image, data) if data is not None else exif_orientation(image)) in SWAPPING_ORIENTATIONS:
         width, height = height, width
     return height, width
+
+
+# Pillow's transpose for each EXIF orientation (those of `ImageOps.exif_transpose`).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Pillow's modes of 16-bit grey PNGs (newer Pillows say "I;16", older ones "I").
+_SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
 def read_image(path):
@@ -315,6 +512,10 @@ def read_image(path):
 
     JPEG, PNG, GIF (first frame) and BMP, as the training pipeline reads;
     grayscale, palette and RGBA become RGB; the EXIF orientation is applied.
+    The pixels are the training pipeline's (`locnet_tf.data.pipeline.read_image`)
+    bit for bit: JPEGs with the accurate integer DCT, 16-bit PNGs by the high
+    byte of each sample (TensorFlow's decoder; Pillow's own conversion would
+    clip every grey level above 255 of 65535 to white).
 
     Raises:
         FileNotFoundError: no such file.
@@ -326,13 +527,22 @@ def read_image(path):
         raise FileNotFoundError(f"{path}: no such image file.")
     with open(path, "rb") as f:
         data = f.read()
-    inspect(data, path)
+    info = inspect(data, path)
     try:
         with open_image(io.BytesIO(data)) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"))
+            if info.orientation in _TRANSPOSE:
+                image = image.transpose(_TRANSPOSE[info.orientation])
+            return _to_rgb(image)
     except PILLOW_ERRORS as error:
         raise DataError(f"{path}: cannot be decoded: {error}.") from None
+
+
+def _to_rgb(image):
+    """A decoded `PIL.Image` as uint8 RGB, as TensorFlow's decoders give it."""
+    if image.mode in _SIXTEEN_BIT_GREY:
+        grey = (np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"))
 
 
 def to_rgb_uint8(image):

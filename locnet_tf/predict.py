@@ -105,8 +105,10 @@ def iter_predictions(model, sources, out=None, *, num_threads=None, resize=None,
             totals["sources"] += 1
             name = _unique_name(source.name, used_names)
             writer = None
+            # The frames are closed as soon as the source is done with (max_frames reached, an error, the
+            # caller stopping), and the video or stream with them: not whenever the garbage collector runs.
+            pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth)
             try:
-                pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth)
                 for frame, prediction in itertools.islice(pairs, remaining):
                     row = {"source": source.spec, "frame": frame.index, "timestamp": frame.timestamp,
                            **prediction.to_dict()}
@@ -127,6 +129,7 @@ def iter_predictions(model, sources, out=None, *, num_threads=None, resize=None,
                         bar.update(1)
                     yield row
             finally:
+                pairs.close()
                 if writer is not None:
                     writer.close()
     finally:

@@ -19,8 +19,10 @@ for `.tflite` files, so both give the same numbers.
 inside (`locnet_tf.tflite_metadata`): class names, presence threshold, input
 size and dtype, resize method, box format and the source model's hash. A
 `metadata.json` beside the file is used only if it lists this very file (by
-its SHA-256): one that belongs to another model is refused, never silently
-used (`resolve_metadata`).
+its SHA-256): one that belongs to another model, that cannot be read, or that
+an older locnet_tf wrote (without the SHA-256s) is refused, never silently
+used (`resolve_metadata`), unless the file has its own metadata or the class
+names are given, when it is set aside with a warning.
 """
 
 import dataclasses
@@ -151,7 +153,7 @@ def json_describes(metadata, path):
     """Whether an export's `metadata.json` lists the file at `path` (same name and SHA-256)."""
     path = pathlib.Path(path)
     digest = None
-    for artifact in (metadata.get("artifacts") or {}).values():
+    for artifact in _artifacts(metadata):
         if artifact.get("sha256") and artifact.get("path") == path.name:
             digest = digest or sha256(path)
             if artifact["sha256"] == digest:
@@ -159,16 +161,57 @@ def json_describes(metadata, path):
     return False
 
 
-def resolve_metadata(path):
+def _artifacts(metadata):
+    """The artifact entries (dicts) of a `metadata.json`; none when it is not shaped like one."""
+    artifacts = metadata.get("artifacts") if isinstance(metadata, dict) else None
+    if not isinstance(artifacts, dict):
+        return []
+    return [a for a in artifacts.values() if isinstance(a, dict)]
+
+
+def _unreadable(metadata):
+    """Why a parsed `metadata.json` is not one an export writes (its shape), or None."""
+    if not isinstance(metadata, dict):
+        return f"a JSON {type(metadata).__name__}, not an object"
+    artifacts = metadata.get("artifacts", {})
+    if not isinstance(artifacts, dict):
+        return f"its \"artifacts\" is a JSON {type(artifacts).__name__}, not an object"
+    odd = sorted(name for name, artifact in artifacts.items() if not isinstance(artifact, dict))
+    if odd:
+        return f"its artifact {odd[0]!r} is not an object"
+    return None
+
+
+def _older_export(metadata, path):
+    """Whether a `metadata.json` was written by a locnet_tf from before files were listed with their SHA-256.
+
+    Such an export (metadata format 1) lists its files by name only, and its
+    `.tflite` files carry no metadata inside: nothing ties the two together.
+    """
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("format_version", 1), int):
+        return False
+    listed = [a for a in _artifacts(metadata) if a.get("path") == pathlib.Path(path).name]
+    return metadata.get("format_version", 1) < 2 and bool(listed) and not any(a.get("sha256") for a in listed)
+
+
+def resolve_metadata(path, strict=True):
     """What a `.tflite` file's own metadata says, checked against any `metadata.json` beside it.
+
+    Args:
+        path: the `.tflite` file.
+        strict: bool. Raise when the file carries no metadata and the json
+            beside it is not its own; False: warn, and return no metadata
+            (the caller has the class names from elsewhere).
 
     Returns:
         (metadata dict or None, where it came from: "embedded", the json's
         path, or None).
 
     Raises:
-        ValueError: the file carries no metadata and the `metadata.json`
-            beside it does not list this file (it belongs to another model).
+        ValueError: (`strict`) the file carries no metadata and the
+            `metadata.json` beside it cannot be read, belongs to another
+            model, or was written by an older locnet_tf (which did not list
+            each file's SHA-256).
     """
     path = pathlib.Path(path)
     embedded = tflite_metadata.read(path)
@@ -177,19 +220,29 @@ def resolve_metadata(path):
         return embedded, ("embedded" if embedded else None)
     try:
         described = json.loads(beside.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        described, reason = None, f"it cannot be read ({error})"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        described, unreadable = None, str(error)
+    else:
+        unreadable = _unreadable(described)
+    if unreadable is None and json_describes(described, path):
+        return (embedded, "embedded") if embedded else (described, str(beside))
+    if unreadable is not None:
+        reason = f"it cannot be read ({unreadable})"
+        problem = f"{path}: carries no metadata, and {beside} beside it cannot be read ({unreadable})"
+    elif _older_export(described, path):
+        reason = "it was written by an older locnet_tf, which did not list each file's SHA-256"
+        problem = (f"{path}: made by an older locnet_tf (the file carries no metadata, and {beside} lists files "
+                   "without their SHA-256, so nothing says it is this file's)")
     else:
         reason = "it does not list this file (no artifact with its name and SHA-256)"
-    if described is not None and json_describes(described, path):
-        return (embedded, "embedded") if embedded else (described, str(beside))
+        problem = f"{path}: carries no metadata, and {beside} beside it belongs to another model: {reason}"
     if embedded:
         warnings.warn(f"{beside} is not used for {path}: {reason}; the file's own metadata is.", stacklevel=3)
         return embedded, "embedded"
-    raise ValueError(
-        f"{path}: carries no metadata, and {beside} beside it belongs to another model: {reason}. "
-        "Re-export the model, or give the class names (--classes / class_names=)."
-    )
+    if not strict:
+        warnings.warn(f"{beside} is not used for {path}: {reason}; the class names given are.", stacklevel=3)
+        return None, None
+    raise ValueError(f"{problem}. Re-export the model, or give the class names (--classes / class_names=).")
 
 
 class TFLitePredictor:
@@ -213,7 +266,7 @@ class TFLitePredictor:
         self.path = pathlib.Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"No model at {self.path}.")
-        meta, self.metadata_source = resolve_metadata(self.path)
+        meta, self.metadata_source = resolve_metadata(self.path, strict=class_names is None)
         self.metadata = meta or {}
         self.runner = TFLiteRunner(self.path, num_threads=num_threads)
         if class_names is None:

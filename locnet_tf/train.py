@@ -22,6 +22,7 @@ and optimizer state then carry over to the full-size model for the remaining
 epochs, and history.csv records each epoch's `image_size`.
 """
 
+from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import dataclasses
 import math

@@ -31,7 +31,9 @@ FFmpeg's dshow documentation) as `dshow:video=NAME`.
 rate (divided by the stride, so the video lasts as long as the source).
 """
 
+import contextlib
 import dataclasses
+import fractions
 import glob
 import os
 import pathlib
@@ -46,7 +48,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 # Seconds to wait for a stream or camera to open, and for each read.
 OPEN_TIMEOUT, READ_TIMEOUT = 10.0, 10.0
-DEFAULT_RATE = 25  # frames/s assumed when a live source does not say
+DEFAULT_RATE = fractions.Fraction(25)  # frames/s assumed when a live source does not say
 
 
 @dataclasses.dataclass
@@ -119,7 +121,7 @@ class Source:
             return
         container = self.open()
         try:
-            self.fps = self.rate(container) / stride
+            self.fps = fractions.Fraction(self.rate(container)) / stride  # exact: PyAV's writer takes a Fraction
             self.total = self.count(container, stride)
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -260,7 +262,7 @@ class VideoWriter:
 
     Args:
         path: the output file.
-        rate: frames per second (a number or `fractions.Fraction`).
+        rate: frames per second (an int, a float or a `fractions.Fraction`).
         crf: int. x264 quality (lower is better; 23 is its default).
         bit_rate: int or None. A target bit rate (bits/s) instead of `crf`.
     """
@@ -268,16 +270,23 @@ class VideoWriter:
     def __init__(self, path, rate, crf=23, bit_rate=None):
         av = _import_av()
         self.path = str(path)
-        self.container = av.open(self.path, mode="w")
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        self.stream = self.container.add_stream(codec, rate=rate)
-        self.stream.pix_fmt = "yuv420p"
-        if bit_rate:
-            self.stream.bit_rate = int(bit_rate)
-        if codec == "libx264":
-            self.stream.options = {"preset": "veryfast", **({} if bit_rate else {"crf": str(crf)})}
+        # PyAV wants a Fraction (or an int); a float rate (25 / 2) is made one.
+        rate = rate if isinstance(rate, (int, fractions.Fraction)) else fractions.Fraction(rate).limit_denominator(1001)
         self.size = None
         self.frames = 0
+        self.container = av.open(self.path, mode="w")
+        try:
+            codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+            self.stream = self.container.add_stream(codec, rate=rate)
+            self.stream.pix_fmt = "yuv420p"
+            if bit_rate:
+                self.stream.bit_rate = int(bit_rate)
+            if codec == "libx264":
+                self.stream.options = {"preset": "veryfast", **({} if bit_rate else {"crf": str(crf)})}
+        except BaseException:
+            self.container.close()
+            self.container = None
+            raise
 
     def write(self, image):
         """Appends one uint8 `[H, W, 3]` frame (all frames must share one size)."""
@@ -338,8 +347,10 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None):
     smoother = smoothing_lib.Smoother(
         predictor.presence_threshold, predictor.class_names, smoothing or smoothing_lib.SmoothingConfig()
     ) if smooth else None
-    for frame in source.frames(stride):
-        prediction = predictor.predict(frame.image)
-        if smoother is not None:
-            prediction = smoother.update(prediction, frame.timestamp or 0.0)
-        yield frame, prediction
+    # Closed when this generator is (its caller stops early): the source's container with it.
+    with contextlib.closing(source.frames(stride)) as frames:
+        for frame in frames:
+            prediction = predictor.predict(frame.image)
+            if smoother is not None:
+                prediction = smoother.update(prediction, frame.timestamp or 0.0)
+            yield frame, prediction

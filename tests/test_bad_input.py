@@ -214,6 +214,10 @@ def loads(count):
     return check
 
 
+# A read-only --out: a read-only mount as root, a folder without write permission otherwise
+# (`bad_input_data.special_folder`): the system says one or the other.
+READ_ONLY = r"out: cannot write there \((Read-only file system|Permission denied)\)"
+
 # ----------------------------------------------------------------------------
 # One row per case of the issue: (id, command, build(tmp, models) -> argv, expect).
 
@@ -242,13 +246,13 @@ ROWS = [
      error(r"big\.png: image is too large: 20000x20000 pixels")),
     ("--out in a read-only folder: train", "T",
      lambda t, m: read_only(t, m, lambda out: _train(m["data"], out)),
-     error(r"out: cannot write there \(Read-only file system\)")),
+     error(READ_ONLY)),
     ("--out in a read-only folder: export", "E",
      lambda t, m: read_only(t, m, lambda out: [m["keras"], "--out", out, "--data", m["data"]]),
-     error(r"out: cannot write there \(Read-only file system\)")),
+     error(READ_ONLY)),
     ("--out in a read-only folder: predict", "P",
      lambda t, m: read_only(t, m, lambda out: [m["tflite"], m["data"][4:] + "/images/img00.jpg", "--out", out]),
-     error(r"out: cannot write there \(Read-only file system\)")),
+     error(READ_ONLY)),
     ("full disk: train", "T",
      lambda t, m: full_disk(t, m, lambda out: _train(m["data"], out, *QUICK)),
      error(r"out: not enough free space for the run folder: 0\.\d MB free, about \d+ MB needed")),

@@ -198,3 +198,66 @@ def test_a_metadata_json_of_another_model_is_refused(smoke, tmp_path, photos):
     assert predict.main([str(stripped), str(photos[0]), "--classes", "a,b,c", "--quiet"]) == 0
     with pytest.raises(ValueError, match="scores 3 classes but 2 class names"):
         inference.Predictor(stripped, class_names=["a", "b"])
+
+
+@pytest.mark.parametrize("text", [
+    "[]", '{"artifacts": {"tflite_float32": "model_float32.tflite"}}', '{"artifacts": []}', '"model"', "{not json",
+])
+def test_a_malformed_metadata_json_is_ignored_or_one_clear_error(smoke, tmp_path, photos, capsys, text):
+    from locnet_tf import cli, predict
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "metadata.json").write_text(text)
+    # A file with its metadata inside: the json is not used, and we say why.
+    shutil.copy(smoke["export"] / "model_int8.tflite", folder / "model_int8.tflite")
+    with pytest.warns(UserWarning, match=r"metadata\.json is not used for \S*model_int8\.tflite: it cannot be read"):
+        assert inference.Predictor(folder / "model_int8.tflite").class_names == CLASSES
+    # Without: one error naming both files, from the command line one line.
+    stripped = folder / "model_float32.tflite"
+    stripped.write_bytes(_strip(smoke["export"] / "model_float32.tflite"))
+    with pytest.raises(ValueError, match=r"model_float32\.tflite: carries no metadata, and \S*metadata\.json "
+                                         r"beside it cannot be read \(.+\)\. Re-export the model, or give"):
+        inference.Predictor(stripped)
+    capsys.readouterr()
+    assert cli.run(predict.main, [str(stripped), str(photos[0]), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("error: ") and "cannot be read" in err
+    # The class names given: the json is set aside, with a warning.
+    with pytest.warns(UserWarning, match="the class names given are"):
+        assert inference.Predictor(stripped, class_names=["a", "b", "c"]).class_names == ["a", "b", "c"]
+
+
+def test_an_export_of_an_older_locnet_tf_says_so(smoke, tmp_path, photos, capsys):
+    """metadata.json format 1 listed files without their SHA-256; its .tflite files carried nothing inside."""
+    from locnet_tf import cli, predict
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    old = json.loads((smoke["export"] / "metadata.json").read_text())
+    old["format_version"] = 1
+    for artifact in old["artifacts"].values():
+        artifact.pop("sha256", None)
+    (folder / "metadata.json").write_text(json.dumps(old))
+    stripped = folder / "model_float32.tflite"
+    stripped.write_bytes(_strip(smoke["export"] / "model_float32.tflite"))
+    with pytest.raises(ValueError, match=r"model_float32\.tflite: made by an older locnet_tf .* Re-export the "
+                                         r"model, or give the class names \(--classes"):
+        inference.Predictor(stripped)
+    assert cli.run(predict.main, [str(stripped), str(photos[0]), "--quiet"]) == 1
+    assert "made by an older locnet_tf" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="older locnet_tf"):
+        assert predict.main([str(stripped), str(photos[0]), "--classes", "a,b,c", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("command", ["locnet_tf.train", "locnet_tf.evaluate", "locnet_tf.export", "locnet_tf.data",
+                                     "locnet_tf.demo"])
+def test_commands_that_need_tensorflow_say_what_to_install_on_the_base_install(command):
+    blocked = BLOCKER.replace('sys.argv = ["locnet_tf.predict"] + sys.argv[1:]', "sys.argv = sys.argv[1:]")
+    blocked = blocked.replace('runpy.run_module("locnet_tf.predict", run_name="__main__")',
+                              'runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)')
+    result = _run(blocked, command, "--help")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: python -m {command} needs tensorflow and keras"), lines
+    assert 'pip install "locnet_tf[train]"' in lines[0]

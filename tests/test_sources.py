@@ -651,3 +651,119 @@ def test_tfds_split_the_dataset_lacks_is_an_empty_split(monkeypatch):
     for split in ("validation", "val"):
         with pytest.raises(EmptySplitError, match=rf"tfds:dogs \({split}\): no such split; it has \['test', 'train'\]"):
             tfds_source.tfds_examples("dogs", split)
+
+
+def test_a_skipped_row_takes_only_its_own_image_along(tmp_path):
+    # Caltech's layout: every class has its own image_0001.jpg.
+    for label in ("airplane", "face"):
+        make_image(tmp_path / "images" / label / "image_0001.jpg", 100, 50)
+        make_image(tmp_path / "images" / label / "image_0002.jpg", 100, 50)
+    write(tmp_path / "annotations" / "airplane.csv",
+          "image_0001.jpg,1,1,20,x,airplane\n"  # line 1: malformed
+          "image_0001.jpg,30,10,60,40,airplane\n"  # line 2: another object of the same image
+          "image_0002.jpg,1,1,20,20,airplane\n")
+    write(tmp_path / "annotations" / "face.csv",
+          "image_0001.jpg,1,1,20,20,face\n"
+          "image_0002.jpg,1,1,20,20,face\n"
+          "image_0002.jpg,1,1\n")  # line 3: malformed (no label: the image is found in images/face by the CSV's name)
+    data = load_source(f"csv:{tmp_path}", skip_bad=True, splits=(1.0, 0.0, 0.0))
+    kept = sorted(pathlib.Path(r.path).relative_to(tmp_path / "images").as_posix() for r in all_records(data))
+    assert kept == ["airplane/image_0002.jpg", "face/image_0001.jpg"]
+    skipped = dict(data.skipped)
+    assert sorted(skipped) == ["annotations/airplane.csv:1", "annotations/airplane.csv:2", "annotations/face.csv:2",
+                               "annotations/face.csv:3"]
+    assert "image left out" in skipped["annotations/airplane.csv:2"] and "airplane.csv:1" in skipped[
+        "annotations/airplane.csv:2"]
+    assert "image left out" in skipped["annotations/face.csv:2"] and "face.csv:3" in skipped["annotations/face.csv:2"]
+
+
+def test_images_are_checked_in_threads_with_the_same_result_and_order(tmp_path, monkeypatch):
+    import threading
+
+    from locnet_tf import images
+    from locnet_tf.data import check_cache
+
+    monkeypatch.setenv(check_cache.CACHE_ENV, "0")  # every load checks every file
+    rows = []
+    for i in range(24):
+        path = make_image(tmp_path / f"img{i:02d}.jpg", 64 + i, 48)
+        if i % 5 == 2:  # truncated
+            path.write_bytes(path.read_bytes()[:200])
+        rows.append(f"{path.name},1,1,20,20,car")
+    write(tmp_path / "labels.csv", "\n".join(rows) + "\n")
+    used = set()
+    real = images.inspect
+
+    def inspect(*args, **kwargs):
+        used.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(images, "inspect", inspect)
+    results = {}
+    for threads, smallest in (("1", 0), ("4", source_utils.THREADED_MEAN_BYTES), ("4", 0)):
+        # (These files are small: as photos are large, unless the threshold says otherwise.)
+        monkeypatch.setattr(source_utils, "THREADED_MEAN_BYTES", smallest)
+        monkeypatch.setenv(source_utils.CHECK_THREADS_ENV, threads)
+        source_utils._CHECKED.clear()
+        used.clear()
+        data = load_source(f"csv:{tmp_path / 'labels.csv'}", skip_bad=True, splits=(1.0, 0.0, 0.0))
+        results[threads, smallest] = ([(r.path, r.size, r.orientation, r.file_size) for r in data.records["train"]],
+                                      data.skipped)
+        assert any(name.startswith("locnet_tf-check") for name in used) == (threads == "4" and smallest == 0)
+    assert results["1", 0] == results["4", 0] == results["4", source_utils.THREADED_MEAN_BYTES]
+    results["4"] = results["4", 0]
+    assert [origin for origin, _ in results["4"][1]] == ["labels.csv:3", "labels.csv:8", "labels.csv:13",
+                                                         "labels.csv:18", "labels.csv:23"]
+    assert len(results["4"][0]) == 19
+    monkeypatch.setenv(source_utils.CHECK_THREADS_ENV, "0")
+    with pytest.raises(ValueError, match="LOCNET_TF_CHECK_THREADS must be a whole number of at least 1"):
+        load_source(f"csv:{tmp_path / 'labels.csv'}", skip_bad=True)
+
+
+def test_checked_images_are_remembered_on_disk_until_they_change(tmp_path, monkeypatch):
+    from locnet_tf import images
+    from locnet_tf.data import check_cache
+
+    monkeypatch.setenv(check_cache.CACHE_ENV, str(tmp_path / "cache" / "checks.sqlite3"))
+    monkeypatch.setattr(check_cache, "SETTLED_SECONDS", 0.0)  # these files are brand new
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(folder / f"i{i}.jpg")
+    write(folder / "labels.csv", "".join(f"i{i}.jpg,1,1,20,20,car\n" for i in range(3)))
+    spec = f"csv:{folder / 'labels.csv'}"
+    decoded = []
+    real = images.inspect
+    monkeypatch.setattr(images, "inspect", lambda data, name, verify=True: decoded.append(name) or real(data, name, verify))
+
+    def load(**kwargs):
+        source_utils._CHECKED.clear()  # as a new process
+        decoded.clear()
+        return load_source(spec, splits=(1.0, 0.0, 0.0), **kwargs)
+
+    first = load()
+    assert len(decoded) == 3 and (tmp_path / "cache" / "checks.sqlite3").is_file()
+    again = load()
+    assert decoded == [] and [(r.path, r.size, r.orientation, r.file_size) for r in again.records["train"]] == [
+        (r.path, r.size, r.orientation, r.file_size) for r in first.records["train"]]
+    load(verify_images=False)  # a full check answers a header check too
+    assert decoded == []
+    # A changed file is checked again, and a bad one is never remembered.
+    data = (folder / "i1.jpg").read_bytes()
+    (folder / "i1.jpg").write_bytes(data[:len(data) // 2])
+    for _ in range(2):
+        with pytest.raises(DataError, match=r"i1\.jpg: JPEG image is truncated"):
+            load()
+        assert [pathlib.Path(name).name for name in decoded] == ["i1.jpg"]
+    (folder / "i1.jpg").write_bytes(data)
+    load()
+    assert [pathlib.Path(name).name for name in decoded] == ["i1.jpg"]
+    # The pixel limit applies to what is remembered.
+    monkeypatch.setenv("LOCNET_TF_MAX_PIXELS", "1000")
+    with pytest.raises(DataError, match=r"i0\.jpg: image is too large: 60x40 pixels"):
+        load()
+    monkeypatch.delenv("LOCNET_TF_MAX_PIXELS")
+    # Turned off: every file is checked each time.
+    monkeypatch.setenv(check_cache.CACHE_ENV, "0")
+    load()
+    assert len(decoded) == 3

@@ -49,6 +49,18 @@ def test_a_written_clip_reads_back_frame_by_frame(clip):
     assert [f.index for f in strided] == [0, 5, 10, 15, 20]
 
 
+def test_rates_that_are_not_whole_numbers_write_a_video(tmp_path):
+    # A source that does not say its rate is taken at DEFAULT_RATE; with --stride 2
+    # the annotated video runs at half that: 12.5 frames/s (and a float rate works too).
+    for name, rate in (("default.mp4", video.DEFAULT_RATE / 2), ("float.mp4", 25 / 2)):
+        with video.VideoWriter(tmp_path / name, rate) as writer:
+            for i in range(5):
+                writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+        source = video.Source("video", str(tmp_path / name))
+        assert len(list(source.frames())) == 5 and source.fps == 12.5
+        assert len(list(source.frames(stride=2))) == 3 and source.fps == 6.25
+
+
 def test_predict_a_video_writes_json_lines_and_an_annotated_mp4(smoke, clip, tmp_path, capsys):
     path, _ = clip
     model = smoke["export"] / "model_int8.tflite"

@@ -20,6 +20,7 @@ Example, the Caltech photos beside the repo:
     python -m locnet_tf.data csv:../shared/data/caltech101_loc --skip-bad --grid caltech.png
 """
 
+from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import json
 import sys

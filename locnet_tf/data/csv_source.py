@@ -97,6 +97,14 @@ def _parse_row(row, origin):
     return filename, label, box
 
 
+def _folders(image_root, label, stem):
+    """Where a row's filename is looked for (see the module docstring), in order."""
+    folders = [image_root]
+    if label:
+        folders.append(image_root / "images" / label)
+    return folders + [image_root / "images" / stem, image_root / "images"]
+
+
 def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_bad=False, **options):
     """Reads a `csv:PATH` source.
 
@@ -117,7 +125,13 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
     problems = su.Problems(skip_bad)
     entries = {}  # image path (or missing name) -> ImageEntry, in file order
     labels = set()
-    bad_rows, raw_names = {}, {}  # filename as written -> why a row of it was skipped; entry key -> filename
+    # Skipped rows (skip_bad) take their image along. A row is bad before its
+    # image is looked up, so the image is known by what can be told of it:
+    # the file its name finds (as the row's label and CSV file say where to
+    # look), and (CSV file, name as written). Never by the bare name: every
+    # class of a Caltech-style layout has its own image_0001.jpg.
+    bad_images, bad_names = {}, {}  # resolved image path / (CSV file, name) -> why a row of it was skipped
+    row_names = {}  # entry key -> the (CSV file, name) of each of its rows
     for csv_path in csv_files(path):
         name = su.relative_name(csv_path, root)
         image_root = csv_root(csv_path)
@@ -130,21 +144,22 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
             if not row or (line == 1 and _is_header(row)):
                 continue
             origin = f"{name}:{line}"
-            raw_name = row[0].strip()
+            row_name = (str(csv_path), row[0].strip())
 
-            def taint(message, raw_name=raw_name):
-                bad_rows.setdefault(raw_name, message)
+            def taint(message, row=row, row_name=row_name, image_root=image_root, stem=csv_path.stem):
+                bad_names.setdefault(row_name, message)
+                label = row[5].strip() if len(row) >= 6 else ""
+                image = su.find_file(row_name[1], _folders(image_root, label, stem)) if row_name[1] else None
+                if image is not None:
+                    bad_images.setdefault(str(image.resolve()), message)
 
             with problems.entry(origin, on_skip=taint):
                 filename, label, box = _parse_row(row, origin)
-                folders = [image_root]
-                if label:
-                    folders.append(image_root / "images" / label)
-                folders += [image_root / "images" / csv_path.stem, image_root / "images"]
+                folders = _folders(image_root, label, csv_path.stem)
                 image = su.find_file(filename, folders)
                 key = str(image.resolve()) if image else f"missing:{origin}"
                 entry = entries.get(key)
-                raw_names[key] = raw_name
+                row_names.setdefault(key, []).append(row_name)
                 if entry is None:
                     entry = entries[key] = su.ImageEntry(
                         path=image,
@@ -159,10 +174,11 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                     labels.add(label)
                 elif not entry.background:
                     entry.background = origin
-    # A skipped row takes its whole image with it (rows name images by filename).
+    # A skipped row takes its whole image with it.
     for key, entry in entries.items():
-        if raw_names.get(key) in bad_rows:
-            entry.bad = bad_rows[raw_names[key]]
+        why = bad_images.get(key) or next((bad_names[n] for n in row_names.get(key, ()) if n in bad_names), None)
+        if why:
+            entry.bad = why
     resolver = su.ClassResolver(labels, class_names, class_map, unknown, sort=True)
     return su.build_source(
         entries.values(), resolver, problems, root=root, name=f"csv:{path}", **options

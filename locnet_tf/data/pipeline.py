@@ -27,7 +27,6 @@ it. (The source readers check every file before a pipeline is built,
 
 import dataclasses
 import functools
-import io
 import os
 
 import numpy as np
@@ -38,12 +37,14 @@ from locnet_tf import boxes as box_lib
 # The header checks and their wording are shared with the TF-free reader
 # (`locnet_tf.images.read_image`, which inference uses).
 from locnet_tf.images import (
-    BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, IMAGE_PROBLEMS, JPEG_SOI as _JPEG_SOI, JPEG_TAIL as _JPEG_TAIL,  # noqa: F401
+    BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, IMAGE_PROBLEMS, JPEG_SOI as _JPEG_SOI,  # noqa: F401
     NOT_AN_IMAGE, PNG_END as _PNG_END, PNG_SIGNATURE as _PNG_SIGNATURE, TRUNCATED_JPEG, TRUNCATED_PNG,
-    PILLOW_ERRORS, exif_orientation, open_image, too_large,
+    ImageError, inspect as inspect_image,
 )
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
-from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, DataError, EmptySplitError
+from locnet_tf.data.records import (
+    BOX, CLASS_ID, FILE_SIZE, IMAGE, ORIENTATION, PATH, PRESENT, DataError, EmptySplitError,
+)
 from locnet_tf.target import TargetLayout
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -108,20 +109,28 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
 def records_dataset(records, where="records"):
     """A list of `Record` as a dataset of `{"path", "box", "class_id", "present"}`.
 
+    Plus `"orientation"` and `"file_size"` when every record knows them (the
+    source readers find them as they check each file): `decode` then needs
+    no Python call per image, and checks only files changed since.
+
     Raises:
         EmptySplitError: when `records` is empty (an empty split trains nothing
             and would otherwise fail much later with a shape error).
     """
     if not records:
         raise EmptySplitError(f"{where}: no images in this split.")
-    return tf.data.Dataset.from_tensor_slices({
+    columns = {
         # As bytes (os.fsencode): a file name that is not UTF-8 (Latin-1 on
         # Linux) reaches the file system as it is named.
         PATH: [os.fsencode(r.path) for r in records],
         BOX: np.stack([np.asarray(r.box, np.float32) for r in records]),
         CLASS_ID: np.asarray([r.class_id if r.present else 0 for r in records], np.int32),
         PRESENT: np.asarray([bool(r.present) for r in records]),
-    })
+    }
+    if all(r.orientation is not None and r.file_size is not None for r in records):
+        columns[ORIENTATION] = np.asarray([r.orientation for r in records], np.int32)
+        columns[FILE_SIZE] = np.asarray([r.file_size for r in records], np.int64)
+    return tf.data.Dataset.from_tensor_slices(columns)
 
 
 # File-source options that mean nothing for generated data (no bad entries,
@@ -169,54 +178,58 @@ def _check(condition, problem, path):
     return tf.debugging.Assert(condition, [tf.constant(problem + ":"), path], summarize=1)
 
 
-def read_image(path):
+def read_image(path, orientation=None, file_size=None):
     """Reads and decodes one image file to uint8 RGB `[H, W, 3]`, as a viewer shows it.
 
-    JPEG, PNG, GIF (first frame) and BMP; grayscale and RGBA become RGB; the
-    EXIF orientation is applied (`apply_orientation`), so boxes annotated on
-    the displayed photo fit its pixels.
-    Before decoding, checks that the file is not empty, is one of those
-    formats, and (JPEG, PNG) is complete: a JPEG must end with its
-    end-of-image marker and a PNG with its IEND chunk. A failed check raises
-    `tf.errors.InvalidArgumentError` whose message names the file and the
-    problem; TF's decoders would otherwise report a truncated file with no
-    name, or (JPEG) may not notice it at all.
+    JPEG, PNG, GIF (first frame) and BMP; grayscale and RGBA become RGB (a
+    16-bit PNG by the high byte of each sample); the EXIF orientation is
+    applied (`apply_orientation`), so boxes annotated on the displayed photo
+    fit its pixels.
+
+    Before decoding, checks what `locnet_tf.images.inspect` checks before it
+    decodes, in the same words: that the file is not empty, is one of those
+    formats, is complete (a JPEG's end-of-image marker after its image data,
+    a PNG's IEND chunk; data appended after either is allowed) and that its
+    header's size is within the pixel limit (`images.max_pixels()`). A
+    failed check raises `tf.errors.InvalidArgumentError` whose message names
+    the file and the problem; TF's decoders would otherwise report a
+    truncated file with no name, and decode an image of any size.
 
     Args:
         path: string scalar tensor.
+        orientation: int scalar tensor, the EXIF orientation the source reader
+            read from the file's header (`Record.orientation`), or None to read
+            it here.
+        file_size: int scalar tensor, the file's size in bytes when the
+            source reader checked it (`Record.file_size`), or None to check
+            the file here.
+
+    With neither, the header is read by the functions of `locnet_tf.images`
+    (Pillow, in a `tf.py_function`: no TF op parses EXIF or walks a JPEG's
+    segments), so both readers agree on every file. With both (the records
+    of a file source, `records_dataset`), no Python runs per image: a file
+    that still has the size it had is as the source reader found it, which
+    checked all of the above, and only its first and last bytes are checked
+    again (as cheap as it gets: in a tf.data function every op counts); a
+    file whose size changed since is refused as such, after those checks (a
+    file cut since is "truncated").
     """
     path = tf.convert_to_tensor(path, tf.string)
     data = tf.io.read_file(path)  # a missing file fails here, naming it
-    size = tf.strings.length(data)
-    head = tf.strings.substr(data, 0, 8)
-    is_jpeg = tf.equal(tf.strings.substr(head, 0, 2), _JPEG_SOI)
-    is_png = tf.equal(head, _PNG_SIGNATURE)
-    is_other = tf.logical_or(
-        tf.equal(tf.strings.substr(head, 0, 4), _GIF), tf.equal(tf.strings.substr(head, 0, 2), _BMP)
-    )
-    start = tf.maximum(size - _JPEG_TAIL, 0)
-    tail = tf.io.decode_raw(tf.strings.substr(data, start, size - start), tf.uint8)
-    has_eoi = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
-    png_start = tf.maximum(size - len(_PNG_END), 0)
-    has_iend = tf.equal(tf.strings.substr(data, png_start, size - png_start), _PNG_END)
-    orientation, oversized = _header(data)
-    checks = [
-        _check(size > 0, EMPTY_IMAGE, path),
-        # Before decoding: a 20000x20000 PNG is 5 MB on disk and 1.2 GB decoded.
-        _check(tf.equal(oversized, ""), "image is too large (over the pixel limit, LOCNET_TF_MAX_PIXELS)", path),
-        _check(
-            tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])),
-            NOT_AN_IMAGE, path,
-        ),
-        _check(tf.logical_or(tf.logical_not(is_jpeg), has_eoi), TRUNCATED_JPEG, path),
-        _check(tf.logical_or(tf.logical_not(is_png), has_iend), TRUNCATED_PNG, path),
-    ]
-    with tf.control_dependencies(checks):
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), _JPEG_SOI)
+    if orientation is None or file_size is None:
+        read_orientation, problem = _header(data)
+        orientation = read_orientation if orientation is None else orientation
+    if file_size is None:
+        checked = tf.debugging.Assert(tf.equal(problem, ""), [problem, path], summarize=1)
+    else:
+        checked = _quick_checks(data, is_jpeg, path, file_size)
+    with tf.control_dependencies([checked]):
         data = tf.identity(data)
-    # JPEGs with the accurate integer DCT: decode_image's default (the fast
-    # DCT) is off by up to 14 grey levels, and the accurate one is what Pillow
-    # decodes, so training and the TF-free reader (`locnet_tf.images`) see
-    # the same pixels.
+    # The accurate integer DCT: decode_image's default (the fast DCT) is off
+    # by up to 14 grey levels, and the accurate one is what Pillow decodes,
+    # so training and the TF-free reader (`locnet_tf.images`) see the same
+    # pixels.
     image = tf.cond(
         is_jpeg,
         lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
@@ -227,22 +240,44 @@ def read_image(path):
 
 
 def _header(data):
-    """(EXIF orientation, why the image is too large or "") from the file's header.
-
-    TF's decoders ignore EXIF, and decode an image of any size. Pillow reads
-    the header (the functions the TF-free reader uses, so both agree on every
-    file); a py_function because no TF op parses EXIF.
-    """
+    """(EXIF orientation, the problem `images.inspect` finds before decoding, or "") of a file's bytes."""
     def read(d):
         d = d.numpy()
         try:
-            with open_image(io.BytesIO(d)) as image:
-                return exif_orientation(image), too_large(*image.size) or ""
-        except PILLOW_ERRORS:  # not an image Pillow reads: the checks and the decoder name the problem
-            return 1, ""
+            info = inspect_image(d, "", verify=False)  # the header and the file's ends: no pixel is decoded
+        except ImageError as error:
+            return 1, error.problem
+        return info.orientation, ""
 
-    orientation, oversized = tf.py_function(read, [data], [tf.int32, tf.string])
-    return tf.ensure_shape(orientation, []), tf.ensure_shape(oversized, [])
+    orientation, problem = tf.py_function(read, [data], [tf.int32, tf.string])
+    return tf.ensure_shape(orientation, []), tf.ensure_shape(problem, [])
+
+
+_TAIL = 256  # bytes at the end where a file's end marker usually is (cameras pad some after it)
+CHANGED = "image file changed since the source was read (its size differs); read the source again"
+
+
+def _quick_checks(data, is_jpeg, path, file_size):
+    """The checks of a file that the source reader checked when it was `file_size` bytes (see `read_image`)."""
+    size = tf.strings.length(data)
+    unchanged = tf.equal(tf.cast(size, tf.int64), tf.cast(file_size, tf.int64))
+    head = tf.strings.substr(data, 0, 8)
+    is_png = tf.equal(head, _PNG_SIGNATURE)
+    is_other = tf.logical_or(
+        tf.equal(tf.strings.substr(head, 0, 4), _GIF), tf.equal(tf.strings.substr(head, 0, 2), _BMP))
+    start = tf.maximum(size - _TAIL, 0)
+    tail = tf.io.decode_raw(tf.strings.substr(data, start, size - start), tf.uint8)
+    ends_jpeg = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
+    png_start = tf.maximum(size - len(_PNG_END), 0)
+    ends_png = tf.equal(tf.strings.substr(data, png_start, size - png_start), _PNG_END)
+    with tf.control_dependencies([
+        _check(size > 0, EMPTY_IMAGE, path),
+        _check(tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])), NOT_AN_IMAGE, path),
+        # Data after the end marker: the reader found the marker before it.
+        _check(tf.reduce_any([tf.logical_not(is_jpeg), ends_jpeg, unchanged]), TRUNCATED_JPEG, path),
+        _check(tf.reduce_any([tf.logical_not(is_png), ends_png, unchanged]), TRUNCATED_PNG, path),
+    ]):
+        return _check(unchanged, CHANGED, path)
 
 
 def apply_orientation(image, orientation):
@@ -269,11 +304,13 @@ def apply_orientation(image, orientation):
 def decode(example):
     """`{"path", ...}` -> `{"image", ...}`: reads and decodes the image file.
 
-    See `read_image` for the formats and the checks. The other keys pass
-    through; `"path"` is kept for messages and dropped later by `make_dataset`.
+    See `read_image` for the formats and the checks. An `"orientation"` and a
+    `"file_size"` (from `records_dataset`) are used, not read again from the
+    file, and dropped. The other keys pass through; `"path"` is kept for messages and dropped later
+    by `make_dataset`.
     """
     out = dict(example)
-    out[IMAGE] = read_image(example[PATH])
+    out[IMAGE] = read_image(example[PATH], out.pop(ORIENTATION, None), out.pop(FILE_SIZE, None))
     return out
 
 

@@ -21,6 +21,9 @@ import numpy as np
 
 # Keys of an example dict in the pipeline.
 IMAGE, BOX, CLASS_ID, PRESENT, PATH = "image", "box", "class_id", "present", "path"
+# What the source reader found when it checked a file-backed example's image:
+# its EXIF orientation (1..8) and the file's size in bytes.
+ORIENTATION, FILE_SIZE = "orientation", "file_size"
 
 
 class DataError(ValueError):
@@ -40,7 +43,11 @@ class Record:
     box: float32[4]. `[b_x, b_y, b_h, b_w]` relative; zeros when not present.
     class_id: int. Index into the source's class names; 0 when not present.
     origin: str. Where the annotation came from, e.g. `"labels.csv:12"`, for messages.
-    size: (height, width) of the image in pixels, or None when not known.
+    size: (height, width) of the image in pixels as displayed, or None when not known.
+    orientation: int. The image file's EXIF orientation (1..8; 1 upright), or
+        None when not known (the pipeline then reads it from the file).
+    file_size: int. The image file's size in bytes when it was checked, or
+        None (the pipeline then checks the file again).
     """
 
     path: str
@@ -49,10 +56,13 @@ class Record:
     class_id: int = 0
     origin: str = ""
     size: Optional[Tuple[int, int]] = None
+    orientation: Optional[int] = None
+    file_size: Optional[int] = None
 
     @classmethod
-    def background(cls, path, origin="", size=None):
-        return cls(path=path, present=False, box=np.zeros(4, np.float32), class_id=0, origin=origin, size=size)
+    def background(cls, path, origin="", size=None, orientation=None, file_size=None):
+        return cls(path=path, present=False, box=np.zeros(4, np.float32), class_id=0, origin=origin, size=size,
+                   orientation=orientation, file_size=file_size)
 
 
 @dataclasses.dataclass
