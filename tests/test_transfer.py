@@ -114,3 +114,22 @@ def test_pretrained_names_the_shipped_file_or_says_how_to_build_it(monkeypatch, 
     monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path / "missing.keras")
     with pytest.raises(FileNotFoundError, match="python -m locnet_tf.pretrained"):
         transfer.model_path("pretrained")
+
+
+def test_the_shipped_pretrained_weights_fit_the_photo_recipe():
+    # `--init pretrained` must work on a fresh install: the file is in the
+    # package (package_data), loads without TensorFlow Hub or the internet,
+    # and has the photos preset's network, so the recipe can start from it.
+    path = transfer.model_path("pretrained")
+    assert path == pretrained.WEIGHTS and path.stat().st_size < 5e6
+    arch = transfer.architecture(transfer.load(path))
+    photos = config_lib.preset("photos")
+    for key in ("backbone", "filters", "depths", "head", "head_channels"):
+        assert arch[key] == getattr(photos, key), key
+    # Another input size and classes: every layer but the class head carries over.
+    target = model_lib.build_model(
+        class_names=["hand", "foot"], **{k: v for k, v in arch.items() if v is not None and k != "image_size"},
+        image_size=128,
+    )
+    summary = transfer.init_weights(target, transfer.load(path))
+    assert summary["new"] == ["classes"]
