@@ -110,3 +110,17 @@ def test_config_json_records_the_resolved_recipe(tmp_path):
     train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["image_size"] == config.image_size == 96 and saved["augment"] is True and saved["epochs"] == 1
+
+
+def test_warm_up_is_at_most_a_tenth_of_a_short_training():
+    photos = config_lib.preset("photos")
+    # hands_loc: 1,067 photos at 160 px train 3 epochs of 200 steps; one epoch of warm-up would be a third.
+    hands = recipe.photo_values(recipe.DataProfile(1067, (240, 320), 0.32, 0.0, 6), photos)
+    assert hands["image_size"] == 160 and hands["epochs"] == 3
+    assert hands["warmup_epochs"] == pytest.approx(0.1 * hands["epochs"])
+    # A long training keeps the preset's one epoch.
+    tiny = recipe.photo_values(recipe.DataProfile(4500, (64, 64), 0.81, 0.0, 10), photos)
+    assert tiny["warmup_epochs"] == photos.warmup_epochs
+    # The user's flag wins.
+    given = recipe.photo_values(recipe.DataProfile(1067, (240, 320), 0.32, 0.0, 6), photos, given={"warmup_epochs"})
+    assert "warmup_epochs" not in given

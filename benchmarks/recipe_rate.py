@@ -1,0 +1,71 @@
+"""Training rate of the real-photo recipe's network by input size: what its compute budget costs.
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/recipe_rate.py [--data yolo:../shared/data/tiny_imagenet_loc]
+        [--sizes 64,96,128,160] [--steps 160]
+
+For each input size, the `photos` preset's model is trained on the real
+pipeline (decoding cached, augmentation and map supervision on, the preset's
+steps per execution) for `--steps` optimizer steps after a warm-up fit, and
+timed. Prints JSON: images/s per size, the cost per image relative to 96 px,
+the (size / 96)^2 that `locnet_tf.recipe` budgets with, the seconds the
+recipe's `COMPUTE_IMAGES` takes at each size here, and the CPU. Compare within
+one run: these machines are shared.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(__file__))
+
+from real_photos import cpu_name  # noqa: E402  (the same CPU line as the real-photo benchmark)
+
+
+def rate(spec, size, steps):
+    """Images/s of the photos recipe's training step at `size` px on `spec`."""
+    import keras
+
+    from locnet_tf import config as config_lib
+    from locnet_tf import losses, model, train
+
+    config = config_lib.preset("photos", data=spec, image_size=size, evaluate=False, calibrate=False)
+    train_ds, _ = train.datasets(config, config.batch_size)
+    for _ in train_ds:  # decode once into the cache, as training's first epoch does
+        pass
+    trainer = model.build_model(class_names=train_ds.class_names, **config.model_kwargs())
+    optimizer = keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
+    trainer = train.compile_for_training(trainer, config, losses.LocalizationLoss(), optimizer)
+    data = train_ds.repeat()
+    warm = max(config.steps_per_execution, 40 // config.steps_per_execution * config.steps_per_execution)
+    trainer.fit(data, steps_per_epoch=warm, epochs=1, verbose=0)
+    start = time.perf_counter()
+    trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * config.batch_size / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="yolo:../shared/data/tiny_imagenet_loc")
+    parser.add_argument("--sizes", default="64,96,128,160")
+    parser.add_argument("--steps", type=int, default=160, help="timed steps per size (a multiple of 8)")
+    args = parser.parse_args(argv)
+    from locnet_tf import recipe
+
+    rates = {int(s): rate(args.data, int(s), args.steps) for s in args.sizes.split(",")}
+    base = rates.get(96) or next(iter(rates.values()))
+    result = {
+        "cpu": cpu_name(),
+        "data": args.data,
+        "images_per_second": {s: round(r, 1) for s, r in rates.items()},
+        "cost_per_image_vs_96px": {s: round(base / r, 2) for s, r in rates.items()},
+        "budget_scale_(size/96)^2": {s: round((s / 96) ** 2, 2) for s in rates},
+        "budget_seconds": {s: round(recipe.COMPUTE_IMAGES * (96 / s) ** 2 / r) for s, r in rates.items()},
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
