@@ -469,16 +469,19 @@ def test_yolo_bad_lines(tmp_path, line, message):
         ("names:\n  0: person\n  1: 'car'\n", {0: "person", 1: "car"}),
     ],
 )
-def test_simple_yaml_subset(text, names):
-    assert yolo.parse_simple_yaml(text)["names"] == names
-    assert yolo._names_list(yolo.parse_simple_yaml(text)["names"], "x") == [
+def test_data_yaml_names(tmp_path, text, names):
+    (tmp_path / "data.yaml").write_text(text)
+    assert yolo.read_yaml(tmp_path / "data.yaml")["names"] == names
+    assert yolo._names_list(yolo.read_yaml(tmp_path / "data.yaml")["names"], "x") == [
         "person", "car", "motor, bike"
     ][: len(names)]
 
 
-def test_simple_yaml_rejects_what_it_cannot_read():
-    with pytest.raises(DataError, match="data.yaml:2"):
-        yolo.parse_simple_yaml("names: [a]\nthis line has no colon\n")
+@pytest.mark.parametrize("text", ["names: [a\n", "- a\n- b\n"])
+def test_data_yaml_malformed_is_named(tmp_path, text):
+    (tmp_path / "data.yaml").write_text(text)
+    with pytest.raises(DataError, match="data.yaml"):
+        yolo.read_yaml(tmp_path / "data.yaml")
 
 
 # ----------------------------------------------------------------------------
