@@ -85,7 +85,7 @@ def measure(export_dir, model_path, threads, runs):
         runner = inference.TFLiteRunner(export_dir / artifact["path"], num_threads=threads)
         dtype = runner.input_dtype
         feed = {runner.input_name: image.astype(dtype)}
-        result[name] = _median_ms(lambda: runner.runner(**feed), runs)
+        result[name] = _median_ms(lambda runner=runner, feed=feed: runner.runner(**feed), runs)
     return result
 
 

@@ -261,7 +261,7 @@ def validate_box(box, fmt, height=None, width=None, where="", tolerance=0.0):
     w = 1.0 if relative else float(width)
     x1, y1, x2, y2 = _corners_numpy(values, fmt)
     x1, x2, y1, y2 = x1 / w, x2 / w, y1 / h, y2 / h
-    cx, cy, bh, bw = (x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1
+    bh, bw = y2 - y1, x2 - x1
     if bh <= 0 or bw <= 0:
         raise BoxError(
             f"{prefix}box has {'zero' if min(bh, bw) == 0 else 'negative'} size "

@@ -457,7 +457,7 @@ def export_model(
             name = f"model_{quantization}.tflite"
             # The file describes itself, so it works when copied alone.
             info = tflite_file_metadata(model, model_path, settings["resize"], quantization)
-            content = _load(lambda: tflite_metadata.embed(content, info), name)
+            content = _load(lambda content=content, info=info: tflite_metadata.embed(content, info), name)
             (work / name).write_bytes(content)
             files[name] = quantization
 
@@ -475,7 +475,7 @@ def export_model(
             runners["saved_model"] = ("float32", inference.SavedModelRunner(loaded, "serving_default"))
             runners["saved_model:serving_fixed"] = ("float32", inference.SavedModelRunner(loaded, "serving_fixed"))
         for name, quantization in files.items():
-            runner = _load(lambda: inference.TFLiteRunner(work / name, num_threads=num_threads), name)
+            runner = _load(lambda name=name: inference.TFLiteRunner(work / name, num_threads=num_threads), name)
             runners[f"tflite_{quantization}"] = (quantization, runner)
         for name, (quantization, runner) in runners.items():
             try:

@@ -59,7 +59,7 @@ import zlib
 
 import numpy as np
 import simplejpeg
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from locnet_tf.data.records import DataError
 
@@ -307,7 +307,7 @@ def _png_chunk_problem(data):
     checks: a file Pillow decodes would stop training. Bytes after the IEND
     chunk are not read (by libpng either).
     """
-    for offset, kind, start, end in _png_chunks(data):
+    for offset, kind, _start, end in _png_chunks(data):
         if kind is None:
             return "PNG image is truncated (a chunk runs past the end of the file)"
         if end is None:

@@ -325,8 +325,6 @@ class Predictor:
             return
         meta = read_metadata(self.path) or {}
         if self.kind == "keras":
-            import keras
-
             from locnet_tf import model as model_lib
 
             model = load_keras(self.path)

@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from locnet_tf import model as M
 from locnet_tf.losses import LocalizationLoss

@@ -302,7 +302,7 @@ def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(ti
     train = pipeline.make_dataset("synthetic/tiny", "train", augment=False, **kwargs)
     val = pipeline.make_dataset("synthetic/tiny", "validation", **kwargs)
     for ds in (train, val):
-        images, targets = next(iter(ds))
+        images, _ = next(iter(ds))
         assert images.shape[1:] == (48, 48, 3)
     def targets(ds):  # sorted rows: the train split's shuffling alone must not count as new windows
         rows = np.concatenate([t.numpy() for _, t in ds])

@@ -229,7 +229,7 @@ def _finished(proc, timeout=420):
         proc.kill()
         output, _ = proc.communicate()
         pytest.fail(f"distributed run did not finish in {timeout} s:\n{output[-3000:]}")
-    assert proc.returncode == 0, "\n".join(l for l in output.splitlines() if "Error" in l or "error" in l)[-3000:]
+    assert proc.returncode == 0, "\n".join(line for line in output.splitlines() if "rror" in line)[-3000:]
     return output
 
 

@@ -43,8 +43,9 @@ from locnet_tf.images import (
 )
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.data.records import (
-    BOX, CLASS_ID, FILE_SIZE, IMAGE, ORIENTATION, PATH, PRESENT, DataError, EmptySplitError,
+    BOX, CLASS_ID, FILE_SIZE, IMAGE, ORIENTATION, PATH, PRESENT, EmptySplitError,
 )
+from locnet_tf.data.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
 from locnet_tf.target import TargetLayout
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -686,13 +687,9 @@ def make_dataset(
             lambda ex, s: crop_around_object(ex, s, int(crop)), num_parallel_calls=AUTOTUNE
         )
     # Images stay uint8 until they are batched, then become float32 a batch at a
-    # time: cast one by one, each image moves 4x the bytes through the encode
-    # map and the batch copy. A shuffled pass over synthetic/large's 40,000
-    # cached train images, batched, took 20.6 s that way against 3.3-4.0 s (the
-    # pipeline alone, two rounds; 24.3-24.9 against 8.6-8.9 s with 96 px crops).
-    # The step in `fit` did not measurably speed up (the pipeline mostly runs
-    # while the step leaves a core idle), but the same batches now cost the
-    # machine a fraction of the work.
+    # time: cast one by one, each image would move 4x the bytes through the
+    # encode map and the batch copy (about 5x the pipeline's work; figures in
+    # docs/benchmarks.md, `benchmarks/data_pipeline.py`).
     dataset = dataset.map(functools.partial(_encode, layout=layout), num_parallel_calls=AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     dataset = dataset.map(_images_to_float, num_parallel_calls=AUTOTUNE)
