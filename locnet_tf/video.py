@@ -14,7 +14,7 @@ A source spec is one of:
 | a folder | its images and videos, recursively, sorted |
 | a glob (`"shots/**/*.jpg"`) | the matching files, sorted |
 | a camera index (`0`, `1`, ...) | the camera, live (Linux: V4L2 `/dev/videoN`; macOS: AVFoundation) |
-| `rtsp://`, `rtsps://`, `rtmp://`, `http(s)://`, `udp://` or `tcp://` URL | the stream, live (an IP camera's RTSP or MJPEG URL) |
+| a URL: `rtsp://`, `rtsps://`, `rtmp://`, `http(s)://`, `udp://`, `tcp://` | the stream, live (an IP camera's URL) |
 
 Video goes through PyAV (FFmpeg's libraries, wheels for Linux x86/ARM, macOS
 and Windows with FFmpeg inside). Chosen over OpenCV (`opencv-python-headless`)
