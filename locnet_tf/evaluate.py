@@ -207,13 +207,9 @@ def _load_keras(model):
 
 def _run_config(model_path):
     """The training config saved beside a model (run folder), if any."""
-    from locnet_tf.config import Config
+    from locnet_tf import runs
 
-    if model_path:
-        candidate = pathlib.Path(model_path).parent / "config.json"
-        if candidate.exists():
-            return Config.load(candidate)
-    return None
+    return runs.config_beside(model_path)
 
 
 class _AnyModel:

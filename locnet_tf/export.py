@@ -56,7 +56,7 @@ from locnet_tf import inference
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import model as model_lib
 from locnet_tf import outputs as outputs_lib
-from locnet_tf import runtime
+from locnet_tf import runs, runtime
 from locnet_tf import tflite_metadata
 
 FORMATS = ("saved_model", "tflite")
@@ -106,11 +106,9 @@ def data_settings(model_path, data=None, data_dir=None, skip_bad=None):
         path of the config.json used, or None).
     """
     settings = {"data": data, "data_dir": data_dir, "resize": "stretch", "source_kwargs": {}, "config": None}
-    config_path = pathlib.Path(model_path).parent / "config.json" if model_path else None
-    if config_path is not None and config_path.is_file():
-        from locnet_tf.config import Config
-
-        config = Config.load(config_path)
+    config_path = runs.config_path(model_path)
+    if config_path is not None:
+        config = runs.config_beside(model_path)
         settings["config"] = str(config_path)
         settings["resize"] = config.resize
         if data is None or data == config.data:

@@ -280,12 +280,10 @@ def load_image(path):
 
 def _run_resize(model_path):
     """The resize a `.keras` model was trained with: its run folder's config.json, else stretch."""
-    config_path = pathlib.Path(model_path).parent / "config.json"
-    if config_path.is_file():
-        from locnet_tf.config import Config
+    from locnet_tf import runs
 
-        return Config.load(config_path).resize
-    return "stretch"
+    config = runs.config_beside(model_path)
+    return config.resize if config is not None else "stretch"
 
 
 class Predictor:

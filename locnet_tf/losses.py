@@ -335,3 +335,8 @@ class MapSupervision(keras.Model):
         self.heatmap_tracker.update_state(heatmap)
         self.vote_tracker.update_state(vote)
         return total + self.heatmap_weight * heatmap + self.vote_weight * vote
+
+
+def model_of(trainer):
+    """The model a trainer trains: `trainer.model` for a `MapSupervision`, else `trainer` itself."""
+    return trainer.model if isinstance(trainer, MapSupervision) else trainer
