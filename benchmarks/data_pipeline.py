@@ -12,8 +12,8 @@ Measures, in one run:
 - the same augmentation through Keras's box-aware preprocessing layers
   (`RandomFlip`, `RandomZoom`, `RandomTranslation` with `bounding_boxes`), the
   alternative `pipeline.augment` was chosen over;
-- training steps/s and images/s of `locnet_tf.model.build_model()` (default
-  settings) on in-memory batches, so the data cannot slow it;
+- training steps/s and images/s of `locnet_tf.model.build_model()` (the model
+  the default command trains) on in-memory batches, so the data cannot slow it;
 
 and the ratio pipeline / training for each pipeline figure. The pipeline must
 be at least 5x the training rate (`"ok"`).

@@ -152,7 +152,8 @@ def train_briefly(backbone, image_size, steps, spec, data_dir, path):
     from locnet_tf.data import pipeline
 
     keras.utils.set_random_seed(0)
-    model = model_lib.build_model(image_size=image_size, backbone=backbone)
+    # depths (1, 1, 1): the model the figures in docs/benchmarks.md were measured on.
+    model = model_lib.build_model(image_size=image_size, backbone=backbone, depths=(1, 1, 1))
     model_lib.compile_model(model, learning_rate=2e-3)
     if steps:
         train = pipeline.make_dataset(spec, "train", image_size=image_size, batch_size=32,

@@ -33,7 +33,7 @@ def smoke_export_dir(tmp_path_factory):
         root = tmp_path_factory.mktemp("smoke_export")
         data_dir = str(root / "tfds")
         keras.utils.set_random_seed(0)
-        model = model_lib.build_model(image_size=IMAGE_SIZE, filters=(8, 16, 16, 32))
+        model = model_lib.build_model(image_size=IMAGE_SIZE, filters=(8, 16, 16, 32), depths=(1, 1, 1))
         model_lib.compile_model(model, jit_compile=False)
         train = pipeline.make_dataset(SPEC, "train", image_size=IMAGE_SIZE, batch_size=16, data_dir=data_dir)
         model.fit(train, epochs=8, verbose=0, shuffle=False)  # the dataset shuffles itself

@@ -169,7 +169,7 @@ def test_keras_model_in_a_run_folder_uses_the_runs_resize(tmp_path):
     from locnet_tf import inference
     from locnet_tf import model as model_lib
 
-    model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), head_units=8).save(tmp_path / "model.keras")
+    model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), depths=(1, 1, 1), head_units=8).save(tmp_path / "model.keras")
     assert inference.Predictor(tmp_path / "model.keras").resize == "stretch"
     config_lib.preset("smoke", resize="letterbox").save(tmp_path / "config.json")
     assert inference.Predictor(tmp_path / "model.keras").resize == "letterbox"

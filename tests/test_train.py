@@ -440,7 +440,7 @@ def test_evaluate_skip_bad_flag_for_data_without_a_run_config(tmp_path, caltech_
     from locnet_tf import model as model_lib
 
     model = model_lib.build_model(class_names=["airplane", "face", "motorcycle"], image_size=32,
-                                  filters=(4, 4, 4, 4), head_channels=4, head_units=4)
+                                  filters=(4, 4, 4, 4), depths=(1, 1, 1), head_channels=4, head_units=4)
     model.save(tmp_path / "model.keras")
     spec = f"csv:{caltech_dir}"
     with pytest.raises(Exception, match=r"airplane\.csv:118.*zero size"):

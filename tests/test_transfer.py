@@ -13,7 +13,7 @@ from locnet_tf import recipe
 from locnet_tf import train as train_lib
 from locnet_tf import transfer
 
-SMALL = dict(filters=(8, 8, 16, 16), head_channels=8, head_units=16)
+SMALL = dict(filters=(8, 8, 16, 16), depths=(1, 1, 1), head_channels=8, head_units=16)
 
 
 @pytest.mark.parametrize(
