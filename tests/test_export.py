@@ -1,7 +1,7 @@
 """Export: every format from a smoke-trained model, parity gates, clean failures.
 
-The smoke model and its full export are built once per test process by
-`smoke_export_dir` (shared with test_inference.py and test_predict.py).
+The smoke model and its full export are built once per test process by the
+`smoke` fixture (conftest.py), shared with the inference, predict, runtime and video tests.
 """
 
 import hashlib
@@ -17,41 +17,8 @@ from locnet_tf import export
 from locnet_tf import model as model_lib
 from locnet_tf.data import pipeline
 
-IMAGE_SIZE = 64
-SPEC = "synthetic/tiny"
-_CACHE = {}
-
-
-def smoke_export_dir(tmp_path_factory):
-    """A smoke-trained `.keras` model and its complete export (built once per process).
-
-    Returns:
-        dict with `root`, `model` (the .keras path), `export` (the export
-        folder), `data_dir` (TFDS folder of synthetic/tiny) and `metadata`.
-    """
-    if "smoke" not in _CACHE:
-        root = tmp_path_factory.mktemp("smoke_export")
-        data_dir = str(root / "tfds")
-        keras.utils.set_random_seed(0)
-        model = model_lib.build_model(image_size=IMAGE_SIZE, filters=(8, 16, 16, 32), depths=(1, 1, 1))
-        model_lib.compile_model(model, jit_compile=False)
-        train = pipeline.make_dataset(SPEC, "train", image_size=IMAGE_SIZE, batch_size=16, data_dir=data_dir)
-        model.fit(train, epochs=8, verbose=0, shuffle=False)  # the dataset shuffles itself
-        model_path = root / "run" / "model.keras"
-        model_path.parent.mkdir()
-        model.save(model_path)
-        out = root / "export" / "smoke"
-        metadata = export.export_model(
-            model_path, out, data=SPEC, data_dir=data_dir, calibration_samples=32, verbose=False
-        )
-        _CACHE["smoke"] = {"root": root, "model": model_path, "export": out, "data_dir": data_dir,
-                           "metadata": metadata}
-    return _CACHE["smoke"]
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
+from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
+from helpers import SMOKE_SPEC as SPEC
 
 
 def _snapshot(folder):

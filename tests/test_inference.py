@@ -9,12 +9,8 @@ import tensorflow as tf
 
 from locnet_tf import inference
 from locnet_tf.data import pipeline
-from test_export import IMAGE_SIZE, SPEC, smoke_export_dir
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
+from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
+from helpers import SMOKE_SPEC as SPEC
 
 
 @pytest.fixture(scope="module")

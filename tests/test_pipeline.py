@@ -297,8 +297,8 @@ def test_crop_of_a_background_image_stays_background():
     assert len(hits) == 1
 
 
-def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(tiny_data_dir):
-    kwargs = dict(image_size=64, batch_size=8, crop=48, data_dir=tiny_data_dir)
+def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(data_dir):
+    kwargs = dict(image_size=64, batch_size=8, crop=48, data_dir=data_dir)
     train = pipeline.make_dataset("synthetic/tiny", "train", augment=False, **kwargs)
     val = pipeline.make_dataset("synthetic/tiny", "validation", **kwargs)
     for ds in (train, val):
@@ -313,7 +313,7 @@ def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(ti
     np.testing.assert_array_equal(first[:, 0], second[:, 0])  # the same images, windows moved
     np.testing.assert_array_equal(targets(val), targets(val))
     with pytest.raises(ValueError, match="crop=64 needs a square image_size larger than it"):
-        pipeline.make_dataset("synthetic/tiny", "train", image_size=64, crop=64, data_dir=tiny_data_dir)
+        pipeline.make_dataset("synthetic/tiny", "train", image_size=64, crop=64, data_dir=data_dir)
 
 
 # ----------------------------------------------------------------------------
@@ -330,11 +330,6 @@ def test_to_inputs_encodes_target(mode):
     ex[PRESENT] = tf.constant(False)
     _, target = run(lambda e: pipeline.to_inputs(e, layout), mode, ex)
     np.testing.assert_array_equal(target, np.zeros(8))
-
-
-@pytest.fixture(scope="module")
-def tiny_data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
 
 
 def _check_batches(dataset, size, k):
@@ -356,14 +351,14 @@ def _check_batches(dataset, size, k):
     return n
 
 
-def test_make_dataset_synthetic(tiny_data_dir):
-    train = pipeline.make_dataset("synthetic/tiny", "train", image_size=64, batch_size=16, data_dir=tiny_data_dir)
+def test_make_dataset_synthetic(data_dir):
+    train = pipeline.make_dataset("synthetic/tiny", "train", image_size=64, batch_size=16, data_dir=data_dir)
     assert train.class_names == ("pedestrian", "car", "motorcycle")
     assert _check_batches(train, 64, 3) == 64
     assert _check_batches(train, 64, 3) == 64  # second epoch, from the cache
     # Evaluation splits are neither shuffled nor augmented: two passes agree.
     test = pipeline.make_dataset("synthetic/tiny", "test", image_size=48, batch_size=10,
-                                 data_dir=tiny_data_dir, resize="letterbox")
+                                 data_dir=data_dir, resize="letterbox")
     first = [t.numpy() for _, t in test]
     second = [t.numpy() for _, t in test]
     assert sum(len(t) for t in first) == 24
@@ -373,17 +368,17 @@ def test_make_dataset_synthetic(tiny_data_dir):
     # The batches hold exactly what `to_inputs` makes of each example (the
     # pipeline keeps images uint8 until they are batched, then casts).
     examples, names = pipeline.cached_examples(
-        "synthetic/tiny", "test", image_size=48, resize="letterbox", data_dir=tiny_data_dir
+        "synthetic/tiny", "test", image_size=48, resize="letterbox", data_dir=data_dir
     )
     pairs = [pipeline.to_inputs(ex, pipeline.TargetLayout(names)) for ex in examples]
     np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in test]), np.stack([x for x, _ in pairs]))
     np.testing.assert_array_equal(np.concatenate(first), np.stack([t for _, t in pairs]))
 
 
-def test_make_dataset_class_names_reorder(tiny_data_dir):
-    ds = pipeline.make_dataset("synthetic/tiny", "validation", image_size=32, data_dir=tiny_data_dir,
+def test_make_dataset_class_names_reorder(data_dir):
+    ds = pipeline.make_dataset("synthetic/tiny", "validation", image_size=32, data_dir=data_dir,
                                class_names=["motorcycle", "car", "pedestrian"], cache=False)
-    default = pipeline.make_dataset("synthetic/tiny", "validation", image_size=32, data_dir=tiny_data_dir,
+    default = pipeline.make_dataset("synthetic/tiny", "validation", image_size=32, data_dir=data_dir,
                                     cache=False)
     a = np.concatenate([t.numpy() for _, t in ds])
     b = np.concatenate([t.numpy() for _, t in default])
@@ -391,8 +386,8 @@ def test_make_dataset_class_names_reorder(tiny_data_dir):
     np.testing.assert_array_equal(a[:, 5:], b[:, 5:][:, ::-1])
 
 
-def test_make_dataset_class_subset_turns_others_into_background(tiny_data_dir):
-    kwargs = dict(image_size=32, data_dir=tiny_data_dir, cache=False)
+def test_make_dataset_class_subset_turns_others_into_background(data_dir):
+    kwargs = dict(image_size=32, data_dir=data_dir, cache=False)
     with pytest.raises(pipeline.DataError, match="pedestrian"):
         pipeline.make_dataset("synthetic/tiny", "validation", class_names=["car"], **kwargs)
     cars = pipeline.make_dataset("synthetic/tiny", "validation", class_names=["car"],

@@ -7,12 +7,6 @@ import pytest
 from PIL import Image
 
 from locnet_tf import inference, predict
-from test_export import smoke_export_dir
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from PIL import Image
 
 from locnet_tf import inference, runtime, tflite_metadata
 from conftest import REPO as REPO_ROOT
-from test_export import smoke_export_dir
 
 CLASSES = ["pedestrian", "car", "motorcycle"]
 
@@ -40,11 +39,6 @@ def _run(code, *args, env=None):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=300, cwd=REPO_ROOT)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

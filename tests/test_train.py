@@ -18,12 +18,7 @@ from locnet_tf import train as train_lib
 from locnet_tf.data import pipeline
 
 from conftest import REPO
-from test_metrics import numpy_report
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
+from helpers import numpy_report
 
 
 @pytest.fixture(scope="module")

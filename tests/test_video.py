@@ -14,14 +14,8 @@ from PIL import Image
 from locnet_tf import cli, inference, predict, smoothing, video
 from locnet_tf.data import synthetic_video
 from locnet_tf.runtime import Prediction
-from test_export import smoke_export_dir
 
 FPS = 30
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
