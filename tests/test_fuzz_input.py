@@ -16,6 +16,7 @@ import pathlib
 import signal
 
 import numpy as np
+import pytest
 
 import bad_input_data as bad
 from locnet_tf import images
@@ -84,6 +85,7 @@ def run(letter, argv, capfd, what):
 # Images.
 
 
+@pytest.mark.slow
 def test_damaged_images_load_correctly_or_fail_naming_the_file(tmp_path, capfd, caplog):
     rng = np.random.default_rng(SEED)
     root = tmp_path / "data"
@@ -197,6 +199,7 @@ def _annotation_sources(root):
     return found
 
 
+@pytest.mark.slow
 def test_damaged_annotation_files_load_correctly_or_fail_naming_the_file(tmp_path, capfd):
     rng = np.random.default_rng(SEED + 1)
     found = _annotation_sources(tmp_path / "base")

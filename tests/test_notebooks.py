@@ -16,6 +16,9 @@ from conftest import REPO
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
+# Each notebook starts a kernel and trains: slow (`make test` runs them, `make test-fast` does not).
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ("01_target_and_loss.ipynb", "02_train.ipynb", "03_export_and_tflite.ipynb")
 

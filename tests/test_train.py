@@ -129,6 +129,7 @@ class _FirstEpoch(keras.callbacks.Callback):
             self.first = epoch
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_epoch(tmp_path, data_dir):
     config = config_lib.preset("smoke", data_dir=data_dir, epochs=4, evaluate=False, calibrate=False)
     with pytest.raises(_Interrupt):
@@ -144,6 +145,7 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, data_dir):
         train_lib.train(config_lib.preset("smoke", data_dir=data_dir, epochs=5), out=str(tmp_path), verbose=0)
 
 
+@pytest.mark.slow
 def test_a_run_that_failed_before_training_can_be_retried_with_other_flags(tmp_path, data_dir):
     bad = config_lib.preset("smoke", data_dir=data_dir, data="csv:" + str(tmp_path / "nowhere.csv"))
     with pytest.raises(Exception, match="nowhere.csv"):
@@ -234,6 +236,7 @@ def _assert_finite_history(run_dir):
     assert all(np.isfinite(history["loss"])) and all(np.isfinite(history["val_loss"]))
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
     proc = _run(
         f"""
@@ -266,6 +269,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_strategy_two_processes(tmp_path, data_dir):
     # Build the tiny dataset once so the two workers do not race to generate it.
     pipeline.examples("synthetic/tiny", "train", data_dir=data_dir)
@@ -342,6 +346,7 @@ def _progressive(data_dir, **overrides):
     return config_lib.preset("smoke", **{**values, **overrides})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["resize", "crop"])
 def test_progressive_resizing_carries_the_small_models_training_over(tmp_path, data_dir, mode):
     config = _progressive(data_dir, evaluate=True, progressive_mode=mode)
@@ -385,6 +390,7 @@ def test_carry_over_copies_weights_and_optimizer_state_by_name():
     assert any(np.any(v.numpy() != 0) for v in target.optimizer.variables[1:]), "moments must not all be zero"
 
 
+@pytest.mark.slow
 def test_progressive_run_killed_in_either_phase_resumes_without_retraining(tmp_path, data_dir):
     config = _progressive(data_dir)
     # Killed after the last small epoch: those are not trained again.
@@ -445,6 +451,7 @@ def test_evaluate_skip_bad_flag_for_data_without_a_run_config(tmp_path, caltech_
     assert json.loads(out.read_text())["counts"]["images"] > 0
 
 
+@pytest.mark.slow
 def test_a_source_without_test_split_trains_and_skips_the_report(tmp_path, capsys):
     # The common YOLO data.yaml: train and val only.
     from PIL import Image

@@ -66,6 +66,7 @@ def test_init_refuses_another_backbone():
         transfer.init_weights(target, source)
 
 
+@pytest.mark.slow
 def test_train_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path, capsys):
     data_dir = str(tmp_path / "tfds")
     first = tmp_path / "first"
