@@ -53,3 +53,11 @@ def test_plots_draw_and_do_not_evaluate():
     # evaluate computes (report, IoUs, rankings) and asks plots to draw: one direction only.
     source = pathlib.Path(REPO / "locnet_tf" / "plots.py").read_text()
     assert "locnet_tf.evaluate" not in source and "import evaluate" not in source
+
+
+def test_version_is_the_changelogs_newest():
+    import locnet_tf
+
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    newest = next(line for line in changelog.splitlines() if line.startswith("## "))
+    assert newest == f"## {locnet_tf.__version__}"
