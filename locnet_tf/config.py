@@ -350,6 +350,8 @@ def validate(config):
     choice("backbone", model.BACKBONES)
     if config.backbone == "simple" and config.weights is not None:
         raise ValueError("--weights: the simple backbone has no pretrained weights; leave --weights out.")
+    if config.weights not in (None, "imagenet") and not os.path.isfile(config.weights):
+        raise FileNotFoundError(f"--weights {config.weights}: no such weights file (or pass imagenet, online).")
     if len(config.filters) != 4 or not all(isinstance(f, int) and f >= 1 for f in config.filters):
         raise ValueError(f"--filters must be 4 integers of at least 1 (stem, stages 1-3), got {config.filters}.")
     if len(config.depths) != 3 or not all(isinstance(d, int) and d >= 1 for d in config.depths):

@@ -115,3 +115,42 @@ def test_pretrained_names_the_shipped_file_or_says_how_to_build_it(monkeypatch, 
     monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path / "missing.keras")
     with pytest.raises(FileNotFoundError, match="python -m locnet_tf.pretrained"):
         transfer.model_path("pretrained")
+
+
+def test_the_shipped_pretrained_weights_fit_the_photo_recipe():
+    # `--init pretrained` must work on a fresh install: the file is in the
+    # package (package_data), loads without TensorFlow Hub or the internet,
+    # and has the photos preset's network, so the recipe can start from it.
+    path = transfer.model_path("pretrained")
+    assert path == pretrained.WEIGHTS and path.stat().st_size < 5e6
+    arch = transfer.architecture(transfer.load(path))
+    photos = config_lib.preset("photos")
+    for key in ("backbone", "filters", "depths", "head", "head_channels"):
+        assert arch[key] == getattr(photos, key), key
+    # Another input size and classes: every layer but the class head carries over.
+    target = model_lib.build_model(
+        class_names=["hand", "foot"], **{k: v for k, v in arch.items() if v is not None and k != "image_size"},
+        image_size=128,
+    )
+    summary = transfer.init_weights(target, transfer.load(path))
+    assert summary["new"] == ["classes"]
+
+
+def test_an_applications_backbone_trains_from_a_local_weights_file_offline(tmp_path, monkeypatch):
+    # Offline users copy the ImageNet file once and pass its path to --weights.
+    def no_internet(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_internet)
+    donor = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None)
+    path = tmp_path / "mobilenet_v3_small.weights.h5"
+    donor.save_weights(path)
+    args = ["--preset", "smoke", "--backbone", "mobilenet_v3_small", "--weights", str(path), "--epochs", "1",
+            "--data-dir", str(tmp_path / "tfds"), "--no-evaluate", "--no-calibrate", "--out", str(tmp_path / "run")]
+    config = config_lib.config_from_args(train_lib.build_parser().parse_args(args))
+    assert config.weights == str(path)
+    train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["weights"] == str(path)
+    missing = train_lib.build_parser().parse_args(args[:5] + [str(tmp_path / "nope.h5")] + args[6:])
+    with pytest.raises(FileNotFoundError, match=r"--weights .*nope.h5: no such weights file"):
+        config_lib.config_from_args(missing)
