@@ -20,7 +20,6 @@ within the file and cannot tell a class layer of the same shape but other
 meaning (three other classes) from the right one, hence the by-name copy.
 """
 
-import pathlib
 
 import keras
 

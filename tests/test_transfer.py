@@ -9,7 +9,6 @@ import pytest
 from locnet_tf import config as config_lib
 from locnet_tf import model as model_lib
 from locnet_tf import pretrained
-from locnet_tf import recipe
 from locnet_tf import train as train_lib
 from locnet_tf import transfer
 
