@@ -36,7 +36,7 @@ from locnet_tf import boxes as box_lib
 # The header checks and their wording are shared with the TF-free reader
 # (`locnet_tf.images.read_image`, which inference uses).
 from locnet_tf.images import (
-    BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, IMAGE_PROBLEMS, JPEG_SOI as _JPEG_SOI,  # noqa: F401
+    BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, JPEG_SOI as _JPEG_SOI,
     NOT_AN_IMAGE, PNG_END as _PNG_END, PNG_SIGNATURE as _PNG_SIGNATURE, TRUNCATED_JPEG, TRUNCATED_PNG,
     ImageError, inspect as inspect_image,
 )
