@@ -36,7 +36,9 @@ class Config:
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
     class_context: bool = False  # spatial head: the class also reads the whole image's pooled features
-    init: Optional[str] = None  # start from this locnet_tf model (.keras or run folder); new class head if classes differ
+    init: Optional[str] = (
+        None  # start from this locnet_tf model (.keras or run folder); new class head if classes differ
+    )
 
     # --- loss
     loss_mode: str = "default"  # default | lecture
@@ -63,7 +65,9 @@ class Config:
     validation_steps: Optional[int] = None  # None: the whole validation split
     early_stopping_patience: int = 0  # epochs without val loc_accuracy gain; 0 = off
     jit_compile: str = "auto"  # auto | true | false (XLA)
-    steps_per_execution: int = 1  # optimizer steps per call into TensorFlow: more saves per-step overhead on small inputs
+    steps_per_execution: int = (
+        1  # optimizer steps per call into TensorFlow: more saves per-step overhead on small inputs
+    )
     # Progressive resizing (spatial head; locnet_tf.progressive): the first
     # `progressive_share` of the epochs (rounded down) train at `progressive_size`
     # px, where a step is cheaper, then the weights and optimizer state carry over
@@ -72,7 +76,9 @@ class Config:
     # (`crop`, which did better for the same compute: docs/training_experiments.md).
     progressive_size: int = 96  # px; progressive resizing is off (with a notice) unless below image_size
     progressive_share: float = 0.75  # 0 = off
-    progressive_mode: str = "crop"  # crop: windows at the image's own scale, holding the object | resize: the whole image shrunk
+    progressive_mode: str = (
+        "crop"  # crop: windows at the image's own scale, holding the object | resize: the whole image shrunk
+    )
     seed: int = 0
 
     # --- scale-out
@@ -120,7 +126,15 @@ class Config:
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
         names = (
-            "image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout",
+            "image_size",
+            "backbone",
+            "weights",
+            "filters",
+            "depths",
+            "head",
+            "head_channels",
+            "head_units",
+            "dropout",
             "class_context",
         )
         return {name: getattr(self, name) for name in names}
@@ -229,7 +243,9 @@ def _parse_tuple(item_type):
 def add_config_arguments(parser):
     """Adds `--preset` and one flag per `Config` field (default None = preset's)."""
     parser.add_argument(
-        "--preset", default="auto", choices=["auto"] + sorted(PRESETS),
+        "--preset",
+        default="auto",
+        choices=["auto"] + sorted(PRESETS),
         help="starting values; auto (default): chosen from --data (locnet_tf.recipe)",
     )
     comments = _field_comments()
@@ -257,9 +273,7 @@ def config_from_args(args, notice=print):
     from locnet_tf import recipe
 
     given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(Config)
-        if getattr(args, f.name, None) is not None
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name, None) is not None
     }
     validate(Config(**given))  # the flags themselves, before the recipe reads the data
     return validate(recipe.resolve(args.preset, given, notice=notice))

@@ -421,11 +421,23 @@ def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir,
     n = min(gallery_size, len(ranked))
     if n:
         pictures["gallery_best"] = plots.prediction_gallery(
-            images, y_true, y_pred, class_names, threshold, ranked[::-1][:n], out_dir / "gallery_best.png",
+            images,
+            y_true,
+            y_pred,
+            class_names,
+            threshold,
+            ranked[::-1][:n],
+            out_dir / "gallery_best.png",
             title="best predictions (green: truth, red: answer)",
         )
         pictures["gallery_worst"] = plots.prediction_gallery(
-            images, y_true, y_pred, class_names, threshold, ranked[:n], out_dir / "gallery_worst.png",
+            images,
+            y_true,
+            y_pred,
+            class_names,
+            threshold,
+            ranked[:n],
+            out_dir / "gallery_worst.png",
             title="worst predictions (green: truth, red: answer)",
         )
     return pictures
@@ -444,7 +456,9 @@ def format_report(report):
         lines.append(
             f"  {name:<14}{v['count']:>7}{v['class_accuracy']:>9.4f}{v['mean_iou']:>9.4f}{v['loc_accuracy']:>9.4f}"
         )
-    lines.append(f"  {'object area':<14}{'count':>7}{'found':>9}{'mean_iou':>9}{'loc_acc':>9}{'h bias':>9}{'w bias':>9}")
+    lines.append(
+        f"  {'object area':<14}{'count':>7}{'found':>9}{'mean_iou':>9}{'loc_acc':>9}{'h bias':>9}{'w bias':>9}"
+    )
     for name, v in report["per_size"].items():
         low, high = v["area"]
         span = f">={low:.0%}" if high is None else f"<{high:.0%}" if low == 0 else f"{low:.0%}-{high:.0%}"
@@ -460,15 +474,25 @@ def format_report(report):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
-    parser.add_argument("model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file")
+    parser.add_argument(
+        "model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file"
+    )
     parser.add_argument("--data", default=None, help="SPEC (default: the run's data, else synthetic)")
     parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
-    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
-                        help="leave bad annotations/images out (reported) instead of failing (default: the run's)")
+    parser.add_argument(
+        "--skip-bad",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="leave bad annotations/images out (reported) instead of failing (default: the run's)",
+    )
     parser.add_argument("--data-dir", default=None, help="TFDS data folder (default: the run's, else TFDS's)")
     parser.add_argument("--out", default=None, help="report JSON path (pictures go to eval/ beside it)")
     parser.add_argument("--threshold", type=float, default=None, help="presence threshold (default: the model's)")
-    parser.add_argument("--calibrate", action="store_true", help="first calibrate the threshold on validation data and store it in the model")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="first calibrate the threshold on validation data and store it in the model",
+    )
     args = parser.parse_args(argv)
     if args.out:  # before calibrating, which rewrites the model
         outputs.check_writable(args.out, "file")

@@ -148,7 +148,9 @@ def export_model(
     quantize = tuple(quantize) if "tflite" in formats else ()
     unknown = (set(formats) - set(FORMATS)) | (set(quantize) - set(QUANTIZATIONS))
     if unknown:
-        raise ValueError(f"Unknown formats / quantizations {sorted(unknown)}; choose from {FORMATS} and {QUANTIZATIONS}.")
+        raise ValueError(
+            f"Unknown formats / quantizations {sorted(unknown)}; choose from {FORMATS} and {QUANTIZATIONS}."
+        )
     if not formats:
         raise ValueError("Nothing to export: give at least one format.")
     if calibration_samples < 1:
@@ -204,7 +206,10 @@ def export_model(
         keras_out = inference.KerasRunner(model)(images)
         parity = {"keras": keras_row(targets, keras_out, threshold)}
         parity |= run_formats(
-            images, targets, keras_out, threshold,
+            images,
+            targets,
+            keras_out,
+            threshold,
             saved_model_dir if "saved_model" in formats else None,
             {work / name: quantization for name, quantization in files.items()},
             num_threads=num_threads,
@@ -214,14 +219,22 @@ def export_model(
         failures = check_gates(parity, gates)
         if failures:
             raise ExportError(
-                f"Export failed its parity gates ({out} was left as it was):\n  - "
-                + "\n  - ".join(failures)
+                f"Export failed its parity gates ({out} was left as it was):\n  - " + "\n  - ".join(failures)
             )
 
         shutil.rmtree(tflite_source, ignore_errors=True)
         metadata = export_metadata(
-            model_path, model, settings, split, len(images), formats, files, work,
-            calibration_used, gates, parity,
+            model_path,
+            model,
+            settings,
+            split,
+            len(images),
+            formats,
+            files,
+            work,
+            calibration_used,
+            gates,
+            parity,
         )
         write_text_files(work, metadata)
         if "saved_model" in formats:
@@ -235,9 +248,11 @@ def export_model(
         if isinstance(error, OSError) and error.errno not in _WRITE_ERRORS:
             raise  # not about writing (a data file that went missing, say): as it is
         reason = error.strerror if isinstance(error, OSError) else error.message.rsplit(";", 1)[-1].strip()
-        raise OSError(getattr(error, "errno", None) or errno.EIO,
-                      f"cannot write the export ({reason or error}); nothing was written and any previous "
-                      "export is as it was", str(out)) from error
+        raise OSError(
+            getattr(error, "errno", None) or errno.EIO,
+            f"cannot write the export ({reason or error}); nothing was written and any previous export is as it was",
+            str(out),
+        ) from error
     except BaseException:
         folder.remove()
         raise
@@ -331,7 +346,7 @@ class WorkFolder:
                 lock.unlink(missing_ok=True)
         tokens = set()
         for entry in self.out.parent.glob(f"{self.prefix}*"):
-            token = entry.name[len(self.prefix):]
+            token = entry.name[len(self.prefix) :]
             for ending in (".lock", ".previous"):
                 token = token[: -len(ending)] if token.endswith(ending) else token
             tokens.add(token)
@@ -383,22 +398,33 @@ def build_parser():
     parser.add_argument("model", help="the .keras file (a training run's model.keras)")
     parser.add_argument("--out", help="export folder (default: export/NAME)")
     parser.add_argument("--formats", type=_csv, default=FORMATS, help="saved_model,tflite (default: both)")
-    parser.add_argument("--quantize", type=_csv, default=QUANTIZATIONS,
-                        help="TFLite variants: float32,float16,dynamic,int8 (default: all)")
-    parser.add_argument("--data", help="data SPEC for calibration and parity (default: config.json beside "
-                                       "the model, else synthetic)")
+    parser.add_argument(
+        "--quantize",
+        type=_csv,
+        default=QUANTIZATIONS,
+        help="TFLite variants: float32,float16,dynamic,int8 (default: all)",
+    )
+    parser.add_argument(
+        "--data", help="data SPEC for calibration and parity (default: config.json beside the model, else synthetic)"
+    )
     parser.add_argument("--data-dir", help="TFDS data folder for synthetic / tfds: specs")
-    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
-                        help="leave bad annotations/images out (reported) instead of failing (default: the run's)")
+    parser.add_argument(
+        "--skip-bad",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="leave bad annotations/images out (reported) instead of failing (default: the run's)",
+    )
     parser.add_argument("--split", default="test", help="split for the parity report (default: test)")
-    parser.add_argument("--calibration-samples", type=int, default=200,
-                        help="training images used to calibrate int8 (default: 200)")
+    parser.add_argument(
+        "--calibration-samples", type=int, default=200, help="training images used to calibrate int8 (default: 200)"
+    )
     parser.add_argument("--parity-samples", type=int, help="limit the parity report to N images")
     parser.add_argument("--threads", type=int, help="LiteRT threads while checking TFLite files")
     parser.add_argument("--max-float32-diff", type=float, default=Gates.float32_max_abs_diff)
     parser.add_argument("--min-float16-iou", type=float, default=Gates.float16_min_box_iou)
-    parser.add_argument("--max-int8-loc-drop", type=float, default=Gates.int8_max_loc_drop,
-                        help="as a fraction (0.01 = one point)")
+    parser.add_argument(
+        "--max-int8-loc-drop", type=float, default=Gates.int8_max_loc_drop, help="as a fraction (0.01 = one point)"
+    )
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -408,9 +434,19 @@ def main(argv=None):
     gates = Gates(args.max_float32_diff, args.min_float16_iou, args.max_int8_loc_drop)
     try:
         metadata = export_model(
-            args.model, args.out, formats=args.formats, quantize=args.quantize, data=args.data,
-            data_dir=args.data_dir, skip_bad=args.skip_bad, split=args.split, calibration_samples=args.calibration_samples,
-            parity_samples=args.parity_samples, gates=gates, num_threads=args.threads, verbose=not args.quiet,
+            args.model,
+            args.out,
+            formats=args.formats,
+            quantize=args.quantize,
+            data=args.data,
+            data_dir=args.data_dir,
+            skip_bad=args.skip_bad,
+            split=args.split,
+            calibration_samples=args.calibration_samples,
+            parity_samples=args.parity_samples,
+            gates=gates,
+            num_threads=args.threads,
+            verbose=not args.quiet,
         )
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)

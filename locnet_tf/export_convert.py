@@ -52,11 +52,13 @@ def write_saved_model(model, path, resize="stretch"):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        "serving_default", any_size,
+        "serving_default",
+        any_size,
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
     archive.add_endpoint(
-        "serving_fixed", fixed,
+        "serving_fixed",
+        fixed,
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")],
     )
     archive.write_out(str(path), verbose=False)
@@ -76,7 +78,8 @@ def write_tflite_source(model, path):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        "serving_default", fixed,
+        "serving_default",
+        fixed,
         input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="images")],
     )
     archive.write_out(str(path), verbose=False)
@@ -124,9 +127,19 @@ def representative_dataset(settings, image_size, class_names, samples, seed=0):
     from locnet_tf.data import pipeline
 
     dataset = pipeline.make_dataset(
-        settings["data"], "train", image_size=image_size, batch_size=1, augment=False,
-        shuffle=True, shuffle_buffer=max(samples, 1), seed=seed, resize=settings["resize"],
-        class_names=class_names, data_dir=settings["data_dir"], cache=False, **settings["source_kwargs"],
+        settings["data"],
+        "train",
+        image_size=image_size,
+        batch_size=1,
+        augment=False,
+        shuffle=True,
+        shuffle_buffer=max(samples, 1),
+        seed=seed,
+        resize=settings["resize"],
+        class_names=class_names,
+        data_dir=settings["data_dir"],
+        cache=False,
+        **settings["source_kwargs"],
     ).take(samples)
     images = [x.numpy() for x, _ in dataset]
     if not images:

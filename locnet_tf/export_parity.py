@@ -71,9 +71,17 @@ def load_split(settings, split, image_size, class_names, limit=None, shuffle=Fal
     from locnet_tf.data import pipeline
 
     dataset = pipeline.make_dataset(
-        settings["data"], split, image_size=image_size, batch_size=64, augment=False,
-        shuffle=shuffle, resize=settings["resize"], class_names=class_names,
-        data_dir=settings["data_dir"], cache=False, **settings["source_kwargs"],
+        settings["data"],
+        split,
+        image_size=image_size,
+        batch_size=64,
+        augment=False,
+        shuffle=shuffle,
+        resize=settings["resize"],
+        class_names=class_names,
+        data_dir=settings["data_dir"],
+        cache=False,
+        **settings["source_kwargs"],
     )
     if limit:
         dataset = dataset.unbatch().take(limit).batch(64)
@@ -187,8 +195,7 @@ def check_gates(parity, gates):
             )
         if row["quantization"] == "float16" and row["box_iou"] < gates.float16_min_box_iou:
             failures.append(
-                f"{name}: boxes agree with Keras at mean IoU {row['box_iou']:.4f}, below "
-                f"{gates.float16_min_box_iou:g}"
+                f"{name}: boxes agree with Keras at mean IoU {row['box_iou']:.4f}, below {gates.float16_min_box_iou:g}"
             )
         if row["quantization"] == "int8" and keras_loc - row["loc_accuracy"] > gates.int8_max_loc_drop:
             failures.append(

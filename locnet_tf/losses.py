@@ -145,11 +145,7 @@ class LocalizationLoss(keras.losses.Loss):
         c = self.components(y_true, y_pred)
         if self.mode == "lecture":
             return c["pc"] + c["box"] + c["class"]
-        return (
-            self.pc_weight * c["pc"]
-            + self.box_weight * c["box"]
-            + self.class_weight * c["class"]
-        )
+        return self.pc_weight * c["pc"] + self.box_weight * c["box"] + self.class_weight * c["class"]
 
     def get_config(self):
         config = super().get_config()

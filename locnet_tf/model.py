@@ -236,8 +236,16 @@ def build_model(
         raise TypeError(f"build_model's first argument is a Config (or None), got {config!r}; use num_classes=.")
     config = config if config is not None else config_lib.Config()
     given = dict(
-        image_size=image_size, backbone=backbone, weights=weights, filters=filters, depths=depths, head=head,
-        head_channels=head_channels, head_units=head_units, dropout=dropout, class_context=class_context,
+        image_size=image_size,
+        backbone=backbone,
+        weights=weights,
+        filters=filters,
+        depths=depths,
+        head=head,
+        head_channels=head_channels,
+        head_units=head_units,
+        dropout=dropout,
+        class_context=class_context,
     )
     options = {key: config.model_kwargs()[key] if value is None else value for key, value in given.items()}
     image_size, backbone, weights, filters, depths, head, head_channels, head_units, dropout, class_context = (
@@ -299,7 +307,9 @@ def build_model(
         raise ValueError(f"Unknown head {head!r}; choose 'spatial' or 'dense'.")
     heads = [p_c, box]
     if len(class_names) > 1:
-        heads.append(layers.Dense(len(class_names), activation="softmax", name="classes", dtype="float32")(class_features))
+        heads.append(
+            layers.Dense(len(class_names), activation="softmax", name="classes", dtype="float32")(class_features)
+        )
     y = TargetVector(class_names, presence_threshold, name="target", dtype="float32")(heads)
     return keras.Model(image, y, name=name)
 

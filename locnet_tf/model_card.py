@@ -1,10 +1,10 @@
 """Export, step three: what an export says about itself.
 
-    tflite_file_metadata(...)   embedded in each .tflite (`locnet_tf.tflite_metadata`)
-    export_metadata(...)        metadata.json: classes, input, box format, threshold,
-                                source hash, every file's sha256, the parity report
-    write_text_files(work, m)   metadata.json, parity.json, labels.txt, README.md
-    model_card(metadata)        the README.md: a short Markdown model card
+tflite_file_metadata(...)   embedded in each .tflite (`locnet_tf.tflite_metadata`)
+export_metadata(...)        metadata.json: classes, input, box format, threshold,
+                            source hash, every file's sha256, the parity report
+write_text_files(work, m)   metadata.json, parity.json, labels.txt, README.md
+model_card(metadata)        the README.md: a short Markdown model card
 """
 
 import dataclasses
@@ -16,8 +16,10 @@ from locnet_tf import model as model_lib
 
 sha256 = runtime.sha256  # hex SHA-256 of a file
 
-BOX_FORMAT = {"box": "[b_x, b_y, b_h, b_w] centre, height, width; relative to the image",
-              "box_xyxy": "[x1, y1, x2, y2] relative to the image"}
+BOX_FORMAT = {
+    "box": "[b_x, b_y, b_h, b_w] centre, height, width; relative to the image",
+    "box_xyxy": "[x1, y1, x2, y2] relative to the image",
+}
 
 
 def tflite_file_metadata(model, model_path, resize, quantization):
@@ -33,9 +35,14 @@ def tflite_file_metadata(model, model_path, resize, quantization):
         "source_sha256": sha256(model_path),
         "classes": model_lib.class_names(model),
         "presence_threshold": model_lib.presence_threshold(model),
-        "input": {"name": "images", "size": image_size, "shape": [1, image_size, image_size, 3],
-                  "dtype": "uint8" if quantization == "int8" else "float32", "pixel_range": [0, 255],
-                  "normalisation": "inside the model"},
+        "input": {
+            "name": "images",
+            "size": image_size,
+            "shape": [1, image_size, image_size, 3],
+            "dtype": "uint8" if quantization == "int8" else "float32",
+            "pixel_range": [0, 255],
+            "normalisation": "inside the model",
+        },
         "resize": resize,
         "quantization": quantization,
         "box_format": dict(BOX_FORMAT),
@@ -49,19 +56,31 @@ def export_metadata(model_path, model, settings, split, count, formats, files, w
     if "saved_model" in formats:
         size = sum(p.stat().st_size for p in (work / "saved_model").rglob("*") if p.is_file())
         artifacts["saved_model"] = {
-            "path": "saved_model", "bytes": size,
+            "path": "saved_model",
+            "bytes": size,
             "signatures": {
-                "serving_default": {"input": "images", "dtype": "uint8", "shape": [None, None, None, 3],
-                                    "note": f"any size, resized inside ({settings['resize']})"},
-                "serving_fixed": {"input": "images", "dtype": "float32",
-                                  "shape": [None, image_size, image_size, 3], "note": "0..255"},
+                "serving_default": {
+                    "input": "images",
+                    "dtype": "uint8",
+                    "shape": [None, None, None, 3],
+                    "note": f"any size, resized inside ({settings['resize']})",
+                },
+                "serving_fixed": {
+                    "input": "images",
+                    "dtype": "float32",
+                    "shape": [None, image_size, image_size, 3],
+                    "note": "0..255",
+                },
             },
         }
     for name, quantization in files.items():
         artifacts[f"tflite_{quantization}"] = {
-            "path": name, "bytes": (work / name).stat().st_size, "sha256": sha256(work / name),
+            "path": name,
+            "bytes": (work / name).stat().st_size,
+            "sha256": sha256(work / name),
             "quantization": quantization,
-            "signature": "serving_default", "input": "images",
+            "signature": "serving_default",
+            "input": "images",
             "dtype": "uint8" if quantization == "int8" else "float32",
             "shape": [1, image_size, image_size, 3],
         }
@@ -74,16 +93,25 @@ def export_metadata(model_path, model, settings, split, count, formats, files, w
         "source_sha256": sha256(model_path),
         "classes": model_lib.class_names(model),
         "presence_threshold": model_lib.presence_threshold(model),
-        "input": {"size": image_size, "shape": [image_size, image_size, 3], "pixel_range": [0, 255],
-                  "normalisation": "inside the model"},
+        "input": {
+            "size": image_size,
+            "shape": [image_size, image_size, 3],
+            "pixel_range": [0, 255],
+            "normalisation": "inside the model",
+        },
         "resize": settings["resize"],
         "target_vector": ["p_c", "b_x", "b_y", "b_h", "b_w"] + [f"c_{n}" for n in model_lib.class_names(model)],
         "box_format": dict(BOX_FORMAT),
         "outputs": list(inference.OUTPUT_NAMES),
         "artifacts": artifacts,
         "calibration": {"split": "train", "samples": calibration_used} if calibration_used else None,
-        "parity": {"data": settings["data"], "split": split, "images": int(count),
-                   "gates": dataclasses.asdict(gates), "results": parity},
+        "parity": {
+            "data": settings["data"],
+            "split": split,
+            "images": int(count),
+            "gates": dataclasses.asdict(gates),
+            "results": parity,
+        },
     }
 
 
@@ -109,17 +137,17 @@ def model_card(metadata):
     )
     first_tflite = next((a["path"] for a in metadata["artifacts"].values() if a["path"].endswith(".tflite")), None)
     usage = first_tflite or "saved_model"
-    return f"""# {metadata['model_name']}: single-object classification with localization
+    return f"""# {metadata["model_name"]}: single-object classification with localization
 
-Exported by `locnet_tf.export` on {metadata['created']} from `{metadata['source_model']}`
-(sha256 `{metadata['source_sha256'][:16]}...`).
+Exported by `locnet_tf.export` on {metadata["created"]} from `{metadata["source_model"]}`
+(sha256 `{metadata["source_sha256"][:16]}...`).
 
-- **Classes** ({len(metadata['classes'])}): {', '.join(metadata['classes'])} (also in `labels.txt`).
+- **Classes** ({len(metadata["classes"])}): {", ".join(metadata["classes"])} (also in `labels.txt`).
 - **Input**: RGB {size}x{size}, pixels 0..255 (normalisation is inside the model). Resize
-  other sizes with `{metadata['resize']}`; the SavedModel's `serving_default` does it for you.
+  other sizes with `{metadata["resize"]}`; the SavedModel's `serving_default` does it for you.
 - **Outputs** (named): `p_c` presence probability; `box` = `[b_x, b_y, b_h, b_w]` (centre,
   then height before width, relative to the image); `box_xyxy` relative corners; `class_id`;
-  `class_scores`. An object is reported when `p_c >= {metadata['presence_threshold']:g}`.
+  `class_scores`. An object is reported when `p_c >= {metadata["presence_threshold"]:g}`.
 
 ## Files
 
@@ -129,7 +157,7 @@ Exported by `locnet_tf.export` on {metadata['created']} from `{metadata['source_
 
 ## Parity with the Keras model
 
-On {parity['images']} images of `{parity['data']}` ({parity['split']} split).
+On {parity["images"]} images of `{parity["data"]}` ({parity["split"]} split).
 
 | format | max abs diff | p_c agreement | class agreement | box IoU vs Keras | loc accuracy |
 | --- | --- | --- | --- | --- | --- |

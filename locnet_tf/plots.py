@@ -77,9 +77,7 @@ def draw_examples_grid(
     present = np.ones(count, bool) if present is None else np.asarray(present, bool).reshape(count)
     columns = columns or min(8, math.ceil(math.sqrt(count)))
     rows = math.ceil(count / columns)
-    figure, axes = _subplots(
-        rows, columns, figsize=(cell_size * columns, cell_size * rows), squeeze=False
-    )
+    figure, axes = _subplots(rows, columns, figsize=(cell_size * columns, cell_size * rows), squeeze=False)
     corners = np.asarray(box_lib.from_target(boxes, "rel_xyxy"))
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
@@ -101,9 +99,7 @@ def draw_examples_grid(
             color = _COLORS[class_id % len(_COLORS)]
         if present[index]:
             x1, y1, x2, y2 = corners[index] * [width, height, width, height]
-            axis.add_patch(
-                Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=2)
-            )
+            axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=2))
             caption = name
         else:
             caption, color = "background", "black"
@@ -270,8 +266,15 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
             x1, y1, x2, y2 = np.asarray(box_lib.from_target(pred[1:5], "rel_xyxy")) * [width, height, width, height]
             axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#e6194b", linewidth=2))
             name = class_names[int(np.argmax(pred[5:]))]
-            axis.text(x1, y1, f"{name} {pred[0] * pred[5:].max():.2f}", color="white", fontsize=7,
-                      va="bottom", bbox=dict(facecolor="#e6194b", alpha=0.8, pad=1, linewidth=0))
+            axis.text(
+                x1,
+                y1,
+                f"{name} {pred[0] * pred[5:].max():.2f}",
+                color="white",
+                fontsize=7,
+                va="bottom",
+                bbox=dict(facecolor="#e6194b", alpha=0.8, pad=1, linewidth=0),
+            )
             parts.append(f"said {name}")
         else:
             parts.append(f"said background (p_c {pred[0]:.2f})")

@@ -160,7 +160,9 @@ def datasets(config, global_batch, crop=None, cached=None):
         config.data, "validation", augment=False, shuffle=False, source=cached["validation"], **common
     )
     if train_ds.class_names != val_ds.class_names:
-        raise ValueError(f"train and validation splits disagree on classes: {train_ds.class_names} vs {val_ds.class_names}")
+        raise ValueError(
+            f"train and validation splits disagree on classes: {train_ds.class_names} vs {val_ds.class_names}"
+        )
     # Multi-worker runs shard by element: our sources are few files (often one
     # TFRecord per split), too few for tf.data's default FILE sharding.
     options = tf.data.Options()
@@ -278,9 +280,22 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     else:
         if first_epoch:
             _train_small_first(
-                config, first_epoch, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir, cached, init,
-                [keras.callbacks.TerminateOnNaN(), *_ema_callbacks(config), *logging_callbacks(config.progressive_size),
-                 *extra_callbacks],
+                config,
+                first_epoch,
+                strategy,
+                trainer,
+                schedule,
+                loss,
+                train_ds.class_names,
+                backup_dir,
+                cached,
+                init,
+                [
+                    keras.callbacks.TerminateOnNaN(),
+                    *_ema_callbacks(config),
+                    *logging_callbacks(config.progressive_size),
+                    *extra_callbacks,
+                ],
                 verbose,
             )
         _fit(trainer, config, train_ds, val_ds, first_epoch, config.epochs, callbacks, verbose)
@@ -311,7 +326,8 @@ def _load_init(config):
     init = transfer.load(config.init)
     theirs = transfer.architecture(init)
     differ = [
-        f for f in transfer.ARCHITECTURE_FIELDS
+        f
+        for f in transfer.ARCHITECTURE_FIELDS
         if f != "dropout" and theirs[f] is not None and theirs[f] != getattr(config, f)
     ]
     if differ:

@@ -179,7 +179,7 @@ class Source:
 def _camera(spec):
     # FFmpeg's camera devices by platform (PyAV's wheels include libavdevice).
     if spec.startswith("dshow:"):
-        return {"file": spec[len("dshow:"):], "format": "dshow"}
+        return {"file": spec[len("dshow:") :], "format": "dshow"}
     if sys.platform.startswith("linux"):
         return {"file": f"/dev/video{int(spec)}", "format": "v4l2"}
     if sys.platform == "darwin":
@@ -344,9 +344,13 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None):
         source = Source(kind, os.fspath(source))
     if smooth is None:
         smooth = source.kind != "image"
-    smoother = smoothing_lib.Smoother(
-        predictor.presence_threshold, predictor.class_names, smoothing or smoothing_lib.SmoothingConfig()
-    ) if smooth else None
+    smoother = (
+        smoothing_lib.Smoother(
+            predictor.presence_threshold, predictor.class_names, smoothing or smoothing_lib.SmoothingConfig()
+        )
+        if smooth
+        else None
+    )
     # Closed when this generator is (its caller stops early): the source's container with it.
     with contextlib.closing(source.frames(stride)) as frames:
         for frame in frames:

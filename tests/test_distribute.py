@@ -23,9 +23,7 @@ def test_written_for_the_installed_keras():
 
 def test_the_private_keras_functions_it_replaces_are_there():
     trainer_module = distribute._keras_trainer_module()
-    assert list(inspect.signature(trainer_module.reduce_per_replica).parameters) == [
-        "values", "strategy", "reduction"
-    ]
+    assert list(inspect.signature(trainer_module.reduce_per_replica).parameters) == ["values", "strategy", "reduction"]
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     assert list(inspect.signature(model._maybe_symbolic_build).parameters) == ["iterator", "data_batch"]
 

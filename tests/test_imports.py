@@ -35,7 +35,7 @@ def test_no_import_cycles():
 
     def visit(name):
         if name in path_stack:
-            cycle = path_stack[path_stack.index(name):] + [name]
+            cycle = path_stack[path_stack.index(name) :] + [name]
             raise AssertionError("import cycle: " + " -> ".join(cycle))
         if name in done:
             return

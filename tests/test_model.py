@@ -34,7 +34,9 @@ def test_shapes_ranges_and_save_reload(backbone, num_classes, tmp_path):
 
 
 def test_default_class_names_and_threshold_survive_reload(tmp_path):
-    model = M.build_model(class_names=["baby"], image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1), presence_threshold=0.35)
+    model = M.build_model(
+        class_names=["baby"], image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1), presence_threshold=0.35
+    )
     assert M.layout(model).class_names == ("baby",)
     reloaded = assert_save_reload_same(model, _images(1, 32), tmp_path)
     assert M.class_names(reloaded) == ["baby"]
@@ -68,7 +70,16 @@ def test_fit_reports_every_component_and_metric(backbone, tmp_path):
     x = _images(8, size)
     y = random_targets(8, 3)
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
-    for key in ("loss", "pc_loss", "box_loss", "class_loss", "pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy"):
+    for key in (
+        "loss",
+        "pc_loss",
+        "box_loss",
+        "class_loss",
+        "pc_accuracy",
+        "class_accuracy",
+        "mean_iou",
+        "loc_accuracy",
+    ):
         assert key in history.history, key
         assert np.isfinite(history.history[key][0]), key
     # a compiled, trained model still reloads in safe mode with no custom objects

@@ -76,7 +76,10 @@ def test_notebook_runs_in_smoke_mode(name, tmp_path, monkeypatch):
         nbformat.write(notebook, tmp_path / name)
     assert (tmp_path / "out" / "smoke").is_dir()
     pictures = [
-        output for cell in notebook.cells if cell.cell_type == "code"
-        for output in cell.outputs if "image/png" in output.get("data", {})
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
     ]
     assert pictures, f"{name} showed no picture"

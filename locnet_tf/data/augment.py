@@ -108,7 +108,10 @@ def augment(example, seed, config=AugmentConfig()):
     y1, y2 = corner_aligned(wy0, wh, fh)
     x1, x2 = corner_aligned(wx0, ww, fw)
     image = tf.image.crop_and_resize(
-        image[None], tf.stack([[y1, x1, y2, x2]]), [0], tf.stack([h, w]),
+        image[None],
+        tf.stack([[y1, x1, y2, x2]]),
+        [0],
+        tf.stack([h, w]),
         extrapolation_value=config.fill_value,
     )[0]
 
@@ -191,7 +194,7 @@ def crop_around_object(example, seed, size):
 
     x0 = origin(tf.maximum(x2 - window, 0), tf.minimum(x1, w - window), seeds[0])
     y0 = origin(tf.maximum(y2 - window, 0), tf.minimum(y1, h - window), seeds[1])
-    crop = image[y0:y0 + window, x0:x0 + window]
+    crop = image[y0 : y0 + window, x0 : x0 + window]
     crop = tf.cond(
         window > size,
         lambda: _to_uint8(tf.image.resize(tf.cast(crop, tf.float32), [size, size], antialias=True)),

@@ -33,19 +33,36 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from locnet_tf import boxes as box_lib
+
 # The header checks and their wording are shared with the TF-free reader
 # (`locnet_tf.images.read_image`, which inference uses).
 from locnet_tf.images import (
-    BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, JPEG_SOI as _JPEG_SOI,
-    NOT_AN_IMAGE, PNG_END as _PNG_END, PNG_SIGNATURE as _PNG_SIGNATURE, TRUNCATED_JPEG, TRUNCATED_PNG,
-    ImageError, inspect as inspect_image,
+    BMP as _BMP,
+    EMPTY_IMAGE,
+    GIF as _GIF,
+    JPEG_SOI as _JPEG_SOI,
+    NOT_AN_IMAGE,
+    PNG_END as _PNG_END,
+    PNG_SIGNATURE as _PNG_SIGNATURE,
+    TRUNCATED_JPEG,
+    TRUNCATED_PNG,
+    ImageError,
+    inspect as inspect_image,
 )
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.data.records import (
-    BOX, CLASS_ID, FILE_SIZE, IMAGE, ORIENTATION, PATH, PRESENT, EmptySplitError,
+    BOX,
+    CLASS_ID,
+    FILE_SIZE,
+    IMAGE,
+    ORIENTATION,
+    PATH,
+    PRESENT,
+    EmptySplitError,
 )
 from locnet_tf.data.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
 from locnet_tf.target import TargetLayout
+
 # Augmentation lives in its own module; its names stay importable from here.
 from locnet_tf.data.augment import AugmentConfig, augment, crop_around_object  # noqa: F401
 
@@ -97,8 +114,7 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
     if kind == "tfds":
         from locnet_tf.data import tfds_source
 
-        kwargs = {k: v for k, v in source_kwargs.items()
-                  if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
+        kwargs = {k: v for k, v in source_kwargs.items() if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
         return tfds_source.tfds_examples(rest, split, class_names=class_names, data_dir=data_dir, **kwargs)
     source = sources.load_source(spec, class_names=class_names, **source_kwargs)
     if split not in source.records:
@@ -140,8 +156,18 @@ def records_dataset(records, where="records"):
 _FILE_ONLY_OPTIONS = ("skip_bad", "multi_object", "splits", "seed", "box_tolerance", "verify_images")
 
 
-def _builtin_examples(builder_name, config, split, *, data_dir=None, class_names=None, class_map=None,
-                      unknown=None, download=True, **kwargs):
+def _builtin_examples(
+    builder_name,
+    config,
+    split,
+    *,
+    data_dir=None,
+    class_names=None,
+    class_map=None,
+    unknown=None,
+    download=True,
+    **kwargs,
+):
     """Examples of one of the package's own TFDS builders (`synthetic_road`, `procedural_objects`)."""
     from locnet_tf.data import tfds_source
 
@@ -156,7 +182,11 @@ def _builtin_examples(builder_name, config, split, *, data_dir=None, class_names
     # may rename, reorder or subset the classes; a class left out (with
     # `unknown="ignore_object"`) becomes background.
     table, names = tfds_source.class_lookup(
-        list(builder.info.features["label"].names), class_names, class_map, unknown or "error", where=name,
+        list(builder.info.features["label"].names),
+        class_names,
+        class_map,
+        unknown or "error",
+        where=name,
     )
     table = tf.constant(np.asarray(table, np.int32))
 
@@ -173,6 +203,7 @@ def _builtin_examples(builder_name, config, split, *, data_dir=None, class_names
 
 # ----------------------------------------------------------------------------
 # Decode.
+
 
 def _check(condition, problem, path):
     # tf.debugging.Assert puts `data` in the error message, so the failing
@@ -243,6 +274,7 @@ def read_image(path, orientation=None, file_size=None):
 
 def _header(data):
     """(EXIF orientation, the problem `images.inspect` finds before decoding, or "") of a file's bytes."""
+
     def read(d):
         d = d.numpy()
         try:
@@ -266,19 +298,22 @@ def _quick_checks(data, is_jpeg, path, file_size):
     head = tf.strings.substr(data, 0, 8)
     is_png = tf.equal(head, _PNG_SIGNATURE)
     is_other = tf.logical_or(
-        tf.equal(tf.strings.substr(head, 0, 4), _GIF), tf.equal(tf.strings.substr(head, 0, 2), _BMP))
+        tf.equal(tf.strings.substr(head, 0, 4), _GIF), tf.equal(tf.strings.substr(head, 0, 2), _BMP)
+    )
     start = tf.maximum(size - _TAIL, 0)
     tail = tf.io.decode_raw(tf.strings.substr(data, start, size - start), tf.uint8)
     ends_jpeg = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
     png_start = tf.maximum(size - len(_PNG_END), 0)
     ends_png = tf.equal(tf.strings.substr(data, png_start, size - png_start), _PNG_END)
-    with tf.control_dependencies([
-        _check(size > 0, EMPTY_IMAGE, path),
-        _check(tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])), NOT_AN_IMAGE, path),
-        # Data after the end marker: the reader found the marker before it.
-        _check(tf.reduce_any([tf.logical_not(is_jpeg), ends_jpeg, unchanged]), TRUNCATED_JPEG, path),
-        _check(tf.reduce_any([tf.logical_not(is_png), ends_png, unchanged]), TRUNCATED_PNG, path),
-    ]):
+    with tf.control_dependencies(
+        [
+            _check(size > 0, EMPTY_IMAGE, path),
+            _check(tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])), NOT_AN_IMAGE, path),
+            # Data after the end marker: the reader found the marker before it.
+            _check(tf.reduce_any([tf.logical_not(is_jpeg), ends_jpeg, unchanged]), TRUNCATED_JPEG, path),
+            _check(tf.reduce_any([tf.logical_not(is_png), ends_png, unchanged]), TRUNCATED_PNG, path),
+        ]
+    ):
         return _check(unchanged, CHANGED, path)
 
 
@@ -384,12 +419,15 @@ def resize(example, image_size, method="stretch", pad_value=0):
     # Pixel coordinates in the output: x' = left + x * new_w (x relative).
     cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4, axis=-1)
     fw, fh = tf.cast(new_w, tf.float32), tf.cast(new_h, tf.float32)
-    box = tf.stack([
-        (tf.cast(left, tf.float32) + cx * fw) / out_w,
-        (tf.cast(top, tf.float32) + cy * fh) / out_h,
-        bh * fh / out_h,
-        bw * fw / out_w,
-    ], axis=-1)
+    box = tf.stack(
+        [
+            (tf.cast(left, tf.float32) + cx * fw) / out_w,
+            (tf.cast(top, tf.float32) + cy * fh) / out_h,
+            bh * fh / out_h,
+            bw * fw / out_w,
+        ],
+        axis=-1,
+    )
     out[BOX] = box * tf.cast(example[PRESENT], tf.float32)
     return out
 
@@ -478,8 +516,14 @@ def make_dataset(
         raise ValueError(f"crop={crop} needs a square image_size larger than it, got image_size={image_size}.")
     if source is None:
         source = cached_examples(
-            spec, split, image_size=image_size, resize=resize, cache=cache, class_names=class_names,
-            data_dir=data_dir, **source_kwargs,
+            spec,
+            split,
+            image_size=image_size,
+            resize=resize,
+            cache=cache,
+            class_names=class_names,
+            data_dir=data_dir,
+            **source_kwargs,
         )
     dataset, names = source
     layout = TargetLayout(names)
@@ -511,8 +555,9 @@ def make_dataset(
     return dataset
 
 
-def cached_examples(spec, split, *, image_size, resize="stretch", cache=True, class_names=None, data_dir=None,
-                    **source_kwargs):
+def cached_examples(
+    spec, split, *, image_size, resize="stretch", cache=True, class_names=None, data_dir=None, **source_kwargs
+):
     """`(dataset, class names)`: the examples of `split` decoded, resized to `image_size` and cached.
 
     The part of `make_dataset` before shuffling; give it to several

@@ -86,7 +86,10 @@ class SyntheticRoad(tfds.core.GeneratorBasedBuilder):
         SyntheticRoadConfig(
             name="tiny",
             description="64x64 images; 64 train, 24 validation, 24 test. For tests.",
-            image_size=64, num_train=64, num_validation=24, num_test=24,
+            image_size=64,
+            num_train=64,
+            num_validation=24,
+            num_test=24,
         ),
     ]
     DEFAULT_CONFIG_NAME = "default"
@@ -102,12 +105,14 @@ class SyntheticRoad(tfds.core.GeneratorBasedBuilder):
         s = self.builder_config.image_size
         return self.dataset_info_from_configs(
             description=__doc__.split("\n\n")[0],
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(s, s, 3), encoding_format="jpeg"),
-                "bbox": tfds.features.BBoxFeature(),
-                "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
-                "present": tfds.features.Scalar(dtype=np.bool_),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(s, s, 3), encoding_format="jpeg"),
+                    "bbox": tfds.features.BBoxFeature(),
+                    "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
+                    "present": tfds.features.Scalar(dtype=np.bool_),
+                }
+            ),
             supervised_keys=None,
             homepage="https://github.com/locnet-tf/locnet_tf",
         )
@@ -134,9 +139,12 @@ class SyntheticRoad(tfds.core.GeneratorBasedBuilder):
             # config's build under a minute; boxes come from the drawing mask,
             # so compression cannot move them.
             Image.fromarray(ex["image"]).save(buf, format="JPEG", quality=95)
-            yield i, {
-                "image": buf.getvalue(),
-                "bbox": tfds.features.BBox(*[float(v) for v in ex["bbox"]]),
-                "label": max(int(kind), 0),
-                "present": bool(ex["present"]),
-            }
+            yield (
+                i,
+                {
+                    "image": buf.getvalue(),
+                    "bbox": tfds.features.BBox(*[float(v) for v in ex["bbox"]]),
+                    "label": max(int(kind), 0),
+                    "present": bool(ex["present"]),
+                },
+            )

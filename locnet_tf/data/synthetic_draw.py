@@ -90,8 +90,9 @@ def _shade(colour, factor):
 def _smooth_noise(rng, size, cells, channels=1):
     # Low-frequency texture: a few random values upsampled bicubically.
     small = rng.random((cells, cells, channels)).astype(np.float32)
-    img = Image.fromarray((small * 255).astype(np.uint8).squeeze(-1) if channels == 1
-                          else (small * 255).astype(np.uint8))
+    img = Image.fromarray(
+        (small * 255).astype(np.uint8).squeeze(-1) if channels == 1 else (small * 255).astype(np.uint8)
+    )
     return np.asarray(img.resize((size, size), Image.BICUBIC), np.float32) / 255.0
 
 
@@ -167,7 +168,7 @@ def _bg_stripes(rng, s):
     period = rng.uniform(s / 20, s / 4)
     angle = rng.uniform(0, math.pi)
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
-    t = (np.sin((xx * math.cos(angle) + yy * math.sin(angle)) / period * 2 * math.pi) > 0)
+    t = np.sin((xx * math.cos(angle) + yy * math.sin(angle)) / period * 2 * math.pi) > 0
     return np.where(t[..., None], a, b)
 
 
@@ -224,7 +225,9 @@ def _clutter_box(draw, rng, s):
     w, h = rng.uniform(0.05, 0.3, 2) * s
     colour = _rand_colour(rng, 40, 230)
     draw.rectangle([x, y, x + w, y + h], fill=colour)
-    draw.polygon([(x, y), (x + w * 0.25, y - h * 0.2), (x + w * 1.25, y - h * 0.2), (x + w, y)], fill=_shade(colour, 1.25))
+    draw.polygon(
+        [(x, y), (x + w * 0.25, y - h * 0.2), (x + w * 1.25, y - h * 0.2), (x + w, y)], fill=_shade(colour, 1.25)
+    )
 
 
 def _clutter_tree(draw, rng, s):
@@ -256,8 +259,7 @@ def _clutter_cone(draw, rng, s):
     draw.rectangle([x - h * 0.2, y - h * 0.55, x + h * 0.2, y - h * 0.45], fill=(250, 250, 250))
 
 
-_CLUTTER = (_clutter_blob, _clutter_pole, _clutter_sign, _clutter_box, _clutter_tree,
-            _clutter_building, _clutter_cone)
+_CLUTTER = (_clutter_blob, _clutter_pole, _clutter_sign, _clutter_box, _clutter_tree, _clutter_building, _clutter_cone)
 
 
 # ----------------------------------------------------------------------------
@@ -303,9 +305,15 @@ def _draw_pedestrian(rng, w, h):
     top_w = w * (0.28 if side else 0.55)
     flare = rng.random() < 0.25
     bottom_w = top_w * (1.6 if flare else 0.9)
-    d.polygon([(neck[0] - top_w / 2, neck[1]), (neck[0] + top_w / 2, neck[1]),
-               (hip[0] + bottom_w / 2, hip[1] + (h * 0.1 if flare else 0)),
-               (hip[0] - bottom_w / 2, hip[1] + (h * 0.1 if flare else 0))], fill=shirt)
+    d.polygon(
+        [
+            (neck[0] - top_w / 2, neck[1]),
+            (neck[0] + top_w / 2, neck[1]),
+            (hip[0] + bottom_w / 2, hip[1] + (h * 0.1 if flare else 0)),
+            (hip[0] - bottom_w / 2, hip[1] + (h * 0.1 if flare else 0)),
+        ],
+        fill=shirt,
+    )
     arm_len = h * 0.17
     arm_angles = [-angles[0] * 1.2, -angles[1] * 1.2] if side else [0.35, -0.35]
     for k, a in enumerate(arm_angles):
@@ -318,8 +326,9 @@ def _draw_pedestrian(rng, w, h):
     hc = (neck[0] + lean * 0.3, head_r * 1.05)
     d.ellipse([hc[0] - head_r, hc[1] - head_r, hc[0] + head_r, hc[1] + head_r], fill=skin)
     if rng.random() < 0.7:  # hair or hat
-        d.chord([hc[0] - head_r, hc[1] - head_r, hc[0] + head_r, hc[1] + head_r], 180, 360,
-                fill=_rand_colour(rng, 0, 120))
+        d.chord(
+            [hc[0] - head_r, hc[1] - head_r, hc[0] + head_r, hc[1] + head_r], 180, 360, fill=_rand_colour(rng, 0, 120)
+        )
     return canvas
 
 
@@ -341,7 +350,10 @@ def _draw_car(rng, w, h, front):
         d.rectangle([w * 0.94 - tyre_w, h * 0.8, w * 0.94, h - 1], fill=(25, 25, 25))
         d.rounded_rectangle([0, belt, w - 1, h * 0.9], radius=max(1, int(h * 0.08)), fill=body)
         d.polygon([(w * 0.15, belt), (w * 0.85, belt), (w * 0.75, 0), (w * 0.25, 0)], fill=_shade(body, 0.9))
-        d.polygon([(w * 0.2, belt - h * 0.03), (w * 0.8, belt - h * 0.03), (w * 0.72, h * 0.06), (w * 0.28, h * 0.06)], fill=glass)
+        d.polygon(
+            [(w * 0.2, belt - h * 0.03), (w * 0.8, belt - h * 0.03), (w * 0.72, h * 0.06), (w * 0.28, h * 0.06)],
+            fill=glass,
+        )
         lamp = (250, 250, 210)
         lr = h * 0.07
         for lx in (w * 0.14, w * 0.86):
@@ -354,15 +366,23 @@ def _draw_car(rng, w, h, front):
     belt = h * {"sedan": 0.45, "hatch": 0.45, "van": 0.3, "suv": 0.4}[style]
     d.rounded_rectangle([0, belt, w - 1, h - r * 0.9], radius=max(1, int(h * 0.1)), fill=body)
     # Cabin: (rear-top x, front-top x, rear-bottom x, front-bottom x) as fractions of w.
-    xs = {"sedan": (0.28, 0.62, 0.15, 0.78), "hatch": (0.15, 0.6, 0.08, 0.75),
-          "van": (0.03, 0.8, 0.02, 0.95), "suv": (0.08, 0.7, 0.05, 0.82)}[style]
+    xs = {
+        "sedan": (0.28, 0.62, 0.15, 0.78),
+        "hatch": (0.15, 0.6, 0.08, 0.75),
+        "van": (0.03, 0.8, 0.02, 0.95),
+        "suv": (0.08, 0.7, 0.05, 0.82),
+    }[style]
     jitter = rng.uniform(-0.04, 0.04, 4)
     a, b, c, e = [(v + j) * w for v, j in zip(xs, jitter)]
     d.polygon([(c, belt), (a, 0), (b, 0), (e, belt)], fill=body)
     inset = h * 0.06
     mid = (a + b) / 2
-    d.polygon([(c + inset * 1.5, belt), (a + inset, inset), (mid - inset * 0.3, inset), (mid - inset * 0.3, belt)], fill=glass)
-    d.polygon([(mid + inset * 0.3, belt), (mid + inset * 0.3, inset), (b - inset, inset), (e - inset * 1.5, belt)], fill=glass)
+    d.polygon(
+        [(c + inset * 1.5, belt), (a + inset, inset), (mid - inset * 0.3, inset), (mid - inset * 0.3, belt)], fill=glass
+    )
+    d.polygon(
+        [(mid + inset * 0.3, belt), (mid + inset * 0.3, inset), (b - inset, inset), (e - inset * 1.5, belt)], fill=glass
+    )
     d.rectangle([w - w * 0.04, belt + h * 0.06, w - 1, belt + h * 0.14], fill=(250, 240, 180))
     d.rectangle([0, belt + h * 0.06, w * 0.03, belt + h * 0.14], fill=(200, 30, 30))
     for wx in (w * rng.uniform(0.17, 0.24), w * rng.uniform(0.76, 0.83)):
@@ -399,8 +419,14 @@ def _draw_motorcycle(rng, w, h, rider):
         shoulder = (w * 0.47, h * 0.2)
         lw = max(2, int(r * 0.45))
         d.line([hip, shoulder], fill=jacket, width=lw)
-        d.line([hip, (w * 0.48, wy - r * 0.6), (w * 0.44, wy)], fill=_rand_colour(rng, 0, 120), width=max(1, int(lw * 0.8)))
-        d.line([shoulder, (w * 0.6, h * 0.33), (head[0] - r * 0.3, head[1] - r * 0.6)], fill=jacket, width=max(1, int(lw * 0.7)))
+        d.line(
+            [hip, (w * 0.48, wy - r * 0.6), (w * 0.44, wy)], fill=_rand_colour(rng, 0, 120), width=max(1, int(lw * 0.8))
+        )
+        d.line(
+            [shoulder, (w * 0.6, h * 0.33), (head[0] - r * 0.3, head[1] - r * 0.6)],
+            fill=jacket,
+            width=max(1, int(lw * 0.7)),
+        )
         hr = h * 0.1
         hc = (shoulder[0] + hr * 0.3, hr)
         d.ellipse([hc[0] - hr, 0, hc[0] + hr, hr * 2], fill=_vivid_colour(rng))
@@ -461,8 +487,12 @@ def render_example(seed, image_size, class_id=None):
     s = int(image_size)
     bg = _BACKGROUNDS[rng.integers(len(_BACKGROUNDS))](rng, s)
     if rng.random() < 0.3:
-        bg = np.asarray(Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8)).filter(
-            ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0))), np.float32)
+        bg = np.asarray(
+            Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8)).filter(
+                ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0))
+            ),
+            np.float32,
+        )
     bg = _lighting(rng, bg)
     img = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
     draw = _Draw(img)

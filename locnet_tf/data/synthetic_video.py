@@ -51,7 +51,7 @@ def frames(count=120, size=(128, 128), class_id=1, seed=0, object_size=0.4, abse
     background = synthetic_draw._BACKGROUNDS[int(rng.integers(2))](rng, side)  # a road scene
     background = synthetic_draw._lighting(rng, background)
     top, left = (side - height) // 2, (side - width) // 2
-    background = background[top:top + height, left:left + width]
+    background = background[top : top + height, left : left + width]
     base = _object(rng, int(class_id), object_size * height)
     crossing = max(2, int(round(count * (1.0 - absent_share))))
     noise = float(rng.uniform(3.0, 6.0))
