@@ -5,10 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Quiet TensorFlow's C++ start-up chatter; errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-# pytest workers: two cores on the reference machine.
+# pytest workers (override with `make test JOBS=8`).
 JOBS ?= 2
 
-.PHONY: venv demo test test-all clean
+.PHONY: venv demo lint test test-fast test-all clean
 
 venv: $(VENV)/.installed
 
@@ -21,11 +21,20 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: venv
 	$(PY) -m locnet_tf.demo
 
-test: venv
+# ruff's lint and format check (configured in pyproject.toml); `make test` runs it first.
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# Everything: lint, then every test including the slow ones (CI runs this).
+test: lint
 	$(PY) -m pytest -n $(JOBS) --durations=15
 
-test-all: venv
-	$(PY) -m pytest -n $(JOBS) -m "" --durations=15
+# A quicker pass: lint and the tests not marked slow.
+test-fast: lint
+	$(PY) -m pytest -n $(JOBS) -m "not slow" --durations=15
+
+test-all: test
 
 clean:
 	rm -rf runs export/* build *.egg-info

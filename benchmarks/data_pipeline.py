@@ -12,8 +12,8 @@ Measures, in one run:
 - the same augmentation through Keras's box-aware preprocessing layers
   (`RandomFlip`, `RandomZoom`, `RandomTranslation` with `bounding_boxes`), the
   alternative `pipeline.augment` was chosen over;
-- training steps/s and images/s of `locnet_tf.model.build_model()` (default
-  settings) on in-memory batches, so the data cannot slow it;
+- training steps/s and images/s of `locnet_tf.model.build_model()` (the model
+  the default command trains) on in-memory batches, so the data cannot slow it;
 
 and the ratio pipeline / training for each pipeline figure. The pipeline must
 be at least 5x the training rate (`"ok"`).
@@ -58,8 +58,14 @@ def pipeline_rates(spec, args, **kwargs):
     rates = {}
     for augment in (False, True):
         dataset = pipeline.make_dataset(
-            spec, "train", image_size=args.image_size, batch_size=args.batch_size,
-            augment=augment, cache=False, data_dir=args.data_dir, **kwargs,
+            spec,
+            "train",
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            augment=augment,
+            cache=False,
+            data_dir=args.data_dir,
+            **kwargs,
         ).repeat()
         key = "augmented" if augment else "plain"
         rates[key] = round(images_per_second(dataset, args.batches), 1)
@@ -79,8 +85,10 @@ def keras_layers_rate(args):
         cx, cy, h, w = tf.unstack(ex["box"], 4)
         return {
             "images": tf.cast(ex["image"], tf.float32),
-            "bounding_boxes": {"boxes": tf.stack([[cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2]]),
-                               "labels": tf.reshape(ex["class_id"], [1])},
+            "bounding_boxes": {
+                "boxes": tf.stack([[cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2]]),
+                "labels": tf.reshape(ex["class_id"], [1]),
+            },
         }
 
     def apply(batch):
@@ -88,9 +96,13 @@ def keras_layers_rate(args):
             batch = layer(batch)
         return batch["images"], batch["bounding_boxes"]["boxes"]
 
-    dataset = (dataset.map(to_keras, num_parallel_calls=pipeline.AUTOTUNE)
-               .batch(args.batch_size).map(apply, num_parallel_calls=pipeline.AUTOTUNE)
-               .prefetch(pipeline.AUTOTUNE).repeat())
+    dataset = (
+        dataset.map(to_keras, num_parallel_calls=pipeline.AUTOTUNE)
+        .batch(args.batch_size)
+        .map(apply, num_parallel_calls=pipeline.AUTOTUNE)
+        .prefetch(pipeline.AUTOTUNE)
+        .repeat()
+    )
     return round(images_per_second(dataset, args.batches), 1)
 
 
@@ -152,7 +164,8 @@ def main(argv=None):
     if "images_per_s" in train:
         ratios = {
             f"{source}_{kind}": round(rate / train["images_per_s"], 1)
-            for source, rates in pipelines.items() for kind, rate in rates.items()
+            for source, rates in pipelines.items()
+            for kind, rate in rates.items()
             if isinstance(rate, float)
         }
         report["pipeline_to_training_ratio"] = ratios

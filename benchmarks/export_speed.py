@@ -85,7 +85,7 @@ def measure(export_dir, model_path, threads, runs):
         runner = inference.TFLiteRunner(export_dir / artifact["path"], num_threads=threads)
         dtype = runner.input_dtype
         feed = {runner.input_name: image.astype(dtype)}
-        result[name] = _median_ms(lambda: runner.runner(**feed), runs)
+        result[name] = _median_ms(lambda runner=runner, feed=feed: runner.runner(**feed), runs)
     return result
 
 
@@ -113,14 +113,17 @@ def int8_kernel_ceiling(threads, runs, size=48, channels=64, layers=4):
         if int8:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: (
-                [rng.uniform(0, 1, (1, size, size, channels)).astype(np.float32)] for _ in range(16))
+                [rng.uniform(0, 1, (1, size, size, channels)).astype(np.float32)] for _ in range(16)
+            )
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         return converter.convert()
 
     # The converter prints "Saved artifact ..." on stdout, where this benchmark's JSON goes.
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
-        result = {"model": f"{layers} x conv3x3 {channels}->{channels} at {size}x{size}",
-                  "mflops": round(2 * layers * size * size * 9 * channels * channels / 1e6, 1)}
+        result = {
+            "model": f"{layers} x conv3x3 {channels}->{channels} at {size}x{size}",
+            "mflops": round(2 * layers * size * size * 9 * channels * channels / 1e6, 1),
+        }
         for int8 in (False, True):
             path = pathlib.Path(tmp) / f"{'int8' if int8 else 'float32'}.tflite"
             path.write_bytes(convert(int8))
@@ -131,13 +134,22 @@ def int8_kernel_ceiling(threads, runs, size=48, channels=64, layers=4):
                 interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
                 result[f"{path.stem}_ms_{threads_}_threads"] = round(_median_ms(interpreter.invoke, runs), 4)
         result["int8_speedup"] = {
-            str(t): round(result[f"float32_ms_{t}_threads"] / result[f"int8_ms_{t}_threads"], 3) for t in threads}
+            str(t): round(result[f"float32_ms_{t}_threads"] / result[f"int8_ms_{t}_threads"], 3) for t in threads
+        }
     return result
 
 
 def _measure_in_subprocess(export_dir, model_path, threads, runs):
-    command = [sys.executable, __file__, "--measure", str(export_dir), "--threads", str(threads),
-               "--runs", str(runs)] + (["--model", str(model_path)] if model_path else [])
+    command = [
+        sys.executable,
+        __file__,
+        "--measure",
+        str(export_dir),
+        "--threads",
+        str(threads),
+        "--runs",
+        str(runs),
+    ] + (["--model", str(model_path)] if model_path else [])
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"latency subprocess failed:\n{done.stderr[-3000:]}")
@@ -152,11 +164,15 @@ def train_briefly(backbone, image_size, steps, spec, data_dir, path):
     from locnet_tf.data import pipeline
 
     keras.utils.set_random_seed(0)
-    model = model_lib.build_model(image_size=image_size, backbone=backbone)
+    # depths (1, 1, 1): the model the figures in docs/benchmarks.md were measured on.
+    model = model_lib.build_model(image_size=image_size, backbone=backbone, depths=(1, 1, 1))
     model_lib.compile_model(model, learning_rate=2e-3)
     if steps:
-        train = pipeline.make_dataset(spec, "train", image_size=image_size, batch_size=32,
-                                      data_dir=data_dir, cache=False).repeat().take(steps)
+        train = (
+            pipeline.make_dataset(spec, "train", image_size=image_size, batch_size=32, data_dir=data_dir, cache=False)
+            .repeat()
+            .take(steps)
+        )
         model.fit(train, epochs=1, verbose=0, shuffle=False)
     model.save(path)
     return path
@@ -202,27 +218,46 @@ def run(args):
         image_size = int(keras.models.load_model(args.model).input_shape[1])
     else:
         image_size = args.image_size
-        models["default"] = train_briefly("simple", image_size, args.train_steps, data, data_dir,
-                                          work / "default.keras")
+        models["default"] = train_briefly(
+            "simple", image_size, args.train_steps, data, data_dir, work / "default.keras"
+        )
     if not args.skip_mobilenet:
         models["mobilenet_v3_small"] = train_briefly(
-            "mobilenet_v3_small", image_size, args.train_steps, data, data_dir,
-            work / "mobilenet_v3_small.keras")
+            "mobilenet_v3_small", image_size, args.train_steps, data, data_dir, work / "mobilenet_v3_small.keras"
+        )
     no_gates = export.Gates(float("inf"), float("-inf"), float("inf"))
-    report = {"settings": {"image_size": image_size, "data": data,
-                           "train_steps": None if args.model else args.train_steps, "runs": args.runs,
-                           "threads": args.threads, "parity_samples": args.parity_samples,
-                           "calibration_samples": args.calibration_samples}, "models": {}}
+    report = {
+        "settings": {
+            "image_size": image_size,
+            "data": data,
+            "train_steps": None if args.model else args.train_steps,
+            "runs": args.runs,
+            "threads": args.threads,
+            "parity_samples": args.parity_samples,
+            "calibration_samples": args.calibration_samples,
+        },
+        "models": {},
+    }
     for name, model_path in models.items():
         out = work / f"export_{name}"
         kwargs = {}
         if name != "default":
             kwargs = dict(formats=["tflite"], quantize=["float32", "int8"])
         metadata = export.export_model(
-            model_path, out, data=data, data_dir=data_dir, parity_samples=args.parity_samples,
-            calibration_samples=args.calibration_samples, gates=no_gates, verbose=False, **kwargs)
-        latencies = {t: _measure_in_subprocess(out, model_path if name == "default" else None, t, args.runs)
-                     for t in args.threads}
+            model_path,
+            out,
+            data=data,
+            data_dir=data_dir,
+            parity_samples=args.parity_samples,
+            calibration_samples=args.calibration_samples,
+            gates=no_gates,
+            verbose=False,
+            **kwargs,
+        )
+        latencies = {
+            t: _measure_in_subprocess(out, model_path if name == "default" else None, t, args.runs)
+            for t in args.threads
+        }
         rows, metadata = _summarise(out, model_path, latencies)
         report["models"][name] = {
             "source": str(model_path),
@@ -232,21 +267,27 @@ def run(args):
     default = report["models"]["default"]["formats"]
     if "tflite_int8" in default and "tflite_float32" in default:
         report["int8_vs_float32_tflite_speedup"] = {
-            str(t): round(default["tflite_float32"]["latency_ms"][str(t)] / default["tflite_int8"]["latency_ms"][str(t)], 3)
-            for t in args.threads}
+            str(t): round(
+                default["tflite_float32"]["latency_ms"][str(t)] / default["tflite_int8"]["latency_ms"][str(t)], 3
+            )
+            for t in args.threads
+        }
         report["int8_loc_accuracy_drop_points"] = round(
-            100 * (default["tflite_float32"]["loc_accuracy"] - default["tflite_int8"]["loc_accuracy"]), 2)
+            100 * (default["tflite_float32"]["loc_accuracy"] - default["tflite_int8"]["loc_accuracy"]), 2
+        )
     if "mobilenet_v3_small" in report["models"]:
         mobile = report["models"]["mobilenet_v3_small"]["formats"]["tflite_int8"]
         report["default_int8_vs_mobilenet_v3_small_int8_speedup"] = {
             str(t): round(mobile["latency_ms"][str(t)] / default["tflite_int8"]["latency_ms"][str(t)], 3)
-            for t in args.threads}
+            for t in args.threads
+        }
     speedups = report.get("int8_vs_float32_tflite_speedup", {})
     report["goals"] = {
         "int8_at_least_2x_faster_than_float32": bool(speedups) and all(v >= 2.0 for v in speedups.values()),
         "int8_loses_at_most_1_point": report.get("int8_loc_accuracy_drop_points", 99) <= 1.0,
         "default_int8_faster_than_mobilenet_v3_small_int8": all(
-            v > 1.0 for v in report.get("default_int8_vs_mobilenet_v3_small_int8_speedup", {"-": 0}).values()),
+            v > 1.0 for v in report.get("default_int8_vs_mobilenet_v3_small_int8_speedup", {"-": 0}).values()
+        ),
     }
     if not args.skip_kernel_check:
         report["int8_kernel_ceiling"] = int8_kernel_ceiling(args.threads, args.runs)
@@ -267,8 +308,11 @@ def main(argv=None):
     parser.add_argument("--parity-samples", type=int, help="test images for accuracy (default: the split)")
     parser.add_argument("--calibration-samples", type=int, default=200)
     parser.add_argument("--skip-mobilenet", action="store_true", help="skip the MobileNetV3-Small comparison")
-    parser.add_argument("--skip-kernel-check", action="store_true",
-                        help="skip measuring int8 vs float32 on a plain conv stack (this CPU's ceiling)")
+    parser.add_argument(
+        "--skip-kernel-check",
+        action="store_true",
+        help="skip measuring int8 vs float32 on a plain conv stack (this CPU's ceiling)",
+    )
     parser.add_argument("--work", help="folder for models and exports (default: a temp folder)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: latency subprocess
     args = parser.parse_args(argv)

@@ -1,6 +1,7 @@
 """The default command against the lecture's network, on real photos, in one run.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/real_photos.py [--sets tiny_imagenet_loc,hands_loc,caltech101_loc]
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/real_photos.py
+        [--sets tiny_imagenet_loc,hands_loc,caltech101_loc]
         [--data-root ../shared/data] [--out runs/real_photos] [--systems default,lecture] [--seed 0]
 
 For each set of `../shared/data` it trains two systems and evaluates both on the

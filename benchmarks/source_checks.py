@@ -45,10 +45,20 @@ def run_load(spec, skip_bad, cache):
     import locnet_tf
 
     # The locnet_tf this process imported (PYTHONPATH), from anywhere else (the working directory would come first).
-    env = dict(os.environ, LOCNET_TF_CHECK_CACHE=cache, TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=str(pathlib.Path(locnet_tf.__file__).parents[1]))
-    out = subprocess.run([sys.executable, "-c", LOAD, spec, "1" if skip_bad else "0"], capture_output=True,
-                         text=True, env=env, check=True, cwd=tempfile.gettempdir()).stdout
+    env = dict(
+        os.environ,
+        LOCNET_TF_CHECK_CACHE=cache,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=str(pathlib.Path(locnet_tf.__file__).parents[1]),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD, spec, "1" if skip_bad else "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=tempfile.gettempdir(),
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -91,8 +101,12 @@ def decode_figures(count=600, passes=9):
             wall.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
         wall, cpu = sorted(wall[1:]), sorted(cpu[1:])  # the first pass traces
-        figures[name] = {"wall_best": round(wall[0], 3), "wall_median": round(wall[len(wall) // 2], 3),
-                         "cpu_best": round(cpu[0], 3), "cpu_median": round(cpu[len(cpu) // 2], 3)}
+        figures[name] = {
+            "wall_best": round(wall[0], 3),
+            "wall_median": round(wall[len(wall) // 2], 3),
+            "cpu_best": round(cpu[0], 3),
+            "cpu_median": round(cpu[len(cpu) // 2], 3),
+        }
     return {"images": len(records)} | figures
 
 
@@ -104,8 +118,17 @@ def main():
         sys.exit(f"error: the real photos are not at {DATA}")
     import locnet_tf
 
-    print(json.dumps({"locnet_tf": str(pathlib.Path(locnet_tf.__file__).parent), "cpus": os.cpu_count(),
-                      "load": load_figures(args.rounds), "decode": decode_figures()}, indent=1))
+    print(
+        json.dumps(
+            {
+                "locnet_tf": str(pathlib.Path(locnet_tf.__file__).parent),
+                "cpus": os.cpu_count(),
+                "load": load_figures(args.rounds),
+                "decode": decode_figures(),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

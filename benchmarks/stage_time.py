@@ -77,31 +77,42 @@ def main(argv=None):
     peak = matmul_peak()
     model = model_lib.build_model(**config.model_kwargs())
     rng = np.random.default_rng(0)
-    images = tf.constant(rng.uniform(0, 255, (args.batch_size, config.image_size, config.image_size, 3)).astype(np.float32))
+    images = tf.constant(
+        rng.uniform(0, 255, (args.batch_size, config.image_size, config.image_size, 3)).astype(np.float32)
+    )
     stages, previous_ms, previous_flops = [], 0.0, 0
     for stage, layer in stage_ends(model):
         cut = keras.Model(model.input, model.get_layer(layer).output)
         flops = forward_flops(cut)
         ms = step_ms_per_image(cut, images)
         added_ms, added_flops = ms - previous_ms, flops - previous_flops
-        stages.append({
-            "stage": stage,
-            "ends_at": layer,
-            "forward_mflops": round(added_flops / 1e6, 2),
-            "ms_per_image": round(added_ms, 3),
-            "cumulative_ms_per_image": round(ms, 3),
-            "fraction_of_peak": round(fraction_of_peak(added_flops, 1000 / added_ms, peak), 3) if added_ms > 0 else None,
-        })
+        stages.append(
+            {
+                "stage": stage,
+                "ends_at": layer,
+                "forward_mflops": round(added_flops / 1e6, 2),
+                "ms_per_image": round(added_ms, 3),
+                "cumulative_ms_per_image": round(ms, 3),
+                "fraction_of_peak": round(fraction_of_peak(added_flops, 1000 / added_ms, peak), 3)
+                if added_ms > 0
+                else None,
+            }
+        )
         previous_ms, previous_flops = ms, flops
-    print(json.dumps({
-        "preset": args.preset,
-        "image_size": config.image_size,
-        "depths": list(config.depths),
-        "batch_size": args.batch_size,
-        "matmul_peak_gflops": round(peak, 1),
-        "images_per_s": round(1000 / previous_ms, 1),
-        "stages": stages,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "image_size": config.image_size,
+                "depths": list(config.depths),
+                "batch_size": args.batch_size,
+                "matmul_peak_gflops": round(peak, 1),
+                "images_per_s": round(1000 / previous_ms, 1),
+                "stages": stages,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -100,12 +100,17 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=15.0, help="timing per setting")
     parser.add_argument("--batch-sizes", default="32,64,128")
     parser.add_argument(
-        "--compare", default=None, metavar="PRESET",
+        "--compare",
+        default=None,
+        metavar="PRESET",
         help="also time PRESET's model (its batch size and XLA setting) and the default's, "
         "and print their rate ratio: the training-time ratio per image",
     )
     parser.add_argument(
-        "--progressive-size", type=int, default=None, metavar="N",
+        "--progressive-size",
+        type=int,
+        default=None,
+        metavar="N",
         help="also time the preset's step at N px and at its own size, back to back (progressive resizing)",
     )
     args = parser.parse_args(argv)
@@ -119,13 +124,15 @@ def main(argv=None):
         for batch in [int(b) for b in args.batch_sizes.split(",")]:
             rate = training_rate(config, batch, jit, args.seconds)
             fraction = fraction_of_peak(flops, rate, peak)
-            runs.append({
-                "jit_compile": jit,
-                "batch_size": batch,
-                "images_per_s": round(rate, 1),
-                "achieved_gflops": round(fraction * peak, 2),
-                "fraction_of_peak": round(fraction, 3),
-            })
+            runs.append(
+                {
+                    "jit_compile": jit,
+                    "batch_size": batch,
+                    "images_per_s": round(rate, 1),
+                    "achieved_gflops": round(fraction * peak, 2),
+                    "fraction_of_peak": round(fraction, 3),
+                }
+            )
     best = max(runs, key=lambda r: r["images_per_s"])
     # What the map-supervision terms cost: the preset's own step with and
     # without them, back to back.
@@ -171,22 +178,27 @@ def main(argv=None):
             "images_per_s_full": round(full_rate, 1),
             "step_time_ratio_small_to_full": round(full_rate / small_rate, 3),
         }
-    print(json.dumps({
-        "preset": args.preset,
-        "image_size": config.image_size,
-        "filters": list(config.filters),
-        "params": int(model.count_params()),
-        "forward_mflops_per_image": round(flops / 1e6, 1),
-        "train_flops_per_image_convention": "3 x forward",
-        "matmul_peak_gflops": round(peak, 1),
-        "runs": runs,
-        "best": best,
-        "config_jit_compile": config.jit_compile,
-        "config_batch_size": config.batch_size,
-        "map_supervision": map_supervision,
-        "compare": compare,
-        "progressive": progressive,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "image_size": config.image_size,
+                "filters": list(config.filters),
+                "params": int(model.count_params()),
+                "forward_mflops_per_image": round(flops / 1e6, 1),
+                "train_flops_per_image_convention": "3 x forward",
+                "matmul_peak_gflops": round(peak, 1),
+                "runs": runs,
+                "best": best,
+                "config_jit_compile": config.jit_compile,
+                "config_batch_size": config.batch_size,
+                "map_supervision": map_supervision,
+                "compare": compare,
+                "progressive": progressive,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def score(predictions, truth, size):
         "box_jitter_px": float(jitter.mean()) if jitter.size else None,
         "box_error_px": float(np.abs(errors[both]).mean()) if both.any() else None,
         "mean_iou": float(np.mean([_iou(p.box, t["box"]) for p, t, b in zip(predictions, truth, both) if b]))
-        if both.any() else None,
+        if both.any()
+        else None,
         "presence_flips": int(np.sum(present[1:] != present[:-1])),
         "truth_flips": int(np.sum(true_present[1:] != true_present[:-1])),
         "presence_accuracy": float(np.mean(present == true_present)),
@@ -95,8 +96,11 @@ def combine(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="export/demo/model_int8.tflite",
-                        help="a .tflite, .keras or SavedModel (default: make demo's int8 export)")
+    parser.add_argument(
+        "--model",
+        default="export/demo/model_int8.tflite",
+        help="a .tflite, .keras or SavedModel (default: make demo's int8 export)",
+    )
     parser.add_argument("--clips", type=int, default=12, help="clips (classes in turn, a new scene each)")
     parser.add_argument("--frames", type=int, default=150, help="frames per clip")
     parser.add_argument("--size", type=int, default=256, help="frame side in pixels")
@@ -115,8 +119,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         for clip in range(args.clips):
             path = pathlib.Path(folder) / f"clip{clip}.mp4"
-            truth = synthetic_video.write_clip(path, args.frames, (args.size, args.size), args.fps,
-                                               class_id=clip % 3, seed=args.seed + clip)
+            truth = synthetic_video.write_clip(
+                path, args.frames, (args.size, args.size), args.fps, class_id=clip % 3, seed=args.seed + clip
+            )
             frames = list(video.Source("video", str(path)).frames())
             raw = [predictor.predict(frame.image) for frame in frames]
             smoother = smoothing.Smoother(predictor.presence_threshold, predictor.class_names, config)
@@ -125,7 +130,11 @@ def main(argv=None):
             smooth_rows.append(score(steady, truth, (args.size, args.size)))
     report = {
         "model": str(args.model),
-        "clips": args.clips, "seed": args.seed, "frames_per_clip": args.frames, "frame_size": [args.size, args.size], "fps": args.fps,
+        "clips": args.clips,
+        "seed": args.seed,
+        "frames_per_clip": args.frames,
+        "frame_size": [args.size, args.size],
+        "fps": args.fps,
         "smoothing": dataclasses.asdict(config),
         "raw": combine(raw_rows),
         "smoothed": combine(smooth_rows),

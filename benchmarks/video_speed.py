@@ -66,8 +66,7 @@ def make_clip(path, frames, size, fps):
     from locnet_tf.data import synthetic_video
 
     with video.VideoWriter(path, fps, bit_rate=BIT_RATE) as writer:
-        for image, _ in synthetic_video.frames(frames, size, class_id=1, seed=7, object_size=0.35,
-                                               absent_share=0.1):
+        for image, _ in synthetic_video.frames(frames, size, class_id=1, seed=7, object_size=0.35, absent_share=0.1):
             writer.write(image)
     return pathlib.Path(path).stat().st_size
 
@@ -93,16 +92,30 @@ def models_to_time(args, work):
         keras.utils.set_random_seed(0)
         model = model_lib.build_model(image_size=config.image_size, filters=config.filters, depths=config.depths)
         model_lib.compile_model(model, learning_rate=2e-3)
-        train = pipeline.make_dataset(args.data, "train", image_size=config.image_size, batch_size=32,
-                                      data_dir=args.data_dir, cache=False).repeat().take(args.train_steps)
+        train = (
+            pipeline.make_dataset(
+                args.data, "train", image_size=config.image_size, batch_size=32, data_dir=args.data_dir, cache=False
+            )
+            .repeat()
+            .take(args.train_steps)
+        )
         model.fit(train, epochs=1, verbose=0)
         model_path = work / "model.keras"
         model.save(model_path)
         info.update(model="default preset network", image_size=config.image_size, train_steps=args.train_steps)
     no_gates = export.Gates(float("inf"), float("-inf"), float("inf"))
-    export.export_model(model_path, work / "export", formats=["tflite"], quantize=["float32", "int8"],
-                        data=args.data, data_dir=args.data_dir, calibration_samples=100, parity_samples=64,
-                        gates=no_gates, verbose=False)
+    export.export_model(
+        model_path,
+        work / "export",
+        formats=["tflite"],
+        quantize=["float32", "int8"],
+        data=args.data,
+        data_dir=args.data_dir,
+        calibration_samples=100,
+        parity_samples=64,
+        gates=no_gates,
+        verbose=False,
+    )
     return {q: work / "export" / f"model_{q}.tflite" for q in ("int8", "float32")}, info
 
 
@@ -153,8 +166,9 @@ def time_one(model_path, clip, threads, write, out_dir):
             picture = draw.annotate(image, prediction, extra=f"{frame.time:.2f} s")
             lap("draw")
             if writer is None:
-                writer = video.VideoWriter(out_dir / f"{pathlib.Path(model_path).stem}_{threads}.mp4",
-                                           source.rate(container))
+                writer = video.VideoWriter(
+                    out_dir / f"{pathlib.Path(model_path).stem}_{threads}.mp4", source.rate(container)
+                )
                 writer.stream.thread_count = threads
             writer.write(picture)
             lap("write")
@@ -197,14 +211,29 @@ def main(argv=None):
             for write in (False, True):
                 runs = [time_one(path, clip, threads, write, work) for _ in range(args.repeats)]
                 best = max(runs, key=lambda r: r["frames_per_s"])
-                results.append({"model": quantization, "threads": threads, "write": write, **best,
-                                "frames_per_s_runs": [r["frames_per_s"] for r in runs]})
-                print(f"{quantization:8s} threads={threads} write={str(write):5s} {best['frames_per_s']:7.1f} frames/s "
-                      f"{best['ms_per_frame']}", file=sys.stderr)
+                results.append(
+                    {
+                        "model": quantization,
+                        "threads": threads,
+                        "write": write,
+                        **best,
+                        "frames_per_s_runs": [r["frames_per_s"] for r in runs],
+                    }
+                )
+                print(
+                    f"{quantization:8s} threads={threads} write={str(write):5s} {best['frames_per_s']:7.1f} frames/s "
+                    f"{best['ms_per_frame']}",
+                    file=sys.stderr,
+                )
     report = {
         "cpu": cpu(),
-        "clip": {"size": [1280, 720], "frames": args.frames, "fps": args.fps, "codec": f"h264 (libx264 veryfast, {BIT_RATE / 1e6:g} Mbit/s)",
-                 "bytes": clip_bytes},
+        "clip": {
+            "size": [1280, 720],
+            "frames": args.frames,
+            "fps": args.fps,
+            "codec": f"h264 (libx264 veryfast, {BIT_RATE / 1e6:g} Mbit/s)",
+            "bytes": clip_bytes,
+        },
         "models": {**model_info, **{q: str(p) for q, p in models.items()}},
         "results": results,
         "command": "python benchmarks/video_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),

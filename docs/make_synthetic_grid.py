@@ -1,6 +1,6 @@
 """Draws docs/synthetic_road_grid.png: 16 test examples of synthetic_road with their boxes.
 
-    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python docs/make_synthetic_grid.py [--data-dir DIR]
+TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python docs/make_synthetic_grid.py [--data-dir DIR]
 """
 
 import argparse
@@ -25,8 +25,14 @@ def main(argv=None):
     dataset, names = pipeline.examples(args.spec, "test", data_dir=args.data_dir)
     rows = list(dataset.take(16).as_numpy_iterator())
     path = plots.draw_examples_grid(
-        [r["image"] for r in rows], [r["box"] for r in rows], [r["class_id"] for r in rows], names,
-        args.out, present=[r["present"] for r in rows], columns=8, cell_size=2.0,
+        [r["image"] for r in rows],
+        [r["box"] for r in rows],
+        [r["class_id"] for r in rows],
+        names,
+        args.out,
+        present=[r["present"] for r in rows],
+        columns=8,
+        cell_size=2.0,
         title=f"{args.spec}: 16 test images (box tight around the visible object)",
     )
     print(path)

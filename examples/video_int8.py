@@ -25,8 +25,12 @@ from locnet_tf.data import synthetic_video  # noqa: E402
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", nargs="?", default=str(REPO / "export" / "demo" / "model_int8.tflite"),
-                        help="an int8 .tflite export (default: make demo's)")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        default=str(REPO / "export" / "demo" / "model_int8.tflite"),
+        help="an int8 .tflite export (default: make demo's)",
+    )
     parser.add_argument("--out", default="video_out", help="folder for the clip and the annotated clip")
     args = parser.parse_args(argv)
     if not pathlib.Path(args.model).is_file():
@@ -41,16 +45,21 @@ def main(argv=None):
     print(f"wrote {clip}: 90 frames, 256x192, {fps} frames/s, a car crossing")
 
     model = runtime.TFLitePredictor(args.model, num_threads=1)
-    print(f"{args.model}: classes {model.class_names}, input {model.image_size} px "
-          f"({model.runner.input_dtype.__name__}), resize {model.resize} (from the file's own metadata)")
+    print(
+        f"{args.model}: classes {model.class_names}, input {model.image_size} px "
+        f"({model.runner.input_dtype.__name__}), resize {model.resize} (from the file's own metadata)"
+    )
     right = 0
     with video.VideoWriter(out / "car_annotated.mp4", fps) as writer:
         for (frame, prediction), true in zip(model.predict_video(clip), truth):
             writer.write(draw.annotate(frame.image, prediction, extra=f"{frame.timestamp:.2f} s"))
             right += prediction.present == true["present"]
             if frame.index % 15 == 0:
-                answer = (f"{prediction.class_name} {prediction.score:.2f} at "
-                          f"{[round(v) for v in prediction.box_pixels]}" if prediction.present else "nothing")
+                answer = (
+                    f"{prediction.class_name} {prediction.score:.2f} at {[round(v) for v in prediction.box_pixels]}"
+                    if prediction.present
+                    else "nothing"
+                )
                 print(f"  {frame.timestamp:4.1f} s  {answer:40s} (truth: {'car' if true['present'] else 'nothing'})")
     print(f"presence right in {right} of {len(truth)} frames; annotated clip: {writer.path}")
     return 0

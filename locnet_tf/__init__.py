@@ -21,7 +21,7 @@ at once, explicitly.
 import importlib
 import sys
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the single source (setup.cfg reads it); CHANGELOG.md says what changed
 
 # Lazily loaded attributes: name -> (module, attribute or None for the module).
 _LAZY = {

@@ -79,12 +79,9 @@ def _convert(boxes, source, target, height, width):
         height = width = 1.0
     elif height is None or width is None:
         raise ValueError(
-            f"Converting between {source!r} and {target!r} needs the image "
-            "`height` and `width` in pixels."
+            f"Converting between {source!r} and {target!r} needs the image `height` and `width` in pixels."
         )
-    return keras.utils.bounding_boxes.convert_format(
-        boxes, source=source, target=target, height=height, width=width
-    )
+    return keras.utils.bounding_boxes.convert_format(boxes, source=source, target=target, height=height, width=width)
 
 
 def to_target(boxes, source, height=None, width=None):
@@ -261,7 +258,7 @@ def validate_box(box, fmt, height=None, width=None, where="", tolerance=0.0):
     w = 1.0 if relative else float(width)
     x1, y1, x2, y2 = _corners_numpy(values, fmt)
     x1, x2, y1, y2 = x1 / w, x2 / w, y1 / h, y2 / h
-    cx, cy, bh, bw = (x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1
+    bh, bw = y2 - y1, x2 - x1
     if bh <= 0 or bw <= 0:
         raise BoxError(
             f"{prefix}box has {'zero' if min(bh, bw) == 0 else 'negative'} size "
@@ -277,6 +274,4 @@ def validate_box(box, fmt, height=None, width=None, where="", tolerance=0.0):
     x2, y2 = min(x2, 1.0), min(y2, 1.0)
     if x2 <= x1 or y2 <= y1:
         raise BoxError(f"{prefix}box has no area inside the image")
-    return np.array(
-        [(x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1], dtype=np.float32
-    )
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1], dtype=np.float32)

@@ -43,7 +43,9 @@ def run(main, argv=None, skip_bad_hint=False):
         if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise
         if skip_bad_hint and isinstance(error, DataError):
-            message += "\n(--skip-bad leaves bad entries out and lists them; python -m locnet_tf.data SPEC checks a source)"
+            message += (
+                "\n(--skip-bad leaves bad entries out and lists them; python -m locnet_tf.data SPEC checks a source)"
+            )
         print(f"error: {message}", file=sys.stderr)
         print(f"({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
         return 1
@@ -81,8 +83,10 @@ def user_message(error):
 # What tf.data wraps an op's own message in, e.g. "{{function_node ...}} Error
 # in user-defined function passed to MapDataset:5 transformation with
 # iterator: Iterator::Root::Map: ".
-_TF_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}|Error in user-defined function passed to .*? "
-                          r"transformation with iterator: \S+: ")
+_TF_WRAPPING = re.compile(
+    r"\{\{function_node [^}]*\}\}|Error in user-defined function passed to .*? "
+    r"transformation with iterator: \S+: "
+)
 _NOT_FOUND = re.compile(r"(?P<path>.+); No such file or directory")
 
 
@@ -106,6 +110,9 @@ def require_train_extra(command):
         if not found:
             missing.append(name)
     if missing:
-        print(f"error: python -m {command} needs {' and '.join(missing)}, which the base install (it runs "
-              f'.tflite models only) leaves out: pip install "locnet_tf[train]"', file=sys.stderr)
+        print(
+            f"error: python -m {command} needs {' and '.join(missing)}, which the base install (it runs "
+            f'.tflite models only) leaves out: pip install "locnet_tf[train]"',
+            file=sys.stderr,
+        )
         raise SystemExit(1)

@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 @dataclasses.dataclass
 class Config:
     # --- data
-    data: str = "synthetic/large"  # a SPEC (README, Your own data): synthetic, csv:PATH, voc:DIR, coco:PATH.json, yolo:PATH, tfds:NAME
+    data: str = "synthetic/large"  # a SPEC: synthetic, csv:PATH, voc:DIR, coco:PATH.json, yolo:PATH, tfds:NAME
     data_dir: Optional[str] = None  # TFDS data folder for synthetic/tfds specs (default: TFDS's)
     class_names: Optional[Tuple[str, ...]] = None  # target classes in order; None: from the data
     class_map: Optional[str] = None  # rename labels, "person=pedestrian,motorbike=motorcycle"
@@ -36,7 +36,9 @@ class Config:
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
     class_context: bool = False  # spatial head: the class also reads the whole image's pooled features
-    init: Optional[str] = None  # start from this locnet_tf model (.keras or run folder): its backbone and box head, a new class head if the classes differ
+    init: Optional[str] = (
+        None  # start from this locnet_tf model (.keras or run folder); new class head if classes differ
+    )
 
     # --- loss
     loss_mode: str = "default"  # default | lecture
@@ -45,9 +47,9 @@ class Config:
     box_weight: float = 5.0
     class_weight: float = 1.0
     label_smoothing: float = 0.0  # class cross-entropy towards (1 - e) on the true class
-    # Dense supervision of the spatial head's box map (default loss mode only; see
-    # losses.map_terms). On synthetic_road test, same steps: default preset
-    # 0.914 / 0.771 / 0.958 -> 0.925 / 0.792 / 0.962 (loc / IoU / pc).
+    # Dense supervision of the spatial head's box map (default loss mode only;
+    # losses.map_terms): it teaches every cell where the object is, which the
+    # soft arg-max alone learns slowly (figures: docs/training_experiments.md).
     heatmap_weight: float = 1.0  # where-map vs a Gaussian at the true centre; 0 = off
     vote_weight: float = 5.0  # every cell's own box vote, weighted by that Gaussian; 0 = off
     heatmap_sigma: float = 0.15  # the Gaussian's spread, as a fraction of the box's size
@@ -63,17 +65,20 @@ class Config:
     validation_steps: Optional[int] = None  # None: the whole validation split
     early_stopping_patience: int = 0  # epochs without val loc_accuracy gain; 0 = off
     jit_compile: str = "auto"  # auto | true | false (XLA)
-    steps_per_execution: int = 1  # optimizer steps per call into TensorFlow: more saves per-step overhead on small inputs
-    # Progressive resizing (spatial head): the first `progressive_share` of the
-    # epochs (rounded down) train at `progressive_size` px, where a step takes
-    # about 0.6 of the time (96 vs 128 px; 0.5 for 64 vs 96 px), then the weights
-    # and optimizer state carry over to the `image_size` model. The small epochs
-    # see either the whole image shrunk (`resize`) or a window of it at its own
-    # scale that holds the object (`crop`). Same compute on synthetic_road
-    # (loc / IoU / pc): resize 0.963 / 0.835 / 0.983, crop 0.977 / 0.856 / 0.990.
+    steps_per_execution: int = (
+        1  # optimizer steps per call into TensorFlow: more saves per-step overhead on small inputs
+    )
+    # Progressive resizing (spatial head; locnet_tf.progressive): the first
+    # `progressive_share` of the epochs (rounded down) train at `progressive_size`
+    # px, where a step is cheaper, then the weights and optimizer state carry over
+    # to the `image_size` model. The small epochs see either the whole image
+    # shrunk (`resize`) or a window of it at its own scale that holds the object
+    # (`crop`, which did better for the same compute: docs/training_experiments.md).
     progressive_size: int = 96  # px; progressive resizing is off (with a notice) unless below image_size
     progressive_share: float = 0.75  # 0 = off
-    progressive_mode: str = "crop"  # crop: windows at the image's own scale, holding the object | resize: the whole image shrunk
+    progressive_mode: str = (
+        "crop"  # crop: windows at the image's own scale, holding the object | resize: the whole image shrunk
+    )
     seed: int = 0
 
     # --- scale-out
@@ -121,7 +126,15 @@ class Config:
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
         names = (
-            "image_size", "backbone", "weights", "filters", "depths", "head", "head_channels", "head_units", "dropout",
+            "image_size",
+            "backbone",
+            "weights",
+            "filters",
+            "depths",
+            "head",
+            "head_channels",
+            "head_units",
+            "dropout",
             "class_context",
         )
         return {name: getattr(self, name) for name in names}
@@ -157,15 +170,13 @@ _PHOTOS = {
 }
 
 PRESETS = {
-    # The synthetic_road model, in 10-13 minutes on our 2-core CPU with AVX-512
-    # (an AVX2-only one, 3.2x slower, took 17-19 minutes for 4 passes): 8 passes
-    # over synthetic_road/large (40,000 images, no augmentation: with that many
-    # the model does not memorise them), 6 of them on 96 px windows at the
-    # images' own scale (progressive resizing, crop mode), then 2 at the native
-    # 128 px, with residual convs at the coarse stages (depths 1, 2, 3). Test
-    # loc / IoU / pc with seeds 0, 1, 2: 0.980 / 0.876 / 0.992, 0.989 / 0.881 /
-    # 0.997, 0.983 / 0.881 / 0.990 (README and docs/training_experiments.md;
-    # `--epochs 4` was the preset before).
+    # The synthetic_road model (the Config defaults, which `build_model()` also
+    # takes): 8 passes over synthetic_road/large (40,000 images, no augmentation:
+    # with that many the model does not memorise them), 6 of them on 96 px windows
+    # at the images' own scale (progressive resizing, crop mode), then 2 at the
+    # native 128 px, with residual convs at the coarse stages (depths 1, 2, 3).
+    # Run: `python -m locnet_tf.train --out runs/default`, about 12 minutes on a
+    # 2-core CPU (figures: docs/benchmarks.md).
     "default": {},
     # Your own photos (see _PHOTOS above); set --epochs for your data's size.
     "photos": dict(_PHOTOS),
@@ -232,7 +243,9 @@ def _parse_tuple(item_type):
 def add_config_arguments(parser):
     """Adds `--preset` and one flag per `Config` field (default None = preset's)."""
     parser.add_argument(
-        "--preset", default="auto", choices=["auto"] + sorted(PRESETS),
+        "--preset",
+        default="auto",
+        choices=["auto"] + sorted(PRESETS),
         help="starting values; auto (default): chosen from --data (locnet_tf.recipe)",
     )
     comments = _field_comments()
@@ -260,9 +273,7 @@ def config_from_args(args, notice=print):
     from locnet_tf import recipe
 
     given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(Config)
-        if getattr(args, f.name, None) is not None
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name, None) is not None
     }
     validate(Config(**given))  # the flags themselves, before the recipe reads the data
     return validate(recipe.resolve(args.preset, given, notice=notice))

@@ -65,8 +65,12 @@ def run(out="runs/demo", export_dir="export/demo", preset="demo", data_dir=None,
         said = f"{row['class_name']} {row['score']:.2f}" if row["present"] else f"nothing (p_c {row['p_c']:.2f})"
         print(f"  {pathlib.Path(row['image']).name:<28} -> {said}")
 
-    print(f"\nDone in {time.time() - start:.0f} s. Test split: " + "  ".join(
-        f"{k} {report[k]:.3f}" for k in evaluate_lib.REPORT_KEYS) if report else "")
+    print(
+        f"\nDone in {time.time() - start:.0f} s. Test split: "
+        + "  ".join(f"{k} {report[k]:.3f}" for k in evaluate_lib.REPORT_KEYS)
+        if report
+        else ""
+    )
     print("Outputs:")
     for label, path in [
         ("config", out / "config.json"),

@@ -207,13 +207,9 @@ def _load_keras(model):
 
 def _run_config(model_path):
     """The training config saved beside a model (run folder), if any."""
-    from locnet_tf.config import Config
+    from locnet_tf import runs
 
-    if model_path:
-        candidate = pathlib.Path(model_path).parent / "config.json"
-        if candidate.exists():
-            return Config.load(candidate)
-    return None
+    return runs.config_beside(model_path)
 
 
 class _AnyModel:
@@ -387,14 +383,64 @@ def evaluate(
         out = pathlib.Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         if pictures:
-            from locnet_tf import plots
-
             pic_dir = out.parent / "eval"
-            report["pictures"] = plots.evaluation_pictures(
+            report["pictures"] = evaluation_pictures(
                 images, y_true, y_pred, names, threshold, pic_dir, gallery_size=gallery_size
             )
         outputs.atomic_write(out, json.dumps(report, indent=2))
     return report
+
+
+def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8):
+    """Writes the evaluation PNGs into `out_dir` (drawn by `locnet_tf.plots`); returns {name: path}."""
+    from locnet_tf import plots
+
+    out_dir = pathlib.Path(out_dir)
+    report = report_from_arrays(y_true, y_pred, class_names, threshold)
+    pos = np.flatnonzero(y_true[:, 0] > 0.5)
+    ious = box_iou(y_true[pos, 1:5], y_pred[pos, 1:5])
+    pictures = {
+        "confusion_matrix": plots.confusion_matrix(
+            report["confusion_matrix"]["matrix"], report["confusion_matrix"]["labels"], out_dir / "confusion_matrix.png"
+        ),
+        "iou_histogram": plots.iou_histogram(ious, out_dir / "iou_histogram.png"),
+    }
+    _, precision, recall = presence_curve(y_true[:, 0] > 0.5, y_pred[:, 0])
+    p = report["presence"]
+    pictures["presence_pr_curve"] = plots.presence_pr_curve(
+        precision, recall, (p["precision"], p["recall"], threshold), out_dir / "presence_pr_curve.png"
+    )
+    # Best and worst by IoU among images with an object; misses (wrong p_c on
+    # background) join the worst, ranked as IoU -1 so they are shown first.
+    score = np.full(len(y_true), np.nan)
+    score[pos] = ious
+    false_alarm = (y_true[:, 0] <= 0.5) & (y_pred[:, 0] >= threshold)
+    score[false_alarm] = -1.0
+    ranked = np.flatnonzero(~np.isnan(score))
+    ranked = ranked[np.argsort(score[ranked], kind="stable")]
+    n = min(gallery_size, len(ranked))
+    if n:
+        pictures["gallery_best"] = plots.prediction_gallery(
+            images,
+            y_true,
+            y_pred,
+            class_names,
+            threshold,
+            ranked[::-1][:n],
+            out_dir / "gallery_best.png",
+            title="best predictions (green: truth, red: answer)",
+        )
+        pictures["gallery_worst"] = plots.prediction_gallery(
+            images,
+            y_true,
+            y_pred,
+            class_names,
+            threshold,
+            ranked[:n],
+            out_dir / "gallery_worst.png",
+            title="worst predictions (green: truth, red: answer)",
+        )
+    return pictures
 
 
 def format_report(report):
@@ -410,7 +456,9 @@ def format_report(report):
         lines.append(
             f"  {name:<14}{v['count']:>7}{v['class_accuracy']:>9.4f}{v['mean_iou']:>9.4f}{v['loc_accuracy']:>9.4f}"
         )
-    lines.append(f"  {'object area':<14}{'count':>7}{'found':>9}{'mean_iou':>9}{'loc_acc':>9}{'h bias':>9}{'w bias':>9}")
+    lines.append(
+        f"  {'object area':<14}{'count':>7}{'found':>9}{'mean_iou':>9}{'loc_acc':>9}{'h bias':>9}{'w bias':>9}"
+    )
     for name, v in report["per_size"].items():
         low, high = v["area"]
         span = f">={low:.0%}" if high is None else f"<{high:.0%}" if low == 0 else f"{low:.0%}-{high:.0%}"
@@ -426,15 +474,25 @@ def format_report(report):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
-    parser.add_argument("model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file")
+    parser.add_argument(
+        "model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file"
+    )
     parser.add_argument("--data", default=None, help="SPEC (default: the run's data, else synthetic)")
     parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
-    parser.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
-                        help="leave bad annotations/images out (reported) instead of failing (default: the run's)")
+    parser.add_argument(
+        "--skip-bad",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="leave bad annotations/images out (reported) instead of failing (default: the run's)",
+    )
     parser.add_argument("--data-dir", default=None, help="TFDS data folder (default: the run's, else TFDS's)")
     parser.add_argument("--out", default=None, help="report JSON path (pictures go to eval/ beside it)")
     parser.add_argument("--threshold", type=float, default=None, help="presence threshold (default: the model's)")
-    parser.add_argument("--calibrate", action="store_true", help="first calibrate the threshold on validation data and store it in the model")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="first calibrate the threshold on validation data and store it in the model",
+    )
     args = parser.parse_args(argv)
     if args.out:  # before calibrating, which rewrites the model
         outputs.check_writable(args.out, "file")

@@ -59,7 +59,7 @@ import zlib
 
 import numpy as np
 import simplejpeg
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from locnet_tf.data.records import DataError
 
@@ -80,8 +80,27 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 # folder of images that holds some is refused, or they are skipped and listed
 # (`--skip-bad`), never left out unseen.
 UNSUPPORTED_IMAGE_SUFFIXES = (
-    ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jpx",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico", ".psd", ".dng", ".cr2", ".nef", ".arw",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".jxl",
+    ".jp2",
+    ".j2k",
+    ".jpx",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+    ".tga",
+    ".ico",
+    ".psd",
+    ".dng",
+    ".cr2",
+    ".nef",
+    ".arw",
 )
 # What Pillow calls the formats every reader takes.
 READABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
@@ -202,13 +221,13 @@ def inspect(data, name, verify=True):
             fmt = _FORMAT_ALIASES.get(image.format, image.format)
             stored_width, stored_height = image.size
             if fmt not in READABLE_FORMATS:
-                raise ImageError(
-                    name, f"a {fmt} image; locnet_tf reads only JPEG, PNG, GIF and BMP (convert it first)")
+                raise ImageError(name, f"a {fmt} image; locnet_tf reads only JPEG, PNG, GIF and BMP (convert it first)")
             if fmt == "BMP" and image.mode not in ("RGB", "RGBA", "L"):
                 # TensorFlow's BMP decoder takes 8-bit pixels as grey levels: a palette
                 # BMP would train on its colour indices. (1- and 4-bit ones it refuses.)
                 raise ImageError(
-                    name, "a BMP with a colour palette, which TensorFlow's decoder reads wrongly (convert it to PNG)")
+                    name, "a BMP with a colour palette, which TensorFlow's decoder reads wrongly (convert it to PNG)"
+                )
             # The size before anything else is read: a 400-megapixel PNG is
             # refused before a byte of its pixels is decoded.
             problem = too_large(stored_width, stored_height) or check_bytes(data)
@@ -223,8 +242,9 @@ def inspect(data, name, verify=True):
         problem = _decode_problem(data, fmt)
         if problem:
             raise ImageError(name, problem)
-    height, width = (stored_width, stored_height) if orientation in SWAPPING_ORIENTATIONS else (
-        stored_height, stored_width)
+    height, width = (
+        (stored_width, stored_height) if orientation in SWAPPING_ORIENTATIONS else (stored_height, stored_width)
+    )
     return ImageInfo(fmt, height, width, stored_height, stored_width, orientation, len(data))
 
 
@@ -274,8 +294,11 @@ def _strict_jpeg_decode(data):
     try:
         colorspace = simplejpeg.decode_jpeg_header(data)[2]
         simplejpeg.decode_jpeg(
-            data, colorspace="CMYK" if colorspace in ("CMYK", "YCCK") else "GRAY" if colorspace == "Gray" else "RGB",
-            min_height=1, min_width=1, min_factor=8,
+            data,
+            colorspace="CMYK" if colorspace in ("CMYK", "YCCK") else "GRAY" if colorspace == "Gray" else "RGB",
+            min_height=1,
+            min_width=1,
+            min_factor=8,
         )
     except ValueError as error:
         return str(error)
@@ -286,7 +309,7 @@ def _png_chunks(data):
     """Yields `(offset, kind, data start, data end)` of a PNG's chunks up to IEND; stops at a chunk cut short."""
     offset = len(PNG_SIGNATURE)
     while offset + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
         end = offset + 8 + length
         if end + 4 > len(data):
             yield offset, kind, offset + 8, None  # runs past the end of the file
@@ -307,13 +330,13 @@ def _png_chunk_problem(data):
     checks: a file Pillow decodes would stop training. Bytes after the IEND
     chunk are not read (by libpng either).
     """
-    for offset, kind, start, end in _png_chunks(data):
+    for offset, kind, _start, end in _png_chunks(data):
         if kind is None:
             return "PNG image is truncated (a chunk runs past the end of the file)"
         if end is None:
             return f"PNG image is truncated (chunk {kind!r} runs past the end of the file)"
-        (crc,) = struct.unpack(">I", data[end:end + 4])
-        if zlib.crc32(data[offset + 4:end]) != crc:
+        (crc,) = struct.unpack(">I", data[end : end + 4])
+        if zlib.crc32(data[offset + 4 : end]) != crc:
             return f"PNG data is corrupt (chunk {kind.decode('latin-1')!r} has a wrong CRC)"
     return None
 
@@ -324,7 +347,7 @@ def _png_exif(data):
     while offset + 8 <= size:  # a walk over the chunk headers: a few per megabyte
         length, kind = struct.unpack_from(">I4s", data, offset)
         if kind == b"eXIf":
-            return data[offset + 8:offset + 8 + length] if offset + 12 + length <= size else None
+            return data[offset + 8 : offset + 8 + length] if offset + 12 + length <= size else None
         if kind == b"IEND":
             return None
         offset += 12 + length
@@ -613,7 +636,7 @@ def _resize_float(image, height, width):
     block = 16
     for top in range(0, height, block):
         bottom = min(top + block, height)
-        acc, tmp = rows[top:bottom], term[:bottom - top]
+        acc, tmp = rows[top:bottom], term[: bottom - top]
         for k in range(row_weights.shape[1]):
             weights = row_weights[top:bottom, k, None]
             if not weights.any():
@@ -685,7 +708,7 @@ def resize(image, image_size, method="stretch", pad_value=0):
     if method == "stretch":
         return resized
     out = np.full((out_h, out_w, image.shape[2]), pad_value, np.uint8)
-    out[top:top + new_h, left:left + new_w] = resized
+    out[top : top + new_h, left : left + new_w] = resized
     return out
 
 
@@ -702,12 +725,15 @@ def boxes_to_original(box, height, width, image_size, method="stretch"):
     new_h, new_w, top, left = letterbox_geometry(height, width, image_size, image_size)
     size = _F(image_size)
     cx, cy, bh, bw = (box[..., i] for i in range(4))
-    return np.stack([
-        (cx * size - _F(left)) / _F(new_w),
-        (cy * size - _F(top)) / _F(new_h),
-        bh * size / _F(new_h),
-        bw * size / _F(new_w),
-    ], axis=-1).astype(np.float32)
+    return np.stack(
+        [
+            (cx * size - _F(left)) / _F(new_w),
+            (cy * size - _F(top)) / _F(new_h),
+            bh * size / _F(new_h),
+            bw * size / _F(new_w),
+        ],
+        axis=-1,
+    ).astype(np.float32)
 
 
 def target_to_corners(box):

@@ -41,6 +41,7 @@ import numpy as np
 from locnet_tf import images as image_lib
 from locnet_tf import runtime
 from locnet_tf.data.records import BOX, IMAGE, PRESENT
+
 # Defined in the TF-free runtime; the names stay importable from here.
 from locnet_tf.runtime import METADATA, OUTPUT_NAMES, Prediction, TFLiteRunner  # noqa: F401
 
@@ -135,12 +136,15 @@ def boxes_to_original(box, height, width, image_size, method="stretch"):
     ]
     cx, cy, bh, bw = tf.unstack(box, 4, axis=-1)
     size = float(image_size)
-    return tf.stack([
-        (cx * size - left) / new_w,
-        (cy * size - top) / new_h,
-        bh * size / new_h,
-        bw * size / new_w,
-    ], axis=-1)
+    return tf.stack(
+        [
+            (cx * size - left) / new_w,
+            (cy * size - top) / new_h,
+            bh * size / new_h,
+            bw * size / new_w,
+        ],
+        axis=-1,
+    )
 
 
 def read_metadata(path):
@@ -151,9 +155,9 @@ def read_metadata(path):
     checks a `metadata.json` beside them before using it.)
     """
     path = pathlib.Path(path)
-    candidates = [path / "assets.extra" / METADATA, path.parent / METADATA] if path.is_dir() else [
-        path.parent / METADATA
-    ]
+    candidates = (
+        [path / "assets.extra" / METADATA, path.parent / METADATA] if path.is_dir() else [path.parent / METADATA]
+    )
     for candidate in candidates:
         if candidate.is_file():
             return json.loads(candidate.read_text())
@@ -208,7 +212,7 @@ def load_keras(path):
 
 def _batched(run, images, batch_size=64):
     # A whole test split in one call would hold every activation at once.
-    parts = [run(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    parts = [run(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     return {k: np.concatenate([p[k] for p in parts]) for k in OUTPUT_NAMES}
 
 
@@ -244,7 +248,7 @@ class SavedModelRunner:
         self.signature = signature
         self.function = loaded.signatures[signature]
         spec = self.function.structured_input_signature[1]
-        (self.input_name, tensor_spec), = spec.items()
+        ((self.input_name, tensor_spec),) = spec.items()
         self.input_dtype = tensor_spec.dtype.as_numpy_dtype
 
     def __call__(self, images):
@@ -280,12 +284,10 @@ def load_image(path):
 
 def _run_resize(model_path):
     """The resize a `.keras` model was trained with: its run folder's config.json, else stretch."""
-    config_path = pathlib.Path(model_path).parent / "config.json"
-    if config_path.is_file():
-        from locnet_tf.config import Config
+    from locnet_tf import runs
 
-        return Config.load(config_path).resize
-    return "stretch"
+    config = runs.config_beside(model_path)
+    return config.resize if config is not None else "stretch"
 
 
 class Predictor:
@@ -313,7 +315,10 @@ class Predictor:
             # The TF-free runtime: metadata from inside the file (or a
             # metadata.json that lists it), numpy resize, LiteRT.
             self.lite = runtime.TFLitePredictor(
-                self.path, num_threads=num_threads, resize=resize, class_names=class_names,
+                self.path,
+                num_threads=num_threads,
+                resize=resize,
+                class_names=class_names,
                 presence_threshold=presence_threshold,
             )
             self.runner = self.lite.runner
@@ -325,8 +330,6 @@ class Predictor:
             return
         meta = read_metadata(self.path) or {}
         if self.kind == "keras":
-            import keras
-
             from locnet_tf import model as model_lib
 
             model = load_keras(self.path)
@@ -341,8 +344,7 @@ class Predictor:
             self.runner = SavedModelRunner(self.path)
         if not meta.get("classes") and class_names is None:
             raise ValueError(
-                f"{self.path}: no metadata.json found in it, so the class names are unknown; "
-                "pass class_names=."
+                f"{self.path}: no metadata.json found in it, so the class names are unknown; pass class_names=."
             )
         self.metadata = meta
         self.class_names = list(class_names or meta["classes"])

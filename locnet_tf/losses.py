@@ -145,11 +145,7 @@ class LocalizationLoss(keras.losses.Loss):
         c = self.components(y_true, y_pred)
         if self.mode == "lecture":
             return c["pc"] + c["box"] + c["class"]
-        return (
-            self.pc_weight * c["pc"]
-            + self.box_weight * c["box"]
-            + self.class_weight * c["class"]
-        )
+        return self.pc_weight * c["pc"] + self.box_weight * c["box"] + self.class_weight * c["class"]
 
     def get_config(self):
         config = super().get_config()
@@ -335,3 +331,8 @@ class MapSupervision(keras.Model):
         self.heatmap_tracker.update_state(heatmap)
         self.vote_tracker.update_state(vote)
         return total + self.heatmap_weight * heatmap + self.vote_weight * vote
+
+
+def model_of(trainer):
+    """The model a trainer trains: `trainer.model` for a `MapSupervision`, else `trainer` itself."""
+    return trainer.model if isinstance(trainer, MapSupervision) else trainer

@@ -52,9 +52,7 @@ class _RatioMetric(keras.metrics.Metric):
         pc_pred, box_pred, cls_pred = target_lib.split(y_pred)
         positive = ops.cast(pc_true > 0.5, "float32")
         pc_right = ops.cast(ops.cast(pc_pred >= self.threshold, "float32") == positive, "float32")
-        cls_right = ops.cast(
-            ops.argmax(cls_pred, axis=-1) == ops.argmax(cls_true, axis=-1), "float32"
-        )
+        cls_right = ops.cast(ops.argmax(cls_pred, axis=-1) == ops.argmax(cls_true, axis=-1), "float32")
         return positive, pc_right, cls_right, box_true, box_pred
 
 

@@ -1,13 +1,20 @@
 """The localization network: image in (0..255), target vector out.
 
-    image (H, W, 3), float 0..255
+    image (S, S, 3), float 0..255             S = 128 by default
       -> pixel scaling (inside the model, so exports need no outside normalisation)
-      -> backbone: a small conv/pool CNN ("simple", default) or a keras.applications
-         network ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")
-      -> 1x1 conv, flatten (keeps *where* things are), dense
+      -> backbone: "simple" (default): a small all-3x3 CNN of strided convolutions,
+         stride-8 features with stride-16 context; or a keras.applications network
+         ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")
+      -> head "spatial" (default): a 3x3 conv, then per cell a "where" logit, a
+         centre offset and a box size; the box is their soft arg-max (SoftArgmaxBox),
+         p_c reads the whole image's pooled features, the class the features where
+         the object is. Head "dense": the lecture's flatten + dense layers.
       -> p_c (sigmoid, 1) | box (sigmoid, 4: b_x, b_y, b_h, b_w) | classes (softmax, K)
       -> TargetVector: concatenates them into [p_c, b_x, b_y, b_h, b_w, c_1..c_K]
          and carries the class names and the presence threshold in its config.
+
+`build_model()` with no arguments builds the model the default training command
+trains (the `Config` defaults); `build_model(config)` builds a config's model.
 """
 
 import keras
@@ -15,6 +22,7 @@ from keras import layers
 from keras import ops
 
 from locnet_tf import boxes as box_lib
+from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import target as target_lib
@@ -162,37 +170,46 @@ def _applications_backbone(name, x, image_size, weights):
 
 
 def build_model(
+    config=None,
+    *,
     num_classes=None,
     class_names=None,
-    image_size=96,
-    backbone="simple",
+    image_size=None,
+    backbone=None,
     weights=None,
-    filters=(16, 32, 64, 128),
-    depths=(1, 1, 1),
-    head="spatial",
-    head_channels=48,
-    head_units=256,
-    dropout=0.2,
-    class_context=False,
+    filters=None,
+    depths=None,
+    head=None,
+    head_channels=None,
+    head_units=None,
+    dropout=None,
+    class_context=None,
     presence_threshold=0.5,
     size_scale=1.0,
     name="locnet",
 ):
     """Builds the functional localization model.
 
+    Every architecture argument left at None takes its value from `config`, and
+    without one from `Config()`: the defaults live in one place (`locnet_tf.config`),
+    and `build_model()` is the model `python -m locnet_tf.train` trains.
+
     Args:
+        config: `Config` or None. The architecture (`Config.model_kwargs`) and,
+            when it names them, the class names.
         num_classes: int. Number of classes K (output length 5 + K). Defaults to
             `len(class_names)`, or 3 when neither is given.
         class_names: list of str. Class names; defaults to pedestrian, car,
             motorcycle for K = 3 and `class_0..` otherwise.
-        image_size: int. Square input size in pixels.
+        image_size: int. Square input size in pixels (default 128).
         backbone: str. One of `"simple"`, `"mobilenet_v2"`, `"mobilenet_v3_small"`,
             `"efficientnet_b0"`.
         weights: None, `"imagenet"` (needs the internet) or the path of a local
             weights file for a keras.applications backbone.
-        filters: tuple of 4 int. Channels of the simple backbone's stages.
+        filters: tuple of 4 int. Channels of the simple backbone's stem and
+            stages 1-3 (default 16, 32, 64, 128).
         depths: tuple of 3 int. 3x3 convs after each strided conv of the simple
-            backbone's stages 1-3 (at least 1 each).
+            backbone's stages 1-3, at least 1 each (default 1, 2, 3).
         head: str. `"spatial"` (default): the box is a soft arg-max over the
             feature map (`SoftArgmaxBox`), the class is read from the features
             where the object is. `"dense"`: the classic lecture head, dense
@@ -215,6 +232,27 @@ def build_model(
         A `keras.Model` taking float images `(B, S, S, 3)` in 0..255 and returning
         `(B, 5 + K)` vectors `[p_c, b_x, b_y, b_h, b_w, c_1..c_K]`.
     """
+    if config is not None and not isinstance(config, config_lib.Config):
+        raise TypeError(f"build_model's first argument is a Config (or None), got {config!r}; use num_classes=.")
+    config = config if config is not None else config_lib.Config()
+    given = dict(
+        image_size=image_size,
+        backbone=backbone,
+        weights=weights,
+        filters=filters,
+        depths=depths,
+        head=head,
+        head_channels=head_channels,
+        head_units=head_units,
+        dropout=dropout,
+        class_context=class_context,
+    )
+    options = {key: config.model_kwargs()[key] if value is None else value for key, value in given.items()}
+    image_size, backbone, weights, filters, depths, head, head_channels, head_units, dropout, class_context = (
+        options[key] for key in given
+    )
+    if class_names is None and num_classes is None and config.class_names:
+        class_names = config.class_names
     if class_names is None:
         k = 3 if num_classes is None else int(num_classes)
         class_names = target_lib.DEFAULT_CLASSES if k == 3 else [f"class_{i}" for i in range(k)]
@@ -269,7 +307,9 @@ def build_model(
         raise ValueError(f"Unknown head {head!r}; choose 'spatial' or 'dense'.")
     heads = [p_c, box]
     if len(class_names) > 1:
-        heads.append(layers.Dense(len(class_names), activation="softmax", name="classes", dtype="float32")(class_features))
+        heads.append(
+            layers.Dense(len(class_names), activation="softmax", name="classes", dtype="float32")(class_features)
+        )
     y = TargetVector(class_names, presence_threshold, name="target", dtype="float32")(heads)
     return keras.Model(image, y, name=name)
 

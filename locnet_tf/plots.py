@@ -77,9 +77,7 @@ def draw_examples_grid(
     present = np.ones(count, bool) if present is None else np.asarray(present, bool).reshape(count)
     columns = columns or min(8, math.ceil(math.sqrt(count)))
     rows = math.ceil(count / columns)
-    figure, axes = _subplots(
-        rows, columns, figsize=(cell_size * columns, cell_size * rows), squeeze=False
-    )
+    figure, axes = _subplots(rows, columns, figsize=(cell_size * columns, cell_size * rows), squeeze=False)
     corners = np.asarray(box_lib.from_target(boxes, "rel_xyxy"))
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
@@ -101,9 +99,7 @@ def draw_examples_grid(
             color = _COLORS[class_id % len(_COLORS)]
         if present[index]:
             x1, y1, x2, y2 = corners[index] * [width, height, width, height]
-            axis.add_patch(
-                Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=2)
-            )
+            axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=2))
             caption = name
         else:
             caption, color = "background", "black"
@@ -248,8 +244,6 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
         threshold: presence threshold (the answer is "background" below it).
         indices: which images to draw.
     """
-    from locnet_tf.evaluate import box_iou
-
     count = len(indices)
     columns = min(columns, count)
     rows = int(math.ceil(count / columns))
@@ -272,55 +266,23 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
             x1, y1, x2, y2 = np.asarray(box_lib.from_target(pred[1:5], "rel_xyxy")) * [width, height, width, height]
             axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#e6194b", linewidth=2))
             name = class_names[int(np.argmax(pred[5:]))]
-            axis.text(x1, y1, f"{name} {pred[0] * pred[5:].max():.2f}", color="white", fontsize=7,
-                      va="bottom", bbox=dict(facecolor="#e6194b", alpha=0.8, pad=1, linewidth=0))
+            axis.text(
+                x1,
+                y1,
+                f"{name} {pred[0] * pred[5:].max():.2f}",
+                color="white",
+                fontsize=7,
+                va="bottom",
+                bbox=dict(facecolor="#e6194b", alpha=0.8, pad=1, linewidth=0),
+            )
             parts.append(f"said {name}")
         else:
             parts.append(f"said background (p_c {pred[0]:.2f})")
         if true[0] > 0.5:
-            parts.append(f"IoU {float(box_iou(true[None, 1:5], pred[None, 1:5])[0]):.2f}")
+            iou = box_lib.iou(np.asarray(true[None, 1:5], np.float32), np.asarray(pred[None, 1:5], np.float32))
+            parts.append(f"IoU {float(np.asarray(iou)[0]):.2f}")
         axis.set_title("\n".join(parts), fontsize=7)
     if title:
         figure.suptitle(title)
     figure.tight_layout()
     return _save(figure, path)
-
-
-def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8):
-    """Writes the evaluation PNGs into `out_dir`; returns {name: path}."""
-    from locnet_tf import evaluate
-
-    out_dir = pathlib.Path(out_dir)
-    report = evaluate.report_from_arrays(y_true, y_pred, class_names, threshold)
-    pos = np.flatnonzero(y_true[:, 0] > 0.5)
-    ious = evaluate.box_iou(y_true[pos, 1:5], y_pred[pos, 1:5])
-    pictures = {
-        "confusion_matrix": confusion_matrix(
-            report["confusion_matrix"]["matrix"], report["confusion_matrix"]["labels"], out_dir / "confusion_matrix.png"
-        ),
-        "iou_histogram": iou_histogram(ious, out_dir / "iou_histogram.png"),
-    }
-    _, precision, recall = evaluate.presence_curve(y_true[:, 0] > 0.5, y_pred[:, 0])
-    p = report["presence"]
-    pictures["presence_pr_curve"] = presence_pr_curve(
-        precision, recall, (p["precision"], p["recall"], threshold), out_dir / "presence_pr_curve.png"
-    )
-    # Best and worst by IoU among images with an object; misses (wrong p_c on
-    # background) join the worst, ranked as IoU -1 so they are shown first.
-    score = np.full(len(y_true), np.nan)
-    score[pos] = ious
-    false_alarm = (y_true[:, 0] <= 0.5) & (y_pred[:, 0] >= threshold)
-    score[false_alarm] = -1.0
-    ranked = np.flatnonzero(~np.isnan(score))
-    ranked = ranked[np.argsort(score[ranked], kind="stable")]
-    n = min(gallery_size, len(ranked))
-    if n:
-        pictures["gallery_best"] = prediction_gallery(
-            images, y_true, y_pred, class_names, threshold, ranked[::-1][:n], out_dir / "gallery_best.png",
-            title="best predictions (green: truth, red: answer)",
-        )
-        pictures["gallery_worst"] = prediction_gallery(
-            images, y_true, y_pred, class_names, threshold, ranked[:n], out_dir / "gallery_worst.png",
-            title="worst predictions (green: truth, red: answer)",
-        )
-    return pictures

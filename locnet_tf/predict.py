@@ -38,8 +38,9 @@ from locnet_tf import outputs
 from locnet_tf import video
 
 
-def predict_images(model, images, out=None, *, num_threads=None, resize=None, presence_threshold=None,
-                   predictor=None, **options):
+def predict_images(
+    model, images, out=None, *, num_threads=None, resize=None, presence_threshold=None, predictor=None, **options
+):
     """Predicts image files (or any sources) and optionally saves them with the prediction drawn.
 
     Args:
@@ -59,15 +60,37 @@ def predict_images(model, images, out=None, *, num_threads=None, resize=None, pr
         `"picture"` (the saved PNG) or `"video"` (the annotated .mp4) when
         `out` is given.
     """
-    return list(iter_predictions(
-        model, images, out, num_threads=num_threads, resize=resize,
-        presence_threshold=presence_threshold, predictor=predictor, **options,
-    ))
+    return list(
+        iter_predictions(
+            model,
+            images,
+            out,
+            num_threads=num_threads,
+            resize=resize,
+            presence_threshold=presence_threshold,
+            predictor=predictor,
+            **options,
+        )
+    )
 
 
-def iter_predictions(model, sources, out=None, *, num_threads=None, resize=None, presence_threshold=None,
-                     class_names=None, predictor=None, stride=1, max_frames=None, smooth=None,
-                     progress=False, summary=None, decoder_threads=0):
+def iter_predictions(
+    model,
+    sources,
+    out=None,
+    *,
+    num_threads=None,
+    resize=None,
+    presence_threshold=None,
+    class_names=None,
+    predictor=None,
+    stride=1,
+    max_frames=None,
+    smooth=None,
+    progress=False,
+    summary=None,
+    decoder_threads=0,
+):
     """`predict_images` as a generator: yields each frame's dict as soon as it is known.
 
     Args:
@@ -85,7 +108,10 @@ def iter_predictions(model, sources, out=None, *, num_threads=None, resize=None,
     if out is not None:  # before the model is loaded
         outputs.check_writable(out, "folder")
     predictor = predictor or inference.Predictor(
-        model, num_threads=num_threads, resize=resize, presence_threshold=presence_threshold,
+        model,
+        num_threads=num_threads,
+        resize=resize,
+        presence_threshold=presence_threshold,
         class_names=class_names,
     )
     sources = video.expand_sources(sources, decoder_threads=decoder_threads)
@@ -110,8 +136,12 @@ def iter_predictions(model, sources, out=None, *, num_threads=None, resize=None,
             pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth)
             try:
                 for frame, prediction in itertools.islice(pairs, remaining):
-                    row = {"source": source.spec, "frame": frame.index, "timestamp": frame.timestamp,
-                           **prediction.to_dict()}
+                    row = {
+                        "source": source.spec,
+                        "frame": frame.index,
+                        "timestamp": frame.timestamp,
+                        **prediction.to_dict(),
+                    }
                     if source.kind == "image":
                         row = {"image": source.spec, **row}
                     if out is not None and source.kind == "image":
@@ -178,12 +208,15 @@ def format_summary(totals):
     frames, seconds = totals["frames"], totals["seconds"]
     rate = frames / seconds if seconds > 0 else 0.0
     share = f" ({100 * totals['present'] / frames:.0f}%)" if frames else ""
-    line = (f"{frames} frame{'s' if frames != 1 else ''} from {totals['sources']} "
-            f"source{'s' if totals['sources'] != 1 else ''} in {seconds:.1f} s ({rate:.1f} frames/s); "
-            f"object present in {totals['present']}{share}")
+    line = (
+        f"{frames} frame{'s' if frames != 1 else ''} from {totals['sources']} "
+        f"source{'s' if totals['sources'] != 1 else ''} in {seconds:.1f} s ({rate:.1f} frames/s); "
+        f"object present in {totals['present']}{share}"
+    )
     if totals["outputs"]:
-        shown = ", ".join(totals["outputs"][:3]) + (f" and {len(totals['outputs']) - 3} more"
-                                                    if len(totals["outputs"]) > 3 else "")
+        shown = ", ".join(totals["outputs"][:3]) + (
+            f" and {len(totals['outputs']) - 3} more" if len(totals["outputs"]) > 3 else ""
+        )
         line += f"; wrote {shown}"
     return line
 
@@ -196,24 +229,33 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m locnet_tf.predict",
         description="Predict presence, class and box for images, videos, cameras and streams "
-                    "with a .keras, SavedModel or .tflite model.",
+        "with a .keras, SavedModel or .tflite model.",
     )
     parser.add_argument("model", help="a .keras file, a SavedModel folder or a .tflite file")
-    parser.add_argument("sources", nargs="+", metavar="SOURCE",
-                        help="image or video files, folders, globs, a camera index (0) or a stream URL "
-                             "(rtsp://, http://)")
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="image or video files, folders, globs, a camera index (0) or a stream URL (rtsp://, http://)",
+    )
     parser.add_argument("--out", help="save annotated pictures (images) and .mp4 files (videos) into this folder")
     parser.add_argument("--threads", type=int, help="LiteRT threads for .tflite models")
     parser.add_argument("--resize", choices=("stretch", "letterbox"), help="default: the model's")
     parser.add_argument("--threshold", type=float, help="presence threshold (default: the model's)")
-    parser.add_argument("--classes", type=_csv,
-                        help="class names a,b,c (default: the model's; needed for a .tflite without metadata)")
+    parser.add_argument(
+        "--classes", type=_csv, help="class names a,b,c (default: the model's; needed for a .tflite without metadata)"
+    )
     parser.add_argument("--stride", type=int, default=1, help="predict every N-th frame of a video (default 1)")
     parser.add_argument("--max-frames", type=int, help="stop after N frames in all")
-    parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
-                        help="steady box, class and presence over time (default: on for video, off for images)")
-    parser.add_argument("--decoder-threads", type=int, default=0,
-                        help="FFmpeg decoder threads (default 0: FFmpeg's choice)")
+    parser.add_argument(
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="steady box, class and presence over time (default: on for video, off for images)",
+    )
+    parser.add_argument(
+        "--decoder-threads", type=int, default=0, help="FFmpeg decoder threads (default 0: FFmpeg's choice)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     return parser
 
@@ -230,9 +272,18 @@ def main(argv=None):
         raise ValueError(f"--decoder-threads must be 0 (FFmpeg's choice) or more, got {args.decoder_threads}.")
     totals = {}
     rows = iter_predictions(
-        args.model, args.sources, args.out, num_threads=args.threads, resize=args.resize,
-        presence_threshold=args.threshold, class_names=args.classes, stride=args.stride,
-        max_frames=args.max_frames, smooth=args.smooth, progress=not args.quiet, summary=totals,
+        args.model,
+        args.sources,
+        args.out,
+        num_threads=args.threads,
+        resize=args.resize,
+        presence_threshold=args.threshold,
+        class_names=args.classes,
+        stride=args.stride,
+        max_frames=args.max_frames,
+        smooth=args.smooth,
+        progress=not args.quiet,
+        summary=totals,
         decoder_threads=args.decoder_threads,
     )
     try:

@@ -120,12 +120,12 @@ class TFLiteRunner:
         signatures = self.interpreter.get_signature_list()
         if len(signatures) != 1:
             raise ValueError(f"Expected one signature in the TFLite model, found {sorted(signatures)}.")
-        (self.signature, info), = signatures.items()
+        ((self.signature, info),) = signatures.items()
         missing = set(OUTPUT_NAMES) - set(info["outputs"])
         if missing:
             raise ValueError(f"TFLite model lacks the outputs {sorted(missing)}: not a locnet_tf export.")
         self.runner = self.interpreter.get_signature_runner(self.signature)
-        (self.input_name, detail), = self.runner.get_input_details().items()
+        ((self.input_name, detail),) = self.runner.get_input_details().items()
         self.input_dtype = detail["dtype"]
         self.input_shape = tuple(int(v) for v in detail["shape"])
         self.num_classes = int(self.runner.get_output_details()["class_scores"]["shape"][-1])
@@ -175,7 +175,7 @@ def _unreadable(metadata):
         return f"a JSON {type(metadata).__name__}, not an object"
     artifacts = metadata.get("artifacts", {})
     if not isinstance(artifacts, dict):
-        return f"its \"artifacts\" is a JSON {type(artifacts).__name__}, not an object"
+        return f'its "artifacts" is a JSON {type(artifacts).__name__}, not an object'
     odd = sorted(name for name, artifact in artifacts.items() if not isinstance(artifact, dict))
     if odd:
         return f"its artifact {odd[0]!r} is not an object"
@@ -231,8 +231,10 @@ def resolve_metadata(path, strict=True):
         problem = f"{path}: carries no metadata, and {beside} beside it cannot be read ({unreadable})"
     elif _older_export(described, path):
         reason = "it was written by an older locnet_tf, which did not list each file's SHA-256"
-        problem = (f"{path}: made by an older locnet_tf (the file carries no metadata, and {beside} lists files "
-                   "without their SHA-256, so nothing says it is this file's)")
+        problem = (
+            f"{path}: made by an older locnet_tf (the file carries no metadata, and {beside} lists files "
+            "without their SHA-256, so nothing says it is this file's)"
+        )
     else:
         reason = "it does not list this file (no artifact with its name and SHA-256)"
         problem = f"{path}: carries no metadata, and {beside} beside it belongs to another model: {reason}"

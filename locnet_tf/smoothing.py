@@ -113,8 +113,7 @@ class Smoother:
     def __init__(self, presence_threshold, class_names, config=SmoothingConfig()):
         self.threshold = float(presence_threshold)
         self.config = config
-        self.exit_threshold = (self.threshold / 2 if config.exit_threshold is None
-                               else float(config.exit_threshold))
+        self.exit_threshold = self.threshold / 2 if config.exit_threshold is None else float(config.exit_threshold)
         if self.exit_threshold > self.threshold:
             raise ValueError(f"exit_threshold {self.exit_threshold} is above the presence threshold {self.threshold}.")
         self.class_names = list(class_names)
@@ -146,8 +145,11 @@ class Smoother:
             # Frames where the model sees something feed the box and the class.
             self.last_box = self.box_filter(prediction.box, timestamp)
             frame_scores = np.asarray(prediction.class_scores, np.float64)
-            self.scores = frame_scores if self.scores is None else (
-                self.scores + config.class_alpha * (frame_scores - self.scores))
+            self.scores = (
+                frame_scores
+                if self.scores is None
+                else (self.scores + config.class_alpha * (frame_scores - self.scores))
+            )
         scores = self.scores
         box = self.last_box if self.last_box is not None else np.asarray(prediction.box, np.float64)
         class_id = int(np.argmax(scores)) if scores is not None else prediction.class_id

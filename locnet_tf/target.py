@@ -114,16 +114,13 @@ class TargetLayout:
         if isinstance(label, (int, np.integer)):
             if not 0 <= int(label) < self.num_classes:
                 raise ValueError(
-                    f"Class id {int(label)} out of range for {self.num_classes} classes "
-                    f"{list(self.class_names)}."
+                    f"Class id {int(label)} out of range for {self.num_classes} classes {list(self.class_names)}."
                 )
             return int(label)
         try:
             return self.class_names.index(str(label))
         except ValueError:
-            raise ValueError(
-                f"Unknown class {label!r}; known classes: {list(self.class_names)}."
-            ) from None
+            raise ValueError(f"Unknown class {label!r}; known classes: {list(self.class_names)}.") from None
 
     def encode(self, box=None, label=None, box_format="target", height=None, width=None):
         """Encodes one example as a float32 numpy vector.
@@ -166,8 +163,7 @@ class TargetLayout:
         y = np.asarray(y, dtype=np.float32)
         if y.shape[-1] != self.size:
             raise ValueError(
-                f"Expected vectors of length {self.size} (5 + {self.num_classes} classes), "
-                f"got shape {y.shape}."
+                f"Expected vectors of length {self.size} (5 + {self.num_classes} classes), got shape {y.shape}."
             )
         if y.ndim > 1:
             return [self.decode(row, threshold) for row in y.reshape(-1, self.size)]

@@ -107,6 +107,6 @@ def _find(root, data):
         if buffer.Offset() > 1:  # a large model's buffer, stored after the FlatBuffer
             if buffer.Offset() + buffer.Size() > len(data):
                 raise ValueError("a metadata buffer runs past the end of the file")
-            return data[buffer.Offset():buffer.Offset() + buffer.Size()]
+            return data[buffer.Offset() : buffer.Offset() + buffer.Size()]
         return buffer.DataAsNumpy().tobytes()
     return None

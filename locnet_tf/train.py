@@ -14,19 +14,16 @@ The run folder ends up holding:
 A run that dies (killed, machine lost) resumes from its last finished epoch when
 the same command is run again.
 
-With progressive resizing (on by default: `--progressive-share 0.75
---progressive-size 96 --progressive-mode crop`) the first epochs train a copy of the
-model at the smaller input size, on windows of the images at their own scale
-(`crop`) or on the images shrunk (`resize`); its weights
-and optimizer state then carry over to the full-size model for the remaining
-epochs, and history.csv records each epoch's `image_size`.
+Read top to bottom: `train()` resolves the data (`sources`, `datasets`), builds
+and compiles the model (`_build_trainer`, `compile_for_training`), and fits it
+with the callbacks. The other concerns live beside it: `locnet_tf.runs` (the run
+folder), `locnet_tf.callbacks`, `locnet_tf.progressive` (progressive resizing,
+on by default) and `locnet_tf.distribute` (`--strategy`).
 """
 
 from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import dataclasses
-import math
-import os
 import pathlib
 import shutil
 import sys
@@ -39,171 +36,18 @@ import tensorflow as tf
 from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
-from locnet_tf import outputs
-from locnet_tf import transfer
+from locnet_tf import outputs, runs, transfer
+from locnet_tf.callbacks import BestCheckpoint, CurvesPlot, LogValue
+from locnet_tf.distribute import make_strategy, patch_multi_worker
+from locnet_tf.progressive import SMALL_BACKUP, carry_over, progressive_epochs
+from locnet_tf.progressive import describe as describe_progressive
+
+# Kept importable from here (notebooks, benchmarks, older code): `train.make_strategy`,
+# `train.carry_over`, `train.progressive_epochs`, `train.BestCheckpoint`, `train.read_history`.
+read_history = runs.read_history
+_read_history = runs.read_history
 
 BEST_METRIC = "val_loc_accuracy"
-
-
-def make_strategy(name):
-    """A `tf.distribute` strategy by name.
-
-    - `default`: the default (single-device) strategy.
-    - `mirrored`: `MirroredStrategy` over every local GPU, or every logical CPU
-      device when there is no GPU.
-    - `multi_worker`: `MultiWorkerMirroredStrategy`, cluster read from `TF_CONFIG`.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable (see README).")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Unknown strategy {name!r}; choose default, mirrored or multi_worker.")
-
-
-def _work_around_keras_multi_worker_build(model, strategy):
-    """Lets `Model.fit` start under `MultiWorkerMirroredStrategy` (Keras 3.15, TF 2.21).
-
-    Before training, Keras builds the model from one batch that it averages
-    over replicas with a single `strategy.reduce("MEAN", (x, y))`. Mirrored
-    strategies take nested values there; the collective all-reduce of
-    `MultiWorkerMirroredStrategy` does not, and fit() dies with "Attempt to
-    convert a value (PerReplica...)". Here the batch is reduced one tensor at
-    a time (the same collective ops, in the same order on every worker) and the
-    result handed to Keras's own build.
-
-    Each step's logs then meet a second bug (tensorflow/tensorflow#72388): under
-    multi-worker Keras averages the per-replica *scalar* metric values with
-    `strategy.reduce("MEAN", v, axis=0)`, which has no axis 0. Scalars are
-    reduced with `axis=None` instead; everything else goes to Keras unchanged.
-    Remove both when Keras fixes them.
-    """
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return
-    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
-
-    keras_reduce = getattr(keras_tf_trainer.reduce_per_replica, "__wrapped__", keras_tf_trainer.reduce_per_replica)
-
-    def reduce_per_replica(values, strategy_, reduction):
-        def one(v):
-            local = v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v
-            if reduction in ("auto", "mean") and getattr(local, "shape", None) is not None and local.shape.rank == 0:
-                return strategy_.reduce("MEAN", v, axis=None)
-            return keras_reduce(v, strategy_, reduction)
-
-        return tf.nest.map_structure(one, values)
-
-    reduce_per_replica.__wrapped__ = keras_reduce
-    keras_tf_trainer.reduce_per_replica = reduce_per_replica
-    keras_build = model._maybe_symbolic_build
-
-    def reduce(value):
-        if isinstance(value, tf.distribute.DistributedValues):
-            return strategy.reduce("MEAN", value, axis=None)
-        return value
-
-    def build(iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(reduce, next(it))
-                break
-        return keras_build(iterator=None, data_batch=data_batch)
-
-    model._maybe_symbolic_build = build
-
-
-def _read_history(path):
-    """history.csv as a dict of column -> list, one entry per epoch (last row wins)."""
-    if not os.path.exists(path):
-        return {}
-    import csv
-
-    rows = {}
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            rows[int(row["epoch"])] = row  # a resumed run may rewrite an epoch
-    columns = {}
-    for epoch in sorted(rows):
-        for key, value in rows[epoch].items():
-            columns.setdefault(key, []).append(float(value) if value not in ("", None) else math.nan)
-    return columns
-
-
-class BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that remembers the best score across a resume.
-
-    After `BackupAndRestore` brings a run back, a plain `ModelCheckpoint` starts
-    from "no best yet" and would overwrite a better `model.keras` with the first
-    epoch after the restart; this one reads the best so far from history.csv.
-    """
-
-    def __init__(self, filepath, history_path, first_epoch=0, **kwargs):
-        super().__init__(filepath, **kwargs)
-        self.history_path = history_path
-        # Epochs before this one (progressive resizing's smaller inputs) were
-        # validated on other images and never saved; their scores do not count.
-        self.first_epoch = first_epoch
-
-    def set_model(self, model):
-        # A `MapSupervision` wrapper trains the model; the file gets the model itself.
-        super().set_model(_plain(model))
-
-    def _save_model(self, epoch, batch, logs):
-        # Whole or not at all: saved beside model.keras, then renamed over it,
-        # so a full disk or a kill mid-save keeps the previous best model.
-        final = self.filepath
-        partial = pathlib.Path(final).with_name(".partial-" + pathlib.Path(final).name)
-        self.filepath = str(partial)
-        try:
-            super()._save_model(epoch, batch, logs)
-            if partial.exists():  # saved: an improvement
-                os.replace(partial, final)
-        except OSError as error:
-            raise OSError(error.errno, f"cannot save the model ({error.strerror or error})", final) from error
-        finally:
-            self.filepath = final
-            partial.unlink(missing_ok=True)
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        history = _read_history(self.history_path)
-        if os.path.exists(self.filepath) and self.monitor in history:
-            epochs = history["epoch"]
-            values = [v for e, v in zip(epochs, history[self.monitor]) if e >= self.first_epoch and not math.isnan(v)]
-            if values:
-                self.best = max(values) if self.monitor_op == np.greater else min(values)
-
-
-class LogValue(keras.callbacks.Callback):
-    """Adds a constant to each epoch's logs (before CSVLogger writes them)."""
-
-    def __init__(self, name, value):
-        super().__init__()
-        self.name, self.value = name, value
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs[self.name] = self.value
-
-
-class CurvesPlot(keras.callbacks.Callback):
-    """Redraws curves.png from history.csv after every epoch (so it is live)."""
-
-    def __init__(self, history_path, out_path):
-        super().__init__()
-        self.history_path, self.out_path = history_path, out_path
-
-    def on_epoch_end(self, epoch, logs=None):
-        from locnet_tf import plots
-
-        history = _read_history(self.history_path)
-        if history:
-            plots.training_curves(history, self.out_path)
 
 
 def map_supervised(config):
@@ -239,69 +83,6 @@ def compile_for_training(model, config, loss=None, optimizer=None, jit_compile="
         threshold=model_lib.presence_threshold(model),
         steps_per_execution=steps,
     )
-
-
-def progressive_epochs(config, notice=print):
-    """How many of the first epochs train at `config.progressive_size` (0: none).
-
-    `progressive_share` of the epochs, rounded down. Settings that cannot work
-    raise; where progressive resizing does not apply (the dense head, whose
-    weights depend on the input size, or an input no larger than
-    `progressive_size`) it is off, and `notice` says so.
-    """
-    share, size = config.progressive_share, config.progressive_size
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"--progressive-share must be in [0, 1) (a share of the epochs), got {share}.")
-    if share == 0.0:
-        return 0
-    if size <= 0:
-        raise ValueError(f"--progressive-share {share} needs a --progressive-size above 0, got {size}.")
-    if config.head != "spatial":
-        notice("Progressive resizing is off: the dense head's weights depend on the input size.")
-        return 0
-    if config.progressive_mode not in ("resize", "crop"):
-        raise ValueError(f"--progressive-mode must be 'resize' or 'crop', got {config.progressive_mode!r}.")
-    if size >= config.image_size:
-        notice(f"Progressive resizing is off: --progressive-size {size} is not below --image-size {config.image_size}.")
-        return 0
-    return int(share * config.epochs + 1e-9)
-
-
-def carry_over(source, target):
-    """Copies weights and optimizer state from one trainer to another of the same layers.
-
-    Progressive resizing trains a model at a smaller input size, then goes on
-    with the full-size one: every layer's weights (by name; the input size
-    changes no weight shape in a spatial-head model) and every optimizer
-    variable (its moments and step count, by variable path) carry over, so the
-    learning-rate schedule and Adam's moments continue where they were. Keras has
-    no call for this: `set_weights` is by position, and the models' layer orders
-    differ by the small model's size-scaling layer.
-
-    Args:
-        source, target: `compile_for_training` results (models or their
-            `MapSupervision` wrappers). Call inside the strategy's scope.
-    """
-    source_model, target_model = _plain(source), _plain(target)
-    for layer in target_model.layers:
-        if layer.weights:
-            layer.set_weights(source_model.get_layer(layer.name).get_weights())
-    if not target.optimizer.built:
-        target.optimizer.build(target.trainable_variables)
-
-    def key(variable):  # the path without the optimizer's own (unique) name
-        return variable.path.split("/", 1)[-1]
-
-    state = {key(v): v for v in source.optimizer.variables}
-    missing = sorted(key(v) for v in target.optimizer.variables if key(v) not in state)
-    if missing or len(state) != len(target.optimizer.variables):
-        raise ValueError(f"The two models' optimizer states differ (missing: {missing[:5]}).")
-    for variable in target.optimizer.variables:
-        variable.assign(state[key(variable)])
-
-
-def _plain(trainer):
-    return trainer.model if isinstance(trainer, losses_lib.MapSupervision) else trainer
 
 
 def _steps(dataset):
@@ -379,7 +160,9 @@ def datasets(config, global_batch, crop=None, cached=None):
         config.data, "validation", augment=False, shuffle=False, source=cached["validation"], **common
     )
     if train_ds.class_names != val_ds.class_names:
-        raise ValueError(f"train and validation splits disagree on classes: {train_ds.class_names} vs {val_ds.class_names}")
+        raise ValueError(
+            f"train and validation splits disagree on classes: {train_ds.class_names} vs {val_ds.class_names}"
+        )
     # Multi-worker runs shard by element: our sources are few files (often one
     # TFRecord per split), too few for tf.data's default FILE sharding.
     options = tf.data.Options()
@@ -419,7 +202,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     # scratch folder, as the tf.distribute guide prescribes.
     work_dir = run_dir if chief else run_dir / f".worker_{strategy.cluster_resolver.task_id}"
     work_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_folder(work_dir, config, overwrite)
+    runs.check_run_folder(work_dir, config, overwrite)
     config.save(work_dir / "config.json")
 
     keras.utils.set_random_seed(config.seed)
@@ -433,7 +216,8 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     if config.steps_per_epoch and config.steps_per_epoch % config.steps_per_execution:
         # Keras would run whole executions past the epoch's end on the repeated data.
         raise ValueError(
-            f"--steps-per-execution {config.steps_per_execution} must divide --steps-per-epoch {config.steps_per_epoch}."
+            f"--steps-per-execution {config.steps_per_execution} must divide "
+            f"--steps-per-epoch {config.steps_per_epoch}."
         )
     hint = augmentation_hint(config, batches)
     if hint and chief and verbose != 0:
@@ -454,12 +238,12 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     # model.keras, its partial copy while saved, the backup: each about the weights and optimizer state.
     outputs.check_free_space(work_dir, 3 * _state_bytes(trainer) + 16_000_000, "the run folder")
     if init is not None and chief and verbose != 0:
-        summary = transfer.plan(_plain(trainer), init)
+        summary = transfer.plan(losses_lib.model_of(trainer), init)
         print(transfer.describe(summary, config.init, model_lib.class_names(init), train_ds.class_names))
 
-    history_path = str(work_dir / "history.csv")
-    model_path = str(work_dir / "model.keras")
-    backup_dir = work_dir / "backup"
+    history_path = str(work_dir / runs.HISTORY)
+    model_path = str(work_dir / runs.MODEL)
+    backup_dir = work_dir / runs.BACKUP
 
     def logging_callbacks(image_size):
         # With progressive resizing every row of history.csv says its input size.
@@ -476,7 +260,12 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True),
         *_ema_callbacks(config),
         BestCheckpoint(
-            model_path, history_path, first_epoch=first_epoch, monitor=BEST_METRIC, mode="max", save_best_only=True
+            model_path,
+            monitor=BEST_METRIC,
+            mode="max",
+            save_best_only=True,
+            # A resumed run keeps the best model it had (history.csv says its score).
+            initial_value_threshold=runs.best_so_far(work_dir, BEST_METRIC, "max", first_epoch=first_epoch),
         ),
         *logging_callbacks(config.image_size),
     ]
@@ -485,24 +274,35 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
             keras.callbacks.EarlyStopping(monitor=BEST_METRIC, mode="max", patience=config.early_stopping_patience)
         )
     callbacks.extend(extra_callbacks)
-    finished = os.path.exists(model_path) and os.path.exists(history_path) and not backup_dir.exists()
-    if finished:
-        # BackupAndRestore removes its state only when fit() ends normally, so
-        # this run folder holds a finished run: do not train it again.
+    if runs.is_finished(work_dir):
+        # BackupAndRestore removes its state only when fit() ends normally: do not train it again.
         print(f"{run_dir} holds a finished run; calibrating and evaluating its model again.")
     else:
         if first_epoch:
             _train_small_first(
-                config, first_epoch, strategy, trainer, schedule, loss, train_ds.class_names, backup_dir, cached, init,
-                [keras.callbacks.TerminateOnNaN(), *_ema_callbacks(config), *logging_callbacks(config.progressive_size),
-                 *extra_callbacks],
+                config,
+                first_epoch,
+                strategy,
+                trainer,
+                schedule,
+                loss,
+                train_ds.class_names,
+                backup_dir,
+                cached,
+                init,
+                [
+                    keras.callbacks.TerminateOnNaN(),
+                    *_ema_callbacks(config),
+                    *logging_callbacks(config.progressive_size),
+                    *extra_callbacks,
+                ],
                 verbose,
             )
         _fit(trainer, config, train_ds, val_ds, first_epoch, config.epochs, callbacks, verbose)
     result = {
         "run_dir": str(run_dir),
-        "model_path": str(run_dir / "model.keras"),
-        "history": _read_history(history_path),
+        "model_path": str(run_dir / runs.MODEL),
+        "history": runs.read_history(history_path),
         "report": None,
     }
     if chief:
@@ -511,9 +311,6 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         shutil.rmtree(work_dir, ignore_errors=True)
     result["seconds"] = time.time() - start
     return result
-
-
-SMALL_BACKUP = "progressive"  # folder in backup/ for the small-input epochs
 
 
 def _state_bytes(trainer):
@@ -529,7 +326,8 @@ def _load_init(config):
     init = transfer.load(config.init)
     theirs = transfer.architecture(init)
     differ = [
-        f for f in transfer.ARCHITECTURE_FIELDS
+        f
+        for f in transfer.ARCHITECTURE_FIELDS
         if f != "dropout" and theirs[f] is not None and theirs[f] != getattr(config, f)
     ]
     if differ:
@@ -561,7 +359,7 @@ def _build_trainer(config, strategy, class_names, loss, schedule, image_size=Non
             ema_momentum=config.ema or 0.99,
         )
         trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
-    _work_around_keras_multi_worker_build(trainer, strategy)
+    patch_multi_worker(trainer, strategy)
     return trainer
 
 
@@ -607,11 +405,7 @@ def _train_small_first(
         config, strategy, class_names, loss, schedule, image_size=config.progressive_size, init=init
     )
     if verbose != 0:
-        print(
-            f"Progressive resizing: epochs 1-{small_epochs} at {config.progressive_size} px "
-            f"({'windows of the full-size images' if config.progressive_mode == 'crop' else 'images shrunk'}), "
-            f"then {small_epochs + 1}-{config.epochs} at {config.image_size} px."
-        )
+        print(describe_progressive(config, small_epochs))
     backup = keras.callbacks.BackupAndRestore(str(backup_dir / SMALL_BACKUP), delete_checkpoint=False)
     _fit(small_trainer, config, train_ds, val_ds, 0, small_epochs, [backup, *callbacks], verbose)
     if small_trainer.stop_training:  # TerminateOnNaN
@@ -621,25 +415,6 @@ def _train_small_first(
         )
     with strategy.scope():
         carry_over(small_trainer, trainer)
-
-
-def _check_run_folder(run_dir, config, overwrite):
-    saved = run_dir / "config.json"
-    # A run that failed before its first epoch (bad --data, say) left only its
-    # config; the next attempt, with other flags, takes the folder over.
-    started = any((run_dir / name).exists() for name in ("history.csv", "model.keras", "backup"))
-    if saved.exists() and started and not overwrite:
-        previous = config_lib.Config.load(saved)
-        if previous != config:
-            changed = sorted(k for k, v in previous.to_dict().items() if v != getattr(config, k))
-            raise ValueError(
-                f"{run_dir} holds a run with a different config (differs in: {', '.join(changed)}). "
-                "Use another --out, or --overwrite to start afresh there."
-            )
-    if overwrite:
-        for name in ("history.csv", "model.keras", "report.json"):
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)
 
 
 def _has_test_split(config, class_names, say):
@@ -666,7 +441,7 @@ def _finish(config, run_dir, verbose, evaluate_test):
     """Calibrates the best model's presence threshold and, if `evaluate_test`, evaluates it on the test split."""
     from locnet_tf import evaluate as evaluate_lib
 
-    model_path = run_dir / "model.keras"
+    model_path = run_dir / runs.MODEL
     quiet = verbose == 0
     if config.calibrate:
         threshold = evaluate_lib.calibrate(str(model_path), config=config)
@@ -675,7 +450,7 @@ def _finish(config, run_dir, verbose, evaluate_test):
     if not evaluate_test:
         return None
     report = evaluate_lib.evaluate(
-        str(model_path), data=config.data, split="test", out=str(run_dir / "report.json"), config=config
+        str(model_path), data=config.data, split="test", out=str(run_dir / runs.REPORT), config=config
     )
     if not quiet:
         print(evaluate_lib.format_report(report))

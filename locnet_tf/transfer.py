@@ -20,8 +20,6 @@ within the file and cannot tell a class layer of the same shape but other
 meaning (three other classes) from the right one, hence the by-name copy.
 """
 
-import pathlib
-
 import keras
 
 from locnet_tf import model as model_lib
@@ -30,10 +28,21 @@ from locnet_tf import model as model_lib
 CLASS_LAYERS = ("classes",)
 # `Config` fields that describe the network (what `architecture` returns).
 ARCHITECTURE_FIELDS = (
-    "backbone", "filters", "depths", "head", "head_channels", "head_units", "dropout", "class_context",
+    "backbone",
+    "filters",
+    "depths",
+    "head",
+    "head_channels",
+    "head_units",
+    "dropout",
+    "class_context",
 )
 # keras.applications models appear as one nested layer; its name says which.
-_APPLICATIONS = {"mobilenetv2": "mobilenet_v2", "mobilenetv3small": "mobilenet_v3_small", "efficientnetb0": "efficientnet_b0"}
+_APPLICATIONS = {
+    "mobilenetv2": "mobilenet_v2",
+    "mobilenetv3small": "mobilenet_v3_small",
+    "efficientnetb0": "efficientnet_b0",
+}
 
 
 def model_path(path):
@@ -75,11 +84,15 @@ def architecture(model):
         backbone = "simple"
         filters = tuple(model.get_layer(f"simple_{part}_conv").filters for part in ("stem", "s1a", "s2a", "s3a"))
         depths = tuple(
-            sum(1 for n in names if n == f"simple_s{i}b_conv" or (n.startswith(f"simple_s{i}b") and n.endswith("_conv")))
+            sum(
+                1 for n in names if n == f"simple_s{i}b_conv" or (n.startswith(f"simple_s{i}b") and n.endswith("_conv"))
+            )
             for i in (1, 2, 3)
         )
     else:
-        backbone = next((value for key, value in _APPLICATIONS.items() for n in names if n.lower().startswith(key)), None)
+        backbone = next(
+            (value for key, value in _APPLICATIONS.items() for n in names if n.lower().startswith(key)), None
+        )
         if backbone is None:
             raise ValueError(f"Model {model.name!r}: cannot tell its backbone from its layers.")
         filters = depths = None  # the simple backbone's options: they mean nothing here

@@ -14,7 +14,7 @@ A source spec is one of:
 | a folder | its images and videos, recursively, sorted |
 | a glob (`"shots/**/*.jpg"`) | the matching files, sorted |
 | a camera index (`0`, `1`, ...) | the camera, live (Linux: V4L2 `/dev/videoN`; macOS: AVFoundation) |
-| `rtsp://`, `rtsps://`, `rtmp://`, `http://`, `https://`, `udp://`, `tcp://` | the stream, live (e.g. an IP camera's RTSP or MJPEG URL) |
+| a URL: `rtsp://`, `rtsps://`, `rtmp://`, `http(s)://`, `udp://`, `tcp://` | the stream, live (an IP camera's URL) |
 
 Video goes through PyAV (FFmpeg's libraries, wheels for Linux x86/ARM, macOS
 and Windows with FFmpeg inside). Chosen over OpenCV (`opencv-python-headless`)
@@ -179,7 +179,7 @@ class Source:
 def _camera(spec):
     # FFmpeg's camera devices by platform (PyAV's wheels include libavdevice).
     if spec.startswith("dshow:"):
-        return {"file": spec[len("dshow:"):], "format": "dshow"}
+        return {"file": spec[len("dshow:") :], "format": "dshow"}
     if sys.platform.startswith("linux"):
         return {"file": f"/dev/video{int(spec)}", "format": "v4l2"}
     if sys.platform == "darwin":
@@ -344,9 +344,13 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None):
         source = Source(kind, os.fspath(source))
     if smooth is None:
         smooth = source.kind != "image"
-    smoother = smoothing_lib.Smoother(
-        predictor.presence_threshold, predictor.class_names, smoothing or smoothing_lib.SmoothingConfig()
-    ) if smooth else None
+    smoother = (
+        smoothing_lib.Smoother(
+            predictor.presence_threshold, predictor.class_names, smoothing or smoothing_lib.SmoothingConfig()
+        )
+        if smooth
+        else None
+    )
     # Closed when this generator is (its caller stops early): the source's container with it.
     with contextlib.closing(source.frames(stride)) as frames:
         for frame in frames:

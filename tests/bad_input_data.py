@@ -89,8 +89,14 @@ def tiny_model(path, class_names=CLASSES):
     from locnet_tf import model as model_lib
 
     keras.utils.set_random_seed(0)
-    model = model_lib.build_model(class_names=list(class_names), image_size=IMAGE_SIZE, filters=(4, 8, 8, 8),
-                                  depths=(1, 1, 1), head_channels=8, head_units=8)
+    model = model_lib.build_model(
+        class_names=list(class_names),
+        image_size=IMAGE_SIZE,
+        filters=(4, 8, 8, 8),
+        depths=(1, 1, 1),
+        head_channels=8,
+        head_units=8,
+    )
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
@@ -134,8 +140,10 @@ def special_folder(kind, parent, size="256k"):
             folder.chmod(0o755)
         return
     options = "ro,size=64k" if kind == "readonly" else f"size={size}"
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode
+        == 0
+    )
     try:
         yield folder if mounted else None
     finally:
@@ -175,8 +183,15 @@ def run_subprocess(letter, argv, cwd=None, timeout=600):
     """The same as a separate `python -m` process: (exit status, stdout, stderr)."""
     module = {"D": "locnet_tf.data"}.get(letter, COMMANDS[letter][0])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", module, *map(str, argv)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout, errors="replace")
+    done = subprocess.run(
+        [sys.executable, "-m", module, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        errors="replace",
+    )
     return done.returncode, done.stdout, done.stderr
 
 

@@ -25,8 +25,17 @@ import bad_input_data as bad
 from locnet_tf import outputs
 
 # Short runs where a row must train: the smoke preset, one step.
-QUICK = ["--epochs", "1", "--steps-per-epoch", "1", "--validation-steps", "1", "--no-calibrate", "--no-evaluate",
-         "--quiet"]
+QUICK = [
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "1",
+    "--validation-steps",
+    "1",
+    "--no-calibrate",
+    "--no-evaluate",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +66,7 @@ def _truncate(path, keep=0.5):
 def _corrupt_middle(path):
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 16] = bytes(b ^ 0x55 for b in data[middle:middle + 16])
+    data[middle : middle + 16] = bytes(b ^ 0x55 for b in data[middle : middle + 16])
     path.write_bytes(bytes(data))
 
 
@@ -171,10 +180,16 @@ def foreign_metadata(tmp, models, same_size):
         export.write_tflite_source(model, tmp / "src")
         tflite.write_bytes(export.convert_tflite(tmp / "src", "float32"))
     size = bad.IMAGE_SIZE if same_size else 96
-    (folder / "metadata.json").write_text(json.dumps({
-        "classes": ["cat", "dog"], "input": {"size": size}, "presence_threshold": 0.5,
-        "artifacts": {"tflite_float32": {"path": tflite.name, "sha256": "0" * 64}},
-    }))
+    (folder / "metadata.json").write_text(
+        json.dumps(
+            {
+                "classes": ["cat", "dog"],
+                "input": {"size": size},
+                "presence_threshold": 0.5,
+                "artifacts": {"tflite_float32": {"path": tflite.name, "sha256": "0" * 64}},
+            }
+        )
+    )
     photo = tmp / "photo.jpg"
     bad.make_photo(photo, 1)
     return [tflite, photo, "--quiet"]
@@ -186,31 +201,37 @@ def foreign_metadata(tmp, models, same_size):
 
 def error(pattern):
     """Exit status 1 and exactly one `error:` line matching `pattern`."""
+
     def check(code, out, err, tmp, caplog):
         lines = bad.error_lines(err)
         assert "Traceback" not in err, err
         assert code == 1 and len(lines) == 1, (code, err)
         assert re.search(pattern, lines[0]), lines[0]
+
     return check
 
 
 def trained_skipping(pattern):
     """Exit status 0, and the skipped entry listed (logged as a warning) naming the file."""
+
     def check(code, out, err, tmp, caplog):
         assert code == 0, err
         assert "Traceback" not in err
         skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
         assert skipped and re.search(pattern, skipped[0]), caplog.text
         assert (tmp / "run" / "model.keras").is_file()
+
     return check
 
 
 def loads(count):
     """The check command reads every image (none dropped) and says so."""
+
     def check(code, out, err, tmp, caplog):
         assert code == 0 and "Traceback" not in err, err
         report = json.loads((tmp / "report.json").read_text())
         assert report["total"]["images"] == count and report["skipped"] == 0
+
     return check
 
 
@@ -223,128 +244,265 @@ READ_ONLY = r"out: cannot write there \((Read-only file system|Permission denied
 
 ROWS = [
     # --- crashes with a traceback
-    ("truncated JPEG in training", "T",
-     lambda t, m: _train(source_with(t, truncated_jpeg), t / "run"),
-     error(r"labels\.csv:\d+: image file \S*img02\.jpg: JPEG image is truncated")),
-    ("truncated JPEG, --skip-bad skips it", "T",
-     lambda t, m: _train(source_with(t, truncated_jpeg), t / "run", "--skip-bad", *QUICK),
-     trained_skipping(r"img02\.jpg: JPEG image is truncated")),
-    ("truncated JPEG in check", "D",
-     lambda t, m: [source_with(t, truncated_jpeg)],
-     error(r"labels\.csv:\d+: image file \S*img02\.jpg: JPEG image is truncated")),
-    ("20000x20000 PNG in check", "D",
-     lambda t, m: [source_with(t, oversized_png)],
-     error(r"labels\.csv:\d+: image file \S*img03\.png: image is too large: 20000x20000 pixels")),
-    ("20000x20000 PNG in training", "T",
-     lambda t, m: _train(source_with(t, oversized_png), t / "run"),
-     error(r"img03\.png: image is too large: 20000x20000 pixels \(400 megapixels, over the limit of 100")),
-    ("20000x20000 PNG, --skip-bad skips it", "T",
-     lambda t, m: _train(source_with(t, oversized_png), t / "run", "--skip-bad", *QUICK),
-     trained_skipping(r"img03\.png: image is too large")),
-    ("20000x20000 PNG in predict", "P",
-     lambda t, m: [m["tflite"], _big_png(t / "big.png"), "--quiet"],
-     error(r"big\.png: image is too large: 20000x20000 pixels")),
-    ("--out in a read-only folder: train", "T",
-     lambda t, m: read_only(t, m, lambda out: _train(m["data"], out)),
-     error(READ_ONLY)),
-    ("--out in a read-only folder: export", "E",
-     lambda t, m: read_only(t, m, lambda out: [m["keras"], "--out", out, "--data", m["data"]]),
-     error(READ_ONLY)),
-    ("--out in a read-only folder: predict", "P",
-     lambda t, m: read_only(t, m, lambda out: [m["tflite"], m["data"][4:] + "/images/img00.jpg", "--out", out]),
-     error(READ_ONLY)),
-    ("full disk: train", "T",
-     lambda t, m: full_disk(t, m, lambda out: _train(m["data"], out, *QUICK)),
-     error(r"out: not enough free space for the run folder: 0\.\d MB free, about \d+ MB needed")),
-    ("full disk: export", "E",
-     lambda t, m: full_disk(t, m, lambda out: [m["keras"], "--out", out, "--data", m["data"]]),
-     error(r"out: not enough free space for the export")),
-    ("--out is an existing file: train", "T",
-     lambda t, m: _train(m["data"], _file(t / "taken")),
-     error(r"--out \S*taken is a file; give a folder")),
-    ("--out is an existing file: predict", "P",
-     lambda t, m: [m["tflite"], m["data"][4:] + "/images/img00.jpg", "--out", _file(t / "taken")],
-     error(r"--out \S*taken is a file; give a folder")),
-    ("--out is a folder: evaluate", "V",
-     lambda t, m: [m["keras"], "--data", m["data"], "--split", "train", "--out", _folder(t / "eval")],
-     error(r"--out \S*eval is a folder; give a file name")),
-    ("--batch-size 0", "T",
-     lambda t, m: _train(m["data"], t / "run", "--batch-size", "0"),
-     error(r"--batch-size must be an integer of at least 1, got 0")),
-    ("a typo in the data kind", "D",
-     lambda t, m: ["cvs:" + m["data"][4:]],
-     error(r"Unknown data spec 'cvs:\S+'\. Did you mean 'csv:\S+'\?")),
-    ("a Latin-1 file name in a YOLO folder: check", "D",
-     lambda t, m: [yolo_with(t, names=[b"caf\xe9.jpg"]), "--json", t / "report.json"],
-     loads(9)),
+    (
+        "truncated JPEG in training",
+        "T",
+        lambda t, m: _train(source_with(t, truncated_jpeg), t / "run"),
+        error(r"labels\.csv:\d+: image file \S*img02\.jpg: JPEG image is truncated"),
+    ),
+    (
+        "truncated JPEG, --skip-bad skips it",
+        "T",
+        lambda t, m: _train(source_with(t, truncated_jpeg), t / "run", "--skip-bad", *QUICK),
+        trained_skipping(r"img02\.jpg: JPEG image is truncated"),
+    ),
+    (
+        "truncated JPEG in check",
+        "D",
+        lambda t, m: [source_with(t, truncated_jpeg)],
+        error(r"labels\.csv:\d+: image file \S*img02\.jpg: JPEG image is truncated"),
+    ),
+    (
+        "20000x20000 PNG in check",
+        "D",
+        lambda t, m: [source_with(t, oversized_png)],
+        error(r"labels\.csv:\d+: image file \S*img03\.png: image is too large: 20000x20000 pixels"),
+    ),
+    (
+        "20000x20000 PNG in training",
+        "T",
+        lambda t, m: _train(source_with(t, oversized_png), t / "run"),
+        error(r"img03\.png: image is too large: 20000x20000 pixels \(400 megapixels, over the limit of 100"),
+    ),
+    (
+        "20000x20000 PNG, --skip-bad skips it",
+        "T",
+        lambda t, m: _train(source_with(t, oversized_png), t / "run", "--skip-bad", *QUICK),
+        trained_skipping(r"img03\.png: image is too large"),
+    ),
+    (
+        "20000x20000 PNG in predict",
+        "P",
+        lambda t, m: [m["tflite"], _big_png(t / "big.png"), "--quiet"],
+        error(r"big\.png: image is too large: 20000x20000 pixels"),
+    ),
+    (
+        "--out in a read-only folder: train",
+        "T",
+        lambda t, m: read_only(t, m, lambda out: _train(m["data"], out)),
+        error(READ_ONLY),
+    ),
+    (
+        "--out in a read-only folder: export",
+        "E",
+        lambda t, m: read_only(t, m, lambda out: [m["keras"], "--out", out, "--data", m["data"]]),
+        error(READ_ONLY),
+    ),
+    (
+        "--out in a read-only folder: predict",
+        "P",
+        lambda t, m: read_only(t, m, lambda out: [m["tflite"], m["data"][4:] + "/images/img00.jpg", "--out", out]),
+        error(READ_ONLY),
+    ),
+    (
+        "full disk: train",
+        "T",
+        lambda t, m: full_disk(t, m, lambda out: _train(m["data"], out, *QUICK)),
+        error(r"out: not enough free space for the run folder: 0\.\d MB free, about \d+ MB needed"),
+    ),
+    (
+        "full disk: export",
+        "E",
+        lambda t, m: full_disk(t, m, lambda out: [m["keras"], "--out", out, "--data", m["data"]]),
+        error(r"out: not enough free space for the export"),
+    ),
+    (
+        "--out is an existing file: train",
+        "T",
+        lambda t, m: _train(m["data"], _file(t / "taken")),
+        error(r"--out \S*taken is a file; give a folder"),
+    ),
+    (
+        "--out is an existing file: predict",
+        "P",
+        lambda t, m: [m["tflite"], m["data"][4:] + "/images/img00.jpg", "--out", _file(t / "taken")],
+        error(r"--out \S*taken is a file; give a folder"),
+    ),
+    (
+        "--out is a folder: evaluate",
+        "V",
+        lambda t, m: [m["keras"], "--data", m["data"], "--split", "train", "--out", _folder(t / "eval")],
+        error(r"--out \S*eval is a folder; give a file name"),
+    ),
+    (
+        "--batch-size 0",
+        "T",
+        lambda t, m: _train(m["data"], t / "run", "--batch-size", "0"),
+        error(r"--batch-size must be an integer of at least 1, got 0"),
+    ),
+    (
+        "a typo in the data kind",
+        "D",
+        lambda t, m: ["cvs:" + m["data"][4:]],
+        error(r"Unknown data spec 'cvs:\S+'\. Did you mean 'csv:\S+'\?"),
+    ),
+    (
+        "a Latin-1 file name in a YOLO folder: check",
+        "D",
+        lambda t, m: [yolo_with(t, names=[b"caf\xe9.jpg"]), "--json", t / "report.json"],
+        loads(9),
+    ),
     # --- silently wrong, or dropped unseen
-    ("a JPEG corrupted in the middle: check", "D",
-     lambda t, m: [source_with(t, corrupt_jpeg)],
-     error(r"img02\.jpg: JPEG data is corrupt: Corrupt JPEG data")),
-    ("a JPEG corrupted in the middle: train", "T",
-     lambda t, m: _train(source_with(t, corrupt_jpeg), t / "run"),
-     error(r"img02\.jpg: JPEG data is corrupt: Corrupt JPEG data")),
-    (".webp images in a YOLO folder", "D",
-     lambda t, m: [yolo_webp(t)],
-     error(r"labels/train/photo\.txt: image file \S*photo\.webp: a WEBP image; locnet_tf reads only JPEG")),
-    (".webp images in a YOLO folder: train", "T",
-     lambda t, m: _train(yolo_webp(t), t / "run"),
-     error(r"photo\.webp: a WEBP image")),
-    ("a misspelt labels folder", "D",
-     lambda t, m: [yolo_with(t, labels="lables")],
-     error(r"none of the 8 images has a label file \(looked for labels/train/img00\.txt, \.\.\.\); is the labels "
-           r"folder misspelt")),
-    ("a misspelt labels folder: train", "T",
-     lambda t, m: _train(yolo_with(t, labels="lables"), t / "run"),
-     error(r"none of the 8 images has a label file")),
-    ("relative coordinates in a pixel CSV", "D",
-     lambda t, m: [source_with(t, relative_rows)],
-     error(r"labels\.csv:2: box \(0\.1, 0\.2, 0\.5, 0\.6\) is less than a pixel across: relative \(0\.\.1\) "
-           r"coordinates\?")),
-    ("relative coordinates in a pixel CSV: train", "T",
-     lambda t, m: _train(source_with(t, relative_rows), t / "run"),
-     error(r"labels\.csv:2: box .* relative \(0\.\.1\) coordinates\?")),
-    ("labels that differ only in case", "D",
-     lambda t, m: [source_with(t, case_only_labels)],
-     error(r"labels 'Car' \(labels\.csv:2\), 'car' \(labels\.csv:\d+\) differ only in case .* --class-map "
-           r"'car=Car'")),
-    ("labels that differ only in case: train", "T",
-     lambda t, m: _train(source_with(t, case_only_labels), t / "run"),
-     error(r"labels 'Car' .* differ only in case")),
-    ("one image listed as background and as an object", "D",
-     lambda t, m: [source_with(t, background_and_object)],
-     error(r"labels\.csv:14: img04\.jpg is listed as background here and with an object at labels\.csv:6")),
-    ("one image listed as background and as an object: train", "T",
-     lambda t, m: _train(source_with(t, background_and_object), t / "run"),
-     error(r"img04\.jpg is listed as background here and with an object")),
-    ("a .tflite beside another model's metadata.json (other input size)", "P",
-     lambda t, m: foreign_metadata(t, m, same_size=False),
-     error(r"model_float32\.tflite: carries no metadata, and \S*metadata\.json beside it belongs to another "
-           r"model")),
+    (
+        "a JPEG corrupted in the middle: check",
+        "D",
+        lambda t, m: [source_with(t, corrupt_jpeg)],
+        error(r"img02\.jpg: JPEG data is corrupt: Corrupt JPEG data"),
+    ),
+    (
+        "a JPEG corrupted in the middle: train",
+        "T",
+        lambda t, m: _train(source_with(t, corrupt_jpeg), t / "run"),
+        error(r"img02\.jpg: JPEG data is corrupt: Corrupt JPEG data"),
+    ),
+    (
+        ".webp images in a YOLO folder",
+        "D",
+        lambda t, m: [yolo_webp(t)],
+        error(r"labels/train/photo\.txt: image file \S*photo\.webp: a WEBP image; locnet_tf reads only JPEG"),
+    ),
+    (
+        ".webp images in a YOLO folder: train",
+        "T",
+        lambda t, m: _train(yolo_webp(t), t / "run"),
+        error(r"photo\.webp: a WEBP image"),
+    ),
+    (
+        "a misspelt labels folder",
+        "D",
+        lambda t, m: [yolo_with(t, labels="lables")],
+        error(
+            r"none of the 8 images has a label file \(looked for labels/train/img00\.txt, \.\.\.\); is the labels "
+            r"folder misspelt"
+        ),
+    ),
+    (
+        "a misspelt labels folder: train",
+        "T",
+        lambda t, m: _train(yolo_with(t, labels="lables"), t / "run"),
+        error(r"none of the 8 images has a label file"),
+    ),
+    (
+        "relative coordinates in a pixel CSV",
+        "D",
+        lambda t, m: [source_with(t, relative_rows)],
+        error(
+            r"labels\.csv:2: box \(0\.1, 0\.2, 0\.5, 0\.6\) is less than a pixel across: relative \(0\.\.1\) "
+            r"coordinates\?"
+        ),
+    ),
+    (
+        "relative coordinates in a pixel CSV: train",
+        "T",
+        lambda t, m: _train(source_with(t, relative_rows), t / "run"),
+        error(r"labels\.csv:2: box .* relative \(0\.\.1\) coordinates\?"),
+    ),
+    (
+        "labels that differ only in case",
+        "D",
+        lambda t, m: [source_with(t, case_only_labels)],
+        error(
+            r"labels 'Car' \(labels\.csv:2\), 'car' \(labels\.csv:\d+\) differ only in case .* --class-map "
+            r"'car=Car'"
+        ),
+    ),
+    (
+        "labels that differ only in case: train",
+        "T",
+        lambda t, m: _train(source_with(t, case_only_labels), t / "run"),
+        error(r"labels 'Car' .* differ only in case"),
+    ),
+    (
+        "one image listed as background and as an object",
+        "D",
+        lambda t, m: [source_with(t, background_and_object)],
+        error(r"labels\.csv:14: img04\.jpg is listed as background here and with an object at labels\.csv:6"),
+    ),
+    (
+        "one image listed as background and as an object: train",
+        "T",
+        lambda t, m: _train(source_with(t, background_and_object), t / "run"),
+        error(r"img04\.jpg is listed as background here and with an object"),
+    ),
+    (
+        "a .tflite beside another model's metadata.json (other input size)",
+        "P",
+        lambda t, m: foreign_metadata(t, m, same_size=False),
+        error(
+            r"model_float32\.tflite: carries no metadata, and \S*metadata\.json beside it belongs to another "
+            r"model"
+        ),
+    ),
     # --- misleading, or not one line
-    ("--epochs 0", "T", lambda t, m: _train(m["data"], t / "run", "--epochs", "0"),
-     error(r"--epochs must be an integer of at least 1, got 0")),
-    ("--epochs -1", "T", lambda t, m: _train(m["data"], t / "run", "--epochs", "-1"),
-     error(r"--epochs must be an integer of at least 1, got -1")),
-    ("--image-size 7", "T", lambda t, m: _train(m["data"], t / "run", "--image-size", "7"),
-     error(r"--image-size must be a multiple of 16 \(the simple backbone's stride\) from 32 to 1024.*got 7")),
-    ("--image-size 0", "T", lambda t, m: _train(m["data"], t / "run", "--image-size", "0"),
-     error(r"--image-size must be a multiple of 16 .*got 0")),
-    ("--resize strech", "T", lambda t, m: _train(m["data"], t / "run", "--resize", "strech"),
-     error(r"--resize must be one of stretch, letterbox; got 'strech'")),
-    ("a truncated .keras file: predict", "P",
-     lambda t, m: [_cut_copy(m["keras"], t / "m.keras"), m["data"][4:] + "/images/img00.jpg"],
-     error(r"m\.keras: not a readable \.keras model \(not a zip archive: truncated or damaged\?\)")),
-    ("a truncated .keras file: export", "E",
-     lambda t, m: [_cut_copy(m["keras"], t / "m.keras"), "--out", t / "export", "--data", m["data"]],
-     error(r"m\.keras: not a readable \.keras model")),
-    ("a garbage .tflite", "P",
-     lambda t, m: [_garbage(t / "g.tflite"), m["data"][4:] + "/images/img00.jpg"],
-     error(r"g\.tflite: not a TFLite model")),
-    ("a truncated .tflite", "P",
-     lambda t, m: [_cut_copy(m["tflite"], t / "t.tflite", 0.3), m["data"][4:] + "/images/img00.jpg",
-                   "--classes", "car,pedestrian"],
-     error(r"t\.tflite: not a readable TFLite model")),
+    (
+        "--epochs 0",
+        "T",
+        lambda t, m: _train(m["data"], t / "run", "--epochs", "0"),
+        error(r"--epochs must be an integer of at least 1, got 0"),
+    ),
+    (
+        "--epochs -1",
+        "T",
+        lambda t, m: _train(m["data"], t / "run", "--epochs", "-1"),
+        error(r"--epochs must be an integer of at least 1, got -1"),
+    ),
+    (
+        "--image-size 7",
+        "T",
+        lambda t, m: _train(m["data"], t / "run", "--image-size", "7"),
+        error(r"--image-size must be a multiple of 16 \(the simple backbone's stride\) from 32 to 1024.*got 7"),
+    ),
+    (
+        "--image-size 0",
+        "T",
+        lambda t, m: _train(m["data"], t / "run", "--image-size", "0"),
+        error(r"--image-size must be a multiple of 16 .*got 0"),
+    ),
+    (
+        "--resize strech",
+        "T",
+        lambda t, m: _train(m["data"], t / "run", "--resize", "strech"),
+        error(r"--resize must be one of stretch, letterbox; got 'strech'"),
+    ),
+    (
+        "a truncated .keras file: predict",
+        "P",
+        lambda t, m: [_cut_copy(m["keras"], t / "m.keras"), m["data"][4:] + "/images/img00.jpg"],
+        error(r"m\.keras: not a readable \.keras model \(not a zip archive: truncated or damaged\?\)"),
+    ),
+    (
+        "a truncated .keras file: export",
+        "E",
+        lambda t, m: [_cut_copy(m["keras"], t / "m.keras"), "--out", t / "export", "--data", m["data"]],
+        error(r"m\.keras: not a readable \.keras model"),
+    ),
+    (
+        "a garbage .tflite",
+        "P",
+        lambda t, m: [_garbage(t / "g.tflite"), m["data"][4:] + "/images/img00.jpg"],
+        error(r"g\.tflite: not a TFLite model"),
+    ),
+    (
+        "a truncated .tflite",
+        "P",
+        lambda t, m: [
+            _cut_copy(m["tflite"], t / "t.tflite", 0.3),
+            m["data"][4:] + "/images/img00.jpg",
+            "--classes",
+            "car,pedestrian",
+        ],
+        error(r"t\.tflite: not a readable TFLite model"),
+    ),
 ]
 
 
@@ -403,15 +561,30 @@ def test_a_stale_partial_export_is_removed_by_the_next_export_and_only_that(tmp_
     other = parent / ".other.partial-deadbeef0000"  # another export's name
     other.mkdir()
     try:
-        code = bad.run_command("E", [models["keras"], "--out", parent / "tiny", "--data", models["data"],
-                                     "--split", "train", "--formats", "tflite", "--quantize", "float32"])
+        code = bad.run_command(
+            "E",
+            [
+                models["keras"],
+                "--out",
+                parent / "tiny",
+                "--data",
+                models["data"],
+                "--split",
+                "train",
+                "--formats",
+                "tflite",
+                "--quantize",
+                "float32",
+            ],
+        )
         out, err = capfd.readouterr()
         assert code == 0, err
         assert not stale.exists() and not legacy.exists()
         assert active.is_dir() and other.is_dir()
         assert (parent / "tiny" / "model_float32.tflite").is_file()
         assert sorted(p.name for p in parent.iterdir()) == sorted(
-            ["tiny", active.name, active.name + ".lock", other.name])
+            ["tiny", active.name, active.name + ".lock", other.name]
+        )
     finally:
         os.close(lock)
 
@@ -424,8 +597,9 @@ def test_a_disk_that_fills_while_exporting_leaves_nothing(tmp_path, models, capf
         monkeypatch.setattr(outputs, "check_free_space", lambda *args: None)
         (folder / "tiny").mkdir()
         (folder / "tiny" / "previous.txt").write_text("the export before")
-        code = bad.run_command("E", [models["keras"], "--out", folder / "tiny", "--data", models["data"],
-                                     "--split", "train"])
+        code = bad.run_command(
+            "E", [models["keras"], "--out", folder / "tiny", "--data", models["data"], "--split", "train"]
+        )
         out, err = capfd.readouterr()
         lines = bad.error_lines(err)
         assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
@@ -452,22 +626,25 @@ def test_predict_says_which_images_of_a_folder_it_does_not_read(tmp_path, models
     assert re.search(r"warning: 1 image file not read .*: \S*b\.webp", err), err
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("ema", 1.0, r"--ema must be a number in \[0, 1\), got 1\.0"),
-    ("label_smoothing", -0.1, r"--label-smoothing must be a number in \[0, 1\)"),
-    ("dropout", 1.0, r"--dropout must be a number in \[0, 1\)"),
-    ("learning_rate", 0.0, r"--learning-rate must be a number above 0"),
-    ("warmup_epochs", 9.0, r"--warmup-epochs must be a number in \[0, 8\]"),
-    ("steps_per_epoch", 0, r"--steps-per-epoch must be an integer of at least 1"),
-    ("backbone", "resnet", r"--backbone must be one of simple, mobilenet_v2"),
-    ("multi_object", "all", r"--multi-object must be one of largest, drop, fail"),
-    ("jit_compile", "maybe", r"--jit-compile must be one of auto, true, false"),
-    ("progressive_size", 72, r"--progressive-size must be a multiple of 16 from 32 to below --image-size 128"),
-    ("filters", (8, 16), r"--filters must be 4 integers"),
-    ("class_map", "car", r"class map entries look like 'old=new'"),
-    ("init", "nowhere.keras", r"--init nowhere\.keras: no such model file or run folder"),
-    ("seed", -1, r"--seed must be an integer from 0 to 4294967295"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("ema", 1.0, r"--ema must be a number in \[0, 1\), got 1\.0"),
+        ("label_smoothing", -0.1, r"--label-smoothing must be a number in \[0, 1\)"),
+        ("dropout", 1.0, r"--dropout must be a number in \[0, 1\)"),
+        ("learning_rate", 0.0, r"--learning-rate must be a number above 0"),
+        ("warmup_epochs", 9.0, r"--warmup-epochs must be a number in \[0, 8\]"),
+        ("steps_per_epoch", 0, r"--steps-per-epoch must be an integer of at least 1"),
+        ("backbone", "resnet", r"--backbone must be one of simple, mobilenet_v2"),
+        ("multi_object", "all", r"--multi-object must be one of largest, drop, fail"),
+        ("jit_compile", "maybe", r"--jit-compile must be one of auto, true, false"),
+        ("progressive_size", 72, r"--progressive-size must be a multiple of 16 from 32 to below --image-size 128"),
+        ("filters", (8, 16), r"--filters must be 4 integers"),
+        ("class_map", "car", r"class map entries look like 'old=new'"),
+        ("init", "nowhere.keras", r"--init nowhere\.keras: no such model file or run folder"),
+        ("seed", -1, r"--seed must be an integer from 0 to 4294967295"),
+    ],
+)
 def test_config_values_are_checked_in_one_place(field, value, message):
     import dataclasses
 
@@ -486,5 +663,7 @@ def test_the_image_size_must_fit_the_backbones_stride():
     for backbone, size in (("simple", 112), ("mobilenet_v2", 128), ("efficientnet_b0", 96)):
         config_lib.validate(dataclasses.replace(config_lib.Config(), backbone=backbone, image_size=size))
     mobilenet = dataclasses.replace(config_lib.Config(), backbone="mobilenet_v2", image_size=112)
-    with pytest.raises(ValueError, match=r"--image-size must be a multiple of 32 \(the mobilenet_v2 backbone's stride\)"):
+    with pytest.raises(
+        ValueError, match=r"--image-size must be a multiple of 32 \(the mobilenet_v2 backbone's stride\)"
+    ):
         config_lib.validate(mobilenet)

@@ -49,7 +49,9 @@ def test_check_reports_problems_and_policies(tmp_path):
     with pytest.raises(DataError, match=r"labels\.csv:9.*not found"):
         check_lib.check(spec, print_fn=None)
     lines = []
-    report = check_lib.check(spec, skip_bad=True, multi_object="drop", class_map="pedestrian=person", print_fn=lines.append)
+    report = check_lib.check(
+        spec, skip_bad=True, multi_object="drop", class_map="pedestrian=person", print_fn=lines.append
+    )
     assert report["class_names"] == ["car", "person"]
     assert report["skipped"] == 3  # the missing file and two multi-object images
     assert [p[0] for p in report["problems"]] == ["labels.csv:1", "labels.csv:4", "labels.csv:9"]

@@ -1,7 +1,7 @@
 """Export: every format from a smoke-trained model, parity gates, clean failures.
 
-The smoke model and its full export are built once per test process by
-`smoke_export_dir` (shared with test_inference.py and test_predict.py).
+The smoke model and its full export are built once per test process by the
+`smoke` fixture (conftest.py), shared with the inference, predict, runtime and video tests.
 """
 
 import hashlib
@@ -17,41 +17,8 @@ from locnet_tf import export
 from locnet_tf import model as model_lib
 from locnet_tf.data import pipeline
 
-IMAGE_SIZE = 64
-SPEC = "synthetic/tiny"
-_CACHE = {}
-
-
-def smoke_export_dir(tmp_path_factory):
-    """A smoke-trained `.keras` model and its complete export (built once per process).
-
-    Returns:
-        dict with `root`, `model` (the .keras path), `export` (the export
-        folder), `data_dir` (TFDS folder of synthetic/tiny) and `metadata`.
-    """
-    if "smoke" not in _CACHE:
-        root = tmp_path_factory.mktemp("smoke_export")
-        data_dir = str(root / "tfds")
-        keras.utils.set_random_seed(0)
-        model = model_lib.build_model(image_size=IMAGE_SIZE, filters=(8, 16, 16, 32))
-        model_lib.compile_model(model, jit_compile=False)
-        train = pipeline.make_dataset(SPEC, "train", image_size=IMAGE_SIZE, batch_size=16, data_dir=data_dir)
-        model.fit(train, epochs=8, verbose=0, shuffle=False)  # the dataset shuffles itself
-        model_path = root / "run" / "model.keras"
-        model_path.parent.mkdir()
-        model.save(model_path)
-        out = root / "export" / "smoke"
-        metadata = export.export_model(
-            model_path, out, data=SPEC, data_dir=data_dir, calibration_samples=32, verbose=False
-        )
-        _CACHE["smoke"] = {"root": root, "model": model_path, "export": out, "data_dir": data_dir,
-                           "metadata": metadata}
-    return _CACHE["smoke"]
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
+from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
+from helpers import SMOKE_SPEC as SPEC
 
 
 def _snapshot(folder):
@@ -59,13 +26,15 @@ def _snapshot(folder):
     folder = pathlib.Path(folder)
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
 def _test_images(smoke, count=8):
-    dataset = pipeline.make_dataset(SPEC, "test", image_size=IMAGE_SIZE, batch_size=count,
-                                    data_dir=smoke["data_dir"], shuffle=False, augment=False)
+    dataset = pipeline.make_dataset(
+        SPEC, "test", image_size=IMAGE_SIZE, batch_size=count, data_dir=smoke["data_dir"], shuffle=False, augment=False
+    )
     images, targets = next(iter(dataset))
     return images.numpy(), targets.numpy()
 
@@ -77,15 +46,31 @@ def _test_images(smoke, count=8):
 def test_every_format_is_written_and_passes_the_gates(smoke):
     out = smoke["export"]
     names = {p.name for p in out.iterdir()}
-    assert {"saved_model", "model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
-            "model_int8.tflite", "metadata.json", "parity.json", "labels.txt", "README.md"} <= names
+    assert {
+        "saved_model",
+        "model_float32.tflite",
+        "model_float16.tflite",
+        "model_dynamic.tflite",
+        "model_int8.tflite",
+        "metadata.json",
+        "parity.json",
+        "labels.txt",
+        "README.md",
+    } <= names
     # Nothing half-written is left beside it.
     assert [p.name for p in out.parent.iterdir()] == ["smoke"]
 
     metadata = json.loads((out / "metadata.json").read_text())
     results = metadata["parity"]["results"]
-    assert set(results) == {"keras", "saved_model", "saved_model:serving_fixed", "tflite_float32",
-                            "tflite_float16", "tflite_dynamic", "tflite_int8"}
+    assert set(results) == {
+        "keras",
+        "saved_model",
+        "saved_model:serving_fixed",
+        "tflite_float32",
+        "tflite_float16",
+        "tflite_dynamic",
+        "tflite_int8",
+    }
     assert metadata["parity"]["images"] == 24  # the whole tiny test split
     assert export.check_gates(results, export.Gates()) == []
     for name in ("saved_model", "saved_model:serving_fixed", "tflite_float32"):
@@ -137,10 +122,12 @@ def test_saved_model_signatures(smoke):
 
     # Any size in, resized inside the graph exactly like the pipeline does.
     big = tf.image.resize(images, (96, 130)).numpy().round().clip(0, 255).astype(np.uint8)
-    resized = np.stack([
-        pipeline.resize({"image": img, "box": np.zeros(4, np.float32), "present": False}, IMAGE_SIZE)["image"]
-        for img in big
-    ]).astype(np.float32)
+    resized = np.stack(
+        [
+            pipeline.resize({"image": img, "box": np.zeros(4, np.float32), "present": False}, IMAGE_SIZE)["image"]
+            for img in big
+        ]
+    ).astype(np.float32)
     out = loaded.signatures["serving_default"](images=tf.constant(big))
     np.testing.assert_allclose(out["p_c"], np.asarray(model(resized))[:, 0], atol=1e-5)
 
@@ -165,14 +152,25 @@ def test_tflite_files_use_builtin_ops_and_named_outputs(smoke):
 
 
 def test_export_reads_config_json_beside_the_model(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(
-        {"data": "csv:labels.csv", "data_dir": None, "resize": "letterbox", "class_map": "person=pedestrian",
-         "multi_object": "largest", "skip_bad": False}
-    ))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "data": "csv:labels.csv",
+                "data_dir": None,
+                "resize": "letterbox",
+                "class_map": "person=pedestrian",
+                "multi_object": "largest",
+                "skip_bad": False,
+            }
+        )
+    )
     settings = export.data_settings(tmp_path / "model.keras")
     assert settings["data"] == "csv:labels.csv" and settings["resize"] == "letterbox"
-    assert settings["source_kwargs"] == {"class_map": {"person": "pedestrian"}, "multi_object": "largest",
-                                         "skip_bad": False}
+    assert settings["source_kwargs"] == {
+        "class_map": {"person": "pedestrian"},
+        "multi_object": "largest",
+        "skip_bad": False,
+    }
     # An explicit --data wins; with no config the default is synthetic.
     assert export.data_settings(tmp_path / "model.keras", data="synthetic/tiny")["data"] == "synthetic/tiny"
     assert export.data_settings(tmp_path / "other" / "model.keras")["data"] == "synthetic"
@@ -183,7 +181,8 @@ def test_export_reads_config_json_beside_the_model(tmp_path):
     other = export.data_settings(tmp_path / "model.keras", data="synthetic/tiny")
     assert other["source_kwargs"] == {}
     assert export.data_settings(tmp_path / "other" / "model.keras", data="csv:x.csv", skip_bad=True)[
-        "source_kwargs"] == {"skip_bad": True}
+        "source_kwargs"
+    ] == {"skip_bad": True}
     assert export.default_out("runs/exp1/model.keras") == pathlib.Path("export/exp1")
     assert export.default_out("models/car.keras") == pathlib.Path("export/car")
 
@@ -193,17 +192,31 @@ def test_export_reads_config_json_beside_the_model(tmp_path):
 
 
 def _row(quantization, diff=0.0, iou=1.0, loc=0.8):
-    return {"quantization": quantization, "max_abs_diff": {"p_c": diff, "box": diff},
-            "pc_agreement": 1.0, "class_agreement": 1.0, "box_iou": iou, "loc_accuracy": loc}
+    return {
+        "quantization": quantization,
+        "max_abs_diff": {"p_c": diff, "box": diff},
+        "pc_agreement": 1.0,
+        "class_agreement": 1.0,
+        "box_iou": iou,
+        "loc_accuracy": loc,
+    }
 
 
 def test_check_gates_on_hand_made_reports():
     gates = export.Gates()
-    parity = {"keras": _row("float32"), "tflite_float32": _row("float32", diff=5e-5),
-              "tflite_float16": _row("float16", iou=0.985), "tflite_int8": _row("int8", loc=0.795)}
+    parity = {
+        "keras": _row("float32"),
+        "tflite_float32": _row("float32", diff=5e-5),
+        "tflite_float16": _row("float16", iou=0.985),
+        "tflite_int8": _row("int8", loc=0.795),
+    }
     assert export.check_gates(parity, gates) == []
-    parity = {"keras": _row("float32"), "tflite_float32": _row("float32", diff=2e-4),
-              "tflite_float16": _row("float16", iou=0.97), "tflite_int8": _row("int8", loc=0.78)}
+    parity = {
+        "keras": _row("float32"),
+        "tflite_float32": _row("float32", diff=2e-4),
+        "tflite_float16": _row("float16", iou=0.97),
+        "tflite_int8": _row("int8", loc=0.78),
+    }
     failures = export.check_gates(parity, gates)
     assert len(failures) == 3
     assert "tflite_float32" in failures[0] and "0.0002" in failures[0]
@@ -221,16 +234,28 @@ def _previous_export(tmp_path, smoke):
     return out, _snapshot(out)
 
 
-@pytest.mark.parametrize("quantization, gates, message", [
-    ("float16", export.Gates(float16_min_box_iou=1.01), "tflite_float16: boxes agree with Keras"),
-    # int8 would have to *gain* 50 points of accuracy: impossible.
-    ("int8", export.Gates(int8_max_loc_drop=-0.5), "tflite_int8: localization accuracy"),
-])
+@pytest.mark.parametrize(
+    "quantization, gates, message",
+    [
+        ("float16", export.Gates(float16_min_box_iou=1.01), "tflite_float16: boxes agree with Keras"),
+        # int8 would have to *gain* 50 points of accuracy: impossible.
+        ("int8", export.Gates(int8_max_loc_drop=-0.5), "tflite_int8: localization accuracy"),
+    ],
+)
 def test_an_impossible_gate_fails_and_keeps_the_previous_export(tmp_path, smoke, quantization, gates, message):
     out, before = _previous_export(tmp_path, smoke)
     with pytest.raises(export.ExportError, match=message):
-        export.export_model(smoke["model"], out, formats=["tflite"], quantize=[quantization], data=SPEC,
-                            data_dir=smoke["data_dir"], calibration_samples=8, gates=gates, verbose=False)
+        export.export_model(
+            smoke["model"],
+            out,
+            formats=["tflite"],
+            quantize=[quantization],
+            data=SPEC,
+            data_dir=smoke["data_dir"],
+            calibration_samples=8,
+            gates=gates,
+            verbose=False,
+        )
     assert _snapshot(out) == before
     assert [p.name for p in out.parent.iterdir()] == ["smoke"]
 
@@ -244,16 +269,36 @@ def test_a_corrupted_tflite_file_fails_cleanly(tmp_path, smoke, monkeypatch):
 
     monkeypatch.setattr(export, "convert_tflite", corrupted)
     with pytest.raises(export.ExportError, match="model_float32.tflite: the exported file does not load"):
-        export.export_model(smoke["model"], out, formats=["tflite"], quantize=["float32"], data=SPEC,
-                            data_dir=smoke["data_dir"], verbose=False)
+        export.export_model(
+            smoke["model"],
+            out,
+            formats=["tflite"],
+            quantize=["float32"],
+            data=SPEC,
+            data_dir=smoke["data_dir"],
+            verbose=False,
+        )
     assert _snapshot(out) == before
     assert [p.name for p in out.parent.iterdir()] == ["smoke"]
 
 
 def test_cli_reports_a_failed_gate_and_exit_code(tmp_path, smoke, capsys):
     out = tmp_path / "fresh"
-    code = export.main([str(smoke["model"]), "--out", str(out), "--formats", "saved_model",
-                        "--data", SPEC, "--data-dir", smoke["data_dir"], "--max-float32-diff", "-1"])
+    code = export.main(
+        [
+            str(smoke["model"]),
+            "--out",
+            str(out),
+            "--formats",
+            "saved_model",
+            "--data",
+            SPEC,
+            "--data-dir",
+            smoke["data_dir"],
+            "--max-float32-diff",
+            "-1",
+        ]
+    )
     assert code == 1
     captured = capsys.readouterr()
     assert "error: Export failed its parity gates" in captured.err
@@ -264,12 +309,31 @@ def test_cli_reports_a_failed_gate_and_exit_code(tmp_path, smoke, capsys):
 
 def test_cli_exports_one_format(tmp_path, smoke, capsys):
     out = tmp_path / "one"
-    code = export.main([str(smoke["model"]), "--out", str(out), "--formats", "tflite", "--quantize", "dynamic",
-                        "--data", SPEC, "--data-dir", smoke["data_dir"], "--quiet"])
+    code = export.main(
+        [
+            str(smoke["model"]),
+            "--out",
+            str(out),
+            "--formats",
+            "tflite",
+            "--quantize",
+            "dynamic",
+            "--data",
+            SPEC,
+            "--data-dir",
+            smoke["data_dir"],
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["artifacts"] == ["tflite_dynamic"]
     assert sorted(p.name for p in out.iterdir()) == [
-        "README.md", "labels.txt", "metadata.json", "model_dynamic.tflite", "parity.json"]
+        "README.md",
+        "labels.txt",
+        "metadata.json",
+        "model_dynamic.tflite",
+        "parity.json",
+    ]
 
 
 def test_export_needs_a_keras_file(tmp_path, smoke):

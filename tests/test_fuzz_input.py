@@ -16,6 +16,7 @@ import pathlib
 import signal
 
 import numpy as np
+import pytest
 
 import bad_input_data as bad
 from locnet_tf import images
@@ -26,8 +27,17 @@ IMAGE_MUTANTS = 24
 ANNOTATION_MUTANTS = 16
 TRAINED_ACCEPTED = 3  # annotation mutants that load and then train (the others fail fast, all of them run)
 SECONDS = 120  # per command: longer is a hang
-QUICK = ["--epochs", "1", "--steps-per-epoch", "1", "--validation-steps", "1", "--no-calibrate", "--no-evaluate",
-         "--quiet"]
+QUICK = [
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "1",
+    "--validation-steps",
+    "1",
+    "--no-calibrate",
+    "--no-evaluate",
+    "--quiet",
+]
 FORMATS = {".jpg": "JPEG", ".png": "PNG", ".gif": "GIF", ".bmp": "BMP"}
 
 
@@ -57,6 +67,7 @@ def mutate(data, rng, text=False):
 @contextlib.contextmanager
 def deadline(what):
     """Fails the test instead of hanging when `what` takes longer than SECONDS."""
+
     def hang(*_):
         raise TimeoutError(f"{what} took more than {SECONDS} s: a hang")
 
@@ -84,6 +95,7 @@ def run(letter, argv, capfd, what):
 # Images.
 
 
+@pytest.mark.slow
 def test_damaged_images_load_correctly_or_fail_naming_the_file(tmp_path, capfd, caplog):
     rng = np.random.default_rng(SEED)
     root = tmp_path / "data"
@@ -137,8 +149,9 @@ def test_damaged_images_load_correctly_or_fail_naming_the_file(tmp_path, capfd, 
     accepted.write_text("\n".join(r for r in rows[1:] if r.split(",")[0] not in refused) + "\n")
     capfd.readouterr()
     with deadline("decoding the accepted images"):
-        dataset = pipeline.make_dataset(f"csv:{accepted}", "train", image_size=32, batch_size=8,
-                                        splits=(1.0, 0.0, 0.0), augment=False, cache=False)
+        dataset = pipeline.make_dataset(
+            f"csv:{accepted}", "train", image_size=32, batch_size=8, splits=(1.0, 0.0, 0.0), augment=False, cache=False
+        )
         count = sum(int(x.shape[0]) for x, _ in dataset)
     assert count == len(bases) + len(mutants) - len(refused)
     # (Stray bytes between header segments, which libjpeg skips with this warning and the same
@@ -149,17 +162,26 @@ def test_damaged_images_load_correctly_or_fail_naming_the_file(tmp_path, capfd, 
     # A smoke training with --skip-bad lists exactly the refused ones; without it, one line names one.
     spec = f"csv:{root / 'labels.csv'}"
     with caplog.at_level(logging.WARNING, logger="locnet_tf.data"):
-        code, _, err = run("T", ["--preset", "smoke", "--data", spec, "--out", tmp_path / "run", "--skip-bad",
-                                 *QUICK], capfd, "training with --skip-bad")
+        code, _, err = run(
+            "T",
+            ["--preset", "smoke", "--data", spec, "--out", tmp_path / "run", "--skip-bad", *QUICK],
+            capfd,
+            "training with --skip-bad",
+        )
     assert code == 0
     from locnet_tf.data import sources
 
     skipped = sources.load_source(spec, skip_bad=True).skipped
-    assert sorted(pathlib.Path(origin_line.split(": image file ")[1].split(":")[0]).name
-                  for _, origin_line in skipped) == sorted(refused)
+    assert sorted(
+        pathlib.Path(origin_line.split(": image file ")[1].split(":")[0]).name for _, origin_line in skipped
+    ) == sorted(refused)
     assert any(f"skipped {len(refused)} entries" in r.getMessage() for r in caplog.records)
-    code, line, _ = run("T", ["--preset", "smoke", "--data", spec, "--out", tmp_path / "run2", *QUICK], capfd,
-                        "training without --skip-bad")
+    code, line, _ = run(
+        "T",
+        ["--preset", "smoke", "--data", spec, "--out", tmp_path / "run2", *QUICK],
+        capfd,
+        "training without --skip-bad",
+    )
     assert code == 1 and any(name in line for name in refused), line
 
 
@@ -182,7 +204,8 @@ def _annotation_sources(root):
         (voc / "Annotations" / f"v{i}.xml").write_text(
             f"<annotation><filename>v{i}.jpg</filename><size><width>64</width><height>48</height><depth>3</depth>"
             f"</size><object><name>{bad.CLASSES[i % 2]}</name><bndbox><xmin>{x1 + 1}</xmin><ymin>{y1 + 1}</ymin>"
-            f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object></annotation>\n")
+            f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object></annotation>\n"
+        )
     found[f"voc:{voc}"] = voc / "Annotations" / "v0.xml"
     coco = root / "coco"
     entries, annotations = [], []
@@ -190,13 +213,21 @@ def _annotation_sources(root):
         x1, y1, x2, y2 = bad.make_photo(coco / "images" / f"c{i}.jpg", i)
         entries.append({"id": i, "file_name": f"c{i}.jpg", "width": 64, "height": 48})
         annotations.append({"id": i, "image_id": i, "category_id": 1 + i % 2, "bbox": [x1, y1, x2 - x1, y2 - y1]})
-    (coco / "inst.json").write_text(json.dumps({
-        "images": entries, "annotations": annotations,
-        "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "pedestrian"}]}, indent=1))
+    (coco / "inst.json").write_text(
+        json.dumps(
+            {
+                "images": entries,
+                "annotations": annotations,
+                "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "pedestrian"}],
+            },
+            indent=1,
+        )
+    )
     found[f"coco:{coco / 'inst.json'}"] = coco / "inst.json"
     return found
 
 
+@pytest.mark.slow
 def test_damaged_annotation_files_load_correctly_or_fail_naming_the_file(tmp_path, capfd):
     rng = np.random.default_rng(SEED + 1)
     found = _annotation_sources(tmp_path / "base")
@@ -216,8 +247,12 @@ def test_damaged_annotation_files_load_correctly_or_fail_naming_the_file(tmp_pat
                 assert report["total"]["images"] >= 1
             if code or trained < TRAINED_ACCEPTED:
                 trained += not code
-                t_code, t_line, _ = run("T", ["--preset", "smoke", "--data", spec, "--out", tmp_path / f"run{k}",
-                                              *QUICK], capfd, f"training on {what}")
+                t_code, t_line, _ = run(
+                    "T",
+                    ["--preset", "smoke", "--data", spec, "--out", tmp_path / f"run{k}", *QUICK],
+                    capfd,
+                    f"training on {what}",
+                )
                 if code:  # refused: training refuses it in the same words, before training
                     assert t_line == line, f"{what}: check and training disagree"
                 else:  # loaded: it trains, unless the cut left a split it needs empty

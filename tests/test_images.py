@@ -21,16 +21,18 @@ from locnet_tf.data.records import IMAGE
 def test_resize_is_the_pipeline_resize_bit_for_bit(seed):
     rng = np.random.default_rng(seed)
     cases = [((720, 1280), 128), ((37, 53), 64), ((50, 40), 128), ((64, 64), 64), ((1, 300), 32)]
-    cases += [((int(rng.integers(2, 500)), int(rng.integers(2, 500))), int(rng.choice([32, 96, 128])))
-              for _ in range(6)]
+    cases += [
+        ((int(rng.integers(2, 500)), int(rng.integers(2, 500))), int(rng.choice([32, 96, 128]))) for _ in range(6)
+    ]
     for (h, w), size in cases:
         # Smooth content (as photos are) and noise: both must match exactly.
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         if seed % 2:
             image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, box=(0, 0, w / 8, h / 8)))
         for method in ("stretch", "letterbox"):
-            expected = pipeline.resize({"image": image, "box": np.zeros(4, np.float32), "present": False},
-                                       size, method)["image"].numpy()
+            expected = pipeline.resize(
+                {"image": image, "box": np.zeros(4, np.float32), "present": False}, size, method
+            )["image"].numpy()
             got = images.resize(image, size, method)
             assert got.dtype == np.uint8 and got.shape == expected.shape
             assert np.array_equal(got, expected), f"{h}x{w} -> {size} {method}: {(got != expected).sum()} pixels differ"
@@ -41,11 +43,14 @@ def test_letterbox_geometry_and_box_mapping_match_the_tf_versions():
         assert images.letterbox_geometry(h, w, s, s) == tuple(int(v) for v in pipeline.letterbox_geometry(h, w, s, s))
         box = np.array([[0.3, 0.6, 0.2, 0.5], [0.5, 0.5, 1.0, 1.0]], np.float32)
         for method in ("stretch", "letterbox"):
-            np.testing.assert_array_equal(images.boxes_to_original(box, h, w, s, method),
-                                          inference.boxes_to_original(box, h, w, s, method).numpy())
+            np.testing.assert_array_equal(
+                images.boxes_to_original(box, h, w, s, method),
+                inference.boxes_to_original(box, h, w, s, method).numpy(),
+            )
     box = np.array([[0.5, 0.4, 0.2, 0.6]], np.float32)
-    np.testing.assert_array_equal(images.target_to_corners(box),
-                                  np.stack([np.asarray(v) for v in box_lib.target_to_corners(box)], -1))
+    np.testing.assert_array_equal(
+        images.target_to_corners(box), np.stack([np.asarray(v) for v in box_lib.target_to_corners(box)], -1)
+    )
 
 
 def test_resize_rejects_an_unknown_method():
@@ -65,12 +70,14 @@ def _upright(height=48, width=80):
     """A picture whose answer is known: a red square top-left, a blue bar bottom-right."""
     pixels = np.full((height, width, 3), 200, np.uint8)
     pixels[4:20, 4:20] = (255, 0, 0)
-    pixels[height - 12:height - 4, width - 40:width - 4] = (0, 0, 255)
+    pixels[height - 12 : height - 4, width - 40 : width - 4] = (0, 0, 255)
     return pixels
 
 
 def _stored_jpeg(path, pixels, orientation):
-    stored = Image.fromarray(pixels).transpose(_STORE[orientation]) if orientation in _STORE else Image.fromarray(pixels)
+    stored = (
+        Image.fromarray(pixels).transpose(_STORE[orientation]) if orientation in _STORE else Image.fromarray(pixels)
+    )
     exif = Image.Exif()
     exif[images.ORIENTATION_TAG] = orientation
     stored.save(path, "JPEG", quality=100, subsampling=0, exif=exif.tobytes())
@@ -127,14 +134,21 @@ def test_boxes_are_taken_in_the_displayed_orientation(tmp_path):
     pixels = _upright()
     _stored_jpeg(tmp_path / "turned.jpg", pixels, 6)
     (tmp_path / "labels.csv").write_text("turned.jpg,40,36,76,44,car\n")
-    dataset = pipeline.make_dataset(f"csv:{tmp_path / 'labels.csv'}", "train", image_size=80, batch_size=1,
-                                    augment=False, resize="letterbox", splits=(1.0, 0.0, 0.0))
+    dataset = pipeline.make_dataset(
+        f"csv:{tmp_path / 'labels.csv'}",
+        "train",
+        image_size=80,
+        batch_size=1,
+        augment=False,
+        resize="letterbox",
+        splits=(1.0, 0.0, 0.0),
+    )
     image, target = next(iter(dataset))
     image, target = image.numpy()[0].astype(np.uint8), target.numpy()[0]
     # Letterboxed 48x80 -> 80x80: 16 rows of padding on top; the bar is at rows 52..60, columns 40..76.
     cx, cy, h, w = target[1:5] * 80
     np.testing.assert_allclose([cx, cy, h, w], [58, 16 + 40, 8, 36], atol=1e-4)
-    bar = image[int(cy - h / 2) + 1:int(cy + h / 2) - 1, int(cx - w / 2) + 1:int(cx + w / 2) - 1]
+    bar = image[int(cy - h / 2) + 1 : int(cy + h / 2) - 1, int(cx - w / 2) + 1 : int(cx + w / 2) - 1]
     assert bar[..., 2].min() > 180 and bar[..., 0].max() < 80  # the box holds the blue bar
 
 
@@ -218,8 +232,8 @@ def _png_with_exif(orientation, pixels, exif_after_data=False):
         return data
     chunks, offset = [], 8
     while offset < len(data):
-        length = int.from_bytes(data[offset:offset + 4], "big")
-        chunks.append(data[offset:offset + 12 + length])
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        chunks.append(data[offset : offset + 12 + length])
         offset += 12 + length
     exif_chunk = next(c for c in chunks if c[4:8] == b"eXIf")
     chunks.remove(exif_chunk)
@@ -260,7 +274,9 @@ def _png(pixels, color_type, bit_depth, palette=None):
         elif bit_depth == 8:
             raw = row.astype(np.uint8).tobytes()
         else:  # 1, 2, 4 bits: packed, most significant first
-            raw = np.packbits(np.unpackbits(row.astype(np.uint8)[:, 0:1], axis=1)[:, 8 - bit_depth:].reshape(-1)).tobytes()
+            raw = np.packbits(
+                np.unpackbits(row.astype(np.uint8)[:, 0:1], axis=1)[:, 8 - bit_depth :].reshape(-1)
+            ).tobytes()
         rows.append(b"\0" + raw)
 
     def chunk(kind, body):
@@ -279,11 +295,17 @@ def test_every_png_kind_reads_as_training_reads_it_bit_for_bit(tmp_path):
     wide[0, :4, 0] = (0, 255, 256, 65535)  # the values a saturating conversion gets wrong
     narrow = rng.integers(0, 256, (h, w, 4)).astype(np.uint8)
     cases = {
-        "grey16": (wide[..., :1], 0, 16), "grey8": (narrow[..., :1], 0, 8),
-        "grey4": (narrow[..., :1] % 16, 0, 4), "grey2": (narrow[..., :1] % 4, 0, 2), "grey1": (narrow[..., :1] % 2, 0, 1),
-        "grey_alpha16": (wide[..., :2], 4, 16), "grey_alpha8": (narrow[..., :2], 4, 8),
-        "rgb16": (wide[..., :3], 2, 16), "rgb8": (narrow[..., :3], 2, 8),
-        "rgba16": (wide, 6, 16), "rgba8": (narrow, 6, 8),
+        "grey16": (wide[..., :1], 0, 16),
+        "grey8": (narrow[..., :1], 0, 8),
+        "grey4": (narrow[..., :1] % 16, 0, 4),
+        "grey2": (narrow[..., :1] % 4, 0, 2),
+        "grey1": (narrow[..., :1] % 2, 0, 1),
+        "grey_alpha16": (wide[..., :2], 4, 16),
+        "grey_alpha8": (narrow[..., :2], 4, 8),
+        "rgb16": (wide[..., :3], 2, 16),
+        "rgb8": (narrow[..., :3], 2, 8),
+        "rgba16": (wide, 6, 16),
+        "rgba8": (narrow, 6, 8),
         "palette8": (narrow[..., :1], 3, 8),
     }
     palette = rng.integers(0, 256, (256, 3))
@@ -293,8 +315,9 @@ def test_every_png_kind_reads_as_training_reads_it_bit_for_bit(tmp_path):
         ours = images.read_image(path)
         theirs = pipeline.read_image(str(path)).numpy()
         assert ours.shape == (h, w, 3) and ours.dtype == np.uint8
-        assert np.array_equal(ours, theirs), f"{name}: {(ours != theirs).sum()} values differ, at most by " \
-                                             f"{np.abs(ours.astype(int) - theirs).max()}"
+        assert np.array_equal(ours, theirs), (
+            f"{name}: {(ours != theirs).sum()} values differ, at most by {np.abs(ours.astype(int) - theirs).max()}"
+        )
     # 16 bits: the high byte of each sample (TF's libpng strips the low one).
     grey = images.read_image(tmp_path / "grey16.png")
     np.testing.assert_array_equal(grey[..., 0], wide[..., 0] >> 8)
@@ -381,7 +404,7 @@ def test_stray_bytes_between_header_segments_are_harmless_but_not_in_the_image_d
     jpeg = buffer.getvalue()
     sos = jpeg.find(b"\xff\xda")
     middle = (sos + len(jpeg)) // 2
-    damaged = jpeg[:middle] + bytes(b ^ 0x55 for b in jpeg[middle:middle + 16]) + jpeg[middle + 16:]
+    damaged = jpeg[:middle] + bytes(b ^ 0x55 for b in jpeg[middle : middle + 16]) + jpeg[middle + 16 :]
     with pytest.raises(images.ImageError, match=r"d\.jpg: JPEG data is corrupt: Corrupt JPEG data"):
         images.inspect(damaged, "d.jpg")
     with pytest.raises(images.ImageError, match=r"dj\.jpg: JPEG data is corrupt"):
@@ -420,7 +443,8 @@ def test_file_sources_decode_with_no_python_call_per_image(tmp_path):
 
     records = sources.load_source(f"csv:{tmp_path / 'labels.csv'}", splits=(1.0, 0.0, 0.0)).records["train"]
     assert sorted((r.orientation, r.file_size) for r in records) == sorted(
-        [(8, (tmp_path / "turned.jpg").stat().st_size), (1, (tmp_path / "flat.png").stat().st_size)])
+        [(8, (tmp_path / "turned.jpg").stat().st_size), (1, (tmp_path / "flat.png").stat().st_size)]
+    )
     dataset = pipeline.records_dataset(records)
     decode = tf.function(pipeline.decode).get_concrete_function(dataset.element_spec)
     assert not {"EagerPyFunc", "PyFunc", "PyFuncStateless"} & _op_types(decode)
@@ -437,7 +461,7 @@ def test_a_file_changed_after_its_source_was_read_is_refused_naming_it(tmp_path)
     (tmp_path / "labels.csv").write_text("a.jpg,4,4,20,20,car\nb.jpg,4,4,20,20,car\n")
     dataset, _ = pipeline.examples(f"csv:{tmp_path / 'labels.csv'}", "train", splits=(1.0, 0.0, 0.0))
     data = (tmp_path / "a.jpg").read_bytes()
-    (tmp_path / "a.jpg").write_bytes(data[:len(data) // 2])  # cut
+    (tmp_path / "a.jpg").write_bytes(data[: len(data) // 2])  # cut
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)JPEG image is truncated.*a\.jpg"):
         list(dataset)
     (tmp_path / "a.jpg").write_bytes(data)

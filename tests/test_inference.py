@@ -9,12 +9,8 @@ import tensorflow as tf
 
 from locnet_tf import inference
 from locnet_tf.data import pipeline
-from test_export import IMAGE_SIZE, SPEC, smoke_export_dir
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
+from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
+from helpers import SMOKE_SPEC as SPEC
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +35,9 @@ def test_preprocess_is_the_pipeline_resize():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (45, 70, 3), dtype=np.uint8)
     for method in ("stretch", "letterbox"):
-        expected = pipeline.resize({"image": image, "box": np.zeros(4, np.float32), "present": False},
-                                   32, method)["image"]
+        expected = pipeline.resize({"image": image, "box": np.zeros(4, np.float32), "present": False}, 32, method)[
+            "image"
+        ]
         np.testing.assert_array_equal(inference.preprocess(image, 32, method).numpy(), expected)
     batch = np.stack([image, image[::-1]])
     np.testing.assert_array_equal(
@@ -86,7 +83,10 @@ def test_predictor_kinds_agree(smoke, photos):
         for name in ("saved_model", "float32"):
             got = predictors[name].predict(image)
             assert (got.present, got.class_id, got.class_name) == (
-                reference.present, reference.class_id, reference.class_name), name
+                reference.present,
+                reference.class_id,
+                reference.class_name,
+            ), name
             np.testing.assert_allclose(got.box, reference.box, atol=1e-4, err_msg=name)
             np.testing.assert_allclose(got.box_pixels, reference.box_pixels, atol=0.05, err_msg=name)
             assert got.score == pytest.approx(reference.score, abs=1e-4)
@@ -169,7 +169,9 @@ def test_keras_model_in_a_run_folder_uses_the_runs_resize(tmp_path):
     from locnet_tf import inference
     from locnet_tf import model as model_lib
 
-    model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), head_units=8).save(tmp_path / "model.keras")
+    model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), depths=(1, 1, 1), head_units=8).save(
+        tmp_path / "model.keras"
+    )
     assert inference.Predictor(tmp_path / "model.keras").resize == "stretch"
     config_lib.preset("smoke", resize="letterbox").save(tmp_path / "config.json")
     assert inference.Predictor(tmp_path / "model.keras").resize == "letterbox"

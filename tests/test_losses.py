@@ -103,9 +103,11 @@ def test_bad_arguments():
         L.LossComponent("iou")
 
 
-@pytest.mark.parametrize("mode, box_loss", [("default", "huber"), ("default", "giou"), ("default", "huber_giou"), ("lecture", "mse")])
+@pytest.mark.parametrize(
+    "mode, box_loss", [("default", "huber"), ("default", "giou"), ("default", "huber_giou"), ("lecture", "mse")]
+)
 def test_gradients_reach_every_trainable_variable(mode, box_loss):
-    model = build_model(image_size=32, filters=(8, 8, 8, 8), head_units=16, dropout=0.0)
+    model = build_model(image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16, dropout=0.0)
     loss = L.LocalizationLoss(mode=mode, box_loss=box_loss)
     x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
     y = random_targets(8, 3, positive_share=0.5)
@@ -166,7 +168,12 @@ def numpy_map_terms(y, logits, offsets, sizes, sigma, min_sigma=0.5):
             continue
         bx, by, bh, bw = y[b, 1:5]
         sx, sy = max(min_sigma, sigma * bw * w), max(min_sigma, sigma * bh * h)
-        q = np.array([[np.exp(-0.5 * (((j + 0.5 - bx * w) / sx) ** 2 + ((i + 0.5 - by * h) / sy) ** 2)) for j in range(w)] for i in range(h)])
+        q = np.array(
+            [
+                [np.exp(-0.5 * (((j + 0.5 - bx * w) / sx) ** 2 + ((i + 0.5 - by * h) / sy) ** 2)) for j in range(w)]
+                for i in range(h)
+            ]
+        )
         q /= q.sum()
         z = logits[b, ..., 0]
         log_p = z - np.log(np.exp(z - z.max()).sum()) - z.max()
@@ -210,7 +217,7 @@ def test_map_terms_are_least_for_a_map_that_points_at_the_object():
 
 
 def test_map_supervision_adds_its_terms_and_trains_the_models_own_weights():
-    model = build_model(image_size=32, filters=(8, 8, 8, 8), head_units=16, dropout=0.0)
+    model = build_model(image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16, dropout=0.0)
     loss = L.LocalizationLoss()
     trainer = L.MapSupervision(model, loss, heatmap_weight=2.0, vote_weight=3.0)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
@@ -228,13 +235,15 @@ def test_map_supervision_adds_its_terms_and_trains_the_models_own_weights():
     trainer.fit(x, y, epochs=1, batch_size=8, verbose=0)
     assert any(np.any(v.numpy() != b) for v, b in zip(model.trainable_variables, before))
     with pytest.raises(ValueError, match="spatial"):
-        L.MapSupervision(build_model(image_size=32, filters=(8, 8, 8, 8), head="dense", head_units=16), loss)
+        L.MapSupervision(
+            build_model(image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1), head="dense", head_units=16), loss
+        )
 
 
 def test_map_supervision_scores_the_votes_the_box_layer_averages():
     # With a size_scale (progressive resizing's small model) the votes' sizes
     # are the scaled ones, as SoftArgmaxBox reads them, not the raw sigmoid map.
-    model = build_model(image_size=32, filters=(8, 8, 8, 8), head_units=16, size_scale=1.5)
+    model = build_model(image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16, size_scale=1.5)
     trainer = L.MapSupervision(model, L.LocalizationLoss())
     x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     _, _, _, sizes = trainer.probe(x)

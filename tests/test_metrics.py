@@ -4,34 +4,7 @@ import pytest
 
 from locnet_tf import metrics as M
 
-from helpers import random_predictions, random_targets
-
-
-def _np_iou(a, b):
-    def corners(t):
-        return t[:, 0] - t[:, 3] / 2, t[:, 1] - t[:, 2] / 2, t[:, 0] + t[:, 3] / 2, t[:, 1] + t[:, 2] / 2
-
-    ax1, ay1, ax2, ay2 = corners(a)
-    bx1, by1, bx2, by2 = corners(b)
-    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
-    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
-    inter = iw * ih
-    return inter / ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter)
-
-
-def numpy_report(y, p, threshold=0.5):
-    """The report numbers computed directly, as the DESIGN defines them."""
-    pos = y[:, 0] == 1
-    pc_right = (p[:, 0] >= threshold) == pos
-    cls_right = p[:, 5:].argmax(1) == y[:, 5:].argmax(1)
-    iou = _np_iou(y[:, 1:5], p[:, 1:5])
-    loc = np.where(pos, pc_right & cls_right & (iou >= 0.5), pc_right)
-    return {
-        "pc_accuracy": pc_right.mean(),
-        "class_accuracy": cls_right[pos].mean(),
-        "mean_iou": iou[pos].mean(),
-        "loc_accuracy": loc.mean(),
-    }
+from helpers import numpy_report, random_predictions, random_targets
 
 
 def _make_close_predictions(y, seed):

@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from locnet_tf import model as M
 from locnet_tf.losses import LocalizationLoss
@@ -35,7 +34,9 @@ def test_shapes_ranges_and_save_reload(backbone, num_classes, tmp_path):
 
 
 def test_default_class_names_and_threshold_survive_reload(tmp_path):
-    model = M.build_model(class_names=["baby"], image_size=32, filters=(8, 8, 8, 8), presence_threshold=0.35)
+    model = M.build_model(
+        class_names=["baby"], image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1), presence_threshold=0.35
+    )
     assert M.layout(model).class_names == ("baby",)
     reloaded = assert_save_reload_same(model, _images(1, 32), tmp_path)
     assert M.class_names(reloaded) == ["baby"]
@@ -45,7 +46,7 @@ def test_default_class_names_and_threshold_survive_reload(tmp_path):
 
 def test_pixel_scaling_is_inside_the_model():
     # The model is fed 0..255: scaling the input by 1/255 outside must change the answer.
-    model = M.build_model(image_size=32, filters=(8, 8, 8, 8))
+    model = M.build_model(image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1))
     assert model.get_layer("pixel_scaling").scale == pytest.approx(1 / 255)
     x = _images(2, 32)
     assert not np.allclose(model(x, training=False), model(x / 255.0, training=False))
@@ -69,7 +70,16 @@ def test_fit_reports_every_component_and_metric(backbone, tmp_path):
     x = _images(8, size)
     y = random_targets(8, 3)
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
-    for key in ("loss", "pc_loss", "box_loss", "class_loss", "pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy"):
+    for key in (
+        "loss",
+        "pc_loss",
+        "box_loss",
+        "class_loss",
+        "pc_accuracy",
+        "class_accuracy",
+        "mean_iou",
+        "loc_accuracy",
+    ):
         assert key in history.history, key
         assert np.isfinite(history.history[key][0]), key
     # a compiled, trained model still reloads in safe mode with no custom objects
@@ -90,7 +100,7 @@ def test_local_weights_file_for_applications_backbone(tmp_path):
 def test_mixed_precision_keeps_heads_and_output_float32():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = M.build_model(image_size=32, filters=(8, 8, 8, 8))
+        model = M.build_model(image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1))
         assert model.get_layer("simple_stem_conv").compute_dtype == "float16"
         y = model(_images(2, 32), training=False)
         assert y.dtype == "float32" and np.all(np.isfinite(np.asarray(y)))
@@ -121,14 +131,14 @@ def test_soft_argmax_box_hand_worked():
 
 @pytest.mark.parametrize("head", ["spatial", "dense"])
 def test_both_heads_build_and_reload(head, tmp_path):
-    model = M.build_model(image_size=48, filters=(8, 8, 8, 8), head=head, head_units=16)
+    model = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head=head, head_units=16)
     assert_save_reload_same(model, _images(2, 48), tmp_path)
     with pytest.raises(ValueError, match="Unknown head"):
         M.build_model(image_size=48, head="yolo")
 
 
 def test_deeper_simple_backbone_adds_residual_convs_and_reloads(tmp_path):
-    shallow = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16)
+    shallow = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16)
     deep = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 2, 3), head_units=16)
     names = {layer.name for layer in deep.layers}
     # depths (1, 2, 3): stage 2 gains one conv, stage 3 two, each added back to its input.
@@ -136,10 +146,9 @@ def test_deeper_simple_backbone_adds_residual_convs_and_reloads(tmp_path):
     assert "simple_s1b2_conv" not in names
     # each extra 3x3 conv of 8 -> 8 channels: 3*3*8*8 weights + 4*8 batch-norm values
     assert deep.count_params() - shallow.count_params() == 3 * (3 * 3 * 8 * 8 + 4 * 8)
-    # the default depths are the original model, layer for layer
-    assert [layer.name for layer in shallow.layers] == [
-        layer.name for layer in M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16).layers
-    ]
+    # the default depths are the Config's, (1, 2, 3)
+    default = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16)
+    assert [layer.name for layer in default.layers] == [layer.name for layer in deep.layers]
     assert_save_reload_same(deep, _images(2, 48), tmp_path)
     for bad in [(1, 1), (1, 0, 1)]:
         with pytest.raises(ValueError, match="depths must be 3 integers"):
@@ -149,8 +158,8 @@ def test_deeper_simple_backbone_adds_residual_convs_and_reloads(tmp_path):
 def test_size_scale_multiplies_box_sizes_only_and_adds_nothing_at_one():
     # Progressive resizing's small model: same layers and weights, box sizes
     # scaled by final size / small size, so p pixels mean the same sigmoid output.
-    plain = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16)
-    scaled = M.build_model(image_size=48, filters=(8, 8, 8, 8), head_units=16, size_scale=2.0)
+    plain = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16)
+    scaled = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16, size_scale=2.0)
     assert "where_sizes_scale" not in {layer.name for layer in plain.layers}
     for layer in scaled.layers:
         if layer.weights:
@@ -159,3 +168,22 @@ def test_size_scale_multiplies_box_sizes_only_and_adds_nothing_at_one():
     a, b = np.asarray(plain(x)), np.asarray(scaled(x))
     np.testing.assert_allclose(b[:, 3:5], 2.0 * a[:, 3:5], rtol=1e-5)  # b_h, b_w
     np.testing.assert_allclose(b[:, [0, 1, 2, 5, 6, 7]], a[:, [0, 1, 2, 5, 6, 7]], rtol=1e-5, atol=1e-6)
+
+
+def test_build_model_defaults_are_the_default_commands_model():
+    # One source of defaults: build_model() is the model `python -m locnet_tf.train` trains.
+    from locnet_tf import config as config_lib
+    from locnet_tf import transfer
+
+    config = config_lib.preset("default")
+    expected = {k: v for k, v in config.model_kwargs().items() if k != "weights"}
+    assert {k: v for k, v in transfer.architecture(M.build_model()).items() if k in expected} == {
+        k: v for k, v in expected.items() if k in transfer.architecture(M.build_model())
+    }
+    assert M.build_model().input_shape[1:] == (128, 128, 3)
+    small = config_lib.preset("smoke", class_names=("cat", "dog"))
+    model = M.build_model(small)
+    assert model.input_shape[1:] == (small.image_size,) * 2 + (3,) and M.class_names(model) == ["cat", "dog"]
+    assert M.build_model(small, image_size=32).input_shape[1] == 32, "arguments win over the config"
+    with pytest.raises(TypeError, match="Config"):
+        M.build_model(3)

@@ -16,6 +16,9 @@ from conftest import REPO
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
+# Each notebook starts a kernel and trains: slow (`make test` runs them, `make test-fast` does not).
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ("01_target_and_loss.ipynb", "02_train.ipynb", "03_export_and_tflite.ipynb")
 
@@ -73,7 +76,10 @@ def test_notebook_runs_in_smoke_mode(name, tmp_path, monkeypatch):
         nbformat.write(notebook, tmp_path / name)
     assert (tmp_path / "out" / "smoke").is_dir()
     pictures = [
-        output for cell in notebook.cells if cell.cell_type == "code"
-        for output in cell.outputs if "image/png" in output.get("data", {})
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
     ]
     assert pictures, f"{name} showed no picture"

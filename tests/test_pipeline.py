@@ -33,7 +33,7 @@ def example(image, box=(0.5, 0.5, 0.2, 0.2), present=True, class_id=1):
 def rectangle_example(size=96, x=(30, 60), y=(20, 50)):
     """A white rectangle on black, with its exact box (pixel i covers [i, i+1))."""
     image = np.zeros((size, size, 3), np.uint8)
-    image[y[0]:y[1], x[0]:x[1]] = 255
+    image[y[0] : y[1], x[0] : x[1]] = 255
     box = ((x[0] + x[1]) / 2 / size, (y[0] + y[1]) / 2 / size, (y[1] - y[0]) / size, (x[1] - x[0]) / size)
     return example(image, box)
 
@@ -63,8 +63,11 @@ def image_files(tmp_path):
     rgb = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
     gray = rng.integers(0, 255, (20, 30), dtype=np.uint8)
     rgba = rng.integers(0, 255, (20, 30, 4), dtype=np.uint8)
-    files = {"rgb.png": (rgb, rgb), "gray.png": (gray, np.repeat(gray[..., None], 3, -1)),
-             "rgba.png": (rgba, rgba[..., :3])}
+    files = {
+        "rgb.png": (rgb, rgb),
+        "gray.png": (gray, np.repeat(gray[..., None], 3, -1)),
+        "rgba.png": (rgba, rgba[..., :3]),
+    }
     for name, (pixels, _) in files.items():
         Image.fromarray(pixels).save(tmp_path / name)
     Image.fromarray(rgb).save(tmp_path / "rgb.jpg", quality=95)
@@ -86,12 +89,15 @@ def test_decode_png_gray_rgba_jpeg_to_rgb(image_files, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case,problem", [
-    ("truncated.jpg", "truncated"),
-    ("truncated.png", "truncated"),
-    ("empty.jpg", "empty"),
-    ("text.png", "not a JPEG"),
-])
+@pytest.mark.parametrize(
+    "case,problem",
+    [
+        ("truncated.jpg", "truncated"),
+        ("truncated.png", "truncated"),
+        ("empty.jpg", "empty"),
+        ("text.png", "not a JPEG"),
+    ],
+)
 def test_bad_image_files_fail_naming_the_file(tmp_path, image_files, case, problem, mode):
     folder, _ = image_files
     source = {"truncated.jpg": "rgb.jpg", "truncated.png": "rgb.png"}.get(case)
@@ -138,16 +144,22 @@ def test_letterbox_arithmetic(mode):
     # resized to 128x64, padded left = (128 - 64) / 2 = 32.
     # Box cx = 0.5 -> (32 + 0.5*64)/128 = 0.5; cy = 0.25 -> 0.25; h = 0.2 -> 0.2*128/128 = 0.2;
     # w = 0.4 -> 0.4*64/128 = 0.2.
-    out = run(lambda e: pipeline.resize(e, 128, "letterbox", pad_value=7), mode,
-              example(np.full((100, 50, 3), 200, np.uint8), box=(0.5, 0.25, 0.2, 0.4)))
+    out = run(
+        lambda e: pipeline.resize(e, 128, "letterbox", pad_value=7),
+        mode,
+        example(np.full((100, 50, 3), 200, np.uint8), box=(0.5, 0.25, 0.2, 0.4)),
+    )
     np.testing.assert_allclose(out[BOX], [0.5, 0.25, 0.2, 0.2], atol=1e-6)
     image = out[IMAGE].numpy()
     assert (image[:, :32] == 7).all() and (image[:, 96:] == 7).all() and (image[:, 32:96] == 200).all()
     # Wide 60x200 image to 100: scale = min(100/60, 100/200) = 0.5 -> 30x100, top = (100-30)/2 = 35.
     # cx = 0.1 -> (0 + 0.1*100)/100 = 0.1; cy = 0.2 -> (35 + 0.2*30)/100 = 0.41;
     # h = 0.5 -> 0.5*30/100 = 0.15; w = 0.2 -> 0.2.
-    out = run(lambda e: pipeline.resize(e, 100, "letterbox"), mode,
-              example(np.full((60, 200, 3), 9, np.uint8), box=(0.1, 0.2, 0.5, 0.2)))
+    out = run(
+        lambda e: pipeline.resize(e, 100, "letterbox"),
+        mode,
+        example(np.full((60, 200, 3), 9, np.uint8), box=(0.1, 0.2, 0.5, 0.2)),
+    )
     np.testing.assert_allclose(out[BOX], [0.1, 0.41, 0.15, 0.2], atol=1e-6)
     image = out[IMAGE].numpy()
     assert (image[:35] == 0).all() and (image[65:] == 0).all() and (image[35:65] == 9).all()
@@ -220,8 +232,9 @@ def test_augment_is_deterministic_per_seed_and_varies_across_seeds():
 
 
 def test_flip_mirrors_the_box():
-    config = pipeline.AugmentConfig(flip=1.0, zoom=(1, 1), aspect=(1, 1), translate=0.0, brightness=0,
-                                    contrast=None, saturation=None, hue=0)
+    config = pipeline.AugmentConfig(
+        flip=1.0, zoom=(1, 1), aspect=(1, 1), translate=0.0, brightness=0, contrast=None, saturation=None, hue=0
+    )
     ex = rectangle_example(x=(10, 30))  # cx = 20/96
     out = pipeline.augment(ex, tf.constant([0, 0], tf.int64), config)
     np.testing.assert_allclose(out[BOX], [1 - 20 / 96, 35 / 96, 30 / 96, 20 / 96], atol=1e-5)
@@ -232,8 +245,9 @@ def test_flip_mirrors_the_box():
 def test_mostly_cropped_object_becomes_background(mode):
     # No zoom, so an object keeps its size and the share of its pixels left
     # in view is its visible area: present must agree with >= 40%.
-    config = pipeline.AugmentConfig(zoom=(1, 1), aspect=(1, 1), translate=0.35, flip=0.0,
-                                    brightness=0, contrast=None, saturation=None, hue=0)
+    config = pipeline.AugmentConfig(
+        zoom=(1, 1), aspect=(1, 1), translate=0.35, flip=0.0, brightness=0, contrast=None, saturation=None, hue=0
+    )
     ex = rectangle_example(size=100, x=(0, 30), y=(35, 65))  # 30x30 at the left edge
     outcomes = set()
     for i in range(40):
@@ -293,17 +307,20 @@ def test_crop_of_a_background_image_stays_background():
     np.testing.assert_array_equal(out[BOX], [0, 0, 0, 0])
     # A window of the image, copied: find it.
     crop = out[IMAGE].numpy()
-    hits = [(y, x) for y in range(100 - 47) for x in range(120 - 47) if np.array_equal(image[y:y + 48, x:x + 48], crop)]
+    hits = [
+        (y, x) for y in range(100 - 47) for x in range(120 - 47) if np.array_equal(image[y : y + 48, x : x + 48], crop)
+    ]
     assert len(hits) == 1
 
 
-def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(tiny_data_dir):
-    kwargs = dict(image_size=64, batch_size=8, crop=48, data_dir=tiny_data_dir)
+def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(data_dir):
+    kwargs = dict(image_size=64, batch_size=8, crop=48, data_dir=data_dir)
     train = pipeline.make_dataset("synthetic/tiny", "train", augment=False, **kwargs)
     val = pipeline.make_dataset("synthetic/tiny", "validation", **kwargs)
     for ds in (train, val):
-        images, targets = next(iter(ds))
+        images, _ = next(iter(ds))
         assert images.shape[1:] == (48, 48, 3)
+
     def targets(ds):  # sorted rows: the train split's shuffling alone must not count as new windows
         rows = np.concatenate([t.numpy() for _, t in ds])
         return rows[np.lexsort(rows.T[::-1])]
@@ -313,7 +330,7 @@ def test_make_dataset_crops_train_windows_anew_each_epoch_and_others_the_same(ti
     np.testing.assert_array_equal(first[:, 0], second[:, 0])  # the same images, windows moved
     np.testing.assert_array_equal(targets(val), targets(val))
     with pytest.raises(ValueError, match="crop=64 needs a square image_size larger than it"):
-        pipeline.make_dataset("synthetic/tiny", "train", image_size=64, crop=64, data_dir=tiny_data_dir)
+        pipeline.make_dataset("synthetic/tiny", "train", image_size=64, crop=64, data_dir=data_dir)
 
 
 # ----------------------------------------------------------------------------
@@ -330,11 +347,6 @@ def test_to_inputs_encodes_target(mode):
     ex[PRESENT] = tf.constant(False)
     _, target = run(lambda e: pipeline.to_inputs(e, layout), mode, ex)
     np.testing.assert_array_equal(target, np.zeros(8))
-
-
-@pytest.fixture(scope="module")
-def tiny_data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
 
 
 def _check_batches(dataset, size, k):
@@ -356,14 +368,15 @@ def _check_batches(dataset, size, k):
     return n
 
 
-def test_make_dataset_synthetic(tiny_data_dir):
-    train = pipeline.make_dataset("synthetic/tiny", "train", image_size=64, batch_size=16, data_dir=tiny_data_dir)
+def test_make_dataset_synthetic(data_dir):
+    train = pipeline.make_dataset("synthetic/tiny", "train", image_size=64, batch_size=16, data_dir=data_dir)
     assert train.class_names == ("pedestrian", "car", "motorcycle")
     assert _check_batches(train, 64, 3) == 64
     assert _check_batches(train, 64, 3) == 64  # second epoch, from the cache
     # Evaluation splits are neither shuffled nor augmented: two passes agree.
-    test = pipeline.make_dataset("synthetic/tiny", "test", image_size=48, batch_size=10,
-                                 data_dir=tiny_data_dir, resize="letterbox")
+    test = pipeline.make_dataset(
+        "synthetic/tiny", "test", image_size=48, batch_size=10, data_dir=data_dir, resize="letterbox"
+    )
     first = [t.numpy() for _, t in test]
     second = [t.numpy() for _, t in test]
     assert sum(len(t) for t in first) == 24
@@ -373,30 +386,36 @@ def test_make_dataset_synthetic(tiny_data_dir):
     # The batches hold exactly what `to_inputs` makes of each example (the
     # pipeline keeps images uint8 until they are batched, then casts).
     examples, names = pipeline.cached_examples(
-        "synthetic/tiny", "test", image_size=48, resize="letterbox", data_dir=tiny_data_dir
+        "synthetic/tiny", "test", image_size=48, resize="letterbox", data_dir=data_dir
     )
     pairs = [pipeline.to_inputs(ex, pipeline.TargetLayout(names)) for ex in examples]
     np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in test]), np.stack([x for x, _ in pairs]))
     np.testing.assert_array_equal(np.concatenate(first), np.stack([t for _, t in pairs]))
 
 
-def test_make_dataset_class_names_reorder(tiny_data_dir):
-    ds = pipeline.make_dataset("synthetic/tiny", "validation", image_size=32, data_dir=tiny_data_dir,
-                               class_names=["motorcycle", "car", "pedestrian"], cache=False)
-    default = pipeline.make_dataset("synthetic/tiny", "validation", image_size=32, data_dir=tiny_data_dir,
-                                    cache=False)
+def test_make_dataset_class_names_reorder(data_dir):
+    ds = pipeline.make_dataset(
+        "synthetic/tiny",
+        "validation",
+        image_size=32,
+        data_dir=data_dir,
+        class_names=["motorcycle", "car", "pedestrian"],
+        cache=False,
+    )
+    default = pipeline.make_dataset("synthetic/tiny", "validation", image_size=32, data_dir=data_dir, cache=False)
     a = np.concatenate([t.numpy() for _, t in ds])
     b = np.concatenate([t.numpy() for _, t in default])
     assert ds.class_names == ("motorcycle", "car", "pedestrian")
     np.testing.assert_array_equal(a[:, 5:], b[:, 5:][:, ::-1])
 
 
-def test_make_dataset_class_subset_turns_others_into_background(tiny_data_dir):
-    kwargs = dict(image_size=32, data_dir=tiny_data_dir, cache=False)
+def test_make_dataset_class_subset_turns_others_into_background(data_dir):
+    kwargs = dict(image_size=32, data_dir=data_dir, cache=False)
     with pytest.raises(pipeline.DataError, match="pedestrian"):
         pipeline.make_dataset("synthetic/tiny", "validation", class_names=["car"], **kwargs)
-    cars = pipeline.make_dataset("synthetic/tiny", "validation", class_names=["car"],
-                                 unknown="ignore_object", skip_bad=False, **kwargs)
+    cars = pipeline.make_dataset(
+        "synthetic/tiny", "validation", class_names=["car"], unknown="ignore_object", skip_bad=False, **kwargs
+    )
     full = pipeline.make_dataset("synthetic/tiny", "validation", **kwargs)
     a = np.concatenate([t.numpy() for _, t in cars])
     b = np.concatenate([t.numpy() for _, t in full])
@@ -422,8 +441,15 @@ def csv_source(tmp_path):
 
 
 def test_make_dataset_from_csv_records(csv_source):
-    ds = pipeline.make_dataset(f"csv:{csv_source / 'labels.csv'}", "train", image_size=40, batch_size=4,
-                               splits=(1.0, 0.0, 0.0), augment=False, resize="letterbox")
+    ds = pipeline.make_dataset(
+        f"csv:{csv_source / 'labels.csv'}",
+        "train",
+        image_size=40,
+        batch_size=4,
+        splits=(1.0, 0.0, 0.0),
+        augment=False,
+        resize="letterbox",
+    )
     assert set(ds.class_names) == {"car", "pedestrian"}
     assert _check_batches(ds, 40, 2) == 7
 
@@ -445,13 +471,16 @@ def test_truncated_file_in_a_source_fails_naming_it(csv_source):
 def test_records_dataset_rejects_empty_split():
     with pytest.raises(pipeline.DataError, match="no images"):
         pipeline.records_dataset([], where="csv:x (test)")
-    ds = pipeline.records_dataset([Record.background("a.png"), Record("b.png", True, np.array([0.5, 0.5, 0.2, 0.2]), 1)])
+    ds = pipeline.records_dataset(
+        [Record.background("a.png"), Record("b.png", True, np.array([0.5, 0.5, 0.2, 0.2]), 1)]
+    )
     rows = list(ds.as_numpy_iterator())
     assert [bool(r[PRESENT]) for r in rows] == [False, True] and rows[1][CLASS_ID] == 1
 
 
 def test_caltech_photos_batch(caltech_dir):
-    ds = pipeline.make_dataset(f"csv:{caltech_dir}", "validation", image_size=96, batch_size=8,
-                               skip_bad=True, cache=False)
+    ds = pipeline.make_dataset(
+        f"csv:{caltech_dir}", "validation", image_size=96, batch_size=8, skip_bad=True, cache=False
+    )
     assert ds.class_names == ("airplane", "face", "motorcycle")
     _check_batches(ds.take(2), 96, 3)

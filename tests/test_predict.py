@@ -7,12 +7,6 @@ import pytest
 from PIL import Image
 
 from locnet_tf import inference, predict
-from test_export import smoke_export_dir
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
 
 
 @pytest.fixture
@@ -34,8 +28,14 @@ def test_cli_prints_json_lines_and_writes_pictures(smoke, image_files, tmp_path,
     assert [row["image"] for row in lines] == [str(p) for p in image_files]
     predictor = inference.Predictor(model, num_threads=1)
     for row, path in zip(lines, image_files):
-        assert row == {**predictor.predict(path).to_dict(), "image": str(path), "source": str(path), "frame": 0,
-                       "timestamp": None, "picture": row["picture"]}
+        assert row == {
+            **predictor.predict(path).to_dict(),
+            "image": str(path),
+            "source": str(path),
+            "frame": 0,
+            "timestamp": None,
+            "picture": row["picture"],
+        }
     # Same stem twice: two pictures, neither overwritten.
     assert sorted(p.name for p in out.iterdir()) == ["road.png", "road_2.png", "wide.png"]
     for row in lines:

@@ -13,7 +13,6 @@ from PIL import Image
 
 from locnet_tf import inference, runtime, tflite_metadata
 from conftest import REPO as REPO_ROOT
-from test_export import smoke_export_dir
 
 CLASSES = ["pedestrian", "car", "motorcycle"]
 
@@ -38,13 +37,14 @@ BLOCKER = textwrap.dedent("""
 
 def _run(code, *args, env=None):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=REPO_ROOT)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +142,10 @@ def test_embedding_keeps_the_model_and_replaces_an_old_entry(smoke):
     assert tflite_metadata.read(again)["classes"] == ["x", "y", "z"]
     from ai_edge_litert import schema_py_generated as schema
 
-    names = [schema.Model.GetRootAs(again, 0).Metadata(i).Name()
-             for i in range(schema.Model.GetRootAs(again, 0).MetadataLength())]
+    names = [
+        schema.Model.GetRootAs(again, 0).Metadata(i).Name()
+        for i in range(schema.Model.GetRootAs(again, 0).MetadataLength())
+    ]
     assert names.count(tflite_metadata.NAME.encode()) == 1 and b"min_runtime_version" in names
     image = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
     before, after = runtime.TFLiteRunner(content, num_threads=1)(image), runtime.TFLiteRunner(again, 1)(image)
@@ -200,9 +202,16 @@ def test_a_metadata_json_of_another_model_is_refused(smoke, tmp_path, photos):
         inference.Predictor(stripped, class_names=["a", "b"])
 
 
-@pytest.mark.parametrize("text", [
-    "[]", '{"artifacts": {"tflite_float32": "model_float32.tflite"}}', '{"artifacts": []}', '"model"', "{not json",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        '{"artifacts": {"tflite_float32": "model_float32.tflite"}}',
+        '{"artifacts": []}',
+        '"model"',
+        "{not json",
+    ],
+)
 def test_a_malformed_metadata_json_is_ignored_or_one_clear_error(smoke, tmp_path, photos, capsys, text):
     from locnet_tf import cli, predict
 
@@ -216,8 +225,11 @@ def test_a_malformed_metadata_json_is_ignored_or_one_clear_error(smoke, tmp_path
     # Without: one error naming both files, from the command line one line.
     stripped = folder / "model_float32.tflite"
     stripped.write_bytes(_strip(smoke["export"] / "model_float32.tflite"))
-    with pytest.raises(ValueError, match=r"model_float32\.tflite: carries no metadata, and \S*metadata\.json "
-                                         r"beside it cannot be read \(.+\)\. Re-export the model, or give"):
+    with pytest.raises(
+        ValueError,
+        match=r"model_float32\.tflite: carries no metadata, and \S*metadata\.json "
+        r"beside it cannot be read \(.+\)\. Re-export the model, or give",
+    ):
         inference.Predictor(stripped)
     capsys.readouterr()
     assert cli.run(predict.main, [str(stripped), str(photos[0]), "--quiet"]) == 1
@@ -241,8 +253,11 @@ def test_an_export_of_an_older_locnet_tf_says_so(smoke, tmp_path, photos, capsys
     (folder / "metadata.json").write_text(json.dumps(old))
     stripped = folder / "model_float32.tflite"
     stripped.write_bytes(_strip(smoke["export"] / "model_float32.tflite"))
-    with pytest.raises(ValueError, match=r"model_float32\.tflite: made by an older locnet_tf .* Re-export the "
-                                         r"model, or give the class names \(--classes"):
+    with pytest.raises(
+        ValueError,
+        match=r"model_float32\.tflite: made by an older locnet_tf .* Re-export the "
+        r"model, or give the class names \(--classes",
+    ):
         inference.Predictor(stripped)
     assert cli.run(predict.main, [str(stripped), str(photos[0]), "--quiet"]) == 1
     assert "made by an older locnet_tf" in capsys.readouterr().err
@@ -250,12 +265,15 @@ def test_an_export_of_an_older_locnet_tf_says_so(smoke, tmp_path, photos, capsys
         assert predict.main([str(stripped), str(photos[0]), "--classes", "a,b,c", "--quiet"]) == 0
 
 
-@pytest.mark.parametrize("command", ["locnet_tf.train", "locnet_tf.evaluate", "locnet_tf.export", "locnet_tf.data",
-                                     "locnet_tf.demo"])
+@pytest.mark.parametrize(
+    "command", ["locnet_tf.train", "locnet_tf.evaluate", "locnet_tf.export", "locnet_tf.data", "locnet_tf.demo"]
+)
 def test_commands_that_need_tensorflow_say_what_to_install_on_the_base_install(command):
     blocked = BLOCKER.replace('sys.argv = ["locnet_tf.predict"] + sys.argv[1:]', "sys.argv = sys.argv[1:]")
-    blocked = blocked.replace('runpy.run_module("locnet_tf.predict", run_name="__main__")',
-                              'runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)')
+    blocked = blocked.replace(
+        'runpy.run_module("locnet_tf.predict", run_name="__main__")',
+        'runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)',
+    )
     result = _run(blocked, command, "--help")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -165,7 +165,9 @@ def test_csv_bad_data_is_an_error_naming_file_and_line(tmp_path, case):
         load_source(f"csv:{tmp_path / 'boxes.csv'}")
     assert "boxes.csv:2" in str(info.value)
     if case == "missing image":  # where it looked, as whole paths (not relative to the CSV's folder)
-        assert f"looked for as {tmp_path / 'nothere.jpg'}, {tmp_path / 'images' / 'car' / 'nothere.jpg'}" in str(info.value)
+        assert f"looked for as {tmp_path / 'nothere.jpg'}, {tmp_path / 'images' / 'car' / 'nothere.jpg'}" in str(
+            info.value
+        )
 
 
 def test_skip_bad_records_and_logs_the_skipped(tmp_path, caplog):
@@ -198,7 +200,9 @@ def test_verify_images_finds_truncated_and_corrupt_files(tmp_path):
             load_source(f"csv:{tmp_path / 'l.csv'}", verify_images=verify)
     # Bytes flipped in the middle: complete, but libjpeg only "recovers" it.
     corrupt = bytearray(data)
-    corrupt[len(data) // 2:len(data) // 2 + 16] = bytes(b ^ 0x55 for b in corrupt[len(data) // 2:len(data) // 2 + 16])
+    corrupt[len(data) // 2 : len(data) // 2 + 16] = bytes(
+        b ^ 0x55 for b in corrupt[len(data) // 2 : len(data) // 2 + 16]
+    )
     image.write_bytes(bytes(corrupt))
     assert len(all_records(load_source(f"csv:{tmp_path / 'l.csv'}", verify_images=False))) == 1  # header only
     with pytest.raises(DataError, match=r"l\.csv:1: image file .*t\.jpg: JPEG data is corrupt: Corrupt JPEG data"):
@@ -301,7 +305,10 @@ def test_voc_uses_imagesets_splits(voc_dir):
     "xml, message",
     [
         ("<annotation><filename>0001.jpg</filename>", "malformed XML"),
-        (voc_xml("0001.jpg", [("cat", (1, 1, 20, 20))]).replace("<xmax>20</xmax>", ""), r"object 1 <bndbox>: <xmax> is missing"),
+        (
+            voc_xml("0001.jpg", [("cat", (1, 1, 20, 20))]).replace("<xmax>20</xmax>", ""),
+            r"object 1 <bndbox>: <xmax> is missing",
+        ),
         (voc_xml("0001.jpg", [("cat", (1, 1, 20, "x"))]), "not a number"),
         (voc_xml("0001.jpg", [("cat", (1, 1, 20, 20)), ("cat", (5, 5, 5, 20))]), r"object 2: box has zero size"),
         (voc_xml("gone.jpg", [("cat", (1, 1, 20, 20))]), "not found"),
@@ -469,16 +476,20 @@ def test_yolo_bad_lines(tmp_path, line, message):
         ("names:\n  0: person\n  1: 'car'\n", {0: "person", 1: "car"}),
     ],
 )
-def test_simple_yaml_subset(text, names):
-    assert yolo.parse_simple_yaml(text)["names"] == names
-    assert yolo._names_list(yolo.parse_simple_yaml(text)["names"], "x") == [
-        "person", "car", "motor, bike"
-    ][: len(names)]
+def test_data_yaml_names(tmp_path, text, names):
+    (tmp_path / "data.yaml").write_text(text)
+    assert yolo.read_yaml(tmp_path / "data.yaml")["names"] == names
+    assert (
+        yolo._names_list(yolo.read_yaml(tmp_path / "data.yaml")["names"], "x")
+        == ["person", "car", "motor, bike"][: len(names)]
+    )
 
 
-def test_simple_yaml_rejects_what_it_cannot_read():
-    with pytest.raises(DataError, match="data.yaml:2"):
-        yolo.parse_simple_yaml("names: [a]\nthis line has no colon\n")
+@pytest.mark.parametrize("text", ["names: [a\n", "- a\n- b\n"])
+def test_data_yaml_malformed_is_named(tmp_path, text):
+    (tmp_path / "data.yaml").write_text(text)
+    with pytest.raises(DataError, match="data.yaml"):
+        yolo.read_yaml(tmp_path / "data.yaml")
 
 
 # ----------------------------------------------------------------------------
@@ -658,22 +669,30 @@ def test_a_skipped_row_takes_only_its_own_image_along(tmp_path):
     for label in ("airplane", "face"):
         make_image(tmp_path / "images" / label / "image_0001.jpg", 100, 50)
         make_image(tmp_path / "images" / label / "image_0002.jpg", 100, 50)
-    write(tmp_path / "annotations" / "airplane.csv",
-          "image_0001.jpg,1,1,20,x,airplane\n"  # line 1: malformed
-          "image_0001.jpg,30,10,60,40,airplane\n"  # line 2: another object of the same image
-          "image_0002.jpg,1,1,20,20,airplane\n")
-    write(tmp_path / "annotations" / "face.csv",
-          "image_0001.jpg,1,1,20,20,face\n"
-          "image_0002.jpg,1,1,20,20,face\n"
-          "image_0002.jpg,1,1\n")  # line 3: malformed (no label: the image is found in images/face by the CSV's name)
+    write(
+        tmp_path / "annotations" / "airplane.csv",
+        "image_0001.jpg,1,1,20,x,airplane\n"  # line 1: malformed
+        "image_0001.jpg,30,10,60,40,airplane\n"  # line 2: another object of the same image
+        "image_0002.jpg,1,1,20,20,airplane\n",
+    )
+    write(
+        tmp_path / "annotations" / "face.csv",
+        "image_0001.jpg,1,1,20,20,face\nimage_0002.jpg,1,1,20,20,face\nimage_0002.jpg,1,1\n",
+    )  # line 3: malformed (no label: the image is found in images/face by the CSV's name)
     data = load_source(f"csv:{tmp_path}", skip_bad=True, splits=(1.0, 0.0, 0.0))
     kept = sorted(pathlib.Path(r.path).relative_to(tmp_path / "images").as_posix() for r in all_records(data))
     assert kept == ["airplane/image_0002.jpg", "face/image_0001.jpg"]
     skipped = dict(data.skipped)
-    assert sorted(skipped) == ["annotations/airplane.csv:1", "annotations/airplane.csv:2", "annotations/face.csv:2",
-                               "annotations/face.csv:3"]
-    assert "image left out" in skipped["annotations/airplane.csv:2"] and "airplane.csv:1" in skipped[
-        "annotations/airplane.csv:2"]
+    assert sorted(skipped) == [
+        "annotations/airplane.csv:1",
+        "annotations/airplane.csv:2",
+        "annotations/face.csv:2",
+        "annotations/face.csv:3",
+    ]
+    assert (
+        "image left out" in skipped["annotations/airplane.csv:2"]
+        and "airplane.csv:1" in skipped["annotations/airplane.csv:2"]
+    )
     assert "image left out" in skipped["annotations/face.csv:2"] and "face.csv:3" in skipped["annotations/face.csv:2"]
 
 
@@ -707,13 +726,20 @@ def test_images_are_checked_in_threads_with_the_same_result_and_order(tmp_path, 
         source_utils._CHECKED.clear()
         used.clear()
         data = load_source(f"csv:{tmp_path / 'labels.csv'}", skip_bad=True, splits=(1.0, 0.0, 0.0))
-        results[threads, smallest] = ([(r.path, r.size, r.orientation, r.file_size) for r in data.records["train"]],
-                                      data.skipped)
+        results[threads, smallest] = (
+            [(r.path, r.size, r.orientation, r.file_size) for r in data.records["train"]],
+            data.skipped,
+        )
         assert any(name.startswith("locnet_tf-check") for name in used) == (threads == "4" and smallest == 0)
     assert results["1", 0] == results["4", 0] == results["4", source_utils.THREADED_MEAN_BYTES]
     results["4"] = results["4", 0]
-    assert [origin for origin, _ in results["4"][1]] == ["labels.csv:3", "labels.csv:8", "labels.csv:13",
-                                                         "labels.csv:18", "labels.csv:23"]
+    assert [origin for origin, _ in results["4"][1]] == [
+        "labels.csv:3",
+        "labels.csv:8",
+        "labels.csv:13",
+        "labels.csv:18",
+        "labels.csv:23",
+    ]
     assert len(results["4"][0]) == 19
     monkeypatch.setenv(source_utils.CHECK_THREADS_ENV, "0")
     with pytest.raises(ValueError, match="LOCNET_TF_CHECK_THREADS must be a whole number of at least 1"):
@@ -729,12 +755,16 @@ def test_checked_images_are_remembered_on_disk_until_they_change(tmp_path, monke
     folder = tmp_path / "data"
     folder.mkdir()
     for i in range(3):
-        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(folder / f"i{i}.jpg")
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(
+            folder / f"i{i}.jpg"
+        )
     write(folder / "labels.csv", "".join(f"i{i}.jpg,1,1,20,20,car\n" for i in range(3)))
     spec = f"csv:{folder / 'labels.csv'}"
     decoded = []
     real = images.inspect
-    monkeypatch.setattr(images, "inspect", lambda data, name, verify=True: decoded.append(name) or real(data, name, verify))
+    monkeypatch.setattr(
+        images, "inspect", lambda data, name, verify=True: decoded.append(name) or real(data, name, verify)
+    )
 
     def load(**kwargs):
         source_utils._CHECKED.clear()  # as a new process
@@ -745,12 +775,13 @@ def test_checked_images_are_remembered_on_disk_until_they_change(tmp_path, monke
     assert len(decoded) == 3 and (tmp_path / "cache" / "checks.sqlite3").is_file()
     again = load()
     assert decoded == [] and [(r.path, r.size, r.orientation, r.file_size) for r in again.records["train"]] == [
-        (r.path, r.size, r.orientation, r.file_size) for r in first.records["train"]]
+        (r.path, r.size, r.orientation, r.file_size) for r in first.records["train"]
+    ]
     load(verify_images=False)  # a full check answers a header check too
     assert decoded == []
     # A changed file is checked again, and a bad one is never remembered.
     data = (folder / "i1.jpg").read_bytes()
-    (folder / "i1.jpg").write_bytes(data[:len(data) // 2])
+    (folder / "i1.jpg").write_bytes(data[: len(data) // 2])
     for _ in range(2):
         with pytest.raises(DataError, match=r"i1\.jpg: JPEG image is truncated"):
             load()

@@ -49,8 +49,7 @@ def test_tfds_load_gives_the_documented_features(tiny_dir):
 def test_splits_have_configured_sizes_and_differ(tiny_dir):
     config = tfds.builder(TINY, data_dir=str(tiny_dir)).builder_config
     digests = {}
-    for split, n in (("train", config.num_train), ("validation", config.num_validation),
-                     ("test", config.num_test)):
+    for split, n in (("train", config.num_train), ("validation", config.num_validation), ("test", config.num_test)):
         rows = _load(tiny_dir, split)
         assert len(rows) == n
         digests[split] = {hashlib.md5(r["image"].tobytes()).hexdigest() for r in rows}
@@ -97,9 +96,21 @@ def test_records_match_the_drawing(tiny_dir):
     expected = set()
     for i, kind in enumerate(kinds):
         ex = synthetic.render_example((config.seed, 3, i), config.image_size, None if kind < 0 else int(kind))
-        expected.add((bool(ex["present"]), max(int(kind), 0), tuple(np.round(np.asarray(ex["bbox"], np.float32) * config.image_size).astype(int).tolist())))
-    got = {(bool(r["present"]), int(r["label"]), tuple(np.round(np.asarray(r["bbox"], np.float32) * config.image_size).astype(int).tolist()))
-           for r in _load(tiny_dir, "test")}
+        expected.add(
+            (
+                bool(ex["present"]),
+                max(int(kind), 0),
+                tuple(np.round(np.asarray(ex["bbox"], np.float32) * config.image_size).astype(int).tolist()),
+            )
+        )
+    got = {
+        (
+            bool(r["present"]),
+            int(r["label"]),
+            tuple(np.round(np.asarray(r["bbox"], np.float32) * config.image_size).astype(int).tolist()),
+        )
+        for r in _load(tiny_dir, "test")
+    }
     assert got == expected
 
 
@@ -134,7 +145,7 @@ def test_objects_stand_out_from_their_surroundings():
         image, mask = np.asarray(ex["image"], np.float32), ex["mask"]
         y1, x1, y2, x2 = np.round(np.asarray(ex["bbox"]) * 64).astype(int)
         near = np.zeros_like(mask)
-        near[max(y1 - 2, 0):min(y2 + 2, 64), max(x1 - 2, 0):min(x2 + 2, 64)] = True
+        near[max(y1 - 2, 0) : min(y2 + 2, 64), max(x1 - 2, 0) : min(x2 + 2, 64)] = True
         ring = near & ~mask
         if ring.sum() >= 10:
             contrasts.append(np.abs(image[mask].mean(0) - image[ring].mean(0)).sum())

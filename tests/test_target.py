@@ -9,7 +9,14 @@ def test_layout_sizes_and_names():
     layout = T.TargetLayout()
     assert layout.num_classes == 3 and layout.size == 8
     assert layout.entry_names() == (
-        "p_c", "b_x", "b_y", "b_h", "b_w", "c_pedestrian", "c_car", "c_motorcycle",
+        "p_c",
+        "b_x",
+        "b_y",
+        "b_h",
+        "b_w",
+        "c_pedestrian",
+        "c_car",
+        "c_motorcycle",
     )
     assert T.vector_size(5) == 10
 

@@ -9,11 +9,10 @@ import pytest
 from locnet_tf import config as config_lib
 from locnet_tf import model as model_lib
 from locnet_tf import pretrained
-from locnet_tf import recipe
 from locnet_tf import train as train_lib
 from locnet_tf import transfer
 
-SMALL = dict(filters=(8, 8, 16, 16), head_channels=8, head_units=16)
+SMALL = dict(filters=(8, 8, 16, 16), depths=(1, 1, 1), head_channels=8, head_units=16)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +65,7 @@ def test_init_refuses_another_backbone():
         transfer.init_weights(target, source)
 
 
+@pytest.mark.slow
 def test_train_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path, capsys):
     data_dir = str(tmp_path / "tfds")
     first = tmp_path / "first"
@@ -73,17 +73,47 @@ def test_train_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path,
     parser = train_lib.build_parser()
     # Other classes (cars ignored) and another input size; no architecture flags.
     args = parser.parse_args(
-        ["--preset", "smoke", "--init", str(first), "--class-map", "car=", "--image-size", "48",
-         "--filters", "8,16,16,16", "--data-dir", data_dir, "--no-evaluate", "--out", str(tmp_path / "second")]
+        [
+            "--preset",
+            "smoke",
+            "--init",
+            str(first),
+            "--class-map",
+            "car=",
+            "--image-size",
+            "48",
+            "--filters",
+            "8,16,16,16",
+            "--data-dir",
+            data_dir,
+            "--no-evaluate",
+            "--out",
+            str(tmp_path / "second"),
+        ]
     )
     # --filters given: the user's flag wins, and train refuses the mismatch in one line.
     config = config_lib.config_from_args(args)
     assert config.filters == (8, 16, 16, 16)
-    with pytest.raises(ValueError, match=r"another architecture: filters \(8, 16, 16, 32\) \(config: \(8, 16, 16, 16\)\)"):
+    with pytest.raises(
+        ValueError, match=r"another architecture: filters \(8, 16, 16, 32\) \(config: \(8, 16, 16, 16\)\)"
+    ):
         train_lib.train(config, out=str(tmp_path / "second"), verbose=0)
     args = parser.parse_args(
-        ["--preset", "smoke", "--init", str(first), "--class-map", "car=", "--image-size", "48",
-         "--data-dir", data_dir, "--no-evaluate", "--out", str(tmp_path / "second")]
+        [
+            "--preset",
+            "smoke",
+            "--init",
+            str(first),
+            "--class-map",
+            "car=",
+            "--image-size",
+            "48",
+            "--data-dir",
+            data_dir,
+            "--no-evaluate",
+            "--out",
+            str(tmp_path / "second"),
+        ]
     )
     config = config_lib.config_from_args(args)
     smoke = config_lib.preset("smoke")
@@ -128,7 +158,8 @@ def test_the_shipped_pretrained_weights_fit_the_photo_recipe():
         assert arch[key] == getattr(photos, key), key
     # Another input size and classes: every layer but the class head carries over.
     target = model_lib.build_model(
-        class_names=["hand", "foot"], **{k: v for k, v in arch.items() if v is not None and k != "image_size"},
+        class_names=["hand", "foot"],
+        **{k: v for k, v in arch.items() if v is not None and k != "image_size"},
         image_size=128,
     )
     summary = transfer.init_weights(target, transfer.load(path))
@@ -144,8 +175,22 @@ def test_an_applications_backbone_trains_from_a_local_weights_file_offline(tmp_p
     donor = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None)
     path = tmp_path / "mobilenet_v3_small.weights.h5"
     donor.save_weights(path)
-    args = ["--preset", "smoke", "--backbone", "mobilenet_v3_small", "--weights", str(path), "--epochs", "1",
-            "--data-dir", str(tmp_path / "tfds"), "--no-evaluate", "--no-calibrate", "--out", str(tmp_path / "run")]
+    args = [
+        "--preset",
+        "smoke",
+        "--backbone",
+        "mobilenet_v3_small",
+        "--weights",
+        str(path),
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(tmp_path / "tfds"),
+        "--no-evaluate",
+        "--no-calibrate",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     config = config_lib.config_from_args(train_lib.build_parser().parse_args(args))
     assert config.weights == str(path)
     train_lib.train(config, out=str(tmp_path / "run"), verbose=0)

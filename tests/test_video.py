@@ -14,14 +14,8 @@ from PIL import Image
 from locnet_tf import cli, inference, predict, smoothing, video
 from locnet_tf.data import synthetic_video
 from locnet_tf.runtime import Prediction
-from test_export import smoke_export_dir
 
 FPS = 30
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return smoke_export_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +79,12 @@ def test_predict_a_video_writes_json_lines_and_an_annotated_mp4(smoke, clip, tmp
     predictor = inference.Predictor(model, num_threads=1)
     frames = list(video.Source("video", str(path)).frames())
     for row, frame in zip(raw, frames):
-        assert row == {"source": str(path), "frame": frame.index, "timestamp": frame.timestamp,
-                       **predictor.predict(frame.image).to_dict()}
+        assert row == {
+            "source": str(path),
+            "frame": frame.index,
+            "timestamp": frame.timestamp,
+            **predictor.predict(frame.image).to_dict(),
+        }
     # The Predictor API gives the same smoothed answers as the command line.
     smoothed = [p for _, p in predictor.predict_video(path, stride=2)]
     assert [p.to_dict() for p in smoothed] == [{k: r[k] for k in p.to_dict()} for r, p in zip(rows, smoothed)]
@@ -100,10 +98,14 @@ def test_sources_expand_folders_globs_and_name_bad_ones(clip, tmp_path):
     (tmp_path / "a" / "notes.txt").write_text("not a picture")
     (tmp_path / "a" / "car.mp4").write_bytes(path.read_bytes())
     found = video.expand_sources([tmp_path / "a"])
-    assert [(s.kind, s.spec.split("/a/")[-1]) for s in found] == [("image", "b/x.png"), ("video", "car.mp4"),
-                                                                 ("image", "y.jpg")]
+    assert [(s.kind, s.spec.split("/a/")[-1]) for s in found] == [
+        ("image", "b/x.png"),
+        ("video", "car.mp4"),
+        ("image", "y.jpg"),
+    ]
     assert [s.spec for s in video.expand_sources([str(tmp_path / "a" / "**" / "*.png")])] == [
-        str(tmp_path / "a" / "b" / "x.png")]
+        str(tmp_path / "a" / "b" / "x.png")
+    ]
     kinds = [s.kind for s in video.expand_sources(["0", "rtsp://camera.local/live", "http://127.0.0.1:1/x.mjpg"])]
     assert kinds == ["camera", "stream", "stream"]
     with pytest.raises(FileNotFoundError, match="nothere.mp4: no such file"):
@@ -178,10 +180,19 @@ def test_a_loopback_mjpeg_stream(smoke, clip, capsys):
 
 def _prediction(p_c, box=(0.5, 0.5, 0.2, 0.2), scores=(0.1, 0.8, 0.1)):
     class_id = int(np.argmax(scores))
-    return Prediction(present=p_c >= 0.5, p_c=p_c, class_id=class_id, class_name=str(class_id),
-                      class_score=scores[class_id], score=p_c * scores[class_id], box=list(box),
-                      box_xyxy=[0, 0, 0, 0], box_pixels=[0, 0, 0, 0], image_size=(100, 100),
-                      class_scores=list(scores))
+    return Prediction(
+        present=p_c >= 0.5,
+        p_c=p_c,
+        class_id=class_id,
+        class_name=str(class_id),
+        class_score=scores[class_id],
+        score=p_c * scores[class_id],
+        box=list(box),
+        box_xyxy=[0, 0, 0, 0],
+        box_pixels=[0, 0, 0, 0],
+        image_size=(100, 100),
+        class_scores=list(scores),
+    )
 
 
 def test_presence_hysteresis():
@@ -219,8 +230,10 @@ def test_box_smoothing_steadies_a_still_box_and_follows_a_moving_one():
     again = moving.update(_prediction(0.9, (0.2, 0.2, 0.1, 0.1)), 2.2)
     assert again.present and np.allclose(again.box, (0.2, 0.2, 0.1, 0.1))
     # The class: one frame that prefers another class does not switch the label.
-    labels = [moving.update(_prediction(0.9, (0.2, 0.2, 0.1, 0.1), scores), 2.3 + i / 30).class_id
-              for i, scores in enumerate([(0.1, 0.8, 0.1)] * 5 + [(0.6, 0.3, 0.1)] + [(0.1, 0.8, 0.1)] * 2)]
+    labels = [
+        moving.update(_prediction(0.9, (0.2, 0.2, 0.1, 0.1), scores), 2.3 + i / 30).class_id
+        for i, scores in enumerate([(0.1, 0.8, 0.1)] * 5 + [(0.6, 0.3, 0.1)] + [(0.1, 0.8, 0.1)] * 2)
+    ]
     assert labels == [1] * 8
 
 

@@ -54,6 +54,7 @@ def summarize(columns, class_names):
     Returns:
         dict with "splits", "total", "background_share" and "box".
     """
+
     def counts(present, class_ids):
         per_class = np.bincount(class_ids[present], minlength=len(class_names))
         return {
@@ -130,7 +131,11 @@ def check_examples(
             boxes.append(np.asarray(example["box"], np.float32))
             if grid and len(picks) < grid_size:
                 picks.append(example)
-        columns[split] = (np.array(present, bool), np.array(class_ids, np.int64), np.array(boxes, np.float32).reshape(-1, 4))
+        columns[split] = (
+            np.array(present, bool),
+            np.array(class_ids, np.int64),
+            np.array(boxes, np.float32).reshape(-1, 4),
+        )
     if class_names is None:
         highest = max((int(c[1].max()) for c in columns.values() if c[1].size), default=0)
         class_names = tuple(str(i) for i in range(highest + 1))
@@ -260,9 +265,7 @@ def format_report(report):
 
 def main(argv=None):
     """Command line: `python -m locnet_tf.data SPEC ...` (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m locnet_tf.data", description="Summarize and check a data source."
-    )
+    parser = argparse.ArgumentParser(prog="python -m locnet_tf.data", description="Summarize and check a data source.")
     parser.add_argument("spec", help="data SPEC: synthetic, tfds:NAME, csv:PATH, voc:DIR, coco:PATH.json, yolo:PATH")
     parser.add_argument("--split", choices=su.SPLITS, help="only this split (default: all)")
     parser.add_argument("--grid", help="save a sample grid with boxes to this PNG")

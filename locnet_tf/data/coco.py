@@ -103,8 +103,10 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
                 raise DataError(f"{origin}: image_id {image_id} is not in 'images'")
             if category_id not in categories:
                 raise DataError(f"{origin}: category_id {category_id} is not in 'categories'")
-            if not isinstance(bbox, list) or len(bbox) != 4 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox
+            if (
+                not isinstance(bbox, list)
+                or len(bbox) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
             ):
                 raise DataError(f"{origin}: 'bbox' must be 4 numbers [x, y, width, height], got {bbox!r}")
             entry = entries[image_id]
@@ -112,6 +114,4 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
             entry.objects.append(su.Annotation(categories[category_id], tuple(bbox), "coco", where))
 
     resolver = su.ClassResolver(category_names, class_names, class_map, unknown, sort=False)
-    return su.build_source(
-        entries.values(), resolver, problems, root=root, name=f"coco:{json_path}", **options
-    )
+    return su.build_source(entries.values(), resolver, problems, root=root, name=f"coco:{json_path}", **options)

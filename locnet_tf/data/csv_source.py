@@ -180,6 +180,4 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
         if why:
             entry.bad = why
     resolver = su.ClassResolver(labels, class_names, class_map, unknown, sort=True)
-    return su.build_source(
-        entries.values(), resolver, problems, root=root, name=f"csv:{path}", **options
-    )
+    return su.build_source(entries.values(), resolver, problems, root=root, name=f"csv:{path}", **options)

@@ -9,8 +9,8 @@ file-backed examples until they are decoded). Each works eagerly and inside
     examples(spec, split)       -> (dataset of example dicts, class names)
     decode(example)             path -> image; bad files fail naming the file
     resize(example, size, method="stretch" | "letterbox")
-    augment(example, seed, config=AugmentConfig())
-    crop_around_object(example, seed, size)
+    augment(example, seed, config=AugmentConfig())      (locnet_tf.data.augment)
+    crop_around_object(example, seed, size)             (locnet_tf.data.augment)
     to_inputs(example, layout)  -> (float32 image 0..255, float32 target [5 + K])
 
 and `make_dataset` chains them: examples -> decode (parallel) -> resize ->
@@ -25,7 +25,6 @@ it. (The source readers check every file before a pipeline is built,
 `locnet_tf.images.inspect`, so these checks catch only files changed since.)
 """
 
-import dataclasses
 import functools
 import os
 
@@ -34,18 +33,38 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from locnet_tf import boxes as box_lib
+
 # The header checks and their wording are shared with the TF-free reader
 # (`locnet_tf.images.read_image`, which inference uses).
 from locnet_tf.images import (
-    BMP as _BMP, EMPTY_IMAGE, GIF as _GIF, IMAGE_PROBLEMS, JPEG_SOI as _JPEG_SOI,  # noqa: F401
-    NOT_AN_IMAGE, PNG_END as _PNG_END, PNG_SIGNATURE as _PNG_SIGNATURE, TRUNCATED_JPEG, TRUNCATED_PNG,
-    ImageError, inspect as inspect_image,
+    BMP as _BMP,
+    EMPTY_IMAGE,
+    GIF as _GIF,
+    JPEG_SOI as _JPEG_SOI,
+    NOT_AN_IMAGE,
+    PNG_END as _PNG_END,
+    PNG_SIGNATURE as _PNG_SIGNATURE,
+    TRUNCATED_JPEG,
+    TRUNCATED_PNG,
+    ImageError,
+    inspect as inspect_image,
 )
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.data.records import (
-    BOX, CLASS_ID, FILE_SIZE, IMAGE, ORIENTATION, PATH, PRESENT, DataError, EmptySplitError,
+    BOX,
+    CLASS_ID,
+    FILE_SIZE,
+    IMAGE,
+    ORIENTATION,
+    PATH,
+    PRESENT,
+    EmptySplitError,
 )
+from locnet_tf.data.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
 from locnet_tf.target import TargetLayout
+
+# Augmentation lives in its own module; its names stay importable from here.
+from locnet_tf.data.augment import AugmentConfig, augment, crop_around_object  # noqa: F401
 
 AUTOTUNE = tf.data.AUTOTUNE
 KEYS = (IMAGE, BOX, CLASS_ID, PRESENT)
@@ -95,8 +114,7 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
     if kind == "tfds":
         from locnet_tf.data import tfds_source
 
-        kwargs = {k: v for k, v in source_kwargs.items()
-                  if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
+        kwargs = {k: v for k, v in source_kwargs.items() if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
         return tfds_source.tfds_examples(rest, split, class_names=class_names, data_dir=data_dir, **kwargs)
     source = sources.load_source(spec, class_names=class_names, **source_kwargs)
     if split not in source.records:
@@ -138,8 +156,18 @@ def records_dataset(records, where="records"):
 _FILE_ONLY_OPTIONS = ("skip_bad", "multi_object", "splits", "seed", "box_tolerance", "verify_images")
 
 
-def _builtin_examples(builder_name, config, split, *, data_dir=None, class_names=None, class_map=None,
-                      unknown=None, download=True, **kwargs):
+def _builtin_examples(
+    builder_name,
+    config,
+    split,
+    *,
+    data_dir=None,
+    class_names=None,
+    class_map=None,
+    unknown=None,
+    download=True,
+    **kwargs,
+):
     """Examples of one of the package's own TFDS builders (`synthetic_road`, `procedural_objects`)."""
     from locnet_tf.data import tfds_source
 
@@ -154,7 +182,11 @@ def _builtin_examples(builder_name, config, split, *, data_dir=None, class_names
     # may rename, reorder or subset the classes; a class left out (with
     # `unknown="ignore_object"`) becomes background.
     table, names = tfds_source.class_lookup(
-        list(builder.info.features["label"].names), class_names, class_map, unknown or "error", where=name,
+        list(builder.info.features["label"].names),
+        class_names,
+        class_map,
+        unknown or "error",
+        where=name,
     )
     table = tf.constant(np.asarray(table, np.int32))
 
@@ -171,6 +203,7 @@ def _builtin_examples(builder_name, config, split, *, data_dir=None, class_names
 
 # ----------------------------------------------------------------------------
 # Decode.
+
 
 def _check(condition, problem, path):
     # tf.debugging.Assert puts `data` in the error message, so the failing
@@ -241,6 +274,7 @@ def read_image(path, orientation=None, file_size=None):
 
 def _header(data):
     """(EXIF orientation, the problem `images.inspect` finds before decoding, or "") of a file's bytes."""
+
     def read(d):
         d = d.numpy()
         try:
@@ -264,19 +298,22 @@ def _quick_checks(data, is_jpeg, path, file_size):
     head = tf.strings.substr(data, 0, 8)
     is_png = tf.equal(head, _PNG_SIGNATURE)
     is_other = tf.logical_or(
-        tf.equal(tf.strings.substr(head, 0, 4), _GIF), tf.equal(tf.strings.substr(head, 0, 2), _BMP))
+        tf.equal(tf.strings.substr(head, 0, 4), _GIF), tf.equal(tf.strings.substr(head, 0, 2), _BMP)
+    )
     start = tf.maximum(size - _TAIL, 0)
     tail = tf.io.decode_raw(tf.strings.substr(data, start, size - start), tf.uint8)
     ends_jpeg = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
     png_start = tf.maximum(size - len(_PNG_END), 0)
     ends_png = tf.equal(tf.strings.substr(data, png_start, size - png_start), _PNG_END)
-    with tf.control_dependencies([
-        _check(size > 0, EMPTY_IMAGE, path),
-        _check(tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])), NOT_AN_IMAGE, path),
-        # Data after the end marker: the reader found the marker before it.
-        _check(tf.reduce_any([tf.logical_not(is_jpeg), ends_jpeg, unchanged]), TRUNCATED_JPEG, path),
-        _check(tf.reduce_any([tf.logical_not(is_png), ends_png, unchanged]), TRUNCATED_PNG, path),
-    ]):
+    with tf.control_dependencies(
+        [
+            _check(size > 0, EMPTY_IMAGE, path),
+            _check(tf.logical_or(size == 0, tf.reduce_any([is_jpeg, is_png, is_other])), NOT_AN_IMAGE, path),
+            # Data after the end marker: the reader found the marker before it.
+            _check(tf.reduce_any([tf.logical_not(is_jpeg), ends_jpeg, unchanged]), TRUNCATED_JPEG, path),
+            _check(tf.reduce_any([tf.logical_not(is_png), ends_png, unchanged]), TRUNCATED_PNG, path),
+        ]
+    ):
         return _check(unchanged, CHANGED, path)
 
 
@@ -382,205 +419,20 @@ def resize(example, image_size, method="stretch", pad_value=0):
     # Pixel coordinates in the output: x' = left + x * new_w (x relative).
     cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4, axis=-1)
     fw, fh = tf.cast(new_w, tf.float32), tf.cast(new_h, tf.float32)
-    box = tf.stack([
-        (tf.cast(left, tf.float32) + cx * fw) / out_w,
-        (tf.cast(top, tf.float32) + cy * fh) / out_h,
-        bh * fh / out_h,
-        bw * fw / out_w,
-    ], axis=-1)
+    box = tf.stack(
+        [
+            (tf.cast(left, tf.float32) + cx * fw) / out_w,
+            (tf.cast(top, tf.float32) + cy * fh) / out_h,
+            bh * fh / out_h,
+            bw * fw / out_w,
+        ],
+        axis=-1,
+    )
     out[BOX] = box * tf.cast(example[PRESENT], tf.float32)
     return out
 
 
-# ----------------------------------------------------------------------------
-# Augment.
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentConfig:
-    """Ranges of the training augmentation (all box-consistent).
-
-    flip: float. Probability of a horizontal flip.
-    zoom: (min, max). Scale factor; > 1 zooms in (crops), < 1 zooms out
-        (the uncovered border is filled with `fill_value`).
-    aspect: (min, max). Extra horizontal / vertical stretch ratio.
-    translate: float. Largest shift of the view, as a fraction of the image.
-    brightness: float. Largest brightness change, as a fraction of 255.
-    contrast: (min, max). Contrast factor.
-    saturation: (min, max). Saturation factor.
-    hue: float. Largest hue shift, in turns (0.5 = opposite colour).
-    min_visible: float. An object with less than this fraction of its box
-        area left in view becomes background (`present=False`); otherwise its
-        box is clipped to the view. A box that keeps under 40% of its area is
-        mostly a wrong box: most of what it labels is no longer in the image.
-    fill_value: float. Grey level outside the original image.
-    """
-
-    flip: float = 0.5
-    zoom: tuple = (0.8, 1.25)
-    aspect: tuple = (0.9, 1.1)
-    translate: float = 0.1
-    brightness: float = 0.15
-    contrast: tuple = (0.75, 1.25)
-    saturation: tuple = (0.7, 1.3)
-    hue: float = 0.03
-    min_visible: float = 0.4
-    fill_value: float = 0.0
-
-
-def _uniform(seed, lo, hi, shape=()):
-    return tf.random.stateless_uniform(shape, seed, minval=lo, maxval=hi)
-
-
-def augment(example, seed, config=AugmentConfig()):
-    """Random flip, zoom / crop, translation and colour, with the box moved exactly.
-
-    Geometry is one crop window per image, taken with `tf.image.crop_and_resize`:
-    a window smaller than the image zooms in, larger zooms out, shifted
-    translates. The box is mapped through the same affine transform, clipped to
-    the view, and the object becomes background when less than
-    `config.min_visible` of its box area stays in view.
-
-    Why not Keras's box-aware layers (`RandomZoom`, `RandomTranslation`,
-    `RandomCrop` with `bounding_boxes`)? They clip boxes to the image and do
-    not return the unclipped box, so the fraction left in view, needed for the
-    "mostly out of view -> background" rule, cannot be known; and they are
-    slower per image here (see `benchmarks/data_pipeline.py`).
-
-    Args:
-        example: example dict with a uint8 `"image"` `[H, W, 3]`.
-        seed: int tensor of shape `[2]` (a stateless-random seed). The same
-            seed gives the same augmentation.
-        config: AugmentConfig.
-
-    Returns:
-        The example with augmented uint8 `"image"` (same size), `"box"` and
-        `"present"`.
-    """
-    seeds = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 10))
-    image = tf.cast(example[IMAGE], tf.float32)
-    shape = tf.shape(image)
-    h, w = shape[0], shape[1]
-    fh, fw = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-
-    # The view window [wy0, wx0] + [wh, ww] in relative input coordinates.
-    zoom = tf.exp(_uniform(seeds[0], np.log(config.zoom[0]), np.log(config.zoom[1])))
-    aspect = tf.exp(_uniform(seeds[1], np.log(config.aspect[0]), np.log(config.aspect[1])))
-    ww, wh = tf.sqrt(aspect) / zoom, 1.0 / (tf.sqrt(aspect) * zoom)
-    shift = _uniform(seeds[2], -config.translate, config.translate, [2])
-    wx0, wy0 = 0.5 + shift[0] - ww / 2, 0.5 + shift[1] - wh / 2
-
-    # crop_and_resize samples output pixel j at input pixel y1*(H-1) + j*(y2-y1)*(H-1)/(H-1)
-    # (corner-aligned), but relative boxes use pixel centres: output pixel j
-    # shows relative position wy0 + (j + 0.5) / H * wh, i.e. input pixel
-    # (wy0 + (j + 0.5) / H * wh) * H - 0.5. Matching j = 0 and j = H - 1 gives:
-    def corner_aligned(start, extent, size):
-        first = start * size + extent / 2.0 - 0.5
-        last = first + extent * (size - 1.0)
-        return first / tf.maximum(size - 1.0, 1.0), last / tf.maximum(size - 1.0, 1.0)
-
-    y1, y2 = corner_aligned(wy0, wh, fh)
-    x1, x2 = corner_aligned(wx0, ww, fw)
-    image = tf.image.crop_and_resize(
-        image[None], tf.stack([[y1, x1, y2, x2]]), [0], tf.stack([h, w]),
-        extrapolation_value=config.fill_value,
-    )[0]
-
-    cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4)
-    bx1, by1 = (cx - bw / 2 - wx0) / ww, (cy - bh / 2 - wy0) / wh
-    bx2, by2 = (cx + bw / 2 - wx0) / ww, (cy + bh / 2 - wy0) / wh
-    flip = _uniform(seeds[3], 0.0, 1.0) < config.flip
-    image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
-    bx1, bx2 = tf.where(flip, 1.0 - bx2, bx1), tf.where(flip, 1.0 - bx1, bx2)
-    area = (bx2 - bx1) * (by2 - by1)
-    cx1, cy1 = tf.clip_by_value(bx1, 0.0, 1.0), tf.clip_by_value(by1, 0.0, 1.0)
-    cx2, cy2 = tf.clip_by_value(bx2, 0.0, 1.0), tf.clip_by_value(by2, 0.0, 1.0)
-    visible = tf.maximum(cx2 - cx1, 0.0) * tf.maximum(cy2 - cy1, 0.0) / tf.maximum(area, 1e-12)
-    present = tf.logical_and(tf.cast(example[PRESENT], tf.bool), visible >= config.min_visible)
-    box = tf.stack([(cx1 + cx2) / 2, (cy1 + cy2) / 2, cy2 - cy1, cx2 - cx1]) * tf.cast(present, tf.float32)
-
-    # Colour, on 0..1 floats as tf.image expects.
-    image = image / 255.0
-    if config.brightness:
-        image = tf.image.stateless_random_brightness(image, config.brightness, seeds[4])
-    if config.contrast:
-        image = tf.image.stateless_random_contrast(image, *config.contrast, seeds[5])
-    if config.saturation:
-        image = tf.image.stateless_random_saturation(image, *config.saturation, seeds[6])
-    if config.hue:
-        image = tf.image.stateless_random_hue(image, config.hue, seeds[7])
-
-    out = dict(example)
-    out[IMAGE] = tf.ensure_shape(_to_uint8(image * 255.0), example[IMAGE].shape)
-    out[BOX] = box
-    out[PRESENT] = present
-    out[CLASS_ID] = tf.where(present, tf.cast(example[CLASS_ID], tf.int32), 0)
-    return out
-
-
 _augment = augment  # make_dataset's `augment` argument shadows the function
-
-
-def crop_around_object(example, seed, size):
-    """A random `size` x `size` window of the image at its own scale, holding the whole object.
-
-    Progressive resizing's cheap first epochs (`--progressive-mode crop`): a
-    window of a 128 px image costs what the image resized to `size` costs, but
-    keeps the object at the pixel size the full-size model will see, where
-    the resized image shrinks it (and a network's features are tuned to the
-    size of things in pixels). An object larger than `size` gets the smallest
-    square window that holds it, resized to `size`; a background image gets
-    any window. The window is whole pixels, so a window of `size` is copied,
-    not resampled.
-
-    Hand-written because Keras's `RandomCrop` (with `bounding_boxes`) picks
-    the window without regard to the box: it would cut objects, and clipping
-    the box would then mislabel what is left in view.
-
-    Args:
-        example: example dict with a uint8 `"image"` `[H, W, 3]`, H and W >= `size`.
-        seed: int tensor of shape `[2]` (a stateless-random seed).
-        size: int. Output height and width in pixels.
-
-    Returns:
-        The example with a `[size, size, 3]` uint8 `"image"` and its `"box"`
-        relative to the window.
-    """
-    image = example[IMAGE]
-    shape = tf.shape(image)
-    h, w = shape[0], shape[1]
-    fh, fw = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-    present = tf.cast(example[PRESENT], tf.bool)
-    cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4)
-    # The object's pixel extent, rounded outwards; a background image has none.
-    x1 = tf.where(present, tf.cast(tf.floor((cx - bw / 2) * fw), tf.int32), w)
-    x2 = tf.where(present, tf.cast(tf.math.ceil((cx + bw / 2) * fw), tf.int32), 0)
-    y1 = tf.where(present, tf.cast(tf.floor((cy - bh / 2) * fh), tf.int32), h)
-    y2 = tf.where(present, tf.cast(tf.math.ceil((cy + bh / 2) * fh), tf.int32), 0)
-    x1, y1 = tf.maximum(x1, 0), tf.maximum(y1, 0)
-    x2, y2 = tf.minimum(x2, w), tf.minimum(y2, h)
-    window = tf.minimum(tf.maximum(tf.maximum(size, x2 - x1), y2 - y1), tf.minimum(h, w))
-    # Window origins that keep [x1, x2) inside: [x2 - window, x1], within the image.
-    seeds = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2))
-
-    def origin(lo, hi, seed_):
-        return tf.random.stateless_uniform([], seed_, minval=lo, maxval=hi + 1, dtype=tf.int32)
-
-    x0 = origin(tf.maximum(x2 - window, 0), tf.minimum(x1, w - window), seeds[0])
-    y0 = origin(tf.maximum(y2 - window, 0), tf.minimum(y1, h - window), seeds[1])
-    crop = image[y0:y0 + window, x0:x0 + window]
-    crop = tf.cond(
-        window > size,
-        lambda: _to_uint8(tf.image.resize(tf.cast(crop, tf.float32), [size, size], antialias=True)),
-        lambda: crop,
-    )
-    fwin = tf.cast(window, tf.float32)
-    left, top = tf.cast(x0, tf.float32), tf.cast(y0, tf.float32)
-    box = tf.stack([(cx * fw - left) / fwin, (cy * fh - top) / fwin, bh * fh / fwin, bw * fw / fwin])
-    out = dict(example)
-    out[IMAGE] = tf.ensure_shape(crop, [size, size, 3])
-    out[BOX] = box * tf.cast(present, tf.float32)
-    return out
 
 
 # ----------------------------------------------------------------------------
@@ -664,8 +516,14 @@ def make_dataset(
         raise ValueError(f"crop={crop} needs a square image_size larger than it, got image_size={image_size}.")
     if source is None:
         source = cached_examples(
-            spec, split, image_size=image_size, resize=resize, cache=cache, class_names=class_names,
-            data_dir=data_dir, **source_kwargs,
+            spec,
+            split,
+            image_size=image_size,
+            resize=resize,
+            cache=cache,
+            class_names=class_names,
+            data_dir=data_dir,
+            **source_kwargs,
         )
     dataset, names = source
     layout = TargetLayout(names)
@@ -686,13 +544,9 @@ def make_dataset(
             lambda ex, s: crop_around_object(ex, s, int(crop)), num_parallel_calls=AUTOTUNE
         )
     # Images stay uint8 until they are batched, then become float32 a batch at a
-    # time: cast one by one, each image moves 4x the bytes through the encode
-    # map and the batch copy. A shuffled pass over synthetic/large's 40,000
-    # cached train images, batched, took 20.6 s that way against 3.3-4.0 s (the
-    # pipeline alone, two rounds; 24.3-24.9 against 8.6-8.9 s with 96 px crops).
-    # The step in `fit` did not measurably speed up (the pipeline mostly runs
-    # while the step leaves a core idle), but the same batches now cost the
-    # machine a fraction of the work.
+    # time: cast one by one, each image would move 4x the bytes through the
+    # encode map and the batch copy (about 5x the pipeline's work; figures in
+    # docs/benchmarks.md, `benchmarks/data_pipeline.py`).
     dataset = dataset.map(functools.partial(_encode, layout=layout), num_parallel_calls=AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     dataset = dataset.map(_images_to_float, num_parallel_calls=AUTOTUNE)
@@ -701,8 +555,9 @@ def make_dataset(
     return dataset
 
 
-def cached_examples(spec, split, *, image_size, resize="stretch", cache=True, class_names=None, data_dir=None,
-                    **source_kwargs):
+def cached_examples(
+    spec, split, *, image_size, resize="stretch", cache=True, class_names=None, data_dir=None, **source_kwargs
+):
     """`(dataset, class names)`: the examples of `split` decoded, resized to `image_size` and cached.
 
     The part of `make_dataset` before shuffling; give it to several

@@ -196,8 +196,8 @@ def render_example(seed, image_size, categories, category=None):
         obj = render_fractal(categories[category], rng, w, h)
         x0, y0 = int(rng.integers(0, s - w + 1)), int(rng.integers(0, s - h + 1))
         alpha = obj[..., 3:4].astype(np.float32) / 255.0
-        region = canvas[y0:y0 + h, x0:x0 + w]
-        canvas[y0:y0 + h, x0:x0 + w] = region * (1 - alpha) + obj[..., :3].astype(np.float32) * alpha
+        region = canvas[y0 : y0 + h, x0 : x0 + w]
+        canvas[y0 : y0 + h, x0 : x0 + w] = region * (1 - alpha) + obj[..., :3].astype(np.float32) * alpha
         rows = np.flatnonzero(obj[..., 3].any(axis=1))
         cols = np.flatnonzero(obj[..., 3].any(axis=0))
         bbox = ((y0 + rows[0]) / s, (x0 + cols[0]) / s, (y0 + rows[-1] + 1) / s, (x0 + cols[-1] + 1) / s)
@@ -238,8 +238,12 @@ class ProceduralObjects(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [
         ProceduralConfig(name="default", description="96x96; 60000 train, 2000 validation; 64 categories."),
         ProceduralConfig(
-            name="tiny", description="64x64; 64 train, 16 validation; 4 categories. For tests.",
-            image_size=64, num_train=64, num_validation=16, num_categories=4,
+            name="tiny",
+            description="64x64; 64 train, 16 validation; 4 categories. For tests.",
+            image_size=64,
+            num_train=64,
+            num_validation=16,
+            num_categories=4,
         ),
     ]
     DEFAULT_CONFIG_NAME = "default"
@@ -253,12 +257,14 @@ class ProceduralObjects(tfds.core.GeneratorBasedBuilder):
         c = self.builder_config
         return self.dataset_info_from_configs(
             description=__doc__.split("\n\n")[0],
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(c.image_size, c.image_size, 3), encoding_format="jpeg"),
-                "bbox": tfds.features.BBoxFeature(),
-                "label": tfds.features.ClassLabel(names=[f"fractal_{i}" for i in range(c.num_categories)]),
-                "present": tfds.features.Scalar(dtype=np.bool_),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(c.image_size, c.image_size, 3), encoding_format="jpeg"),
+                    "bbox": tfds.features.BBoxFeature(),
+                    "label": tfds.features.ClassLabel(names=[f"fractal_{i}" for i in range(c.num_categories)]),
+                    "present": tfds.features.Scalar(dtype=np.bool_),
+                }
+            ),
             supervised_keys=None,
             homepage="https://github.com/locnet-tf/locnet_tf",
         )
@@ -276,15 +282,19 @@ class ProceduralObjects(tfds.core.GeneratorBasedBuilder):
         categories = make_categories(c.num_categories, c.seed)
         salt = _SPLIT_SALT[split]
         kinds = np.random.default_rng((c.seed, salt)).permutation(
-            [-1] * int(round(BACKGROUND_FRACTION * n)) + [i % c.num_categories for i in range(n - int(round(BACKGROUND_FRACTION * n)))]
+            [-1] * int(round(BACKGROUND_FRACTION * n))
+            + [i % c.num_categories for i in range(n - int(round(BACKGROUND_FRACTION * n)))]
         )
         for i, kind in enumerate(kinds):
             ex = render_example((c.seed, salt, i), c.image_size, categories, None if kind < 0 else int(kind))
             buf = io.BytesIO()
             Image.fromarray(ex["image"]).save(buf, format="JPEG", quality=95)  # as synthetic_road does
-            yield i, {
-                "image": buf.getvalue(),
-                "bbox": tfds.features.BBox(*[float(v) for v in ex["bbox"]]),
-                "label": max(int(kind), 0),
-                "present": bool(ex["present"]),
-            }
+            yield (
+                i,
+                {
+                    "image": buf.getvalue(),
+                    "bbox": tfds.features.BBox(*[float(v) for v in ex["bbox"]]),
+                    "label": max(int(kind), 0),
+                    "present": bool(ex["present"]),
+                },
+            )

@@ -61,8 +61,16 @@ class Record:
 
     @classmethod
     def background(cls, path, origin="", size=None, orientation=None, file_size=None):
-        return cls(path=path, present=False, box=np.zeros(4, np.float32), class_id=0, origin=origin, size=size,
-                   orientation=orientation, file_size=file_size)
+        return cls(
+            path=path,
+            present=False,
+            box=np.zeros(4, np.float32),
+            class_id=0,
+            origin=origin,
+            size=size,
+            orientation=orientation,
+            file_size=file_size,
+        )
 
 
 @dataclasses.dataclass

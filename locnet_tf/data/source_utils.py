@@ -239,8 +239,11 @@ def inspect_image(path, origin, size=None, verify=True):
         raise DataError(f"{origin}: image file {path}: {result}")
     height, width = result.height, result.width
     if size is not None and tuple(size) != (height, width):
-        turned = " as displayed (its EXIF orientation turns the stored pixels)" if (
-            (height, width) != (result.stored_height, result.stored_width)) else ""
+        turned = (
+            " as displayed (its EXIF orientation turns the stored pixels)"
+            if ((height, width) != (result.stored_height, result.stored_width))
+            else ""
+        )
         raise DataError(
             f"{origin}: the annotation says the image is {size[1]}x{size[0]} (WxH) but "
             f"{path} is {width}x{height}{turned}"
@@ -365,9 +368,7 @@ def hash_split(key, fractions, seed=0):
 def check_options(multi_object="largest", unknown="error", splits=(0.8, 0.1, 0.1)):
     """Raises ValueError for a bad policy or split fractions, before any file is read."""
     if multi_object not in MULTI_OBJECT_POLICIES:
-        raise ValueError(
-            f"`multi_object` must be one of {MULTI_OBJECT_POLICIES}, got {multi_object!r}."
-        )
+        raise ValueError(f"`multi_object` must be one of {MULTI_OBJECT_POLICIES}, got {multi_object!r}.")
     if unknown not in UNKNOWN_POLICIES:
         raise ValueError(f"`unknown` must be one of {UNKNOWN_POLICIES}, got {unknown!r}.")
     check_fractions(splits)
@@ -376,10 +377,7 @@ def check_options(multi_object="largest", unknown="error", splits=(0.8, 0.1, 0.1
 def check_fractions(splits):
     fractions = tuple(float(f) for f in splits)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(
-            f"`splits` must be three fractions (train, validation, test) >= 0 summing to 1, "
-            f"got {splits}."
-        )
+        raise ValueError(f"`splits` must be three fractions (train, validation, test) >= 0 summing to 1, got {splits}.")
     return fractions
 
 
@@ -480,7 +478,9 @@ def build_source(
     check_images([e.path for e in entries if not e.bad], verify_images)  # in threads, before the loop says anything
     for entry in entries:
         if entry.bad:
-            problems.skip(entry.origin, f"{entry.origin}: image left out, an annotation of it was skipped ({entry.bad})")
+            problems.skip(
+                entry.origin, f"{entry.origin}: image left out, an annotation of it was skipped ({entry.bad})"
+            )
             continue
         with problems.entry(entry.origin):
             real = None
@@ -501,7 +501,10 @@ def build_source(
     if disk is not None:
         disk.flush()  # what was checked, for the next run
     data = SourceData(
-        records=records, class_names=resolver.class_names, skipped=problems.skipped, name=name,
+        records=records,
+        class_names=resolver.class_names,
+        skipped=problems.skipped,
+        name=name,
         notes=list(notes),
     )
     # Train, calibrate and evaluate each read the source: say it once.
@@ -531,9 +534,7 @@ def check_label_case(resolver, entries, name):
     for entry in entries:
         for obj in entry.objects:
             first_use.setdefault(resolver.map_label(obj.label), obj.origin)
-    spelled = ", ".join(
-        f"{n!r} ({first_use[n] if n in first_use else 'in the class list'})" for n in clashes[0]
-    )
+    spelled = ", ".join(f"{n!r} ({first_use[n] if n in first_use else 'in the class list'})" for n in clashes[0])
     merge = ",".join(f"{n}={clashes[0][0]}" for n in clashes[0][1:])
     raise DataError(
         f"{name}: labels {spelled} differ only in case and would be {len(clashes[0])} classes; "
@@ -582,14 +583,13 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
                 f"{obj.origin}: box {tuple(obj.box)} is less than a pixel across: relative (0..1) coordinates? "
                 f"This format's boxes are in pixels (relative boxes belong in YOLO label files)"
             )
-        box = box_lib.validate_box(
-            obj.box, obj.fmt, height=height, width=width, where=obj.origin, tolerance=tolerance
-        )
+        box = box_lib.validate_box(obj.box, obj.fmt, height=height, width=width, where=obj.origin, tolerance=tolerance)
         kept.append((class_id, box))
     path = os.path.abspath(entry.path)
     if not kept:
-        return Record.background(path, origin=entry.origin, size=(height, width), orientation=info.orientation,
-                                 file_size=info.file_size)
+        return Record.background(
+            path, origin=entry.origin, size=(height, width), orientation=info.orientation, file_size=info.file_size
+        )
     if len(kept) > 1:
         if multi_object == "fail":
             raise PolicyError(
@@ -601,15 +601,29 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
             return None
     areas = [float(box[2] * box[3]) for _, box in kept]
     class_id, box = kept[int(np.argmax(areas))]
-    return Record(path=path, present=True, box=box, class_id=class_id, origin=entry.origin, size=(height, width),
-                  orientation=info.orientation, file_size=info.file_size)
+    return Record(
+        path=path,
+        present=True,
+        box=box,
+        class_id=class_id,
+        origin=entry.origin,
+        size=(height, width),
+        orientation=info.orientation,
+        file_size=info.file_size,
+    )
 
 
 def skipped_summary(data, first=5):
     """One line: how many entries were skipped and the first few, with reasons."""
     shown = "; ".join(reason for _, reason in data.skipped[:first])
-    more = (f" (and {len(data.skipped) - first} more: python -m locnet_tf.data {data.name or 'SPEC'} --skip-bad "
-            "lists them all)") if len(data.skipped) > first else ""
+    more = (
+        (
+            f" (and {len(data.skipped) - first} more: python -m locnet_tf.data {data.name or 'SPEC'} --skip-bad "
+            "lists them all)"
+        )
+        if len(data.skipped) > first
+        else ""
+    )
     count = len(data.skipped)
     return f"{data.name or 'source'}: skipped {count} {'entry' if count == 1 else 'entries'}: {shown}{more}"
 

@@ -19,14 +19,14 @@ pixels in view counts as absent (as augmentation's `min_visible`).
 import numpy as np
 from PIL import Image
 
-from locnet_tf.data import synthetic
+from locnet_tf.data import synthetic_draw
 
 MIN_VISIBLE = 0.4  # as locnet_tf.data.pipeline.AugmentConfig.min_visible
 
 
 def _object(rng, class_id, height):
     # The generator draws objects at random sizes; scale its drawing to `height` px.
-    canvas = synthetic._draw_object(rng, class_id, 256)
+    canvas = synthetic_draw._draw_object(rng, class_id, 256)
     scale = height / canvas.height
     size = (max(2, round(canvas.width * scale)), max(2, round(canvas.height * scale)))
     return canvas.resize(size, Image.NEAREST)  # nearest keeps the alpha mask hard, so boxes stay exact
@@ -38,7 +38,7 @@ def frames(count=120, size=(128, 128), class_id=1, seed=0, object_size=0.4, abse
     Args:
         count: int. Number of frames.
         size: (height, width) in pixels.
-        class_id: int. The object's class (`synthetic.CLASS_NAMES`).
+        class_id: int. The object's class (`synthetic_draw.CLASS_NAMES`).
         seed: int. The same seed gives the same clip.
         object_size: float. The object's height at the start, as a fraction of
             the frame height (it grows by half over the crossing).
@@ -48,10 +48,10 @@ def frames(count=120, size=(128, 128), class_id=1, seed=0, object_size=0.4, abse
     height, width = size
     rng = np.random.default_rng(seed)
     side = max(height, width)
-    background = synthetic._BACKGROUNDS[int(rng.integers(2))](rng, side)  # a road scene
-    background = synthetic._lighting(rng, background)
+    background = synthetic_draw._BACKGROUNDS[int(rng.integers(2))](rng, side)  # a road scene
+    background = synthetic_draw._lighting(rng, background)
     top, left = (side - height) // 2, (side - width) // 2
-    background = background[top:top + height, left:left + width]
+    background = background[top : top + height, left : left + width]
     base = _object(rng, int(class_id), object_size * height)
     crossing = max(2, int(round(count * (1.0 - absent_share))))
     noise = float(rng.uniform(3.0, 6.0))

@@ -180,17 +180,13 @@ def tfds_examples(
         raise EmptySplitError(f"tfds:{name} ({split}): no such split; it has {sorted(builder.info.splits)}.")
     features = builder.info.features
     box_keys, label_keys, label_feature = _layout(features, name)
-    table, names = class_lookup(
-        list(label_feature.names), class_names, class_map, unknown, where=f"tfds:{name}"
-    )
+    table, names = class_lookup(list(label_feature.names), class_names, class_map, unknown, where=f"tfds:{name}")
     if download:
         builder.download_and_prepare()
     dataset = builder.as_dataset(split=split)
 
     def to_example(example):
-        return map_example(
-            example, box_keys=box_keys, label_keys=label_keys, table=table, multi_object=multi_object
-        )
+        return map_example(example, box_keys=box_keys, label_keys=label_keys, table=table, multi_object=multi_object)
 
     dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
     if multi_object == "drop":

@@ -65,9 +65,7 @@ def parse_voc_file(xml_path, origin, image_folders):
     node = tree.getroot()
     filename_node = node.find("filename")
     filename = (
-        filename_node.text.strip()
-        if filename_node is not None and filename_node.text
-        else xml_path.stem + ".jpg"
+        filename_node.text.strip() if filename_node is not None and filename_node.text else xml_path.stem + ".jpg"
     )
     size = None
     size_node = node.find("size")
@@ -132,8 +130,9 @@ def read_voc(path, *, class_names=None, class_map=None, unknown="error", skip_ba
             labels += [obj.label for obj in entry.objects]
     if unlisted:
         logger.warning(
-            "voc:%s: %d annotation files are in none of ImageSets/Main/{train,val,test}.txt "
-            "and were left out", root, unlisted,
+            "voc:%s: %d annotation files are in none of ImageSets/Main/{train,val,test}.txt and were left out",
+            root,
+            unlisted,
         )
     resolver = su.ClassResolver(labels, class_names, class_map, unknown, sort=True)
     return su.build_source(entries, resolver, problems, root=root, name=f"voc:{root}", **options)

@@ -23,9 +23,7 @@ file (a misspelt or empty labels folder) the source is refused. Polygon
 named like images of a format that is not read (`.webp`, `.tif`...) are bad
 data (refused, or skipped and listed with `skip_bad`), never left out unseen.
 
-`data.yaml` is read with PyYAML when it is installed, otherwise with a small
-reader of the subset these files use (scalars, `[a, b]` lists, `- item` lists,
-`id: name` mappings, `#` comments).
+`data.yaml` is read with PyYAML (`yaml.safe_load`).
 """
 
 import pathlib
@@ -37,105 +35,22 @@ _YAML_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 _FOLDER_SPLITS = {"train": "train", "val": "validation", "valid": "validation", "test": "test"}
 
 
-def _scalar(text):
-    text = text.strip()
-    if text[:1] in "'\"" and text[-1:] == text[:1] and len(text) >= 2:
-        return text[1:-1]
-    if text in ("", "~", "null", "None"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    if text.startswith("[") and text.endswith("]"):
-        inner = text[1:-1].strip()
-        return [_scalar(item) for item in _split_flow(inner)] if inner else []
-    return text
-
-
-def _split_flow(text):
-    items, current, quote = [], "", None
-    for char in text:
-        if quote:
-            current += char
-            quote = None if char == quote else quote
-        elif char in "'\"":
-            current += char
-            quote = char
-        elif char == ",":
-            items.append(current)
-            current = ""
-        else:
-            current += char
-    return items + [current] if current.strip() else items
-
-
-def _strip_comment(line):
-    quote = None
-    for i, char in enumerate(line):
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i]
-    return line
-
-
-def parse_simple_yaml(text, origin="data.yaml"):
-    """Parses the YAML subset of YOLO `data.yaml` files into a dict.
-
-    Top-level `key: value` pairs; a value is a scalar (quoted or not, ints
-    converted), a flow list `[a, 'b']`, or, when empty, the indented block
-    below it: `- item` lines (a list) or `key: value` lines (a dict).
+def read_yaml(path):
+    """Reads a `data.yaml` into a dict (PyYAML's `safe_load`).
 
     Raises:
-        DataError: naming `origin` and the line for anything else.
+        DataError: naming the file for malformed YAML or a top level that is not a mapping.
     """
-    result, key, block = {}, None, None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = _strip_comment(raw).rstrip()
-        if not line.strip() or line.strip() == "---":
-            continue
-        indented = line[0] in " \t"
-        stripped = line.strip()
-        if indented:
-            if key is None or result[key] is not None and block is None:
-                raise DataError(f"{origin}:{number}: unexpected indented line {raw.strip()!r}")
-            if stripped.startswith("- ") or stripped == "-":
-                block = block if isinstance(block, list) else []
-                if not isinstance(block, list):
-                    raise DataError(f"{origin}:{number}: mixed list and mapping under {key!r}")
-                block.append(_scalar(stripped[1:]))
-            elif ":" in stripped:
-                block = block if isinstance(block, dict) else {}
-                sub_key, _, value = stripped.partition(":")
-                block[_scalar(sub_key)] = _scalar(value)
-            else:
-                raise DataError(f"{origin}:{number}: cannot read {raw.strip()!r}")
-            result[key] = block
-            continue
-        key, sep, value = stripped.partition(":")
-        if not sep:
-            raise DataError(f"{origin}:{number}: expected 'key: value', got {raw.strip()!r}")
-        key, block = key.strip(), None
-        result[key] = _scalar(value)
-    return result
+    import yaml  # the `train` extra installs PyYAML; imported here, as only YOLO sources need it
 
-
-def read_yaml(path):
-    """Reads a `data.yaml` (PyYAML when installed, else `parse_simple_yaml`)."""
-    text = su.read_text(path, pathlib.Path(path).name)
-    try:
-        import yaml
-    except ImportError:
-        return parse_simple_yaml(text, origin=pathlib.Path(path).name)
+    name = pathlib.Path(path).name
+    text = su.read_text(path, name)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise DataError(f"{pathlib.Path(path).name}: malformed YAML: {error}") from error
+        raise DataError(f"{name}: malformed YAML: {error}") from error
     if not isinstance(data, dict):
-        raise DataError(f"{pathlib.Path(path).name}: expected a mapping at the top level")
+        raise DataError(f"{name}: expected a mapping at the top level")
     return data
 
 
