@@ -444,9 +444,11 @@ def _finish(config, run_dir, verbose, evaluate_test):
     model_path = run_dir / runs.MODEL
     quiet = verbose == 0
     if config.calibrate:
-        threshold = evaluate_lib.calibrate(str(model_path), config=config)
+        notes = []  # a split too small to calibrate on says so instead
+        threshold = evaluate_lib.calibrate(str(model_path), config=config, notice=notes.append)
         if not quiet:
-            print(f"Presence threshold calibrated on validation data: {threshold:.3f} (stored in {model_path})")
+            calibrated = f"Presence threshold calibrated on validation data: {threshold:.3f} (stored in {model_path})"
+            print(*notes or [calibrated])
     if not evaluate_test:
         return None
     report = evaluate_lib.evaluate(

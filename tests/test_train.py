@@ -193,9 +193,25 @@ def test_calibrated_threshold_maximises_f1():
     y[:4, 0] = 1
     p = np.zeros((8, 8), np.float32)
     p[:, 0] = [0.9, 0.8, 0.45, 0.4, 0.3, 0.2, 0.1, 0.05]
-    t = evaluate_lib.calibrate_threshold(y, p)
+    t = evaluate_lib.calibrate_threshold(y, p, min_each=1)
     assert t == pytest.approx((0.4 + 0.3) / 2)
-    assert evaluate_lib.calibrate_threshold(y[:4], p[:4]) == 0.5  # no background: nothing to calibrate
+    assert evaluate_lib.calibrate_threshold(y[:4], p[:4], min_each=1) == 0.5  # no background: nothing to calibrate
+
+
+def test_too_few_background_images_keep_the_threshold_at_half():
+    # 60 validation images, 10 of them background, one scored 0.997 (the 363 vehicle photos):
+    # the F1 rule alone would put the threshold above it, at 0.998; too few to tell, so 0.5.
+    y = np.zeros((60, 8), np.float32)
+    y[10:, 0] = 1
+    p = np.zeros((60, 8), np.float32)
+    p[:, 0] = np.r_[0.997, np.full(9, 0.01), np.full(50, 0.999)]
+    assert evaluate_lib.calibrate_threshold(y, p, min_each=1) > 0.99
+    assert evaluate_lib.calibrate_threshold(y, p) == 0.5
+    assert "50 objects and 10 background images: too few" in evaluate_lib.calibration_shortfall(y)
+    # Twenty of each are enough.
+    y2, p2 = np.concatenate([y, y[:10]]), np.concatenate([p, p[1:11]])
+    assert evaluate_lib.calibration_shortfall(y2) is None
+    assert evaluate_lib.calibrate_threshold(y2, p2) > 0.99
 
 
 def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
@@ -206,18 +222,18 @@ def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
     y[:4, 0] = 1
     p = np.zeros((8, 8), np.float32)
     p[:, 0] = [0.9, 0.8, 0.7, 0.2, 0.3, 0.1, 0.05, 0.01]
-    assert evaluate_lib.calibrate_threshold(y, p) == pytest.approx((0.7 + 0.3) / 2)
+    assert evaluate_lib.calibrate_threshold(y, p, min_each=1) == pytest.approx((0.7 + 0.3) / 2)
     # A real gain still wins: with a fifth object at 0.25 the low cut makes one error, 0.5 makes two.
     y2 = np.concatenate([y, y[:1]])
     p2 = np.concatenate([p, p[:1]])
     p2[-1, 0] = 0.25
-    assert evaluate_lib.calibrate_threshold(y2, p2) == pytest.approx((0.2 + 0.1) / 2)
+    assert evaluate_lib.calibrate_threshold(y2, p2, min_each=1) == pytest.approx((0.2 + 0.1) / 2)
     # Scores that separate perfectly keep a threshold with no error, however near 0.5 a cut with one lies.
     y3 = np.zeros((4, 8), np.float32)
     y3[:2, 0] = 1
     p3 = np.zeros((4, 8), np.float32)
     p3[:, 0] = [0.95, 0.9, 0.45, 0.1]
-    assert evaluate_lib.calibrate_threshold(y3, p3) == pytest.approx((0.9 + 0.45) / 2)
+    assert evaluate_lib.calibrate_threshold(y3, p3, min_each=1) == pytest.approx((0.9 + 0.45) / 2)
 
 
 def test_cli_flags_override_preset(tmp_path):
