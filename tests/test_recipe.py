@@ -44,10 +44,10 @@ def test_profile_reads_counts_sizes_and_objects(tmp_path):
     [
         ((64, 64), 0.6, 64),  # Tiny ImageNet: no larger than the photos themselves
         ((240, 320), 0.3, 160),  # small hands in 320x240 photos: large enough to see them
-        ((200, 260), 0.7, 96),  # large objects: 96 px is enough
+        ((200, 260), 0.7, recipe.MIN_SIZE),  # large objects: 96 px would show them, 128 gives finer boxes
         ((1080, 1920), 0.05, recipe.MAX_SIZE),  # tiny objects in big photos: capped
         ((100, 100), 0.1, 96),  # small photos: no upsampling past the next size up
-        (None, 0.5, 96),  # sizes unknown
+        (None, 0.5, recipe.MIN_SIZE),  # sizes unknown
     ],
 )
 def test_input_size_follows_the_objects_and_the_photos(image_size, side, expected):
