@@ -12,6 +12,21 @@ import typing
 from typing import Optional, Tuple
 
 
+# The fields that describe the network itself (what `transfer.architecture`
+# reads back off a model's layers); with `image_size` and `weights` they are
+# `build_model`'s options.
+ARCHITECTURE_FIELDS = (
+    "backbone",
+    "filters",
+    "depths",
+    "head",
+    "head_channels",
+    "head_units",
+    "dropout",
+    "class_context",
+)
+
+
 @dataclasses.dataclass
 class Config:
     # --- data
@@ -125,19 +140,7 @@ class Config:
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
-        names = (
-            "image_size",
-            "backbone",
-            "weights",
-            "filters",
-            "depths",
-            "head",
-            "head_channels",
-            "head_units",
-            "dropout",
-            "class_context",
-        )
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in ("image_size", "weights", *ARCHITECTURE_FIELDS)}
 
     def source_kwargs(self):
         """The data-source options of this config, as `make_dataset(**...)` takes them.

@@ -52,6 +52,7 @@ def build(out=WEIGHTS, run_dir=None, verbose="auto", **overrides):
     import keras
 
     from locnet_tf import config as config_lib
+    from locnet_tf import outputs
     from locnet_tf import train as train_lib
 
     config = config_lib.preset("pretrain", **overrides)
@@ -62,9 +63,8 @@ def build(out=WEIGHTS, run_dir=None, verbose="auto", **overrides):
         model = keras.models.load_model(result["model_path"], compile=False)
         out = pathlib.Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_suffix(".partial.keras")
-        model.save(partial)  # not compiled: no optimizer state, a third of the size
-        partial.replace(out)
+        with outputs.atomic_path(out) as partial:  # whole or not at all
+            model.save(partial)  # not compiled: no optimizer state, a third of the size
     finally:
         if temporary:
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -22,21 +22,13 @@ meaning (three other classes) from the right one, hence the by-name copy.
 
 import keras
 
+from locnet_tf import config as config_lib
 from locnet_tf import model as model_lib
 
 # Layers that only make sense for the classes they were trained on.
 CLASS_LAYERS = ("classes",)
 # `Config` fields that describe the network (what `architecture` returns).
-ARCHITECTURE_FIELDS = (
-    "backbone",
-    "filters",
-    "depths",
-    "head",
-    "head_channels",
-    "head_units",
-    "dropout",
-    "class_context",
-)
+ARCHITECTURE_FIELDS = config_lib.ARCHITECTURE_FIELDS
 # keras.applications models appear as one nested layer; its name says which.
 _APPLICATIONS = {
     "mobilenetv2": "mobilenet_v2",
