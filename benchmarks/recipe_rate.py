@@ -55,7 +55,9 @@ def main(argv=None):
     from locnet_tf import recipe
 
     rates = {int(s): rate(args.data, int(s), args.steps) for s in args.sizes.split(",")}
-    base = rates.get(96) or next(iter(rates.values()))
+    if 96 not in rates:
+        parser.error("--sizes must include 96 (the size the budget is counted in)")
+    base = rates[96]
     result = {
         "cpu": cpu_name(),
         "data": args.data,

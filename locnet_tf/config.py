@@ -51,9 +51,7 @@ class Config:
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
     class_context: bool = False  # spatial head: the class also reads the whole image's pooled features
-    init: Optional[str] = (
-        None  # start from this locnet_tf model (.keras or run folder); new class head if classes differ
-    )
+    init: Optional[str] = None  # start from this model (.keras, run folder or "pretrained"); new class head if needed
 
     # --- loss
     loss_mode: str = "default"  # default | lecture
@@ -80,9 +78,7 @@ class Config:
     validation_steps: Optional[int] = None  # None: the whole validation split
     early_stopping_patience: int = 0  # epochs without val loc_accuracy gain; 0 = off
     jit_compile: str = "auto"  # auto | true | false (XLA)
-    steps_per_execution: int = (
-        1  # optimizer steps per call into TensorFlow: more saves per-step overhead on small inputs
-    )
+    steps_per_execution: int = 1  # optimizer steps per call into TensorFlow: fewer round trips on small inputs
     # Progressive resizing (spatial head; locnet_tf.progressive): the first
     # `progressive_share` of the epochs (rounded down) train at `progressive_size`
     # px, where a step is cheaper, then the weights and optimizer state carry over
@@ -91,9 +87,7 @@ class Config:
     # (`crop`, which did better for the same compute: docs/training_experiments.md).
     progressive_size: int = 96  # px; progressive resizing is off (with a notice) unless below image_size
     progressive_share: float = 0.75  # 0 = off
-    progressive_mode: str = (
-        "crop"  # crop: windows at the image's own scale, holding the object | resize: the whole image shrunk
-    )
+    progressive_mode: str = "crop"  # crop: windows at the image's scale holding the object | resize: all, shrunk
     seed: int = 0
 
     # --- scale-out
@@ -278,7 +272,7 @@ def config_from_args(args, notice=print):
     given = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name, None) is not None
     }
-    validate(Config(**given))  # the flags themselves, before the recipe reads the data
+    validate(Config(**given), relations=False)  # the flags themselves, before the recipe reads the data
     return validate(recipe.resolve(args.preset, given, notice=notice))
 
 
@@ -307,7 +301,7 @@ _STRIDES = {"simple": 16}
 _DEFAULT_STRIDE = 32  # the keras.applications backbones
 
 
-def validate(config):
+def validate(config, relations=True):
     """Raises ValueError for the first field of `config` out of its range or choices.
 
     The message names the flag, the value and what is allowed, e.g.
@@ -315,6 +309,11 @@ def validate(config):
     config is built from flags (`config_from_args`) and where training
     starts (`train.train`), so a bad value stops the command before any data
     is read or model built.
+
+    `relations=False` leaves out the checks between fields whose other side
+    the preset or recipe may still set (`--warmup-epochs` within `--epochs`,
+    `--progressive-size` below `--image-size`, `--steps-per-execution`
+    dividing `--steps-per-epoch`): for the flags alone, before those are known.
 
     Raises:
         ValueError: a value out of range, an unknown choice, or an image size
@@ -399,7 +398,7 @@ def validate(config):
     integer("epochs", 1)
     integer("batch_size", 1)
     number("learning_rate", 0.0, low_open=True)
-    number("warmup_epochs", 0.0, config.epochs, high_open=False)
+    number("warmup_epochs", 0.0, config.epochs if relations else None, high_open=False)
     number("weight_decay", 0.0)
     number("ema", 0.0, 1.0)
     integer("steps_per_epoch", 1, optional=True)
@@ -408,7 +407,8 @@ def validate(config):
     choice("jit_compile", ("auto", "true", "false"), str(config.jit_compile).lower())
     number("progressive_share", 0.0, 1.0)
     choice("progressive_mode", ("crop", "resize"))
-    if config.progressive_share > 0 and config.head == "spatial" and config.progressive_size < config.image_size:
+    progressive = config.progressive_share > 0 and config.head == "spatial"
+    if relations and progressive and config.progressive_size < config.image_size:
         psize = config.progressive_size
         if isinstance(psize, bool) or not isinstance(psize, int) or psize < low or psize % stride:
             raise ValueError(
@@ -416,6 +416,12 @@ def validate(config):
                 f"{config.image_size}, got {psize!r} (--progressive-share 0 turns progressive resizing off)."
             )
     integer("steps_per_execution", 1)
+    if relations and config.steps_per_epoch and config.steps_per_epoch % config.steps_per_execution:
+        # Keras would run whole executions past the epoch's end on the repeated data.
+        raise ValueError(
+            f"--steps-per-execution {config.steps_per_execution} must divide "
+            f"--steps-per-epoch {config.steps_per_epoch}."
+        )
     integer("seed", 0, 2**32 - 1)
     choice("strategy", ("default", "mirrored", "multi_worker"))
     integer("gallery_size", 0)

@@ -410,18 +410,21 @@ def evaluate(
         if pictures:
             pic_dir = out.parent / "eval"
             report["pictures"] = evaluation_pictures(
-                images, y_true, y_pred, names, threshold, pic_dir, gallery_size=gallery_size
+                images, y_true, y_pred, names, threshold, pic_dir, gallery_size=gallery_size, report=report
             )
         outputs.atomic_write(out, json.dumps(report, indent=2))
     return report
 
 
-def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8):
-    """Writes the evaluation PNGs into `out_dir` (drawn by `locnet_tf.plots`); returns {name: path}."""
+def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8, report=None):
+    """Writes the evaluation PNGs into `out_dir` (drawn by `locnet_tf.plots`); returns {name: path}.
+
+    `report`: these arrays' `report_from_arrays`, when the caller has it already.
+    """
     from locnet_tf import plots
 
     out_dir = pathlib.Path(out_dir)
-    report = report_from_arrays(y_true, y_pred, class_names, threshold)
+    report = report or report_from_arrays(y_true, y_pred, class_names, threshold)
     pos = np.flatnonzero(y_true[:, 0] > 0.5)
     ious = box_iou(y_true[pos, 1:5], y_pred[pos, 1:5])
     pictures = {

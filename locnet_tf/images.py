@@ -1,12 +1,11 @@
 """Images without TensorFlow: read a photo as a viewer shows it, resize it as training does.
 
-Needs only numpy and Pillow, so `locnet_tf.runtime` runs on a device without
+Needs only numpy, Pillow and simplejpeg, so `locnet_tf.runtime` runs on a device without
 TensorFlow (DESIGN.md section 5):
 
     read_image(path)                -> uint8 RGB [H, W, 3], EXIF orientation applied
     inspect(data, name)             -> ImageInfo (format, size as displayed), or DataError
     exif_orientation(file)          -> the EXIF orientation tag (1..8; 1 = upright)
-    oriented_size(image, data)      -> (height, width) as displayed, from the header only
     resize(image, size, method)     -> uint8 [S, S, 3], bit for bit the training pipeline's
     letterbox_geometry(h, w, s, s)  -> (new_h, new_w, top, left)
     boxes_to_original(box, h, w, size, method)
@@ -503,17 +502,6 @@ def exif_orientation(image):
             return _orientation(opened, data)
     except PILLOW_ERRORS:
         return 1  # not an image Pillow reads: the decoder reports it
-
-
-def oriented_size(image, data=None):
-    """(height, width) of an opened `PIL.Image` as displayed (EXIF orientation applied).
-
-    Give the file's `data` and a PNG is not decoded (see `_orientation`).
-    """
-    width, height = image.size
-    if (_orientation(image, data) if data is not None else exif_orientation(image)) in SWAPPING_ORIENTATIONS:
-        width, height = height, width
-    return height, width
 
 
 # Pillow's transpose for each EXIF orientation (those of `ImageOps.exif_transpose`).

@@ -247,7 +247,8 @@ def build_model(
         dropout=dropout,
         class_context=class_context,
     )
-    options = {key: config.model_kwargs()[key] if value is None else value for key, value in given.items()}
+    defaults = config.model_kwargs()
+    options = {key: defaults[key] if value is None else value for key, value in given.items()}
     image_size, backbone, weights, filters, depths, head, head_channels, head_units, dropout, class_context = (
         options[key] for key in given
     )

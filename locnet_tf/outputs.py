@@ -86,7 +86,7 @@ def atomic_path(path):
     try:
         yield pathlib.Path(tmp)
         # mkstemp makes the file private (0600); the result should read like any file.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -103,7 +103,12 @@ def atomic_write(path, data):
             tmp.write_bytes(data)
 
 
-def _umask():
+def _read_umask():
     mask = os.umask(0)  # the only way to read it is to set it
     os.umask(mask)
     return mask
+
+
+# Read once, at import: setting the umask is process-wide, and files other
+# threads (TensorBoard, tf.data) create in between would get its 0.
+_UMASK = _read_umask()

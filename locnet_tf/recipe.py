@@ -204,7 +204,7 @@ def with_init(config, given, notice=print):
     values = {k: v for k, v in values.items() if k not in given}
     notice(
         f"Fine-tuning {config.init}: its architecture ({arch['backbone']}, filters {arch['filters']}), "
-        f"learning rate {values.get('learning_rate', config.learning_rate):g}, no progressive resizing."
+        f"learning rate {config.learning_rate:g}, no progressive resizing."
     )
     return dataclasses.replace(config, **values)
 

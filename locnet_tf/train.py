@@ -43,8 +43,7 @@ from locnet_tf.progressive import SMALL_BACKUP, carry_over, progressive_epochs
 from locnet_tf.progressive import describe as describe_progressive
 
 # Kept importable from here (notebooks, benchmarks, older code): `train.make_strategy`,
-# `train.carry_over`, `train.progressive_epochs`, `train.BestCheckpoint`, `train.read_history`.
-read_history = runs.read_history
+# `train.carry_over`, `train.progressive_epochs`, `train.BestCheckpoint`, `train._read_history`.
 _read_history = runs.read_history
 
 BEST_METRIC = "val_loc_accuracy"
@@ -203,7 +202,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     work_dir = run_dir if chief else run_dir / f".worker_{strategy.cluster_resolver.task_id}"
     work_dir.mkdir(parents=True, exist_ok=True)
     runs.check_run_folder(work_dir, config, overwrite)
-    config.save(work_dir / "config.json")
+    config.save(work_dir / runs.CONFIG)
 
     keras.utils.set_random_seed(config.seed)
     cached = sources(config)
@@ -213,12 +212,6 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     evaluate_test = config.evaluate and _has_test_split(config, train_ds.class_names, chief and verbose != 0)
     batches = _steps(train_ds)
     steps_per_epoch = config.steps_per_epoch or batches
-    if config.steps_per_epoch and config.steps_per_epoch % config.steps_per_execution:
-        # Keras would run whole executions past the epoch's end on the repeated data.
-        raise ValueError(
-            f"--steps-per-execution {config.steps_per_execution} must divide "
-            f"--steps-per-epoch {config.steps_per_epoch}."
-        )
     hint = augmentation_hint(config, batches)
     if hint and chief and verbose != 0:
         print(hint)

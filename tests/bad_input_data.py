@@ -19,6 +19,14 @@ from PIL import Image
 
 CLASSES = ("car", "pedestrian")
 IMAGE_SIZE = 32  # the tiny model's input
+# Short runs where a case must train: the smoke preset, one step.
+QUICK = ["--epochs", "1", "--steps-per-epoch", "1", "--validation-steps", "1"]
+QUICK += ["--no-calibrate", "--no-evaluate", "--quiet"]
+
+
+def train_argv(spec, out, *extra):
+    """`python -m locnet_tf.train`'s arguments for the smoke preset on `spec`."""
+    return ["--preset", "smoke", "--data", spec, "--out", out, *extra]
 
 
 def make_photo(path, seed, size=(48, 64), box=None, fmt=None):

@@ -24,18 +24,7 @@ from PIL import Image
 import bad_input_data as bad
 from locnet_tf import outputs
 
-# Short runs where a row must train: the smoke preset, one step.
-QUICK = [
-    "--epochs",
-    "1",
-    "--steps-per-epoch",
-    "1",
-    "--validation-steps",
-    "1",
-    "--no-calibrate",
-    "--no-evaluate",
-    "--quiet",
-]
+QUICK = bad.QUICK
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +43,7 @@ def models(tmp_path_factory):
 # What the rows build: each returns the command line (a list).
 
 
-def _train(spec, out, *extra):
-    return ["--preset", "smoke", "--data", spec, "--out", out, *extra]
+_train = bad.train_argv
 
 
 def _truncate(path, keep=0.5):

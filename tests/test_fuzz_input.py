@@ -27,17 +27,7 @@ IMAGE_MUTANTS = 24
 ANNOTATION_MUTANTS = 16
 TRAINED_ACCEPTED = 3  # annotation mutants that load and then train (the others fail fast, all of them run)
 SECONDS = 120  # per command: longer is a hang
-QUICK = [
-    "--epochs",
-    "1",
-    "--steps-per-epoch",
-    "1",
-    "--validation-steps",
-    "1",
-    "--no-calibrate",
-    "--no-evaluate",
-    "--quiet",
-]
+QUICK = bad.QUICK
 FORMATS = {".jpg": "JPEG", ".png": "PNG", ".gif": "GIF", ".bmp": "BMP"}
 
 
@@ -164,7 +154,7 @@ def test_damaged_images_load_correctly_or_fail_naming_the_file(tmp_path, capfd, 
     with caplog.at_level(logging.WARNING, logger="locnet_tf.data"):
         code, _, err = run(
             "T",
-            ["--preset", "smoke", "--data", spec, "--out", tmp_path / "run", "--skip-bad", *QUICK],
+            bad.train_argv(spec, tmp_path / "run", "--skip-bad", *QUICK),
             capfd,
             "training with --skip-bad",
         )
@@ -178,7 +168,7 @@ def test_damaged_images_load_correctly_or_fail_naming_the_file(tmp_path, capfd, 
     assert any(f"skipped {len(refused)} entries" in r.getMessage() for r in caplog.records)
     code, line, _ = run(
         "T",
-        ["--preset", "smoke", "--data", spec, "--out", tmp_path / "run2", *QUICK],
+        bad.train_argv(spec, tmp_path / "run2", *QUICK),
         capfd,
         "training without --skip-bad",
     )
@@ -249,7 +239,7 @@ def test_damaged_annotation_files_load_correctly_or_fail_naming_the_file(tmp_pat
                 trained += not code
                 t_code, t_line, _ = run(
                     "T",
-                    ["--preset", "smoke", "--data", spec, "--out", tmp_path / f"run{k}", *QUICK],
+                    bad.train_argv(spec, tmp_path / f"run{k}", *QUICK),
                     capfd,
                     f"training on {what}",
                 )

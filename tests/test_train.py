@@ -1,5 +1,6 @@
 """Training and evaluation: run folder, resume, report numbers, tf.distribute."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -556,3 +557,20 @@ def test_a_source_without_test_split_trains_and_skips_the_report(tmp_path, capsy
     assert result["report"] is None and not (tmp_path / "run" / "report.json").exists()
     assert (tmp_path / "run" / "model.keras").exists()
     assert "(test): no images in this split. Training goes on; the test report is skipped" in capsys.readouterr().out
+
+
+def test_every_field_comment_is_its_help_text():
+    # The comment after a field is its --help text; a field wrapped over lines loses it.
+    comments = config_lib._field_comments()
+    assert set(comments) <= {f.name for f in dataclasses.fields(config_lib.Config)}
+    for name in ("init", "steps_per_execution", "progressive_mode"):
+        assert comments[name], name
+
+
+def test_flags_are_checked_against_the_preset_they_end_up_in():
+    # 10 warm-up epochs exceed the Config default's 8 epochs, not the photos preset's 32.
+    args = train_lib.build_parser().parse_args(["--preset", "photos", "--warmup-epochs", "10"])
+    assert config_lib.config_from_args(args).warmup_epochs == 10
+    args = train_lib.build_parser().parse_args(["--preset", "smoke", "--warmup-epochs", "10"])
+    with pytest.raises(ValueError, match=r"--warmup-epochs must be a number in \[0, 2\]"):
+        config_lib.config_from_args(args)

@@ -72,25 +72,9 @@ def test_train_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path,
     train_lib.train(config_lib.preset("smoke", data_dir=data_dir, evaluate=False), out=str(first), verbose=0)
     parser = train_lib.build_parser()
     # Other classes (cars ignored) and another input size; no architecture flags.
-    args = parser.parse_args(
-        [
-            "--preset",
-            "smoke",
-            "--init",
-            str(first),
-            "--class-map",
-            "car=",
-            "--image-size",
-            "48",
-            "--filters",
-            "8,16,16,16",
-            "--data-dir",
-            data_dir,
-            "--no-evaluate",
-            "--out",
-            str(tmp_path / "second"),
-        ]
-    )
+    common = ["--preset", "smoke", "--init", str(first), "--class-map", "car=", "--image-size", "48"]
+    common += ["--data-dir", data_dir, "--no-evaluate", "--out", str(tmp_path / "second")]
+    args = parser.parse_args(common + ["--filters", "8,16,16,16"])
     # --filters given: the user's flag wins, and train refuses the mismatch in one line.
     config = config_lib.config_from_args(args)
     assert config.filters == (8, 16, 16, 16)
@@ -98,23 +82,7 @@ def test_train_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path,
         ValueError, match=r"another architecture: filters \(8, 16, 16, 32\) \(config: \(8, 16, 16, 16\)\)"
     ):
         train_lib.train(config, out=str(tmp_path / "second"), verbose=0)
-    args = parser.parse_args(
-        [
-            "--preset",
-            "smoke",
-            "--init",
-            str(first),
-            "--class-map",
-            "car=",
-            "--image-size",
-            "48",
-            "--data-dir",
-            data_dir,
-            "--no-evaluate",
-            "--out",
-            str(tmp_path / "second"),
-        ]
-    )
+    args = parser.parse_args(common)
     config = config_lib.config_from_args(args)
     smoke = config_lib.preset("smoke")
     assert (config.filters, config.head_channels, config.image_size) == (smoke.filters, smoke.head_channels, 48)

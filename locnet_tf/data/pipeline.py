@@ -64,7 +64,7 @@ from locnet_tf.data.records import DataError as DataError  # re-exported: caller
 from locnet_tf.target import TargetLayout
 
 # Augmentation lives in its own module; its names stay importable from here.
-from locnet_tf.data.augment import AugmentConfig, augment, crop_around_object  # noqa: F401
+from locnet_tf.data.augment import AugmentConfig, _to_uint8, augment, crop_around_object  # noqa: F401
 
 AUTOTUNE = tf.data.AUTOTUNE
 KEYS = (IMAGE, BOX, CLASS_ID, PRESENT)
@@ -353,10 +353,6 @@ def decode(example):
 
 # ----------------------------------------------------------------------------
 # Resize.
-
-
-def _to_uint8(image):
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
 def letterbox_geometry(height, width, out_h, out_w):

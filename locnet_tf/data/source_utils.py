@@ -67,9 +67,6 @@ UNKNOWN_POLICIES = ("error", "ignore_object")
 # How far (fraction of the image size) a box may run past an edge before it is
 # an error; boxes within it are clipped to the image.
 BOX_TOLERANCE = 0.02
-# What the pipeline's tf.io.decode_image reads (`images.inspect` refuses the
-# rest, which would otherwise pass here and fail in the middle of training).
-IMAGE_SUFFIXES = images.IMAGE_SUFFIXES
 
 
 @dataclasses.dataclass
