@@ -101,7 +101,7 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
             if image_id in entries:
                 # Its annotations would go to one image or the other: neither can be trusted.
                 first = entries[image_id]
-                first.bad = first.bad or f"{origin}: image id {image_id} is used twice"
+                first.bad = first.bad or f"{origin}: its id {image_id} is used again, by {file_name!r}"
                 raise DataError(
                     f"{origin}: image id {image_id} is used twice, for {first.origin.split(' image ', 1)[-1]!r} "
                     f"(images[{first_index[image_id]}]) and {file_name!r}: their annotations cannot be told "

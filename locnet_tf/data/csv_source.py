@@ -120,8 +120,9 @@ def _column_order(row, origin):
         name = cell.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
         role = _ROLE_OF.get(name)
         if role is None:
+            what = f"column {cell.strip()!r} is" if cell.strip() else f"column {position + 1} has no name, so it is"
             raise DataError(
-                f"{origin}: header {shown!r}: column {cell.strip()!r} is not one this reader knows ({known}); "
+                f"{origin}: header {shown!r}: {what} not one this reader knows ({known}); "
                 "name the columns so, or remove the header for the order filename,x1,y1,x2,y2,label"
             )
         if role in index:
