@@ -291,6 +291,14 @@ ROWS = [
         error(r"labels\.csv:1: header 'file,xmin,left,xmax,ymax,label': columns 'xmin' and 'left' both name the x1"),
     ),
     (
+        "15 CSV header with an unnamed column is refused",
+        "D",
+        _check(
+            lambda t: csv_with_header(t, "filename,x1,y1,x2,y2,label,", ("filename", "x1", "y1", "x2", "y2", "label"))
+        ),
+        error(r"labels\.csv:1: header 'filename,x1,y1,x2,y2,label,': column 7 has no name"),
+    ),
+    (
         "15 CSV header without a label column is refused",
         "D",
         _check(lambda t: csv_with_header(t, "path,x1,y1,x2,y2,width", ("filename", "x1", "y1", "x2", "y2", "width"))),
