@@ -96,6 +96,12 @@ def yolo_folder_with_links(root, loop=False):
     return f"yolo:{source}"
 
 
+def _dangling(path):
+    """A symbolic link at `path` to a file that does not exist; returns the spec of its YOLO folder."""
+    os.symlink(path.parent / "deleted.jpg", path)
+    return f"yolo:{path.parent.parent}"
+
+
 def yolo_yaml(root, yaml_text, **kwargs):
     """`bad.yolo_source` with its data.yaml replaced by `yaml_text`. Returns the spec."""
     spec = bad.yolo_source(root, **kwargs)
@@ -241,6 +247,12 @@ ROWS = [
         _check(lambda t: yolo_folder_with_links(t, loop=True)),
         checked(lambda report, warnings: _counts(report, 10)),
     ),
+    (
+        "14 YOLO: a symbolic link to no image is named, not left out",
+        "D",
+        _check(lambda t: yolo_folder_with_links(t) and _dangling(t / "yolo" / "images" / "gone.jpg")),
+        error(r"labels/gone\.txt: image file .*images/gone\.jpg not found"),
+    ),
     # --- 15: a CSV header that names another column order
     (
         "15 CSV header filename,ymin,xmin,ymax,xmax,label",
@@ -323,7 +335,11 @@ ROWS = [
         _check(lambda t: only_in(t, "test")),
         checked(
             lambda report, warnings: (
-                one(warnings, r"no training image of class 'pedestrian' \(\d+ in test\); the model cannot learn it"),
+                one(
+                    warnings,
+                    r"no training image of class 'pedestrian' \(\d+ in test\); the model cannot learn it.*"
+                    r"\(--class-map pedestrian=\)",
+                ),
                 any("no training image of class 'pedestrian'" in n for n in report["notes"])
                 or pytest.fail(str(report)),
             )
@@ -347,7 +363,11 @@ ROWS = [
         "17 a class given with --classes that the data never has",
         "D",
         _check(lambda t: bad.csv_source(t), "--classes", "car,pedestrian,bus"),
-        checked(lambda report, warnings: one(warnings, r"no training image of class 'bus' \(no image at all\)")),
+        checked(
+            lambda report, warnings: one(
+                warnings, r"no training image of class 'bus' \(no image at all\).*\(--classes\)"
+            )
+        ),
     ),
     # --- 22: --multi-object drop names the image
     (

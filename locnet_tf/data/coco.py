@@ -92,7 +92,7 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
     root = json_path.parent
     folders = [root, root / "images", root.parent, root.parent / "images"]
     problems = su.Problems(skip_bad)
-    entries, first_index, leaving = {}, {}, []
+    entries, first_index, leaving = {}, {}, []  # id -> entry; id -> (index, file_name); names leaving the folder
     for index, image in enumerate(data["images"]):
         origin = f"{name} images[{index}]"
         with problems.entry(origin):
@@ -103,8 +103,8 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
                 first = entries[image_id]
                 first.bad = first.bad or f"{origin}: its id {image_id} is used again, by {file_name!r}"
                 raise DataError(
-                    f"{origin}: image id {image_id} is used twice, for {first.origin.split(' image ', 1)[-1]!r} "
-                    f"(images[{first_index[image_id]}]) and {file_name!r}: their annotations cannot be told "
+                    f"{origin}: image id {image_id} is used twice, for {first_index[image_id][1]!r} "
+                    f"(images[{first_index[image_id][0]}]) and {file_name!r}: their annotations cannot be told "
                     "apart; give each image its own id"
                 )
             origin = f"{name} image {file_name}"
@@ -115,7 +115,7 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
                 width = _field(image, "width", origin, "number")
                 height = _field(image, "height", origin, "number")
                 size = (int(height), int(width)) if width > 0 and height > 0 else None
-            first_index[image_id] = index
+            first_index[image_id] = (index, file_name)
             entries[image_id] = su.ImageEntry(
                 path=su.find_file(file_name, folders),
                 origin=origin,

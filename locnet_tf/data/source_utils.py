@@ -500,7 +500,7 @@ def build_source(
     disk = check_cache.get_cache()
     if disk is not None:
         disk.flush()  # what was checked, for the next run
-    untrained = untrained_classes(records, resolver.class_names, name)
+    untrained = untrained_classes(records, resolver.class_names, name, resolver.from_data)
     data = SourceData(
         records=records,
         class_names=resolver.class_names,
@@ -519,8 +519,11 @@ def build_source(
 _WARNED = set()  # notes and skipped-entry summaries already logged by this process
 
 
-def untrained_classes(records, class_names, name):
+def untrained_classes(records, class_names, name, from_data=True):
     """One line naming the classes without a training image (and where their images are), or None.
+
+    `from_data`: the class names come from the data (left out with
+    `--class-map NAME=`), not from the user (left out of `--classes`).
 
     Such a class is kept (the class list may be meant so: given with
     `--classes`, or declared by the data), but the model cannot learn it and
@@ -545,10 +548,11 @@ def untrained_classes(records, class_names, name):
         return None
     which = f"class {shown[0]}" if len(missing) == 1 else f"{len(missing)} classes: {', '.join(shown)}"
     them = "it" if len(missing) == 1 else "them"
+    how = f"--class-map {','.join(f'{n}=' for n in missing)}" if from_data else "--classes"
     return (
         f"{name}: no training image of {which}; the model cannot learn {them} and will score 0 on {them}. "
         f"Move some of {'its' if len(missing) == 1 else 'their'} images to the train split, or leave {them} out "
-        f"with --class-map {','.join(f'{n}=' for n in missing)}"
+        f"({how})"
     )
 
 

@@ -198,8 +198,9 @@ def read_yolo(path, *, class_names=None, class_map=None, unknown="error", skip_b
         # One image in two splits (val: naming train's folder) is allowed, as in Ultralytics; one
         # image twice in a split is not (build_source refuses it). Keyed by the real folder, resolved
         # once per folder.
-        parent = real_folders.get(image.parent) or real_folders.setdefault(image.parent, os.path.realpath(image.parent))
-        key = (parent, image.name)
+        if image.parent not in real_folders:
+            real_folders[image.parent] = os.path.realpath(image.parent)
+        key = (real_folders[image.parent], image.name)
         first_split = split_of.setdefault(key, split)
         also_in = first_split if split is not None and first_split != split else ""
         if also_in:
@@ -212,7 +213,10 @@ def read_yolo(path, *, class_names=None, class_map=None, unknown="error", skip_b
             labels += [obj.label for obj in objects]
     notes = []
     if shared:
-        pairs = ", ".join(f"{count} {split} images are also in {first}" for (split, first), count in shared.items())
+        pairs = ", ".join(
+            f"{count} {split} {'image is' if count == 1 else 'images are'} also in {first}"
+            for (split, first), count in shared.items()
+        )
         scored = " and ".join(dict.fromkeys(split for split, _ in shared))
         notes.append(
             f"yolo:{path}: {pairs} (listed for both): accepted, as Ultralytics does, but the {scored} figures "
