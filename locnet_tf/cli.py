@@ -10,12 +10,24 @@ object, and the problem) and exits with status 1 for:
 - TensorFlow's data pipeline stopping on a file (its checks name the file;
   `locnet_tf.data.pipeline.read_image`).
 
+Ctrl-C (`KeyboardInterrupt`) ends any command with the one line
+`interrupted` and exit status 130 (128 + SIGINT, what shells report for a
+process stopped by Ctrl-C), no traceback: every file a command writes goes
+to a temporary name first (`locnet_tf.outputs.atomic_path`, the export's work
+folder), removed when the command stops, so nothing half-written is left.
+
+`ArgumentParser` is `argparse.ArgumentParser` that also refuses a float flag
+given as nan or inf (`--threshold nan`), with one `error:` line naming the
+flag: every command's parser is one, so no float flag escapes the check.
+
 `LOCNET_TF_TRACEBACK=1` shows the traceback instead. Calling `main(argv)`
 from Python still raises, so notebooks and tests see the exception. Anything
 else is a bug and keeps its traceback.
 """
 
+import argparse
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -23,6 +35,7 @@ import sys
 from locnet_tf.data.records import DataError
 
 TRACEBACK_ENV = "LOCNET_TF_TRACEBACK"
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C: 128 + SIGINT, as shells report it
 USER_ERRORS = (DataError, ValueError, OSError)
 # What `pipeline.read_image`'s checks say: "assertion failed: [PROBLEM:] [PATH]".
 _ASSERTION = re.compile(r"assertion failed: \[(?P<problem>.+?):?\] \[(?P<path>.+?)\]")
@@ -38,6 +51,11 @@ def run(main, argv=None, skip_bad_hint=False):
     """
     try:
         return main(argv)
+    except KeyboardInterrupt:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
     except Exception as error:  # sorted out by `message`; anything else is re-raised
         message = user_message(error)
         if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
@@ -49,6 +67,28 @@ def run(main, argv=None, skip_bad_hint=False):
         print(f"error: {message}", file=sys.stderr)
         print(f"({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose float flags must be finite: `--threshold nan` is a ValueError.
+
+    argparse's `type=float` takes "nan", "inf" and "-inf"; a threshold of nan
+    then compares false with every score and a report is computed with it.
+    The check runs on every parsed value of a flag declared `type=float`,
+    after parsing, so the error is the command's one `error:` line (through
+    `run`), not argparse's usage block.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if action.type is not float or not action.option_strings:
+                continue
+            value = getattr(namespace, action.dest, None)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ValueError(f"{action.option_strings[-1]} must be a finite number, got {item}.")
+        return namespace, extras
 
 
 def user_message(error):

@@ -32,6 +32,7 @@ import pathlib
 import sys
 import time
 
+from locnet_tf import cli
 from locnet_tf import draw
 from locnet_tf import inference
 from locnet_tf import outputs
@@ -226,7 +227,7 @@ def _csv(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m locnet_tf.predict",
         description="Predict presence, class and box for images, videos, cameras and streams "
         "with a .keras, SavedModel or .tflite model.",
