@@ -22,7 +22,6 @@ on by default) and `locnet_tf.distribute` (`--strategy`).
 """
 
 from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
-import argparse
 import dataclasses
 import pathlib
 import shutil

@@ -10,7 +10,7 @@ A source spec is one of:
 | spec | frames |
 | --- | --- |
 | an image file (JPEG, PNG, GIF, BMP) | one, EXIF orientation applied (`locnet_tf.images.read_image`) |
-| a video file (`.mp4 .avi .mov .mkv .webm .m4v`) | every frame, upright (its display matrix applied), timestamps from the file |
+| a video file (`.mp4 .avi .mov .mkv .webm .m4v`) | every frame, upright (see below), timestamps from the file |
 | a folder | its images and videos, recursively, sorted (folder symlinks followed, each folder once) |
 | a glob (`"shots/**/*.jpg"`) | the matching files, sorted (each file once) |
 | a camera index (`0`, `1`, ...) | the camera, live (Linux: V4L2 `/dev/videoN`; macOS: AVFoundation) |
@@ -238,7 +238,10 @@ def display_matrix(frame):
 
 @functools.lru_cache(maxsize=None)
 def _warn_odd_angle(spec, angle):
-    print(f"warning: {spec}: its display matrix turns frames by {angle} degrees; frames are read unturned.", file=sys.stderr)
+    print(
+        f"warning: {spec}: its display matrix turns frames by {angle} degrees; frames are read unturned.",
+        file=sys.stderr,
+    )
 
 
 def upright(image, frame, spec=""):
