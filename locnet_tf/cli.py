@@ -26,11 +26,14 @@ else is a bug and keeps its traceback.
 """
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import os
 import re
+import signal
 import sys
+import threading
 
 from locnet_tf.data.records import DataError
 
@@ -49,24 +52,58 @@ def run(main, argv=None, skip_bad_hint=False):
     `skip_bad_hint`: the command reads data sources and has `--skip-bad`, so
     a `DataError` also says what that flag does.
     """
+    with _noting_interrupts() as interrupted:
+        try:
+            return main(argv)
+        except BaseException as error:
+            if _show_traceback():
+                raise
+            if isinstance(error, KeyboardInterrupt) or interrupted:
+                # Ctrl-C. (Raised while TensorFlow's C++ calls back into Python, the KeyboardInterrupt can
+                # come out as another exception, a TypeError from tf.nest say: the signal handler noted it.)
+                print("interrupted", file=sys.stderr)
+                return INTERRUPTED
+            message = user_message(error) if isinstance(error, Exception) else None
+            if message is None:  # a bug (or SystemExit): as it is
+                raise
+            if skip_bad_hint and isinstance(error, DataError):
+                message += (
+                    "\n(--skip-bad leaves bad entries out and lists them; python -m locnet_tf.data SPEC checks a "
+                    "source)"
+                )
+            print(f"error: {message}", file=sys.stderr)
+            print(f"({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
+            return 1
+
+
+def _show_traceback():
+    return os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def _noting_interrupts():
+    """Yields a list that gets an entry when Ctrl-C (SIGINT) comes; it still raises KeyboardInterrupt.
+
+    Only where Python's own handler is in place (the main thread; not where
+    SIGINT is ignored, as in a background job), and put back afterwards.
+    """
+    noted = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield noted
+        return
+
+    def handler(signum, frame):
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
     try:
-        return main(argv)
-    except KeyboardInterrupt:
-        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
-            raise
-        print("interrupted", file=sys.stderr)
-        return INTERRUPTED
-    except Exception as error:  # sorted out by `message`; anything else is re-raised
-        message = user_message(error)
-        if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
-            raise
-        if skip_bad_hint and isinstance(error, DataError):
-            message += (
-                "\n(--skip-bad leaves bad entries out and lists them; python -m locnet_tf.data SPEC checks a source)"
-            )
-        print(f"error: {message}", file=sys.stderr)
-        print(f"({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
-        return 1
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -156,3 +193,23 @@ def require_train_extra(command):
             file=sys.stderr,
         )
         raise SystemExit(1)
+
+
+def _quiet_interrupt(previous):
+    """A `sys.excepthook` that ends an uncaught Ctrl-C in one line (the rest go to `previous`)."""
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt) and not _show_traceback():
+            print("interrupted", file=sys.stderr)
+            return
+        previous(kind, value, traceback)
+
+    return hook
+
+
+# Ctrl-C before `run` starts (while `python -m locnet_tf.train` imports TensorFlow, say) is not
+# inside `run`: when a locnet_tf command is the program, the interpreter's last word on it is one line
+# too. Python still exits as a process stopped by SIGINT (status 130 in a shell).
+_RUNNING = getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", None) or ""
+if _RUNNING.startswith("locnet_tf."):
+    sys.excepthook = _quiet_interrupt(sys.excepthook)

@@ -561,7 +561,7 @@ def to_rgb_uint8(image):
 
     Every predictor takes its arrays through here (`locnet_tf.runtime`,
     `locnet_tf.inference`), so all model kinds agree. uint8 is taken as it is;
-    other integer and float arrays must hold values in 0..255 (floats are
+    other integer and float arrays must hold values in 0..255 (floats once
     rounded). Refused, each with the reason (ValueError), as no reading of
     them is safe: an empty image; values below 0 or above 255 (a 16-bit
     image, an int64 sum), which clipping would turn to white; NaN or
@@ -579,20 +579,23 @@ def to_rgb_uint8(image):
     numeric = np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)
     if image.dtype == np.bool_ or not numeric:
         raise ValueError(f"image of dtype {image.dtype}: pass uint8 RGB values 0..255.")
-    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-        raise ValueError("image holds NaN or infinite values: pass uint8 RGB values 0..255.")
+    dtype = image.dtype
+    if np.issubdtype(dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise ValueError("image holds NaN or infinite values: pass uint8 RGB values 0..255.")
+        if 0 < image.max() <= 1:
+            raise ValueError(
+                f"float image in 0..1 (largest value {image.max():g}): multiply by 255 or pass uint8; read as "
+                "0..255 it would be a black picture."
+            )
+        image = np.round(image)  # judged once rounded: 255.3 after a resize's overshoot is 255
     low, high = image.min(), image.max()
     if low < 0 or high > 255:
         raise ValueError(
-            f"{image.dtype} image with values from {low:g} to {high:g}, outside 0..255: pass uint8 RGB "
+            f"{dtype} image with values from {low:g} to {high:g}, outside 0..255: pass uint8 RGB "
             "(a 16-bit image: divide by 257 first)."
         )
-    if np.issubdtype(image.dtype, np.floating) and 0 < high <= 1:
-        raise ValueError(
-            f"float image in 0..1 (largest value {high:g}): multiply by 255 or pass uint8; read as 0..255 "
-            "it would be a black picture."
-        )
-    return np.round(image).astype(np.uint8)
+    return image.astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------

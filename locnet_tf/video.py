@@ -183,6 +183,10 @@ class Source:
                     return
                 problem = str(error)
             if not self.live:
+                if index < 0:
+                    raise ValueError(
+                        f"{self.spec}: no frame could be read (of {declared} declared): cut short or damaged."
+                    )
                 self.frames_read = index + 1
                 if problem or corrupt or packets < declared:
                     self.truncated = True
