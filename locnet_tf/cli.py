@@ -80,23 +80,28 @@ def _show_traceback():
     return os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
 
 
+# One entry per Ctrl-C while a command runs (see `_noting_interrupts`).
+_INTERRUPTS = []
+
+
 @contextlib.contextmanager
 def _noting_interrupts():
-    """Yields a list that gets an entry when Ctrl-C (SIGINT) comes; it still raises KeyboardInterrupt.
+    """Yields a list that is non-empty once Ctrl-C (SIGINT) has come; it still raises KeyboardInterrupt.
 
-    Only where Python's own handler is in place (the main thread; not where
-    SIGINT is ignored, as in a background job), and put back afterwards.
+    The handler is put in only where Python's own is (the main thread; not
+    where SIGINT is ignored, as in a background job), and put back
+    afterwards; a command run inside another (the check inside train) shares
+    the outer one's.
     """
-    noted = []
-    if threading.current_thread() is not threading.main_thread():
-        yield noted
-        return
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    before = len(_INTERRUPTS)
+    noted = _Since(before)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not main_thread or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield noted
         return
 
     def handler(signum, frame):
-        noted.append(signum)
+        _INTERRUPTS.append(signum)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
@@ -104,6 +109,16 @@ def _noting_interrupts():
         yield noted
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _Since:
+    """True when Ctrl-C came after it was made."""
+
+    def __init__(self, start):
+        self.start = start
+
+    def __bool__(self):
+        return len(_INTERRUPTS) > self.start
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -524,3 +524,25 @@ def test_21_an_atomic_write_interrupted_leaves_the_previous_file(tmp_path):
             partial.write_text("half")
             raise KeyboardInterrupt
     assert target.read_text() == "before" and partials(tmp_path) == []
+
+
+def test_21_ctrl_c_that_tensorflow_turns_into_another_error_is_still_an_interruption(capfd):
+    """A KeyboardInterrupt raised while TensorFlow's C++ calls back into Python can come out as a TypeError."""
+
+    def main(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler raises here
+        except KeyboardInterrupt:
+            raise TypeError("Flatten() failed") from None
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        capfd.readouterr()
+        code = cli.run(main, [])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130 and capfd.readouterr().err == "interrupted\n"
+    with pytest.raises(TypeError):  # the same error without Ctrl-C is a bug, and keeps its traceback
+        cli.run(lambda argv: (_ for _ in ()).throw(TypeError("a bug")), [])
