@@ -445,6 +445,7 @@ def test_20_another_models_weights_are_one_line_without_keras_warnings(tmp_path,
     assert "Warning" not in err and len(err.splitlines()) <= 3, err
 
 
+@pytest.mark.slow
 def test_20_weights_that_fit_the_backbone_pass_the_check(tmp_path):
     import keras
 
