@@ -138,7 +138,7 @@ def iter_predictions(
             if remaining == 0:
                 break
             totals["sources"] += 1
-            totals["live"] = source.live  # Ctrl-C ends a camera or stream (main), and anything else
+            totals["live"] = source.live  # for main: Ctrl-C stops a live source, and interrupts a file
             name = _unique_name(source.name, used_names)
             for partial in stale.pop(f"{name}.png", []) + stale.pop(f"{name}.mp4", []):
                 partial.unlink(missing_ok=True)
