@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 
+from locnet_tf import cli
 from locnet_tf import outputs
 from locnet_tf import target as target_lib
 
@@ -501,7 +502,7 @@ def format_report(report):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
+    parser = cli.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
     parser.add_argument(
         "model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file"
     )

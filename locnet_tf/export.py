@@ -51,6 +51,7 @@ except ImportError:  # Windows
 
 import tensorflow as tf
 
+from locnet_tf import cli
 from locnet_tf import inference
 from locnet_tf import model as model_lib
 from locnet_tf import outputs as outputs_lib
@@ -391,7 +392,7 @@ def _csv(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m locnet_tf.export",
         description="Export a .keras model to SavedModel and TFLite, with a parity report.",
     )

@@ -557,13 +557,45 @@ def _to_rgb(image):
 
 
 def to_rgb_uint8(image):
-    """An array-like image as uint8 `[H, W, 3]` (rounded and clipped if it is float)."""
+    """An array-like RGB image `[H, W, 3]` of values 0..255 as uint8; anything else is refused.
+
+    Every predictor takes its arrays through here (`locnet_tf.runtime`,
+    `locnet_tf.inference`), so all model kinds agree. uint8 is taken as it is;
+    other integer and float arrays must hold values in 0..255 (floats once
+    rounded). Refused, each with the reason (ValueError), as no reading of
+    them is safe: an empty image; values below 0 or above 255 (a 16-bit
+    image, an int64 sum), which clipping would turn to white; NaN or
+    infinity; and a float image whose values all lie in (0, 1], the other
+    common convention, which read as 0..255 is a black picture: multiply it by
+    255 first. (An all-zero float image is black either way and is taken.)
+    """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"Expected an RGB image [H, W, 3], got shape {image.shape}.")
-    if image.dtype != np.uint8:
-        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    return image
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image: shape {image.shape}, no pixels to predict.")
+    if image.dtype == np.uint8:
+        return image
+    numeric = np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)
+    if image.dtype == np.bool_ or not numeric:
+        raise ValueError(f"image of dtype {image.dtype}: pass uint8 RGB values 0..255.")
+    dtype = image.dtype
+    if np.issubdtype(dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise ValueError("image holds NaN or infinite values: pass uint8 RGB values 0..255.")
+        if 0 < image.max() <= 1:
+            raise ValueError(
+                f"float image in 0..1 (largest value {image.max():g}): multiply by 255 or pass uint8; read as "
+                "0..255 it would be a black picture."
+            )
+        image = np.round(image)  # judged once rounded: 255.3 after a resize's overshoot is 255
+    low, high = image.min(), image.max()
+    if low < 0 or high > 255:
+        raise ValueError(
+            f"{dtype} image with values from {low:g} to {high:g}, outside 0..255: pass uint8 RGB "
+            "(a 16-bit image: divide by 257 first)."
+        )
+    return image.astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------

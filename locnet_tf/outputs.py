@@ -4,6 +4,7 @@
     check_free_space(path, needed_bytes, what)
     atomic_write(path, text_or_bytes)
     with atomic_path(path) as tmp: ...      # write tmp; it replaces `path` when the block ends
+    stale_partials(folder)                  # what killed writers left: {name: [partial files]}
 
 A command checks its output paths first (`check_writable`), so a folder that
 is read-only, a file where a folder should be (or the reverse) is one line
@@ -20,6 +21,11 @@ import os
 import pathlib
 import shutil
 import tempfile
+
+try:
+    import fcntl  # POSIX: a lock on a partial file says its writer is alive (see stale_partials)
+except ImportError:  # Windows
+    fcntl = None
 
 
 def check_writable(path, kind="folder", flag="--out"):
@@ -82,7 +88,9 @@ def atomic_path(path):
     """
     path = pathlib.Path(path)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
+    if fcntl is not None:
+        # Locked while it is written: `stale_partials` tells a killed writer's file from a live one by it.
+        fcntl.flock(handle, fcntl.LOCK_EX)
     try:
         yield pathlib.Path(tmp)
         # mkstemp makes the file private (0600); the result should read like any file.
@@ -92,6 +100,51 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(handle)
+
+
+def stale_partials(folder):
+    """The partial files a killed writer left in `folder`: `{final file name: [partial paths]}`.
+
+    `atomic_path` names its temporary file `.NAME.partial-XXXX.SUFFIX` and
+    locks it (`fcntl.flock`) while it writes; a process killed with SIGKILL
+    leaves the file, and the lock goes with the process. So a partial file
+    whose lock is free belongs to nobody: the next writer of NAME.SUFFIX
+    removes it (`predict` does, for each picture and video it writes). The
+    folder is listed once; where `fcntl` is missing (Windows) nothing is
+    reported.
+    """
+    found = {}
+    if fcntl is None:
+        return found
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(".") or ".partial-" not in name or not entry.is_file(follow_symlinks=False):
+            continue
+        suffix = pathlib.PurePath(name).suffix
+        target = name[1:].split(".partial-", 1)[0] + suffix
+        if _lock_is_free(entry.path):
+            found.setdefault(target, []).append(pathlib.Path(entry.path))
+    return found
+
+
+def _lock_is_free(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def atomic_write(path, data):

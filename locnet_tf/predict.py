@@ -19,7 +19,13 @@ camera or stream as `DIR/NAME.mp4` (H.264, at the source's frame rate divided
 by `--stride`), with the box, class and score drawn. For videos the answers
 are steadied over time by default (box smoothing and presence hysteresis,
 `locnet_tf.smoothing`; `--no-smooth` gives the raw per-frame answers). A
-progress bar with frames/s goes to stderr, then a summary line.
+progress bar with frames/s goes to stderr, then a summary line. Each output
+is written under a temporary name and renamed into place when complete: a
+run that is killed or fails leaves the previous file of that name as it was
+(its leftover `.NAME.partial-*` goes with the next run that writes NAME).
+Ctrl-C stops a camera or stream (its video is kept and summarised); during
+files it interrupts (`interrupted`, exit status 130, the unfinished video
+removed).
 
 A `.tflite` model runs without TensorFlow (numpy, Pillow, LiteRT and PyAV for
 video): its class names and settings are inside the file.
@@ -32,6 +38,7 @@ import pathlib
 import sys
 import time
 
+from locnet_tf import cli
 from locnet_tf import draw
 from locnet_tf import inference
 from locnet_tf import outputs
@@ -119,7 +126,9 @@ def iter_predictions(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     totals = summary if summary is not None else {}
-    totals.update(frames=0, sources=0, present=0, outputs=[], seconds=0.0)
+    totals.update(frames=0, sources=0, present=0, outputs=[], seconds=0.0, live=False)
+    # Partial pictures and videos a killed run left here: each goes when its name is written again.
+    stale = outputs.stale_partials(out) if out is not None else {}
     bar = _progress_bar(sources, stride, max_frames) if progress else None
     used_names = set()
     start = time.perf_counter()
@@ -129,8 +138,12 @@ def iter_predictions(
             if remaining == 0:
                 break
             totals["sources"] += 1
+            totals["live"] = source.live  # for main: Ctrl-C stops a live source, and interrupts a file
             name = _unique_name(source.name, used_names)
+            for partial in stale.pop(f"{name}.png", []) + stale.pop(f"{name}.mp4", []):
+                partial.unlink(missing_ok=True)
             writer = None
+            keep = False  # the annotated video is put in place only when complete (or a live source stopped)
             # The frames are closed as soon as the source is done with (max_frames reached, an error, the
             # caller stopping), and the video or stream with them: not whenever the garbage collector runs.
             pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth)
@@ -158,10 +171,17 @@ def iter_predictions(
                     if bar is not None:
                         bar.update(1)
                     yield row
+                keep = True
+            except GeneratorExit:  # the caller stopped reading: the video of the frames it had is whole
+                keep = True
+                raise
+            except KeyboardInterrupt:  # Ctrl-C: how a camera or stream is stopped; a file's video is unfinished
+                keep = source.live
+                raise
             finally:
                 pairs.close()
                 if writer is not None:
-                    writer.close()
+                    writer.close() if keep else writer.discard()
     finally:
         totals["seconds"] = time.perf_counter() - start
         if bar is not None:
@@ -226,7 +246,7 @@ def _csv(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m locnet_tf.predict",
         description="Predict presence, class and box for images, videos, cameras and streams "
         "with a .keras, SavedModel or .tflite model.",
@@ -289,8 +309,16 @@ def main(argv=None):
     try:
         for row in rows:
             print(json.dumps(row), flush=True)
-    except KeyboardInterrupt:  # a camera or stream runs until stopped: close the outputs, then summarise
-        rows.close()
+    except KeyboardInterrupt:
+        # A camera or stream runs until stopped: its video is closed and kept, then summarised. Ctrl-C
+        # during a file is an interruption (cli.run: one line, status 130); its unfinished video goes.
+        live = totals.get("live")
+        try:
+            rows.throw(KeyboardInterrupt)
+        except (KeyboardInterrupt, StopIteration):
+            pass
+        if not live:
+            raise
     if not args.quiet:
         print(format_summary(totals), file=sys.stderr)
     return 0

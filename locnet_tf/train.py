@@ -22,7 +22,6 @@ on by default) and `locnet_tf.distribute` (`--strategy`).
 """
 
 from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
-import argparse
 import dataclasses
 import pathlib
 import shutil
@@ -33,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from locnet_tf import cli
 from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
@@ -453,7 +453,7 @@ def _finish(config, run_dir, verbose, evaluate_test):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m locnet_tf.train", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="python -m locnet_tf.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in a run folder holding another config")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
