@@ -247,4 +247,10 @@ class CurvesPlot(keras.callbacks.Callback):
 
         history = runs.read_history(self.history_path)
         if history:
-            plots.training_curves(history, self.out_path)
+            try:
+                plots.training_curves(history, self.out_path)  # written whole (plots._save)
+            except OSError as error:
+                full = _full_or(error, pathlib.Path(self.out_path).parent, MARGIN)
+                if full is not None:
+                    raise full from error
+                raise
