@@ -249,8 +249,8 @@ def test_a_held_run_folder_is_refused_before_the_data_are_read(tmp_path):
         line = _one_line(stderr)
         assert code == 1
         assert line == (
-            f"error: {run_dir}: another training is writing this run folder (pid {holder.pid} on {os.uname().nodename}); "
-            "wait for it to end, or give this one another --out"
+            f"error: {run_dir}: another training is writing this run folder (pid {holder.pid} on "
+            f"{os.uname().nodename}); wait for it to end, or give this one another --out"
         )
         with pytest.raises(OSError, match="another training"), runs.locked(run_dir):
             pass
