@@ -145,10 +145,17 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             if not any(os.path.exists(p) for p in (self._weights_path, self._training_metadata_path)):
                 raise  # not about the files
             detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            model = self.run_dir / runs.MODEL
+            main_backup = pathlib.Path(self.backup_dir) == self.run_dir / runs.BACKUP
+            # Without its backup a run with a model counts as finished (`runs.is_finished`).
+            way_out = (
+                "to end the run with its best model so far"
+                if main_backup and model.exists()
+                else ("to train those epochs again")
+            )
             raise ValueError(
                 f"{self._weights_path}: the run's backup cannot be read ({detail}); an older version cut it "
-                f"off in a crash. Remove {self.backup_dir} to end the run with its best model so far, "
-                "or start afresh with --overwrite."
+                f"off in a crash. Remove {self.backup_dir} {way_out}, or start afresh with --overwrite."
             ) from None
 
     def _save_model(self):

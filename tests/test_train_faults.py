@@ -314,12 +314,14 @@ def test_an_unreadable_backup_is_one_line_naming_it(tmp_path, tiny, damage, capf
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(256)])
         model.save_weights(weights)
         weights.write_bytes(weights.read_bytes()[:2048])
-    else:
+    else:  # beside a best model: without the backup, the run ends with it
         weights.write_bytes(b"\0" * 4096)
+        (run_dir / runs.MODEL).write_bytes(b"a model")
     (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
     code = bad.run_command("T", _train_command(tiny, run_dir)[3:])
     _, stderr = capfd.readouterr()
     line = _one_line(stderr)
     assert code == 1
     assert line.startswith(f"error: {weights}: the run's backup cannot be read ("), line
-    assert f"Remove {backup} to end the run with its best model so far, or start afresh with --overwrite" in line
+    way_out = "to end the run with its best model so far" if damage == "garbage" else "to train those epochs again"
+    assert line.endswith(f"Remove {backup} {way_out}, or start afresh with --overwrite."), line
