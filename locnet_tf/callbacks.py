@@ -35,7 +35,8 @@ MARGIN = 2_000_000
 
 def state_bytes(model):
     """Bytes of a model's weights and its optimizer's state: about what a checkpoint of it writes."""
-    variables = list(model.variables) + list(getattr(model.optimizer, "variables", None) or [])
+    optimizer = getattr(model, "optimizer", None)  # none before compile
+    variables = list(model.variables) + list(getattr(optimizer, "variables", None) or [])
     return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
