@@ -65,6 +65,13 @@ def _epochs_written(run_dir):
     return max(0, len(history.read_text().splitlines()) - 1) if history.exists() else 0
 
 
+def _holder(run_dir):
+    try:
+        return (run_dir / runs.LOCK).read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def _one_line(stderr):
     lines = bad.error_lines(stderr)
     assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
@@ -241,7 +248,7 @@ def test_a_held_run_folder_is_refused_before_the_data_are_read(tmp_path):
     )
     try:
         deadline = time.time() + 30
-        while not (run_dir / runs.LOCK).exists() or not (run_dir / runs.LOCK).read_text():
+        while not _holder(run_dir):
             assert time.time() < deadline and holder.poll() is None
             time.sleep(0.02)
         # Data that do not exist: the lock is what the command says, before it looks for them.
@@ -270,7 +277,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
         stdin=subprocess.PIPE,
     )
     deadline = time.time() + 30
-    while not (tmp_path / runs.LOCK).exists() or not (tmp_path / runs.LOCK).read_text():
+    while not _holder(tmp_path):
         assert time.time() < deadline and holder.poll() is None
         time.sleep(0.02)
     holder.kill()
@@ -285,7 +292,9 @@ def test_a_second_training_into_the_same_folder_is_refused_while_the_first_runs(
     run_dir = tmp_path / "run"
     first = _start(_train_command(tiny, run_dir, "--epochs", "30"))
     try:
-        _wait_for(lambda: _epochs_written(run_dir) >= 1, first)
+        # Holding the lock: from before it reads the data to the end of the run.
+        _wait_for(lambda: _holder(run_dir).startswith(f"pid {first.pid} "), first)
+        _wait_for(lambda: (run_dir / runs.CONFIG).exists(), first)
         before = (run_dir / runs.CONFIG).read_bytes()
         # Another config, and data that do not exist: the lock is what it says, before it looks for them.
         second = _run(_train_command(tiny, run_dir, "--epochs", "4", "--data", tmp_path / "no-such-data"))
