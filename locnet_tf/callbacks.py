@@ -152,11 +152,12 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             way_out = (
                 "to end the run with its best model so far"
                 if main_backup and model.exists()
-                else ("to train those epochs again")
+                else "to train those epochs again"
             )
             raise ValueError(
-                f"{self._weights_path}: the run's backup cannot be read ({detail}); an older version cut it "
-                f"off in a crash. Remove {self.backup_dir} {way_out}, or start afresh with --overwrite."
+                f"{self._weights_path}: the run's backup cannot be read ({detail}), probably cut off by a crash "
+                f"(locnet_tf 0.2 wrote it in place). Remove {self.backup_dir} {way_out}, "
+                "or start afresh with --overwrite."
             ) from None
 
     def _save_model(self):
@@ -169,6 +170,8 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             check_room(self.run_dir, needed)
             self.model.save_weights(filepath=str(partial), overwrite=True)
             metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            # Weights first: a kill between the two renames resumes one epoch early (trains it again,
+            # from the newer weights); the other order would skip an epoch.
             os.replace(partial, weights)
             outputs.atomic_write(self._training_metadata_path, json.dumps(metadata))
         except OSError as error:
