@@ -104,8 +104,10 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path):
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        from locnet_tf import outputs
+
+        # Whole or not at all: a full disk or a kill keeps the config the run resumes with.
+        outputs.atomic_write(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
     @classmethod
     def from_dict(cls, values):
