@@ -12,7 +12,10 @@ The run folder ends up holding:
     backup/        BackupAndRestore state while a run is unfinished (removed at the end)
 
 A run that dies (killed, machine lost) resumes from its last finished epoch when
-the same command is run again.
+the same command is run again. `--out` must be new, empty or a run folder
+(marked `.locnet_tf.json`, or an older run's config.json): a folder of other
+files is refused (`locnet_tf.outputs`). `--init RUN --out RUN --overwrite`
+fine-tunes in place: the start model is loaded before the folder is cleared.
 
 Read top to bottom: `train()` resolves the data (`sources`, `datasets`), builds
 and compiles the model (`_build_trainer`, `compile_for_training`), and fits it
@@ -191,7 +194,8 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     config_lib.validate(config)  # every field's range and choices, before anything is read or built
     first_epoch = progressive_epochs(config)  # checks the settings
     run_dir = pathlib.Path(out)
-    outputs.check_writable(run_dir, "folder")
+    # A new or empty folder, or a run folder (resumed), holding none of the data; --init is read before any change.
+    outputs.claim_folder(run_dir, "train", outputs.data_inputs(config.data, config.data_dir))
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = make_strategy(config.strategy)
@@ -201,6 +205,10 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     # scratch folder, as the tf.distribute guide prescribes.
     work_dir = run_dir if chief else run_dir / f".worker_{strategy.cluster_resolver.task_id}"
     work_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        outputs.mark_folder(work_dir, "train")
+    # The start model, in memory before --overwrite clears the folder: `--init RUN --out RUN` fine-tunes in place.
+    init = _load_init(config)
     runs.check_run_folder(work_dir, config, overwrite)
     config.save(work_dir / runs.CONFIG)
 
@@ -225,7 +233,6 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         class_weight=config.class_weight,
         label_smoothing=config.label_smoothing,
     )
-    init = _load_init(config)
     # The checkpoint saves the model itself, not a MapSupervision wrapper (see BestCheckpoint.set_model).
     trainer = _build_trainer(config, strategy, train_ds.class_names, loss, schedule, init=init)
     # model.keras, its partial copy while saved, the backup: each about the weights and optimizer state.
@@ -463,7 +470,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    outputs.check_writable(args.out, "folder")  # before the recipe reads the data
+    # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
+    outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
     config = config_lib.config_from_args(args)
     result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
     print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")
