@@ -153,8 +153,9 @@ _UMASK = _read_umask()
 MARKER = ".locnet_tf.json"
 # The PNG text chunk (keyword, value) a sample grid carries (`plots.draw_examples_grid`).
 GRID_TAG = ("locnet_tf", "examples grid")
-# Leftovers any command may find in its own folder: `atomic_path`'s temporary files.
-_TRANSIENT = (".*.partial-*",)
+# What a folder may hold and still count as empty: `atomic_path`'s temporary files, the scratch
+# folders of multi-worker training, and the desktop's own files (a folder made in Finder holds .DS_Store).
+_TRANSIENT = (".*.partial-*", ".worker_*", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
 def _json_object(path):
@@ -269,18 +270,16 @@ def claim_folder(path, command, inputs=(), flag="--out"):
         OSError: `path` cannot be written (`check_writable`).
     """
     check_writable(path, "folder", flag)
-    check_not_input(path, inputs, flag)
     path = pathlib.Path(path)
-    if not path.is_dir():
-        return
-    entries = _entries(path)
+    entries = _entries(path) if path.is_dir() else []
     kind = FOLDERS[command]
-    owner = folder_owner(path)
-    if not entries and owner in (None, command):
-        return  # empty (perhaps left by a run that failed before writing)
+    owner = folder_owner(path) if entries else None  # an empty folder is anyone's
     hint = f"give a new or empty folder with {flag} (it is created if missing)"
-    if owner is not None and owner != command:
+    if owner is not None and owner != command:  # said first: it is what the folder is
         raise ValueError(f"{flag} {path} is {FOLDERS[owner].what} (written by {owner}), not {kind.what}; {hint}.")
+    check_not_input(path, inputs, flag)
+    if not entries:
+        return
     if owner is None:
         raise ValueError(f"{flag} {path} holds files {command} did not write: {_shown(entries)}; {hint}.")
     foreign = [e for e in entries if not _matches(e.name, kind.names)]
