@@ -424,7 +424,13 @@ def _claim_outputs(out, pictures, model, data, data_dir):
     inputs += outputs.data_inputs(data, data_dir)
     outputs.claim_file(out, "evaluate", inputs)
     if pictures:
-        outputs.claim_folder(pathlib.Path(out).parent / "eval", "evaluate", inputs, "the pictures' folder")
+        outputs.claim_folder(
+            pathlib.Path(out).parent / "eval",
+            "evaluate",
+            inputs,
+            "the pictures' folder",
+            hint="give --out in another folder (the pictures go to eval/ beside the report)",
+        )
 
 
 def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8, report=None):

@@ -211,11 +211,15 @@ FOLDERS = {
         "an evaluation's picture folder",
         ("confusion_matrix.png", "iou_histogram.png", "presence_pr_curve.png", "gallery_best.png", "gallery_worst.png"),
         # Only those pictures: any other file makes it someone else's folder.
-        legacy=lambda folder: (
-            _entries(folder) and all(_matches(e.name, FOLDERS["evaluate"].names) for e in _entries(folder))
-        ),
+        legacy=lambda folder: folder.is_dir() and _only(folder, FOLDERS["evaluate"].names),
     ),
 }
+
+
+def _only(folder, patterns):
+    """Whether `folder` holds something, and only entries matching `patterns`."""
+    entries = _entries(folder)
+    return bool(entries) and all(_matches(e.name, patterns) for e in entries)
 
 
 def _matches(name, patterns):
@@ -254,7 +258,7 @@ def mark_folder(path, command):
     atomic_write(pathlib.Path(path) / MARKER, json.dumps({"command": command, "locnet_tf": __version__}) + "\n")
 
 
-def claim_folder(path, command, inputs=(), flag="--out"):
+def claim_folder(path, command, inputs=(), flag="--out", hint=None):
     """Raises unless `command` may write the folder `path` (rule 1 and 3 of the module docstring); writes nothing.
 
     Args:
@@ -263,6 +267,8 @@ def claim_folder(path, command, inputs=(), flag="--out"):
         inputs: (path, description) pairs of what the command reads, e.g.
             `("photos", "a source folder")`; see `check_not_input`.
         flag: the option that named `path`, for the message.
+        hint: how to choose another folder, for the message; default: give
+            a new or empty folder with `flag`.
 
     Raises:
         ValueError: `path` is another command's folder, holds files `command`
@@ -274,7 +280,7 @@ def claim_folder(path, command, inputs=(), flag="--out"):
     entries = _entries(path) if path.is_dir() else []
     kind = FOLDERS[command]
     owner = folder_owner(path) if entries else None  # an empty folder is anyone's
-    hint = f"give a new or empty folder with {flag} (it is created if missing)"
+    hint = hint or f"give a new or empty folder with {flag} (it is created if missing)"
     if owner is not None and owner != command:  # said first: it is what the folder is
         raise ValueError(f"{flag} {path} is {FOLDERS[owner].what} (written by {owner}), not {kind.what}; {hint}.")
     check_not_input(path, inputs, flag)

@@ -203,6 +203,26 @@ def test_another_commands_folder_is_named(tmp_path):
     outputs.claim_folder(tmp_path / "empty", "export")
 
 
+def test_inputs_are_compared_as_resolved_paths(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "alias").symlink_to(tmp_path / "data")
+    inputs = [(tmp_path / "data", "the data folder"), (tmp_path / "missing", "a camera")]
+    outputs.check_not_input(tmp_path / "data2", inputs)  # a name that starts alike is another folder
+    outputs.check_not_input(tmp_path / "out", inputs)
+    for out, words in (
+        (tmp_path / "alias", "is the data folder"),
+        (tmp_path / "alias" / "x" / "report.json", "lies inside"),
+        (tmp_path, "holds"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            outputs.check_not_input(out, inputs)
+    # A file input: its folder may take other outputs, the file itself is never one.
+    outputs.check_not_input(tmp_path / "data" / "b.png", [(tmp_path / "data" / "a.jpg", "a source image")])
+    with pytest.raises(ValueError, match="is a source image"):
+        outputs.check_not_input(tmp_path / "alias" / "a.jpg", [(tmp_path / "data" / "a.jpg", "a source image")])
+
+
 def test_png_text_reads_the_grid_tag(tmp_path):
     from locnet_tf import plots
 
