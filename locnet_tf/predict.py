@@ -16,7 +16,9 @@ the frame's pixels), `image_size` and `class_scores`.
 
 With `--out DIR`, each image is saved as `DIR/NAME.png` and each video,
 camera or stream as `DIR/NAME.mp4` (H.264, at the source's frame rate divided
-by `--stride`), with the box, class and score drawn. For videos the answers
+by `--stride`), with the box, class and score drawn. DIR must be new, empty
+or an earlier predictions folder (marked `.locnet_tf.json`), and may not be,
+hold or lie inside a source or the model (`locnet_tf.outputs`). For videos the answers
 are steadied over time by default (box smoothing and presence hysteresis,
 `locnet_tf.smoothing`; `--no-smooth` gives the raw per-frame answers). A
 progress bar with frames/s goes to stderr, then a summary line. Each output
@@ -112,8 +114,11 @@ def iter_predictions(
     """
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}.")
-    if out is not None:  # before the model is loaded
-        outputs.check_writable(out, "folder")
+    # Before the model is loaded: a new, empty or earlier predictions folder that holds no model or source.
+    sources = list(sources)  # read twice: here and by expand_sources
+    inputs = _inputs(model if predictor is None else None, sources)
+    if out is not None:
+        outputs.claim_folder(out, "predict", inputs)
     predictor = predictor or inference.Predictor(
         model,
         num_threads=num_threads,
@@ -124,7 +129,10 @@ def iter_predictions(
     sources = video.expand_sources(sources, decoder_threads=decoder_threads)
     out = pathlib.Path(out) if out else None
     if out is not None:
+        # The files globs and folders expanded to: no annotated picture may replace one of them.
+        outputs.check_not_input(out, [(s.spec, f"a source {s.kind}") for s in sources if s.kind in ("image", "video")])
         out.mkdir(parents=True, exist_ok=True)
+        outputs.mark_folder(out, "predict")
     totals = summary if summary is not None else {}
     totals.update(frames=0, sources=0, present=0, outputs=[], seconds=0.0, live=False)
     # Partial pictures and videos a killed run left here: each goes when its name is written again.
@@ -186,6 +194,18 @@ def iter_predictions(
         totals["seconds"] = time.perf_counter() - start
         if bar is not None:
             bar.close()
+
+
+def _inputs(model, sources):
+    """The (path, description) inputs `--out` must keep clear of: the model, source files and folders."""
+    inputs = [(model, "the model")] if isinstance(model, (str, pathlib.PurePath)) else []
+    for source in sources:
+        source = str(source)
+        if pathlib.Path(source).is_dir():
+            inputs.append((source, "a source folder"))
+        elif pathlib.Path(source).is_file():
+            inputs.append((source, "a source file"))
+    return inputs
 
 
 def _progress_bar(sources, stride, max_frames):

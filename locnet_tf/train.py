@@ -12,7 +12,10 @@ The run folder ends up holding:
     backup/        BackupAndRestore state while a run is unfinished (removed at the end)
 
 A run that dies (killed, machine lost) resumes from its last finished epoch when
-the same command is run again.
+the same command is run again. `--out` must be new, empty or a run folder
+(marked `.locnet_tf.json`, or an older run's config.json): a folder of other
+files is refused (`locnet_tf.outputs`). `--init RUN --out RUN --overwrite`
+fine-tunes in place: the start model is loaded before the folder is cleared.
 
 Read top to bottom: `train()` resolves the data (`sources`, `datasets`), builds
 and compiles the model (`_build_trainer`, `compile_for_training`), and fits it
@@ -201,7 +204,8 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held):
     config_lib.validate(config)  # every field's range and choices, before anything is read or built
     first_epoch = progressive_epochs(config)  # checks the settings
     run_dir = pathlib.Path(out)
-    outputs.check_writable(run_dir, "folder")
+    # A new or empty folder, or a run folder (resumed), holding none of the data; --init is read before any change.
+    outputs.claim_folder(run_dir, "train", outputs.data_inputs(config.data, config.data_dir))
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = make_strategy(config.strategy)
@@ -211,8 +215,12 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held):
     # scratch folder, as the tf.distribute guide prescribes.
     work_dir = run_dir if chief else run_dir / f".worker_{strategy.cluster_resolver.task_id}"
     work_dir.mkdir(parents=True, exist_ok=True)
+    if chief:  # marked first: a kill at any later point leaves a folder train recognises
+        outputs.mark_folder(work_dir, "train")
     held.enter_context(runs.locked(work_dir))  # one training at a time writes a run folder
     runs.remove_partials(work_dir)  # what a killed training was writing: never a finished file
+    # The start model, in memory before --overwrite clears the folder: `--init RUN --out RUN` fine-tunes in place.
+    init = _load_init(config)
     runs.check_run_folder(work_dir, config, overwrite)
     config.save(work_dir / runs.CONFIG)
 
@@ -237,7 +245,6 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held):
         class_weight=config.class_weight,
         label_smoothing=config.label_smoothing,
     )
-    init = _load_init(config)
     # The checkpoint saves the model itself, not a MapSupervision wrapper (see BestCheckpoint.set_model).
     trainer = _build_trainer(config, strategy, train_ds.class_names, loss, schedule, init=init)
     # model.keras, its partial copy while saved, the backup: each about the weights and optimizer state.
@@ -469,7 +476,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    outputs.check_writable(args.out, "folder")  # before the recipe reads the data
+    # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
+    outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
     # Another training writing the folder is refused before the data are read. Multi-worker
     # processes share --out (each writes its own part): train() locks those parts.
     early = "TF_CONFIG" not in os.environ
