@@ -11,11 +11,12 @@ model's card. Plain HTML, JavaScript and CSS served from the package
 
 The JSON API on the same app:
 
-| request | answer |
-| --- | --- |
-| `POST /predict` with an image file (multipart field `file`, or the raw bytes as the body) | the prediction: the fields of `python -m locnet_tf.predict`'s JSON lines |
-| `GET /model` | the model's card: classes, input size, threshold, resize, where it came from |
-| `GET /healthz` | `{"status": "ok", ...}` |
+- `POST /predict` with an image file (multipart field `file`, or the raw bytes
+  as the body) -> the prediction: the fields of `python -m locnet_tf.predict`'s
+  JSON lines;
+- `GET /model` -> the model's card: classes, input size, threshold, resize,
+  where it came from (the `.tflite`'s embedded metadata);
+- `GET /healthz` -> `{"status": "ok", ...}`.
 
 `POST /predict` takes query parameters `threshold` (0..1, default the
 model's), `name` (names a raw upload in answers and errors) and, for the
@@ -76,6 +77,7 @@ DEFAULT_MAX_UPLOAD_MB = 25.0  # a 100 MP JPEG is about 25 MB; the pixel limit (i
 MAX_SESSIONS = 64  # video / camera streams steadied at once
 STATIC = pathlib.Path(__file__).with_name("serve_static")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+NO_FILE = 'no image in the form: send it as the file field "file"'
 
 
 class UploadError(ValueError):
@@ -130,9 +132,7 @@ class Service:
         presence_threshold: float or None. The default threshold (None: the model's).
     """
 
-    def __init__(
-        self, model_path, *, workers=1, num_threads=None, max_upload_bytes=None, presence_threshold=None
-    ):
+    def __init__(self, model_path, *, workers=1, num_threads=None, max_upload_bytes=None, presence_threshold=None):
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}.")
         if num_threads is not None and num_threads < 1:
@@ -282,7 +282,10 @@ async def _upload(request, service):
 
     name = request.query_params.get("name") or "upload"
     body = await _read_body(request, service, name)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("application/x-www-form-urlencoded"):  # a form without a file field
+        raise UploadError(NO_FILE)
+    if not kind.startswith("multipart/form-data"):
         return body, name
 
     async def replay():  # the form parser reads the body we already hold
@@ -296,7 +299,7 @@ async def _upload(request, service):
         files = [v for v in form.values() if hasattr(v, "read")]
         upload = form.get("file") if hasattr(form.get("file"), "read") else (files[0] if len(files) == 1 else None)
         if upload is None:
-            raise UploadError('no image in the form: send it as the file field "file"')
+            raise UploadError(NO_FILE)
         name = upload.filename or name
         return await upload.read(), name
     finally:
@@ -360,8 +363,12 @@ def build_parser():
         "GET /healthz) for a .tflite model, on the TensorFlow-free runtime.",
     )
     parser.add_argument("model", help="a .tflite file (a .keras file or SavedModel folder needs TensorFlow)")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this "
-                        "machine only; 0.0.0.0 opens it to the network, with no authentication)")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}: this "
+        "machine only; 0.0.0.0 opens it to the network, with no authentication)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     parser.add_argument(
         "--workers",

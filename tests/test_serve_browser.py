@@ -132,8 +132,7 @@ def _open_page(driver, url):
 
 def _set_threshold(driver, value):
     driver.execute_script(
-        "const s = document.getElementById('threshold'); s.value = arguments[0];"
-        "s.dispatchEvent(new Event('input'));",
+        "const s = document.getElementById('threshold'); s.value = arguments[0];s.dispatchEvent(new Event('input'));",
         str(value),
     )
 
