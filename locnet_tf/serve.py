@@ -60,6 +60,7 @@ installed (through `inference.Predictor`, one at a time).
 import argparse
 import collections
 import contextlib
+import importlib.util
 import math
 import os
 import pathlib
@@ -147,6 +148,11 @@ class Service:
                 )
 
         else:  # TensorFlow's own thread pool runs one model; several copies would only compete
+            if importlib.util.find_spec("tensorflow") is None:
+                raise ValueError(
+                    f"{self.model_path}: serving a {self.kind} model needs TensorFlow, which the base install leaves "
+                    'out: serve its .tflite export, or pip install "locnet_tf[train]"'
+                )
             workers = 1
 
             def factory():

@@ -259,6 +259,7 @@ def test_command_line_errors_are_one_line(tiny, tmp_path, capsys):
     assert "error: No model at" in capsys.readouterr().err
     assert cli.run(serve.main, [str(tiny["tflite"]), "--workers", "0"]) == 1
     assert "error: --workers must be at least 1, got 0." in capsys.readouterr().err
+    assert serve.build_parser().parse_args(["m.tflite"]).host == "127.0.0.1"  # this machine only, by default
     damaged = tmp_path / "damaged.tflite"
     damaged.write_bytes(tiny["tflite"].read_bytes()[:500])
     assert cli.run(serve.main, [str(damaged)]) == 1
