@@ -7,6 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -38,7 +39,13 @@ def photos(tiny):
     ):
         make_photo(folder / f"p{i}{suffix}", i, size=size)
         made.append(folder / f"p{i}{suffix}")
-    return made
+    # A phone photo stored sideways: the EXIF tag says "rotate 90 degrees to show", and the answer is for the
+    # photo as shown (60 x 100, not 100 x 60).
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    pixels = np.asarray(Image.open(made[0]).convert("RGB").resize((100, 60)))
+    Image.fromarray(pixels).save(folder / "sideways.jpg", quality=95, exif=exif.tobytes())
+    return made + [folder / "sideways.jpg"]
 
 
 def _client(model, **options):
@@ -83,6 +90,41 @@ def test_predict_agrees_with_the_predict_command(client, tiny, photos):
             _close(row, want)
             assert row["image"] == row["source"] == photo.name and row["frame"] == 0 and row["timestamp"] is None
             assert set(want) - {"image", "source"} <= set(row)
+
+
+def test_runs_without_tensorflow(tiny, photos):
+    # A fresh interpreter where TensorFlow and Keras cannot be imported, as after `pip install locnet_tf`.
+    code = textwrap.dedent("""
+        import json, sys
+
+        class Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "tensorflow_datasets", "tf_keras"):
+                    raise ImportError(f"{name} is blocked in this test")
+
+        sys.meta_path.insert(0, Blocker())
+        from starlette.testclient import TestClient
+        from locnet_tf import serve
+
+        client = TestClient(serve.build_app(serve.Service(sys.argv[1])))
+        print(json.dumps(client.post("/predict?name=p.jpg", content=open(sys.argv[2], "rb").read()).json()))
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tiny["tflite"]), str(photos[0])],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    from locnet_tf import runtime
+
+    _close(json.loads(result.stdout), runtime.TFLitePredictor(tiny["tflite"]).predict(str(photos[0])).to_dict())
+
+
+def test_sideways_photo_is_answered_as_shown(client, photos):
+    row = client.post("/predict", content=photos[-1].read_bytes()).json()
+    assert row["image_size"] == [100, 60]
 
 
 def test_threshold_moves_presence_only(client, photos):
