@@ -79,6 +79,7 @@ MAX_SESSIONS = 64  # video / camera streams steadied at once
 STATIC = pathlib.Path(__file__).with_name("serve_static")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NO_FILE = 'no image in the form: send it as the file field "file"'
+NO_TIMESTAMP = "a session's frames need their timestamp (seconds)"
 
 
 class UploadError(ValueError):
@@ -196,6 +197,8 @@ class Service:
         """
         if len(data) > self.max_upload_bytes:
             raise self.too_large(name, len(data))
+        if session is not None and timestamp is None:
+            raise UploadError(NO_TIMESTAMP)
         image = images.decode_image(data, name)
         threshold = self.presence_threshold if threshold is None else threshold
         with self.pool.take() as predictor:
@@ -262,7 +265,7 @@ def _query_float(request, key, low=-math.inf, high=math.inf):
         value = float(text)
     except ValueError:
         value = math.nan
-    if not low <= value <= high:  # also refuses nan
+    if not (low <= value <= high and math.isfinite(value)):  # also refuses nan and inf
         bounds = f" in [{low:g}, {high:g}]" if math.isfinite(low) and math.isfinite(high) else ""
         raise UploadError(f"{key} must be a number{bounds}, got {text!r}")
     return value
@@ -288,10 +291,9 @@ async def _upload(request, service):
 
     name = request.query_params.get("name") or "upload"
     body = await _read_body(request, service, name)
-    kind = request.headers.get("content-type", "")
-    if kind.startswith("application/x-www-form-urlencoded"):  # a form without a file field
-        raise UploadError(NO_FILE)
-    if not kind.startswith("multipart/form-data"):
+    # Anything but a multipart form is the file itself, whatever it says it is: `curl --data-binary` and
+    # urllib call raw bytes "application/x-www-form-urlencoded".
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return body, name
 
     async def replay():  # the form parser reads the body we already hold
@@ -337,7 +339,7 @@ def build_app(service):
                 raise UploadError("session must be an id of at most 100 characters")
             timestamp = _query_float(request, "timestamp", 0.0)
             if session is not None and timestamp is None:
-                raise UploadError("a session's frames need their timestamp (seconds)")
+                raise UploadError(NO_TIMESTAMP)
             data, name = await _upload(request, service)
             row = await run_in_threadpool(
                 service.predict, data, name, threshold=threshold, session=session, timestamp=timestamp

@@ -5,11 +5,14 @@ import io
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -202,11 +205,12 @@ def test_bad_requests_are_4xx_json(tiny, photos):
             ),
             (client.post("/predict?threshold=2", content=b"x"), 400, "threshold must be a number in [0, 1], got '2'"),
             (client.post("/predict?threshold=nan", content=b"x"), 400, "threshold must be a number"),
+            (client.post("/predict?session=s&timestamp=inf", content=b"x"), 400, "timestamp must be a number"),
             (client.post("/predict?session=s", content=b"x"), 400, "a session's frames need their timestamp"),
             (
                 client.post("/predict", data={"note": "hi"}),
                 400,
-                'no image in the form: send it as the file field "file"',
+                "upload: not a JPEG, PNG, GIF or BMP image",
             ),
             (
                 client.post(
@@ -292,6 +296,45 @@ def test_no_interpreter_is_used_by_two_threads_at_once(tiny, photos):
     assert not overlaps
     assert len(results) == 80 and all(r == want for r in results)
     assert set(in_use) == {0, 1}  # both interpreters did work
+
+
+def test_the_command_serves_on_loopback(tiny, photos):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "locnet_tf.serve", str(tiny["tflite"]), "--port", str(port)],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert (
+            process.stderr.readline().strip() == f"serving {tiny['tflite']} at http://127.0.0.1:{port}/ (Ctrl-C stops)"
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    assert json.load(answer)["status"] == "ok"
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict?name=p.jpg", data=photos[0].read_bytes(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.load(answer)["image_size"] == [120, 160]
+        bad = urllib.request.Request(f"http://127.0.0.1:{port}/predict?name=x.jpg", data=b"text", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad, timeout=30)
+        assert refused.value.code == 400
+        assert json.load(refused.value) == {"error": "x.jpg: not a JPEG, PNG, GIF or BMP image"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert process.returncode in (0, -15)  # stopped by the signal, cleanly
 
 
 def test_command_line_errors_are_one_line(tiny, tmp_path, capsys):
