@@ -117,8 +117,7 @@ def _wait(driver, condition, timeout=30, what="the page"):
         return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
     except Exception as error:  # the page's own status says why, in the failure message
         status = driver.find_element("id", "status").text
-        logs = driver.get_log("browser") if hasattr(driver, "get_log") else []
-        raise AssertionError(f"{what}: timed out ({error!r}); status {status!r}; console {logs}") from None
+        raise AssertionError(f"{what}: timed out ({error!r}); the page's status: {status!r}") from None
 
 
 def _state(driver):
