@@ -356,7 +356,7 @@ def test_command_line_errors_are_one_line(tiny, tmp_path, capsys):
 # The SavedModel's encoded-image signature.
 
 
-def _test_photos(tmp_path, caltech, count=6):
+def _test_photos(tmp_path, caltech, count=3):
     """Generated photos in every format, plus the first few Caltech test-split photos when present."""
     made = []
     for i, (size, suffix) in enumerate(
@@ -365,47 +365,62 @@ def _test_photos(tmp_path, caltech, count=6):
         made.append(tmp_path / f"t{i}{suffix}")
         make_photo(made[-1], 10 + i, size=size)
     if caltech is not None:
-        made += sorted((caltech / "images").rglob("*.jpg"))[:count]
+        for folder in sorted((caltech / "images").iterdir()):  # a few of each class, some of them grey
+            made += sorted(folder.glob("*.jpg"))[:count]
     return made
+
+
+@pytest.fixture(scope="module")
+def saved_models(tiny):
+    """`{resize: loaded SavedModel}` of the tiny model, written by the export's `write_saved_model`."""
+    tf = pytest.importorskip("tensorflow")
+    import keras
+
+    from locnet_tf import export_convert
+
+    model = keras.models.load_model(tiny["keras"])
+    loaded = {}
+    for resize in ("stretch", "letterbox"):
+        export_convert.write_saved_model(model, tiny["root"] / f"saved_model_{resize}", resize=resize)
+        loaded[resize] = tf.saved_model.load(str(tiny["root"] / f"saved_model_{resize}"))
+    return loaded
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
-def test_encoded_signature_matches_serving_default(tiny, tmp_path, resize, request):
-    tf = pytest.importorskip("tensorflow")
-    import keras
+def test_encoded_signature_matches_serving_default(saved_models, tmp_path, resize, request):
+    import tensorflow as tf
 
-    from locnet_tf import export_convert, images
+    from locnet_tf import images
 
     try:
         caltech = request.getfixturevalue("caltech_dir")
     except pytest.skip.Exception:
         caltech = None
-    model = keras.models.load_model(tiny["keras"])
-    export_convert.write_saved_model(model, tmp_path / "saved_model", resize=resize)
-    loaded = tf.saved_model.load(str(tmp_path / "saved_model"))
-    encoded, default = loaded.signatures["serving_encoded"], loaded.signatures["serving_default"]
+    signatures = saved_models[resize].signatures
+    encoded, default = signatures["serving_encoded"], signatures["serving_default"]
     paths = _test_photos(tmp_path, caltech)
     # Photos of several sizes in one batch.
     batch = encoded(encoded_images=tf.constant([p.read_bytes() for p in paths]))
     assert set(batch) == {"p_c", "box", "box_xyxy", "class_id", "class_scores"}
+    compared = 0
     for i, path in enumerate(paths):
         if images.exif_orientation(path) != 1:
             continue  # EXIF is not applied by the encoded signature (see decode_encoded_image)
         want = default(images=tf.constant(images.read_image(path)[None]))
         for key in want:
             np.testing.assert_allclose(batch[key][i], want[key][0], atol=1e-4, err_msg=f"{path.name} {key}")
+        compared += 1
+    assert compared >= 4
 
 
 @pytest.mark.slow
-def test_encoded_signature_refuses_bad_bytes_in_the_command_lines_words(tiny, tmp_path):
-    tf = pytest.importorskip("tensorflow")
-    import keras
+def test_encoded_signature_refuses_bad_bytes_in_the_command_lines_words(saved_models, tmp_path):
+    import tensorflow as tf
 
-    from locnet_tf import export_convert, images
+    from locnet_tf import images
 
-    export_convert.write_saved_model(keras.models.load_model(tiny["keras"]), tmp_path / "sm")
-    encoded = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_encoded"]
+    encoded = saved_models["stretch"].signatures["serving_encoded"]
     photo = tmp_path / "p.jpg"
     make_photo(photo, 1, size=(120, 160))
     for data, problem in ((b"text", images.NOT_AN_IMAGE), (photo.read_bytes()[:2000], images.TRUNCATED_JPEG)):
