@@ -4,6 +4,7 @@ Needs only numpy, Pillow and simplejpeg, so `locnet_tf.runtime` runs on a device
 TensorFlow (DESIGN.md section 5):
 
     read_image(path)                -> uint8 RGB [H, W, 3], EXIF orientation applied
+    decode_image(data, name)        -> the same from a file's bytes (an upload)
     inspect(data, name)             -> ImageInfo (format, size as displayed), or DataError
     exif_orientation(file)          -> the EXIF orientation tag (1..8; 1 = upright)
     resize(image, size, method)     -> uint8 [S, S, 3], bit for bit the training pipeline's
@@ -538,14 +539,19 @@ def read_image(path):
         raise FileNotFoundError(f"{path}: no such image file.")
     with open(path, "rb") as f:
         data = f.read()
-    info = inspect(data, path)
+    return decode_image(data, path)
+
+
+def decode_image(data, name):
+    """`read_image` for an image file's bytes (an upload); `name` names it in the errors."""
+    info = inspect(data, name)
     try:
         with open_image(io.BytesIO(data)) as image:
             if info.orientation in _TRANSPOSE:
                 image = image.transpose(_TRANSPOSE[info.orientation])
             return _to_rgb(image)
     except PILLOW_ERRORS as error:
-        raise DataError(f"{path}: cannot be decoded: {error}.") from None
+        raise DataError(f"{name}: cannot be decoded: {error}.") from None
 
 
 def _to_rgb(image):

@@ -105,7 +105,7 @@ def test_metadata_labels_and_card(smoke):
 
 def test_saved_model_signatures(smoke):
     loaded = tf.saved_model.load(str(smoke["export"] / "saved_model"))
-    assert set(loaded.signatures) == {"serving_default", "serving_fixed"}
+    assert set(loaded.signatures) == {"serving_default", "serving_fixed", "serving_encoded"}
     images, _ = _test_images(smoke, 4)
     model = keras.models.load_model(smoke["model"])
     expected = np.asarray(model(images, training=False))
