@@ -476,12 +476,12 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
-    outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
     # Another training writing the folder is refused before the data are read. Multi-worker
     # processes share --out (each writes its own part): train() locks those parts.
     early = "TF_CONFIG" not in os.environ
     with runs.locked(args.out, existing_only=True) if early else contextlib.nullcontext():
+        # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
+        outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
         config = config_lib.config_from_args(args)
         result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
     print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")

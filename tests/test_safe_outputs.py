@@ -203,6 +203,17 @@ def test_another_commands_folder_is_named(tmp_path):
     outputs.claim_folder(tmp_path / "empty", "export")
 
 
+def test_an_output_may_lie_inside_a_data_folder_but_never_be_or_hold_it(tmp_path):
+    # `train --data yolo:. --out runs/mine`: a project folder holds its data and its runs.
+    (tmp_path / "images").mkdir()
+    inputs = outputs.data_inputs(f"yolo:{tmp_path}")
+    outputs.check_not_input(tmp_path / "runs" / "mine", inputs)
+    with pytest.raises(ValueError, match="is the data folder"):
+        outputs.check_not_input(tmp_path, inputs)
+    with pytest.raises(ValueError, match="holds"):
+        outputs.check_not_input(tmp_path.parent, inputs)
+
+
 def test_inputs_are_compared_as_resolved_paths(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.jpg").write_bytes(b"x")
