@@ -164,7 +164,8 @@ class Config:
         # Saved before crop mode existed: progressive resizing shrank the images.
         values.setdefault("progressive_mode", "resize")
         for name, value in values.items():
-            if name == "jit_compile" and isinstance(value, bool):  # Config(jit_compile=False) saved as it was
+            # Config(jit_compile=False), saved as it was given, still loads.
+            if name == "jit_compile" and isinstance(value, bool):
                 continue
             expected = _json_type_problem(value, known[name].type)
             if expected:
