@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import callbacks, runs
+from locnet_tf import callbacks, outputs, runs
 from locnet_tf.data import pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -318,6 +318,7 @@ def test_an_unreadable_backup_is_one_line_naming_it(tmp_path, tiny, damage, capf
     run_dir = tmp_path / "run"
     backup = run_dir / runs.BACKUP
     backup.mkdir(parents=True)
+    outputs.mark_folder(run_dir, "train")  # the run an earlier training left
     weights = backup / "latest.weights.h5"
     if damage == "truncated":  # what the disk filling under h5py left
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(256)])
