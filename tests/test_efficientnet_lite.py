@@ -231,3 +231,140 @@ def test_same_padding_is_tensorflows():
     out = model.predict(image, verbose=0)[0, :, :, 0]
     # pad_total = (4 - 1) * 2 + 3 - 8 = 1: 0 on top/left, 1 at the bottom/right (PyTorch: pad_h // 2 on top).
     assert out[0, 0] == image[0, 0, 0, 0]  # output (0, 0) is centred at input (1, 1); its top-left is (0, 0)
+
+
+# ----------------------------------------------------------------------------
+# The localization model on it, and its fine-tuning.
+
+
+def _lite_model(size=64, weights="imagenet", **kwargs):
+    from locnet_tf import model as model_lib
+
+    return model_lib.build_model(
+        num_classes=3, image_size=size, backbone="efficientnet_lite0", weights=weights, class_context=True, **kwargs
+    )
+
+
+def test_localization_model_reads_a_stride16_map_and_loads_imagenet_weights(tmp_path):
+    from helpers import assert_save_reload_same
+    from locnet_tf import model as model_lib
+    from locnet_tf import transfer
+
+    model = _lite_model(128)
+    # The box is read off the stride-16 map (8x8 at 128 px), not the network's 4x4 stride-32 output.
+    assert tuple(model.get_layer("where_logits").output.shape[1:3]) == (8, 8)
+    assert tuple(model.get_layer("fuse_concat").output.shape[1:]) == (8, 8, 112 + model_lib.LITE_FUSE_CHANNELS)
+    reference = lite.efficientnet_lite0(image_size=64, weights="imagenet")
+    np.testing.assert_array_equal(
+        model.get_layer("lite0_b9_dw_conv").get_weights()[0], reference.get_layer("lite0_b9_dw_conv").get_weights()[0]
+    )
+    # Every backbone BatchNorm is frozen, so it runs in inference mode even when training.
+    bns = [layer for layer in model.layers if layer.name.startswith("lite0_") and layer.name.endswith("_bn")]
+    assert len(bns) == 49 and not any(layer.trainable for layer in bns)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 128, 128, 3)).astype(np.float32)
+    features = keras_submodel(model, "lite0_b10_project_bn")
+    np.testing.assert_allclose(features(x, training=True), features(x, training=False), atol=1e-5)
+    y = np.asarray(model(x, training=False))
+    assert y.shape == (2, 8) and np.all(np.isfinite(y))
+    assert transfer.architecture(model)["backbone"] == "efficientnet_lite0"
+    model_lib.compile_model(model, jit_compile=False)
+    assert_save_reload_same(model, x, tmp_path)
+
+
+def keras_submodel(model, name):
+    import keras
+
+    return keras.Model(model.input, model.get_layer(name).output)
+
+
+def test_fine_tune_optimizer_holds_the_backbone_then_trains_it_slower():
+    import keras
+
+    from locnet_tf import config as config_lib
+    from locnet_tf import finetune
+    from locnet_tf import model as model_lib
+
+    config = config_lib.Config(
+        backbone="efficientnet_lite0",
+        weights="imagenet",
+        image_size=64,
+        freeze_backbone_epochs=1.0,
+        backbone_frozen_blocks=6,
+        backbone_lr_scale=0.1,
+        steps_per_execution=1,
+    )
+    model = model_lib.build_model(config, num_classes=3)
+    optimizer = finetune.make_optimizer(model, config, 1e-3, steps_per_epoch=2)
+    assert isinstance(optimizer, finetune.FineTuneAdamW) and optimizer.freeze_steps == 2
+    model_lib.compile_model(model, optimizer=optimizer, jit_compile=False)
+    # Stem and blocks 0-5 frozen outright; the rest of the backbone trains (after the warm-up).
+    assert not model.get_layer("lite0_b5_project_conv").trainable and model.get_layer("lite0_b6_dw_conv").trainable
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 64, 64, 3)).astype(np.float32)
+    y = np.zeros((8, 8), np.float32)
+    y[:, 0], y[:, 1:5], y[np.arange(8), 5 + np.arange(8) % 3] = 1.0, 0.5, 1.0
+
+    def snapshot():
+        return {n: model.get_layer(n).get_weights()[0].copy() for n in ("lite0_b12_dw_conv", "where_offsets")}
+
+    start = snapshot()
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)  # 2 steps: the warm-up
+    warm = snapshot()
+    np.testing.assert_array_equal(warm["lite0_b12_dw_conv"], start["lite0_b12_dw_conv"])  # held
+    assert not np.allclose(warm["where_offsets"], start["where_offsets"])  # the head trained
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    after = snapshot()
+    backbone_step = np.abs(after["lite0_b12_dw_conv"] - warm["lite0_b12_dw_conv"]).max()
+    assert 0 < backbone_step <= 2 * 0.1 * 1e-3 * 1.01  # Adam moves a weight at most ~lr per step: 0.1 x 1e-3
+    config_back = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert (config_back.backbone_lr_scale, config_back.freeze_steps) == (0.1, 2)
+    # From scratch (no weights, no --init), plain AdamW.
+    scratch = dataclasses_replace(config, weights=None)
+    assert type(finetune.make_optimizer(model_lib.build_model(scratch), scratch, 1e-3, 2)) is keras.optimizers.AdamW
+
+
+def dataclasses_replace(config, **values):
+    import dataclasses
+
+    return dataclasses.replace(config, **values)
+
+
+def test_validation_and_the_recipe_choose_lite0_for_photos(tmp_path, capsys):
+    from locnet_tf import config as config_lib
+    from locnet_tf import recipe
+    from locnet_tf import train as train_lib
+
+    with pytest.raises(ValueError, match="multiple of 32"):
+        config_lib.validate(config_lib.preset("photos_lite0", image_size=144))
+    spec = _photos_csv(tmp_path / "p", 30)
+    config = config_lib.config_from_args(train_lib.build_parser().parse_args(["--data", spec]))
+    line = capsys.readouterr().out
+    assert "pretrained EfficientNet-Lite0" in line and "--backbone simple" in line
+    assert (config.backbone, config.weights, config.image_size) == ("efficientnet_lite0", "imagenet", 160)
+    assert config.image_size % 32 == 0 and config.jit_compile == "false"
+    assert 0 < config.freeze_backbone_epochs <= recipe.WARMUP_SHARE * config.epochs + 1e-9
+    # --backbone simple: the from-scratch recipe, as before.
+    args = ["--data", spec, "--backbone", "simple"]
+    config = config_lib.config_from_args(train_lib.build_parser().parse_args(args))
+    assert "simple from scratch" in capsys.readouterr().out
+    assert config == config_lib.preset("photos", data=spec, backbone="simple", **_recipe_values(config))
+    # Tiny photos still train Lite0 at its smallest size (ImageNet features need a few cells per object).
+    assert recipe.input_size(recipe.DataProfile(1000, (64, 64), 0.8, 0.0, 3), "efficientnet_lite0") == 128
+
+
+def _recipe_values(config):
+    keys = ("image_size", "epochs", "steps_per_epoch", "warmup_epochs")
+    return {k: getattr(config, k) for k in keys}
+
+
+def _photos_csv(folder, n):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+        rows.append(f"{i}.jpg,10,12,106,84,{'cat' if i % 2 else 'dog'}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return f"csv:{folder / 'labels.csv'}"
