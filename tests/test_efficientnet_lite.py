@@ -368,3 +368,44 @@ def _photos_csv(folder, n):
         rows.append(f"{i}.jpg,10,12,106,84,{'cat' if i % 2 else 'dog'}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     return f"csv:{folder / 'labels.csv'}"
+
+
+@pytest.mark.slow
+def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
+    """The default command's real-photo network, tiny: a few steps at 64 px, then all four TFLite variants."""
+    import json
+
+    from locnet_tf import config as config_lib
+    from locnet_tf import export
+    from locnet_tf import train as train_lib
+
+    from helpers import SMOKE_SPEC
+
+    data_dir = str(tmp_path / "tfds")
+    config = config_lib.preset(
+        "smoke",
+        backbone="efficientnet_lite0",
+        weights="imagenet",
+        class_context=True,
+        data_dir=data_dir,
+        epochs=3,
+        steps_per_epoch=8,
+        freeze_backbone_epochs=1.0,
+        backbone_frozen_blocks=6,
+        learning_rate=1e-3,
+    )
+    result = train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backbone"] == "efficientnet_lite0"
+    metadata = export.export_model(
+        result["model_path"],
+        tmp_path / "export",
+        data=SMOKE_SPEC,
+        data_dir=data_dir,
+        calibration_samples=32,
+        verbose=False,
+    )
+    results = metadata["parity"]["results"]
+    assert {"tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8"} <= set(results)
+    assert export.check_gates(results, export.Gates()) == []
+    assert max(results["tflite_float32"]["max_abs_diff"].values()) <= 1e-4
+    assert (tmp_path / "export" / "model_int8.tflite").stat().st_size < 5_000_000  # the issue's int8 budget
