@@ -10,19 +10,35 @@ object, and the problem) and exits with status 1 for:
 - TensorFlow's data pipeline stopping on a file (its checks name the file;
   `locnet_tf.data.pipeline.read_image`).
 
+Ctrl-C (`KeyboardInterrupt`) ends any command with the one line
+`interrupted` and exit status 130 (128 + SIGINT, what shells report for a
+process stopped by Ctrl-C), no traceback: every file a command writes goes
+to a temporary name first (`locnet_tf.outputs.atomic_path`, the export's work
+folder), removed when the command stops, so nothing half-written is left.
+
+`ArgumentParser` is `argparse.ArgumentParser` that also refuses a float flag
+given as nan or inf (`--threshold nan`), with one `error:` line naming the
+flag: every command's parser is one, so no float flag escapes the check.
+
 `LOCNET_TF_TRACEBACK=1` shows the traceback instead. Calling `main(argv)`
 from Python still raises, so notebooks and tests see the exception. Anything
 else is a bug and keeps its traceback.
 """
 
+import argparse
+import contextlib
 import importlib.util
+import math
 import os
 import re
+import signal
 import sys
+import threading
 
 from locnet_tf.data.records import DataError
 
 TRACEBACK_ENV = "LOCNET_TF_TRACEBACK"
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C: 128 + SIGINT, as shells report it
 USER_ERRORS = (DataError, ValueError, OSError)
 # What `pipeline.read_image`'s checks say: "assertion failed: [PROBLEM:] [PATH]".
 _ASSERTION = re.compile(r"assertion failed: \[(?P<problem>.+?):?\] \[(?P<path>.+?)\]")
@@ -36,19 +52,95 @@ def run(main, argv=None, skip_bad_hint=False):
     `skip_bad_hint`: the command reads data sources and has `--skip-bad`, so
     a `DataError` also says what that flag does.
     """
+    with _noting_interrupts() as interrupted:
+        try:
+            return main(argv)
+        except BaseException as error:
+            if _show_traceback():
+                raise
+            if isinstance(error, KeyboardInterrupt) or interrupted:
+                # Ctrl-C. (Raised while TensorFlow's C++ calls back into Python, the KeyboardInterrupt can
+                # come out as another exception, a TypeError from tf.nest say: the signal handler noted it.)
+                print("interrupted", file=sys.stderr)
+                return INTERRUPTED
+            message = user_message(error) if isinstance(error, Exception) else None
+            if message is None:  # a bug (or SystemExit): as it is
+                raise
+            if skip_bad_hint and isinstance(error, DataError):
+                message += (
+                    "\n(--skip-bad leaves bad entries out and lists them; python -m locnet_tf.data SPEC checks a "
+                    "source)"
+                )
+            print(f"error: {message}", file=sys.stderr)
+            print(f"({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
+            return 1
+
+
+def _show_traceback():
+    return os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
+
+
+# One entry per Ctrl-C while a command runs (see `_noting_interrupts`).
+_INTERRUPTS = []
+
+
+@contextlib.contextmanager
+def _noting_interrupts():
+    """Yields a list that is non-empty once Ctrl-C (SIGINT) has come; it still raises KeyboardInterrupt.
+
+    The handler is put in only where Python's own is (the main thread; not
+    where SIGINT is ignored, as in a background job), and put back
+    afterwards; a command run inside another (the check inside train) shares
+    the outer one's.
+    """
+    before = len(_INTERRUPTS)
+    noted = _Since(before)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not main_thread or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield noted
+        return
+
+    def handler(signum, frame):
+        _INTERRUPTS.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
     try:
-        return main(argv)
-    except Exception as error:  # sorted out by `message`; anything else is re-raised
-        message = user_message(error)
-        if message is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
-            raise
-        if skip_bad_hint and isinstance(error, DataError):
-            message += (
-                "\n(--skip-bad leaves bad entries out and lists them; python -m locnet_tf.data SPEC checks a source)"
-            )
-        print(f"error: {message}", file=sys.stderr)
-        print(f"({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
-        return 1
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _Since:
+    """True when Ctrl-C came after it was made."""
+
+    def __init__(self, start):
+        self.start = start
+
+    def __bool__(self):
+        return len(_INTERRUPTS) > self.start
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose float flags must be finite: `--threshold nan` is a ValueError.
+
+    argparse's `type=float` takes "nan", "inf" and "-inf"; a threshold of nan
+    then compares false with every score and a report is computed with it.
+    The check runs on every parsed value of a flag declared `type=float`,
+    after parsing, so the error is the command's one `error:` line (through
+    `run`), not argparse's usage block.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if action.type is not float or not action.option_strings:
+                continue
+            value = getattr(namespace, action.dest, None)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ValueError(f"{action.option_strings[-1]} must be a finite number, got {item}.")
+        return namespace, extras
 
 
 def user_message(error):
@@ -116,3 +208,23 @@ def require_train_extra(command):
             file=sys.stderr,
         )
         raise SystemExit(1)
+
+
+def _quiet_interrupt(previous):
+    """A `sys.excepthook` that ends an uncaught Ctrl-C in one line (the rest go to `previous`)."""
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt) and not _show_traceback():
+            print("interrupted", file=sys.stderr)
+            return
+        previous(kind, value, traceback)
+
+    return hook
+
+
+# Ctrl-C before `run` starts (while `python -m locnet_tf.train` imports TensorFlow, say) is not
+# inside `run`: when a locnet_tf command is the program, the interpreter's last word on it is one line
+# too. Python still exits as a process stopped by SIGINT (status 130 in a shell).
+_RUNNING = getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", None) or ""
+if _RUNNING.startswith("locnet_tf."):
+    sys.excepthook = _quiet_interrupt(sys.excepthook)

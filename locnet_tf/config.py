@@ -7,6 +7,7 @@ command line win. The resolved config is saved as `config.json` in the run folde
 
 import argparse
 import dataclasses
+import functools
 import json
 import typing
 from typing import Optional, Tuple
@@ -108,8 +109,10 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path):
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        from locnet_tf import outputs
+
+        # Whole or not at all: a full disk or a kill keeps the config the run resumes with.
+        outputs.atomic_write(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
     @classmethod
     def from_dict(cls, values):
@@ -125,10 +128,53 @@ class Config:
 
     @classmethod
     def load(cls, path):
-        with open(path) as f:
-            values = json.load(f)
+        """The config a run saved (`config.json`); a file that is not one is a ValueError naming it.
+
+        A field this version does not know (one a newer locnet_tf added, the
+        usual cause) is set aside with a warning on stderr, so the model beside
+        the file still predicts, evaluates and exports. Every known field
+        must hold a value of its type (`"class_names": 5` is refused); ranges
+        are checked where a config is trained (`validate`).
+        """
+        import os
+
+        path = os.fspath(path)
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{path}: not UTF-8 text (byte {error.start}): not a config.json that train wrote."
+            ) from None
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})."
+            ) from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: a JSON {_json_kind(values)}, not an object of config fields.")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            import sys
+
+            print(
+                f"warning: {path}: ignored the field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}, which "
+                "this version of locnet_tf does not know (written by a newer one?).",
+                file=sys.stderr,
+            )
+            values = {k: v for k, v in values.items() if k in known}
         # Saved before crop mode existed: progressive resizing shrank the images.
         values.setdefault("progressive_mode", "resize")
+        for name, value in values.items():
+            # Config(jit_compile=False), saved as it was given, still loads.
+            if name == "jit_compile" and isinstance(value, bool):
+                continue
+            expected = _json_type_problem(value, known[name].type)
+            if expected:
+                raise ValueError(f'{path}: field "{name}" is {json.dumps(value)}, expected {expected}.')
         return cls.from_dict(values)
 
     def class_map_dict(self):
@@ -151,6 +197,40 @@ class Config:
         if self.class_map:
             kwargs["class_map"] = self.class_map_dict()
         return kwargs
+
+
+def _json_kind(value):
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def _json_type_problem(value, annotation):
+    """What a JSON value of a field annotated `annotation` should have been, or None when it fits."""
+    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
+    if optional:
+        if value is None:
+            return None
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    what = None
+    if annotation is bool:
+        ok, what = isinstance(value, bool), "true or false"
+    elif annotation is int:
+        ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif annotation is float:
+        ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif annotation is str:
+        ok, what = isinstance(value, str), "a string"
+    elif typing.get_origin(annotation) is tuple:
+        item = typing.get_args(annotation)[0]
+        kind = "integers" if item is int else "strings"
+        ok = isinstance(value, list) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
+        what = f"a list of {kind}"
+    else:
+        return None
+    if ok:
+        return None
+    return what + (" or null" if optional else "")
 
 
 # Real photos: a few hundred to a few thousand images, which need augmentation,
@@ -403,6 +483,10 @@ def validate(config, relations=True):
         from locnet_tf import efficientnet_lite
 
         efficientnet_lite.weights_path("imagenet")  # the shipped file, or how to rebuild it
+    # A keras.applications backbone's file (efficientnet_lite loads and checks its own).
+    if config.weights not in (None, "imagenet") and config.backbone not in ("simple", "efficientnet_lite0"):
+        stat = os.stat(config.weights)
+        check_weights_file(config.weights, config.backbone, config.image_size, stat.st_size, stat.st_mtime_ns)
     if len(config.filters) != 4 or not all(isinstance(f, int) and f >= 1 for f in config.filters):
         raise ValueError(f"--filters must be 4 integers of at least 1 (stem, stages 1-3), got {config.filters}.")
     if len(config.depths) != 3 or not all(isinstance(d, int) and d >= 1 for d in config.depths):
@@ -464,3 +548,54 @@ def validate(config, relations=True):
     choice("strategy", ("default", "mirrored", "multi_worker"))
     integer("gallery_size", 0)
     return config
+
+
+# Where an HDF5 file's signature may start (its superblock: byte 0, 512, 1024, ...).
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
+
+
+@functools.lru_cache(maxsize=8)
+def check_weights_file(path, backbone, image_size, size=None, mtime=None):
+    """Raises ValueError naming `path` unless it is a Keras weights file that fits `backbone` at `image_size`.
+
+    Keras would say "Unable to synchronously open file (file signature not
+    found)" for a file that is not HDF5, and for another network's weights
+    print a warning per layer it skips (104 for MobileNetV2) before failing,
+    naming the file in neither. So the file is checked first: an HDF5 file
+    (`.h5`, `.weights.h5`) or a `.keras` zip archive, whose weights load into
+    the bare backbone without a warning. Cached per file (`size`, `mtime`
+    tell a changed file), as `validate` runs more than once per command.
+    """
+    import warnings
+    import zipfile
+
+    import keras
+
+    from locnet_tf import model as model_lib
+
+    with open(path, "rb") as f:
+        head = f.read(max(_HDF5_OFFSETS) + len(_HDF5_SIGNATURE))
+    hdf5 = any(head[o : o + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE for o in _HDF5_OFFSETS)
+    if not hdf5 and not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"--weights {path}: not a Keras weights file (neither HDF5, as .h5 files are, nor a .keras zip "
+            "archive): damaged, or another kind of file?"
+        )
+    model = model_lib.build_model(backbone=backbone, image_size=image_size, weights=None)
+    net = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            net.load_weights(path)
+            problem = None
+        except Exception as error:  # Keras raises ValueError, KeyError, OSError... for a file that does not fit
+            problem = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". Example")[0]
+    if problem is None and caught:
+        problem = (
+            f"{len(caught)} warning{'s' if len(caught) > 1 else ''} from Keras, e.g. {str(caught[0].message)[:200]}"
+        )
+    if problem is not None:
+        raise ValueError(
+            f"--weights {path}: these weights do not fit the {backbone} backbone at {image_size} px ({problem})."
+        )

@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 
+from locnet_tf import cli
 from locnet_tf import outputs
 from locnet_tf import target as target_lib
 
@@ -392,13 +393,13 @@ def evaluate(
         The report dict.
     """
     if out:  # before the model is loaded and the data read
-        outputs.check_writable(out, "file")
-        if pictures:
-            outputs.check_writable(pathlib.Path(out).parent / "eval", "folder", "the pictures' folder")
+        _claim_outputs(out, pictures, model, data, data_dir)
     model = _AnyModel(model)
     path = model.path
     config = _with_skip_bad(config or _run_config(path), skip_bad)
     data = data or (config.data if config else "synthetic")
+    if out:  # the run's data, now known
+        _claim_outputs(out, pictures, model.path, data, data_dir or (config.data_dir if config else None))
     names = model.class_names
     threshold = model.presence_threshold if threshold is None else float(threshold)
     images, y_true, y_pred = predict_split(model, data, split, config, data_dir=data_dir)
@@ -409,11 +410,28 @@ def evaluate(
         out.parent.mkdir(parents=True, exist_ok=True)
         if pictures:
             pic_dir = out.parent / "eval"
+            pic_dir.mkdir(exist_ok=True)
+            outputs.mark_folder(pic_dir, "evaluate")
             report["pictures"] = evaluation_pictures(
                 images, y_true, y_pred, names, threshold, pic_dir, gallery_size=gallery_size, report=report
             )
         outputs.atomic_write(out, json.dumps(report, indent=2))
     return report
+
+
+def _claim_outputs(out, pictures, model, data, data_dir):
+    """Raises unless the report `out` and its `eval/` folder are new or evaluate's own, clear of the inputs."""
+    inputs = [(model, "the model")] if isinstance(model, (str, os.PathLike)) else []
+    inputs += outputs.data_inputs(data, data_dir)
+    outputs.claim_file(out, "evaluate", inputs)
+    if pictures:
+        outputs.claim_folder(
+            pathlib.Path(out).parent / "eval",
+            "evaluate",
+            inputs,
+            "the pictures' folder",
+            hint="give --out in another folder (the pictures go to eval/ beside the report)",
+        )
 
 
 def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8, report=None):
@@ -501,7 +519,7 @@ def format_report(report):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
+    parser = cli.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
     parser.add_argument(
         "model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file"
     )
@@ -523,7 +541,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     if args.out:  # before calibrating, which rewrites the model
-        outputs.check_writable(args.out, "file")
+        _claim_outputs(args.out, True, args.model, args.data, args.data_dir)
     if args.calibrate:
         notes = []  # a split too small to calibrate on says so instead
         threshold = calibrate(

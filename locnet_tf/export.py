@@ -27,7 +27,10 @@ when a gate is missed (float32 differs by more than 1e-4, float16 boxes agree
 with Keras below IoU 0.98, int8 loses more than one point of localization
 accuracy). Everything is written to a temporary folder beside the target and
 moved into place only when complete, so a failed export leaves no half-written
-folder and a previous export intact.
+folder and a previous export intact. The folder is replaced only when it is
+new, empty or an earlier export, holding nothing export did not write
+(`locnet_tf.outputs.claim_folder`); the export marks it as its own
+(`.locnet_tf.json`).
 
 This module runs the steps and holds the command line; each step is its own
 module: `export_convert` (SavedModel, TFLite), `export_parity` (the checks and
@@ -51,6 +54,7 @@ except ImportError:  # Windows
 
 import tensorflow as tf
 
+from locnet_tf import cli
 from locnet_tf import inference
 from locnet_tf import model as model_lib
 from locnet_tf import outputs as outputs_lib
@@ -158,13 +162,17 @@ def export_model(
     out = pathlib.Path(out) if out else default_out(model_path)
     log = print if verbose else (lambda *a, **k: None)
 
-    outputs_lib.check_writable(out, "folder")  # before the model is loaded and the data read
+    # Before the model is loaded and the data read: a new, empty or earlier export folder, holding no input.
+    inputs = [(model_path, "the model")]
+    outputs_lib.claim_folder(out, "export", inputs)
 
     model = inference.load_keras(model_path)
     image_size = int(model.input_shape[1])
     class_names = model_lib.class_names(model)
     threshold = model_lib.presence_threshold(model)
     settings = data_settings(model_path, data, data_dir, skip_bad)
+    inputs += outputs_lib.data_inputs(settings["data"], settings["data_dir"])
+    outputs_lib.check_not_input(out, inputs)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # A SavedModel and each .tflite are at most about the .keras file's size.
@@ -241,6 +249,8 @@ def export_model(
             # TF Serving's place for extra files; lets the SavedModel travel alone.
             (work / "saved_model" / "assets.extra").mkdir(exist_ok=True)
             shutil.copy(work / inference.METADATA, work / "saved_model" / "assets.extra" / inference.METADATA)
+        outputs_lib.mark_folder(work, "export")
+        outputs_lib.claim_folder(out, "export", inputs)  # again: files may have been added while it ran
         folder.move_into_place()
     except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
         # A full disk, say (TensorFlow's writers raise their own errors): nothing of this export is left behind.
@@ -391,7 +401,7 @@ def _csv(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m locnet_tf.export",
         description="Export a .keras model to SavedModel and TFLite, with a parity report.",
     )

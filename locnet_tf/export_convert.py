@@ -1,6 +1,7 @@
 """Export, step one: the Keras model to a SavedModel and to TFLite flatbuffers.
 
     write_saved_model(model, path, resize)     serving_default (uint8, any size) + serving_fixed
+                                               + serving_encoded (JPEG/PNG bytes)
     write_tflite_source(model, path)           the batch-1 SavedModel TFLite converts from
     convert_tflite(saved_model_dir, quantization, representative=None) -> bytes
     representative_dataset(settings, ...)      int8 calibration images from the training split
@@ -36,11 +37,77 @@ def _serving_functions(model, image_size, resize):
         x1, y1, x2, y2 = box_lib.target_to_corners(box)
         return out | {"box": box, "box_xyxy": tf.stack([x1, y1, x2, y2], axis=-1)}
 
-    return fixed, any_size
+    def encoded(data):
+        # One image at a time (each has its own size), decoded and resized as the evaluation pipeline does.
+        def one(string):
+            image = decode_encoded_image(string)
+            return inference.preprocess(image, image_size, resize), tf.shape(image)[:2]
+
+        x, sizes = tf.map_fn(
+            one,
+            data,
+            fn_output_signature=(tf.TensorSpec([image_size, image_size, 3], tf.float32), tf.TensorSpec([2], tf.int32)),
+        )
+        out = inference.vector_to_outputs(model(x, training=False))
+        box = inference.boxes_to_original(out["box"], sizes[:, 0], sizes[:, 1], image_size, resize)
+        x1, y1, x2, y2 = box_lib.target_to_corners(box)
+        return out | {"box": box, "box_xyxy": tf.stack([x1, y1, x2, y2], axis=-1)}
+
+    return fixed, any_size, encoded
+
+
+def decode_encoded_image(data):
+    """A JPEG/PNG/GIF/BMP file's bytes (string scalar) -> uint8 `[H, W, 3]`, as `pipeline.read_image` decodes it.
+
+    The same decoders with the same settings (JPEGs with the accurate integer
+    DCT, the first frame of a GIF, grey and RGBA to RGB) and its checks in its
+    words: not an image, a JPEG without its end-of-image marker (libjpeg would
+    decode it with a warning and grey where the data stops). **EXIF is not
+    applied**: the pixels are as stored, as `tf.io.decode_image` and the TF
+    Object Detection API's `encoded_image_string_tensor` give them (no
+    TensorFlow op reads EXIF; training reads the tag with Pillow, outside the
+    graph). A client sends photos upright: `locnet_tf.images.read_image` (then
+    PNG), a browser's canvas, or the `serving_default` signature on pixels.
+    """
+    from locnet_tf import images
+
+    head = tf.strings.substr(data, 0, 8)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 2), images.JPEG_SOI)
+    known = tf.reduce_any(
+        tf.stack(
+            [
+                is_jpeg,
+                tf.equal(head, images.PNG_SIGNATURE),
+                tf.equal(tf.strings.substr(head, 0, 4), images.GIF),
+                tf.equal(tf.strings.substr(head, 0, 2), images.BMP),
+            ]
+        )
+    )
+    size = tf.strings.length(data)
+    tail = tf.io.decode_raw(tf.strings.substr(data, tf.maximum(size - 256, 0), 256), tf.uint8)  # cameras pad some
+    ends = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
+    checks = [
+        tf.debugging.Assert(known, [images.NOT_AN_IMAGE]),
+        tf.debugging.Assert(tf.logical_or(tf.logical_not(is_jpeg), ends), [images.TRUNCATED_JPEG]),
+    ]
+    with tf.control_dependencies(checks):
+        data = tf.identity(data)
+    image = tf.cond(
+        is_jpeg,
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
+    )
+    image.set_shape([None, None, 3])
+    return image
 
 
 def write_saved_model(model, path, resize="stretch"):
-    """Writes the SavedModel with its two signatures via `keras.export.ExportArchive`.
+    """Writes the SavedModel with its three signatures via `keras.export.ExportArchive`.
+
+    `serving_default`: uint8 images of any size, resized inside. `serving_fixed`:
+    float32 images at the model size. `serving_encoded`: a batch of encoded
+    JPEG/PNG/GIF/BMP files (`decode_encoded_image`; EXIF not applied), decoded
+    and resized inside. All three answer the same named outputs.
 
     Args:
         model: the locnet_tf Keras model.
@@ -48,7 +115,7 @@ def write_saved_model(model, path, resize="stretch"):
         resize: `"stretch"` or `"letterbox"`, used by `serving_default`.
     """
     image_size = int(model.input_shape[1])
-    fixed, any_size = _serving_functions(model, image_size, resize)
+    fixed, any_size, encoded = _serving_functions(model, image_size, resize)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
@@ -60,6 +127,11 @@ def write_saved_model(model, path, resize="stretch"):
         "serving_fixed",
         fixed,
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")],
+    )
+    archive.add_endpoint(  # what TF Serving clients of Object Detection API exports send
+        "serving_encoded",
+        encoded,
+        input_signature=[tf.TensorSpec([None], tf.string, name="encoded_images")],
     )
     archive.write_out(str(path), verbose=False)
 
@@ -74,7 +146,7 @@ def write_tflite_source(model, path):
     split the delegated graph).
     """
     image_size = int(model.input_shape[1])
-    fixed, _ = _serving_functions(model, image_size, "stretch")
+    fixed = _serving_functions(model, image_size, "stretch")[0]
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(

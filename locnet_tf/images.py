@@ -4,6 +4,7 @@ Needs only numpy, Pillow and simplejpeg, so `locnet_tf.runtime` runs on a device
 TensorFlow (DESIGN.md section 5):
 
     read_image(path)                -> uint8 RGB [H, W, 3], EXIF orientation applied
+    decode_image(data, name)        -> the same from a file's bytes (an upload)
     inspect(data, name)             -> ImageInfo (format, size as displayed), or DataError
     exif_orientation(file)          -> the EXIF orientation tag (1..8; 1 = upright)
     resize(image, size, method)     -> uint8 [S, S, 3], bit for bit the training pipeline's
@@ -538,14 +539,19 @@ def read_image(path):
         raise FileNotFoundError(f"{path}: no such image file.")
     with open(path, "rb") as f:
         data = f.read()
-    info = inspect(data, path)
+    return decode_image(data, path)
+
+
+def decode_image(data, name):
+    """`read_image` for an image file's bytes (an upload); `name` names it in the errors."""
+    info = inspect(data, name)
     try:
         with open_image(io.BytesIO(data)) as image:
             if info.orientation in _TRANSPOSE:
                 image = image.transpose(_TRANSPOSE[info.orientation])
             return _to_rgb(image)
     except PILLOW_ERRORS as error:
-        raise DataError(f"{path}: cannot be decoded: {error}.") from None
+        raise DataError(f"{name}: cannot be decoded: {error}.") from None
 
 
 def _to_rgb(image):
@@ -557,13 +563,45 @@ def _to_rgb(image):
 
 
 def to_rgb_uint8(image):
-    """An array-like image as uint8 `[H, W, 3]` (rounded and clipped if it is float)."""
+    """An array-like RGB image `[H, W, 3]` of values 0..255 as uint8; anything else is refused.
+
+    Every predictor takes its arrays through here (`locnet_tf.runtime`,
+    `locnet_tf.inference`), so all model kinds agree. uint8 is taken as it is;
+    other integer and float arrays must hold values in 0..255 (floats once
+    rounded). Refused, each with the reason (ValueError), as no reading of
+    them is safe: an empty image; values below 0 or above 255 (a 16-bit
+    image, an int64 sum), which clipping would turn to white; NaN or
+    infinity; and a float image whose values all lie in (0, 1], the other
+    common convention, which read as 0..255 is a black picture: multiply it by
+    255 first. (An all-zero float image is black either way and is taken.)
+    """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"Expected an RGB image [H, W, 3], got shape {image.shape}.")
-    if image.dtype != np.uint8:
-        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    return image
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image: shape {image.shape}, no pixels to predict.")
+    if image.dtype == np.uint8:
+        return image
+    numeric = np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)
+    if image.dtype == np.bool_ or not numeric:
+        raise ValueError(f"image of dtype {image.dtype}: pass uint8 RGB values 0..255.")
+    dtype = image.dtype
+    if np.issubdtype(dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise ValueError("image holds NaN or infinite values: pass uint8 RGB values 0..255.")
+        if 0 < image.max() <= 1:
+            raise ValueError(
+                f"float image in 0..1 (largest value {image.max():g}): multiply by 255 or pass uint8; read as "
+                "0..255 it would be a black picture."
+            )
+        image = np.round(image)  # judged once rounded: 255.3 after a resize's overshoot is 255
+    low, high = image.min(), image.max()
+    if low < 0 or high > 255:
+        raise ValueError(
+            f"{dtype} image with values from {low:g} to {high:g}, outside 0..255: pass uint8 RGB "
+            "(a 16-bit image: divide by 257 first)."
+        )
+    return image.astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------

@@ -364,7 +364,11 @@ class Predictor:
         return self.runner(images)
 
     def predict(self, image):
-        """Predicts one image: a path, or a uint8 `[H, W, 3]` array (any size).
+        """Predicts one image: a path, or an RGB `[H, W, 3]` array of values 0..255 (any size).
+
+        Arrays are checked as the runtime checks them (`images.to_rgb_uint8`): a
+        float image in 0..1, values outside 0..255 or an empty image are a
+        ValueError saying why.
 
         Returns:
             A `Prediction`, boxes relative to / in pixels of this image.

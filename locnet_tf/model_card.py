@@ -71,6 +71,13 @@ def export_metadata(model_path, model, settings, split, count, formats, files, w
                     "shape": [None, image_size, image_size, 3],
                     "note": "0..255",
                 },
+                "serving_encoded": {
+                    "input": "encoded_images",
+                    "dtype": "string",
+                    "shape": [None],
+                    "note": f"JPEG/PNG/GIF/BMP file bytes, decoded and resized inside ({settings['resize']}); "
+                    "EXIF orientation not applied",
+                },
             },
         }
     for name, quantization in files.items():

@@ -111,7 +111,8 @@ def draw_examples_grid(
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    # Tagged, so that `python -m locnet_tf.data --grid` knows the file as its own and may replace it.
+    return _save(figure, path, text=dict([outputs.GRID_TAG]))
 
 
 def _subplots(nrows=1, ncols=1, *, figsize=None, squeeze=True):
@@ -120,13 +121,14 @@ def _subplots(nrows=1, ncols=1, *, figsize=None, squeeze=True):
     return figure, figure.subplots(nrows, ncols, squeeze=squeeze)
 
 
-def _save(figure, path):
+def _save(figure, path, text=None):
+    """Saves `figure` as the PNG `path` (with `text`: extra PNG text chunks), or returns it when `path` is None."""
     if path is None:
         return figure
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with outputs.atomic_path(path) as partial:  # a full disk leaves no half-written picture
-        figure.savefig(partial, dpi=100)
+        figure.savefig(partial, dpi=100, metadata=text)
     return str(path)
 
 

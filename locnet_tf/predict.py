@@ -16,10 +16,18 @@ the frame's pixels), `image_size` and `class_scores`.
 
 With `--out DIR`, each image is saved as `DIR/NAME.png` and each video,
 camera or stream as `DIR/NAME.mp4` (H.264, at the source's frame rate divided
-by `--stride`), with the box, class and score drawn. For videos the answers
+by `--stride`), with the box, class and score drawn. DIR must be new, empty
+or an earlier predictions folder (marked `.locnet_tf.json`), and may not be,
+hold or lie inside a source or the model (`locnet_tf.outputs`). For videos the answers
 are steadied over time by default (box smoothing and presence hysteresis,
 `locnet_tf.smoothing`; `--no-smooth` gives the raw per-frame answers). A
-progress bar with frames/s goes to stderr, then a summary line.
+progress bar with frames/s goes to stderr, then a summary line. Each output
+is written under a temporary name and renamed into place when complete: a
+run that is killed or fails leaves the previous file of that name as it was
+(its leftover `.NAME.partial-*` goes with the next run that writes NAME).
+Ctrl-C stops a camera or stream (its video is kept and summarised); during
+files it interrupts (`interrupted`, exit status 130, the unfinished video
+removed).
 
 A `.tflite` model runs without TensorFlow (numpy, Pillow, LiteRT and PyAV for
 video): its class names and settings are inside the file.
@@ -32,6 +40,7 @@ import pathlib
 import sys
 import time
 
+from locnet_tf import cli
 from locnet_tf import draw
 from locnet_tf import inference
 from locnet_tf import outputs
@@ -105,8 +114,11 @@ def iter_predictions(
     """
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}.")
-    if out is not None:  # before the model is loaded
-        outputs.check_writable(out, "folder")
+    # Before the model is loaded: a new, empty or earlier predictions folder that holds no model or source.
+    sources = list(sources)  # read twice: here and by expand_sources
+    inputs = _inputs(model if predictor is None else None, sources)
+    if out is not None:
+        outputs.claim_folder(out, "predict", inputs)
     predictor = predictor or inference.Predictor(
         model,
         num_threads=num_threads,
@@ -117,9 +129,14 @@ def iter_predictions(
     sources = video.expand_sources(sources, decoder_threads=decoder_threads)
     out = pathlib.Path(out) if out else None
     if out is not None:
+        # The files globs and folders expanded to: no annotated picture may replace one of them.
+        outputs.check_not_input(out, [(s.spec, f"a source {s.kind}") for s in sources if s.kind in ("image", "video")])
         out.mkdir(parents=True, exist_ok=True)
+        outputs.mark_folder(out, "predict")
     totals = summary if summary is not None else {}
-    totals.update(frames=0, sources=0, present=0, outputs=[], seconds=0.0)
+    totals.update(frames=0, sources=0, present=0, outputs=[], seconds=0.0, live=False)
+    # Partial pictures and videos a killed run left here: each goes when its name is written again.
+    stale = outputs.stale_partials(out) if out is not None else {}
     bar = _progress_bar(sources, stride, max_frames) if progress else None
     used_names = set()
     start = time.perf_counter()
@@ -129,8 +146,12 @@ def iter_predictions(
             if remaining == 0:
                 break
             totals["sources"] += 1
+            totals["live"] = source.live  # for main: Ctrl-C stops a live source, and interrupts a file
             name = _unique_name(source.name, used_names)
+            for partial in stale.pop(f"{name}.png", []) + stale.pop(f"{name}.mp4", []):
+                partial.unlink(missing_ok=True)
             writer = None
+            keep = False  # the annotated video is put in place only when complete (or a live source stopped)
             # The frames are closed as soon as the source is done with (max_frames reached, an error, the
             # caller stopping), and the video or stream with them: not whenever the garbage collector runs.
             pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth)
@@ -158,14 +179,33 @@ def iter_predictions(
                     if bar is not None:
                         bar.update(1)
                     yield row
+                keep = True
+            except GeneratorExit:  # the caller stopped reading: the video of the frames it had is whole
+                keep = True
+                raise
+            except KeyboardInterrupt:  # Ctrl-C: how a camera or stream is stopped; a file's video is unfinished
+                keep = source.live
+                raise
             finally:
                 pairs.close()
                 if writer is not None:
-                    writer.close()
+                    writer.close() if keep else writer.discard()
     finally:
         totals["seconds"] = time.perf_counter() - start
         if bar is not None:
             bar.close()
+
+
+def _inputs(model, sources):
+    """The (path, description) inputs `--out` must keep clear of: the model, source files and folders."""
+    inputs = [(model, "the model")] if isinstance(model, (str, pathlib.PurePath)) else []
+    for source in sources:
+        source = str(source)
+        if pathlib.Path(source).is_dir():
+            inputs.append((source, "a source folder"))
+        elif pathlib.Path(source).is_file():
+            inputs.append((source, "a source file"))
+    return inputs
 
 
 def _progress_bar(sources, stride, max_frames):
@@ -226,7 +266,7 @@ def _csv(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m locnet_tf.predict",
         description="Predict presence, class and box for images, videos, cameras and streams "
         "with a .keras, SavedModel or .tflite model.",
@@ -289,8 +329,16 @@ def main(argv=None):
     try:
         for row in rows:
             print(json.dumps(row), flush=True)
-    except KeyboardInterrupt:  # a camera or stream runs until stopped: close the outputs, then summarise
-        rows.close()
+    except KeyboardInterrupt:
+        # A camera or stream runs until stopped: its video is closed and kept, then summarised. Ctrl-C
+        # during a file is an interruption (cli.run: one line, status 130); its unfinished video goes.
+        live = totals.get("live")
+        try:
+            rows.throw(KeyboardInterrupt)
+        except (KeyboardInterrupt, StopIteration):
+            pass
+        if not live:
+            raise
     if not args.quiet:
         print(format_summary(totals), file=sys.stderr)
     return 0

@@ -304,7 +304,12 @@ class TFLitePredictor:
         return self.runner(batch)
 
     def predict(self, image):
-        """Predicts one image: a path, or a uint8 `[H, W, 3]` array (any size)."""
+        """Predicts one image: a path, or an RGB `[H, W, 3]` array of values 0..255 (any size).
+
+        An array that is not uint8 0..255 (a float image in 0..1, values
+        above 255, an empty image) is a ValueError saying why
+        (`locnet_tf.images.to_rgb_uint8`).
+        """
         if isinstance(image, (str, os.PathLike)):
             image = images.read_image(image)
         image = images.to_rgb_uint8(image)

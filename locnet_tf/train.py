@@ -12,7 +12,10 @@ The run folder ends up holding:
     backup/        BackupAndRestore state while a run is unfinished (removed at the end)
 
 A run that dies (killed, machine lost) resumes from its last finished epoch when
-the same command is run again.
+the same command is run again. `--out` must be new, empty or a run folder
+(marked `.locnet_tf.json`, or an older run's config.json): a folder of other
+files is refused (`locnet_tf.outputs`). `--init RUN --out RUN --overwrite`
+fine-tunes in place: the start model is loaded before the folder is cleared.
 
 Read top to bottom: `train()` resolves the data (`sources`, `datasets`), builds
 and compiles the model (`_build_trainer`, `compile_for_training`), and fits it
@@ -22,22 +25,23 @@ on by default) and `locnet_tf.distribute` (`--strategy`).
 """
 
 from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
-import argparse
+import contextlib
 import dataclasses
+import os
 import pathlib
 import shutil
 import sys
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from locnet_tf import cli
 from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
 from locnet_tf import finetune, outputs, runs, transfer
-from locnet_tf.callbacks import BestCheckpoint, CurvesPlot, LogValue
+from locnet_tf.callbacks import AtomicBackup, BestCheckpoint, CurvesPlot, HistoryCSV, LogValue, state_bytes
 from locnet_tf.distribute import make_strategy, patch_multi_worker
 from locnet_tf.progressive import SMALL_BACKUP, carry_over, progressive_epochs
 from locnet_tf.progressive import describe as describe_progressive
@@ -186,12 +190,22 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     Returns:
         dict with `run_dir`, `model_path`, `history` (per-epoch lists),
         `report` (test evaluation or None) and `seconds`.
+
+    Raises:
+        OSError: EBUSY, another training writes the run folder (`runs.locked`);
+            ENOSPC, the disk filled (the same call resumes once there is space).
     """
+    with contextlib.ExitStack() as held:  # the run folder's lock, released when training ends
+        return _train(config, out, verbose, overwrite, extra_callbacks, held)
+
+
+def _train(config, out, verbose, overwrite, extra_callbacks, held):
     start = time.time()
     config_lib.validate(config)  # every field's range and choices, before anything is read or built
     first_epoch = progressive_epochs(config)  # checks the settings
     run_dir = pathlib.Path(out)
-    outputs.check_writable(run_dir, "folder")
+    # A new or empty folder, or a run folder (resumed), holding none of the data; --init is read before any change.
+    outputs.claim_folder(run_dir, "train", outputs.data_inputs(config.data, config.data_dir))
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = make_strategy(config.strategy)
@@ -201,6 +215,12 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     # scratch folder, as the tf.distribute guide prescribes.
     work_dir = run_dir if chief else run_dir / f".worker_{strategy.cluster_resolver.task_id}"
     work_dir.mkdir(parents=True, exist_ok=True)
+    if chief:  # marked first: a kill at any later point leaves a folder train recognises
+        outputs.mark_folder(work_dir, "train")
+    held.enter_context(runs.locked(work_dir))  # one training at a time writes a run folder
+    runs.remove_partials(work_dir)  # what a killed training was writing: never a finished file
+    # The start model, in memory before --overwrite clears the folder: `--init RUN --out RUN` fine-tunes in place.
+    init = _load_init(config)
     runs.check_run_folder(work_dir, config, overwrite)
     config.save(work_dir / runs.CONFIG)
 
@@ -225,13 +245,12 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         class_weight=config.class_weight,
         label_smoothing=config.label_smoothing,
     )
-    init = _load_init(config)
     # The checkpoint saves the model itself, not a MapSupervision wrapper (see BestCheckpoint.set_model).
     trainer = _build_trainer(
         config, strategy, train_ds.class_names, loss, schedule, init=init, steps_per_epoch=steps_per_epoch
     )
     # model.keras, its partial copy while saved, the backup: each about the weights and optimizer state.
-    outputs.check_free_space(work_dir, 3 * _state_bytes(trainer) + 16_000_000, "the run folder")
+    outputs.check_free_space(work_dir, 3 * state_bytes(trainer) + 16_000_000, "the run folder")
     if init is not None and chief and verbose != 0:
         summary = transfer.plan(losses_lib.model_of(trainer), init)
         print(transfer.describe(summary, config.init, model_lib.class_names(init), train_ds.class_names))
@@ -244,7 +263,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         # With progressive resizing every row of history.csv says its input size.
         size = [LogValue("image_size", image_size)] if first_epoch else []
         return size + [
-            keras.callbacks.CSVLogger(history_path, append=True),
+            HistoryCSV(history_path),
             keras.callbacks.TensorBoard(str(work_dir / "logs")),
             CurvesPlot(history_path, str(work_dir / "curves.png")),
         ]
@@ -252,7 +271,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         # Before the EMA swap: the backup holds the weights being trained, not their average.
-        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True),
+        AtomicBackup(str(backup_dir), delete_checkpoint=True),
         *_ema_callbacks(config),
         BestCheckpoint(
             model_path,
@@ -306,12 +325,6 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         shutil.rmtree(work_dir, ignore_errors=True)
     result["seconds"] = time.time() - start
     return result
-
-
-def _state_bytes(trainer):
-    """Bytes of a trainer's weights and optimizer state (what checkpoints write)."""
-    variables = list(trainer.variables) + list(trainer.optimizer.variables)
-    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def _load_init(config):
@@ -398,7 +411,7 @@ def _train_small_first(
     )
     if verbose != 0:
         print(describe_progressive(config, small_epochs))
-    backup = keras.callbacks.BackupAndRestore(str(backup_dir / SMALL_BACKUP), delete_checkpoint=False)
+    backup = AtomicBackup(str(backup_dir / SMALL_BACKUP), run_dir=backup_dir.parent, delete_checkpoint=False)
     _fit(small_trainer, config, train_ds, val_ds, 0, small_epochs, [backup, *callbacks], verbose)
     if small_trainer.stop_training:  # TerminateOnNaN
         raise RuntimeError(
@@ -452,7 +465,7 @@ def _finish(config, run_dir, verbose, evaluate_test):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m locnet_tf.train", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="python -m locnet_tf.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in a run folder holding another config")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -462,9 +475,14 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    outputs.check_writable(args.out, "folder")  # before the recipe reads the data
-    config = config_lib.config_from_args(args)
-    result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
+    # Another training writing the folder is refused before the data are read. Multi-worker
+    # processes share --out (each writes its own part): train() locks those parts.
+    early = "TF_CONFIG" not in os.environ
+    with runs.locked(args.out, existing_only=True) if early else contextlib.nullcontext():
+        # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
+        outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
+        config = config_lib.config_from_args(args)
+        result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
     print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")
     return 0
 

@@ -10,9 +10,9 @@ A source spec is one of:
 | spec | frames |
 | --- | --- |
 | an image file (JPEG, PNG, GIF, BMP) | one, EXIF orientation applied (`locnet_tf.images.read_image`) |
-| a video file (`.mp4 .avi .mov .mkv .webm .m4v`) | every frame, timestamps from the file |
-| a folder | its images and videos, recursively, sorted |
-| a glob (`"shots/**/*.jpg"`) | the matching files, sorted |
+| a video file (`.mp4 .avi .mov .mkv .webm .m4v`) | every frame, upright (see below), timestamps from the file |
+| a folder | its images and videos, recursively, sorted (folder symlinks followed, each folder once) |
+| a glob (`"shots/**/*.jpg"`) | the matching files, sorted (each file once) |
 | a camera index (`0`, `1`, ...) | the camera, live (Linux: V4L2 `/dev/videoN`; macOS: AVFoundation) |
 | a URL: `rtsp://`, `rtsps://`, `rtmp://`, `http(s)://`, `udp://`, `tcp://` | the stream, live (an IP camera's URL) |
 
@@ -28,12 +28,37 @@ AVFoundation); on Windows give a DirectShow name instead (`video=NAME`, see
 FFmpeg's dshow documentation) as `dshow:video=NAME`.
 
 `VideoWriter` writes annotated frames as H.264 `.mp4` at the source's frame
-rate (divided by the stride, so the video lasts as long as the source).
+rate (divided by the stride, so the video lasts as long as the source), to a
+temporary name beside the output that replaces it when the video is complete
+(`locnet_tf.outputs.atomic_path`): a killed run never leaves a broken video
+under the output's name, nor destroys the previous one.
+
+**Upright frames.** A phone stores a portrait video as landscape frames plus a
+display matrix ("rotate 90 degrees to show"), as it stores a photo with an
+EXIF orientation. Frames are turned the way FFmpeg's player turns them
+(`upright`), so predictions, boxes and annotated videos are in the
+orientation a viewer sees; the annotated video is written upright, without a
+matrix.
+
+**Cut files.** A video cut short (a copy interrupted, a full disk) decodes up
+to the cut; FFmpeg's threaded decoder drops the error of the last, partial
+frame. So the frames read are counted against the packets the file holds
+and the frames its header declares: a file that ends early gets one warning
+line on stderr naming it and the frames read of those declared. A warning,
+not an error: the frames before the cut are whole (every player shows them),
+their predictions are right and already printed, and the annotated video of
+them is kept; a file with no readable frame is an error.
+
+**Folders and globs** are walked once per folder, following folder symlinks
+(a symlink loop is entered once and not again), and a file reached by two
+names (a symlink, a hard link) is predicted once.
 """
 
 import contextlib
 import dataclasses
+import fnmatch
 import fractions
+import functools
 import glob
 import os
 import pathlib
@@ -43,6 +68,7 @@ import time
 import numpy as np
 
 from locnet_tf import images
+from locnet_tf import outputs
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -90,6 +116,8 @@ class Source:
     decoder_threads: int = 0  # FFmpeg decoder threads; 0 lets FFmpeg choose
     fps = None  # set by `frames`
     total = None
+    frames_read = None  # set when `frames` reaches the end of a video file
+    truncated = False  # the file ended before the frames it declares (a warning said so)
 
     @property
     def live(self):
@@ -126,22 +154,43 @@ class Source:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.thread_count = self.decoder_threads
+            declared = 0 if self.live else (stream.frames or 0)
             start = time.monotonic()
             index = -1
+            packets = corrupt = 0
+            problem = None
             try:
-                for frame in container.decode(stream):
-                    index += 1
-                    if index % stride:
-                        continue
-                    timestamp = frame.time
-                    if timestamp is None:
-                        timestamp = time.monotonic() - start if self.live else index / float(self.rate(container))
-                    yield Frame(self.spec, index, float(timestamp), frame.to_ndarray(format="rgb24"))
+                # Demuxed here, not by container.decode, to count the packets (and damaged ones) the file holds.
+                for packet in container.demux(stream):
+                    if packet.size or packet.dts is not None:  # not the empty packet that flushes the decoder
+                        packets += 1
+                        corrupt += bool(packet.is_corrupt)
+                    for frame in stream.decode(packet):
+                        index += 1
+                        if index % stride:
+                            continue
+                        timestamp = frame.time
+                        if timestamp is None:
+                            timestamp = time.monotonic() - start if self.live else index / float(self.rate(container))
+                        image = upright(frame.to_ndarray(format="rgb24"), frame, self.spec)
+                        yield Frame(self.spec, index, float(timestamp), image)
             except _import_av().error.FFmpegError as error:
-                if not self.live or index < 0:
+                if index < 0:
                     raise ValueError(f"{self.spec}: cannot read frame {index + 1}: {error}") from None
-                # A live stream that stops (a camera unplugged, a server closing) ends the source.
-                print(f"{self.spec}: the stream ended after {index + 1} frames ({error})", file=sys.stderr)
+                if self.live:
+                    # A live stream that stops (a camera unplugged, a server closing) ends the source.
+                    print(f"{self.spec}: the stream ended after {index + 1} frames ({error})", file=sys.stderr)
+                    return
+                problem = str(error)
+            if not self.live:
+                if index < 0:
+                    raise ValueError(
+                        f"{self.spec}: no frame could be read (of {declared} declared): cut short or damaged."
+                    )
+                self.frames_read = index + 1
+                if problem or corrupt or packets < declared:
+                    self.truncated = True
+                    print(f"warning: {_cut_message(self.spec, index + 1, declared, problem)}", file=sys.stderr)
         finally:
             container.close()
 
@@ -174,6 +223,56 @@ class Source:
         """Frames `frames(stride)` will yield, when the file says (None for live or unknown)."""
         total = container.streams.video[0].frames
         return -(-total // stride) if total and not self.live else None
+
+
+def _cut_message(spec, read, declared, problem):
+    """The warning for a video file that ends before its end: which file, frames read and declared."""
+    what = f"{read} of the {declared} frames it declares" if declared else f"only {read} frames"
+    why = f" ({problem})" if problem else ""
+    return f"{spec}: the file ends early (cut short or damaged): {what} could be read{why}."
+
+
+def display_matrix(frame):
+    """A decoded frame's display matrix as 9 int32 (16.16 fixed point for the first two rows), or None."""
+    side_data = frame.side_data.get("DISPLAYMATRIX")
+    if side_data is None:
+        return None
+    return np.frombuffer(bytes(side_data), np.int32)[:9]
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_odd_angle(spec, angle):
+    print(
+        f"warning: {spec}: its display matrix turns frames by {angle} degrees; frames are read unturned.",
+        file=sys.stderr,
+    )
+
+
+def upright(image, frame, spec=""):
+    """`image` (a decoded `frame` as `[H, W, 3]`) turned the way a player shows it, by its display matrix.
+
+    FFmpeg's own rule (fftools, `-autorotate`): the matrix's angle and, for
+    the quarter turns, the sign of its entries say which of the eight
+    orientations to show (a turn, possibly mirrored). `frame.rotation` is the
+    matrix's counter-clockwise angle; a phone's portrait video says -90
+    (turn 90 degrees clockwise to show).
+    """
+    matrix = display_matrix(frame)
+    if matrix is None:
+        return image
+    theta = round(-frame.rotation) % 360  # clockwise degrees, as fftools' get_rotation
+    if theta == 90:
+        image = image.transpose(1, 0, 2) if matrix[3] > 0 else np.rot90(image, -1)  # cclock_flip / clock
+    elif theta == 180:
+        image = image[:, ::-1] if matrix[0] < 0 else image
+        image = image[::-1] if matrix[4] < 0 else image
+    elif theta == 270:
+        image = np.rot90(image, -1)[::-1] if matrix[3] < 0 else np.rot90(image, 1)  # clock_flip / cclock
+    elif theta == 0:
+        image = image[::-1] if matrix[4] < 0 else image
+    else:  # not a quarter turn: FFmpeg rotates with a filter; too rare to resample for
+        _warn_odd_angle(spec, theta)
+    return np.ascontiguousarray(image)
 
 
 def _camera(spec):
@@ -220,7 +319,7 @@ def expand_sources(specs, decoder_threads=0):
             sources.append(Source(kind, spec, decoder_threads))
             continue
         if os.path.isdir(spec):
-            files = sorted(p for p in pathlib.Path(spec).rglob("*") if p.is_file())
+            files = _once(_walk_files(spec))
             _say_unread(files)
             found = [p for p in files if classify(p)]
             if not found:
@@ -234,7 +333,7 @@ def expand_sources(specs, decoder_threads=0):
                 )
             sources.append(Source(kind, spec, decoder_threads))
         elif glob.has_magic(spec):
-            files = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            files = _once(_glob_files(spec))
             _say_unread(files)
             found = [p for p in files if classify(p)]
             if not found:
@@ -243,6 +342,93 @@ def expand_sources(specs, decoder_threads=0):
         else:
             raise FileNotFoundError(f"{spec}: no such file, folder, camera or stream.")
     return sources
+
+
+def _walk_files(root):
+    """Every path under the folder `root` (files, and symlinks to them), following folder symlinks.
+
+    Each folder is entered once (by its device and inode): a symlink loop
+    (`d/loop -> d`) or a second link to a folder adds nothing, and the walk ends.
+    A folder that cannot be listed is an error naming it, not a hole in the list.
+    """
+    seen = set()
+    found = []
+
+    def refuse(error):
+        raise error
+
+    for folder, subfolders, names in os.walk(root, followlinks=True, onerror=refuse):
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            subfolders[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        subfolders.sort()
+        found.extend(os.path.join(folder, name) for name in names)
+    return found
+
+
+def _glob_files(pattern):
+    """The paths matching a glob, as `glob.glob(pattern, recursive=True)` gives them, symlink loops entered once.
+
+    `glob` follows folder symlinks under `**` without end: with one loop each
+    file comes back dozens of times, with two the walk never ends. Patterns
+    without `**` go to `glob` (they cannot recurse); with it, the folder
+    before the first wildcard is walked (`_walk_files`) and each path matched
+    part by part: `**` stands for any number of folders, other parts match
+    one name as in `glob` (`fnmatch`; names starting with a dot only when the
+    part does).
+    """
+    if "**" not in pattern:
+        return glob.glob(pattern)
+    parts = pathlib.PurePath(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = os.path.join(*parts[:first]) if first else os.curdir
+    wanted = parts[first:]
+    if not os.path.isdir(base):
+        return []
+    matched = []
+    for path in _walk_files(base):
+        relative = pathlib.PurePath(os.path.relpath(path, base)).parts
+        if _parts_match(relative, wanted):
+            matched.append(os.path.join(base, *relative) if first else os.path.join(*relative))
+    return matched
+
+
+def _parts_match(names, patterns):
+    """Whether path parts `names` match glob parts `patterns` (`**`: zero or more folders)."""
+
+    @functools.lru_cache(maxsize=None)
+    def match(i, j):
+        if j == len(patterns):
+            return i == len(names)
+        if patterns[j] == "**":
+            if match(i, j + 1):
+                return True
+            return i < len(names) and not names[i].startswith(".") and match(i + 1, j)
+        if i == len(names):
+            return False
+        if names[i].startswith(".") and not patterns[j].startswith("."):
+            return False
+        return fnmatch.fnmatchcase(names[i], patterns[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def _once(paths):
+    """The files among `paths`, sorted, each file once (two names of one file: the first)."""
+    seen = set()
+    kept = []
+    for path in sorted(paths):
+        try:
+            info = os.stat(path)
+        except OSError:  # a broken symlink: not a file
+            continue
+        if not os.path.isfile(path) or (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        kept.append(path)
+    return kept
 
 
 def _say_unread(files):
@@ -274,7 +460,14 @@ class VideoWriter:
         rate = rate if isinstance(rate, (int, fractions.Fraction)) else fractions.Fraction(rate).limit_denominator(1001)
         self.size = None
         self.frames = 0
-        self.container = av.open(self.path, mode="w")
+        # Written under a temporary name beside `path`, which it replaces in `close`; `discard` removes it.
+        self._partial = outputs.atomic_path(self.path)
+        self.partial_path = str(self._partial.__enter__())
+        try:
+            self.container = av.open(self.partial_path, mode="w")
+        except BaseException:
+            self._partial.__exit__(*sys.exc_info())
+            raise
         try:
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
             self.stream = self.container.add_stream(codec, rate=rate)
@@ -284,8 +477,7 @@ class VideoWriter:
             if codec == "libx264":
                 self.stream.options = {"preset": "veryfast", **({} if bit_rate else {"crf": str(crf)})}
         except BaseException:
-            self.container.close()
-            self.container = None
+            self.discard()
             raise
 
     def write(self, image):
@@ -305,20 +497,37 @@ class VideoWriter:
         self.frames += 1
 
     def close(self):
-        """Flushes the encoder and closes the file."""
+        """Flushes the encoder, closes the file and puts it in place under `path`."""
         if self.container is None:
             return
-        if self.size is not None:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-        self.container.close()
+        try:
+            if self.size is not None:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+            self.container.close()
+        except BaseException:
+            self.discard()
+            raise
         self.container = None
+        self._partial.__exit__(None, None, None)  # the complete video replaces `path`
+
+    def discard(self):
+        """Closes and removes the unfinished video; `path` keeps what it held before."""
+        if self.container is None:
+            return
+        with contextlib.suppress(Exception):
+            self.container.close()
+        self.container = None
+        self._partial.__exit__(RuntimeError, RuntimeError("discarded"), None)  # removes the partial file
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
 
 
 def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None):

@@ -584,7 +584,8 @@ def test_a_disk_that_fills_while_exporting_leaves_nothing(tmp_path, models, capf
         # Past the estimate (a disk shared with another writer): the writes themselves fail.
         monkeypatch.setattr(outputs, "check_free_space", lambda *args: None)
         (folder / "tiny").mkdir()
-        (folder / "tiny" / "previous.txt").write_text("the export before")
+        (folder / "tiny" / "labels.txt").write_text("the export before")
+        outputs.mark_folder(folder / "tiny", "export")  # an earlier export: the only kind it may replace
         code = bad.run_command(
             "E", [models["keras"], "--out", folder / "tiny", "--data", models["data"], "--split", "train"]
         )
@@ -593,7 +594,7 @@ def test_a_disk_that_fills_while_exporting_leaves_nothing(tmp_path, models, capf
         assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
         assert re.search(r"tiny: cannot write the export \(No space left on device", lines[0]), lines[0]
         assert sorted(p.name for p in folder.iterdir()) == ["tiny"]  # nothing half-written beside it
-        assert (folder / "tiny" / "previous.txt").read_text() == "the export before"
+        assert (folder / "tiny" / "labels.txt").read_text() == "the export before"
 
 
 def test_the_command_line_itself_prints_one_line(tmp_path, models):

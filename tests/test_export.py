@@ -105,7 +105,7 @@ def test_metadata_labels_and_card(smoke):
 
 def test_saved_model_signatures(smoke):
     loaded = tf.saved_model.load(str(smoke["export"] / "saved_model"))
-    assert set(loaded.signatures) == {"serving_default", "serving_fixed"}
+    assert set(loaded.signatures) == {"serving_default", "serving_fixed", "serving_encoded"}
     images, _ = _test_images(smoke, 4)
     model = keras.models.load_model(smoke["model"])
     expected = np.asarray(model(images, training=False))
@@ -328,6 +328,7 @@ def test_cli_exports_one_format(tmp_path, smoke, capsys):
     assert code == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["artifacts"] == ["tflite_dynamic"]
     assert sorted(p.name for p in out.iterdir()) == [
+        ".locnet_tf.json",  # the marker: export wrote this folder (locnet_tf.outputs)
         "README.md",
         "labels.txt",
         "metadata.json",

@@ -59,5 +59,6 @@ def test_version_is_the_changelogs_newest():
     import locnet_tf
 
     changelog = (REPO / "CHANGELOG.md").read_text()
+    # "## Unreleased" (changes not yet in a version) may come first.
     newest = next(line for line in changelog.splitlines() if line.startswith("## ") and line != "## Unreleased")
     assert newest == f"## {locnet_tf.__version__}"

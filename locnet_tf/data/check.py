@@ -285,9 +285,11 @@ def main(argv=None):
 
 
 def _main(args):
+    # Before the source is read, which may take a while: new files, or the ones this command wrote, clear of the data.
+    inputs = outputs.data_inputs(args.spec, args.data_dir)
     for flag, path in (("--grid", args.grid), ("--json", args.json)):
         if path:
-            outputs.check_writable(path, "file", flag)  # before the source is read, which may take a while
+            outputs.claim_file(path, f"data {flag}", inputs, flag)
     report = _run(args)
     if args.json:
         outputs.atomic_write(args.json, json.dumps(report, indent=2))

@@ -9,14 +9,33 @@ Rows:
   (x2, y2) the bottom-right one, in pixels. Several rows with the same filename
   are several objects on one image (see the `multi_object` policy).
 - `filename,,,,,` (or just `filename`): a background image, no object.
-- An optional header is recognised when its coordinate columns are not numbers
-  (e.g. `filename,x1,y1,x2,y2,label`); the column order is always the above.
+- An optional first-line header is recognised when its coordinate columns are
+  not numbers. It names the columns, in any order, and is honoured: each
+  column is known by one of these names (any case; `_`, `-` and spaces
+  ignored):
+
+  ======  =======================================================
+  file    `filename`, `file`, `image`, `image_name`, `path`, ...
+  x1      `x1`, `xmin`, `left`
+  y1      `y1`, `ymin`, `top`
+  x2      `x2`, `xmax`, `right`
+  y2      `y2`, `ymax`, `bottom`
+  label   `label`, `class`, `name`, `class_name`, `category`
+  ======  =======================================================
+
+  plus, optionally, `width` and `height` (the image's size, checked against
+  the file, as VOC's and COCO's are). So `filename,ymin,xmin,ymax,xmax,label`,
+  `image,xmin,ymin,xmax,ymax,class` and TensorFlow's
+  `filename,width,height,class,xmin,ymin,xmax,ymax` read right. A header with
+  a name not in this table (`x,y,w,h`: another box format), a column named
+  twice or one missing is refused, naming the header: the columns are never
+  guessed. Without a header the order is `filename,x1,y1,x2,y2,label`.
 
 Where the images are. The CSV's *root* is the folder holding it, or that
 folder's parent when the CSV sits in a folder named `annotations`. A filename
 is looked up, first match wins, as:
 
-1. an absolute path, as is;
+1. an absolute path, as is (a path anywhere, as a list of files may name);
 2. `root/filename`;
 3. `root/images/<label>/filename` (for background rows: skipped);
 4. `root/images/<csv stem>/filename`;
@@ -71,8 +90,80 @@ def _is_header(row):
     return len(coords) == 4 and all(coords) and not any(_is_number(c) for c in coords)
 
 
+# The columns of a row, in the order of a CSV without a header, and the names a header may give them.
+COLUMNS = ("filename", "x1", "y1", "x2", "y2", "label")
+COLUMN_NAMES = {
+    "filename": ("filename", "file", "image", "imagename", "imagefile", "imagepath", "img", "path", "filepath"),
+    "x1": ("x1", "xmin", "left"),
+    "y1": ("y1", "ymin", "top"),
+    "x2": ("x2", "xmax", "right"),
+    "y2": ("y2", "ymax", "bottom"),
+    "label": ("label", "class", "name", "classname", "category", "categoryname"),
+    # Optional: the image's size, checked against the file.
+    "width": ("width", "imagewidth"),
+    "height": ("height", "imageheight"),
+}
+_ROLE_OF = {name: role for role, names in COLUMN_NAMES.items() for name in names}
+
+
+def _column_order(row, origin):
+    """The index of each column (`COLUMNS`, then "width"/"height" when present) in rows under this header.
+
+    Raises:
+        DataError: naming the header, for a name that is not known, a column
+            named twice or one missing: the order is never guessed.
+    """
+    shown = ",".join(c.strip() for c in row)
+    known = ", ".join(f"{role}: {'/'.join(names[:3])}" for role, names in COLUMN_NAMES.items())
+    index = {}
+    for position, cell in enumerate(row):
+        name = cell.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
+        role = _ROLE_OF.get(name)
+        if role is None:
+            what = f"column {cell.strip()!r} is" if cell.strip() else f"column {position + 1} has no name, so it is"
+            raise DataError(
+                f"{origin}: header {shown!r}: {what} not one this reader knows ({known}); "
+                "name the columns so, or remove the header for the order filename,x1,y1,x2,y2,label"
+            )
+        if role in index:
+            raise DataError(
+                f"{origin}: header {shown!r}: columns {row[index[role]].strip()!r} and {cell.strip()!r} "
+                f"both name the {role} column"
+            )
+        index[role] = position
+    missing = [role for role in COLUMNS if role not in index]
+    if missing:
+        raise DataError(f"{origin}: header {shown!r} has no {' or '.join(missing)} column ({known})")
+    return index
+
+
+def _reorder(row, order):
+    """A row under a header as `[filename, x1, y1, x2, y2, label]`; as it is when it does not fit the header."""
+    if order is None or len(row) != len(order):
+        return row  # `_parse_row` or `_size` says what is wrong with it
+    return [row[order[role]] for role in COLUMNS]
+
+
+def _size(row, order, origin):
+    """The (height, width) a row under a header with width and height columns gives, or None."""
+    if order is None:
+        return None
+    if len(row) != len(order) and len(row) > 1:
+        raise DataError(f"{origin}: malformed row {row}: {len(row)} fields under a header of {len(order)}")
+    if len(row) == 1 or "width" not in order or "height" not in order:
+        return None
+    width, height = row[order["width"]].strip(), row[order["height"]].strip()
+    if not width and not height:
+        return None
+    try:
+        size = (round(float(height)), round(float(width)))
+    except ValueError:
+        raise DataError(f"{origin}: malformed row {row}: width and height must be numbers") from None
+    return size if min(size) > 0 else None
+
+
 def _parse_row(row, origin):
-    """Returns (filename, label or None, box or None) of one row."""
+    """Returns (filename, label or None, box or None) of one row, in `COLUMNS` order."""
     row = [c.strip() for c in row]
     if not row or not row[0]:
         raise DataError(f"{origin}: malformed row {row}: the filename is empty")
@@ -140,10 +231,15 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                 rows = list(csv.reader(f))
         except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise DataError(f"{name}: cannot read the CSV file: {error}") from error
-        for line, row in enumerate(rows, start=1):
-            if not row or (line == 1 and _is_header(row)):
+        order = None  # the columns' places when a header names them
+        for line, raw in enumerate(rows, start=1):
+            if not raw:
+                continue
+            if line == 1 and _is_header(raw):
+                order = _column_order(raw, f"{name}:1")  # a header that cannot be read stops the file
                 continue
             origin = f"{name}:{line}"
+            row = _reorder(raw, order)
             row_name = (str(csv_path), row[0].strip())
 
             def taint(message, row=row, row_name=row_name, image_root=image_root, stem=csv_path.stem):
@@ -154,6 +250,7 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                     bad_images.setdefault(str(image.resolve()), message)
 
             with problems.entry(origin, on_skip=taint):
+                size = _size(raw, order, origin)
                 filename, label, box = _parse_row(row, origin)
                 folders = _folders(image_root, label, csv_path.stem)
                 image = su.find_file(filename, folders)
@@ -169,6 +266,13 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                         missing=f"{filename!r} looked for as "
                         + ", ".join(dict.fromkeys(str(pathlib.Path(f) / filename.strip()) for f in folders)),
                     )
+                if size is not None:
+                    if entry.size is not None and entry.size != size:
+                        raise DataError(
+                            f"{origin}: width,height {size[1]},{size[0]} differ from {entry.size[1]},{entry.size[0]} "
+                            f"given for {filename} at {entry.origin}"
+                        )
+                    entry.size = size
                 if label is not None:
                     entry.objects.append(su.Annotation(label, box, "xyxy", origin))
                     labels.add(label)

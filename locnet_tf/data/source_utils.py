@@ -112,6 +112,9 @@ class ImageEntry:
     missing: str = ""
     bad: str = ""  # set when one of its annotations was skipped: the image is left out
     background: str = ""
+    # Where the same image, with the same annotation, is listed for another
+    # split (a YOLO data.yaml whose val: is its train: folder): not a conflict.
+    also_in: str = ""
 
 
 class PolicyError(DataError):
@@ -483,12 +486,12 @@ def build_source(
             real = None
             if entry.path is not None:
                 key = real = os.path.realpath(entry.path)
-                if key in annotated:
+                if key in annotated and not entry.also_in:
                     raise DataError(
                         f"{entry.origin}: image {entry.path} is listed twice (also at {annotated[key]}): "
                         "conflicting annotations, or one image in two splits (keep one)"
                     )
-                annotated[key] = entry.origin
+                annotated.setdefault(key, entry.origin)
             record = _entry_to_record(entry, resolver, problems, multi_object, box_tolerance, verify_images)
             if record is None:
                 continue
@@ -497,12 +500,13 @@ def build_source(
     disk = check_cache.get_cache()
     if disk is not None:
         disk.flush()  # what was checked, for the next run
+    untrained = untrained_classes(records, resolver.class_names, name, resolver.from_data)
     data = SourceData(
         records=records,
         class_names=resolver.class_names,
         skipped=problems.skipped,
         name=name,
-        notes=list(notes),
+        notes=list(notes) + ([untrained] if untrained else []),
     )
     # Train, calibrate and evaluate each read the source: say it once.
     for message in data.notes + ([skipped_summary(data)] if data.skipped else []):
@@ -513,6 +517,43 @@ def build_source(
 
 
 _WARNED = set()  # notes and skipped-entry summaries already logged by this process
+
+
+def untrained_classes(records, class_names, name, from_data=True):
+    """One line naming the classes without a training image (and where their images are), or None.
+
+    `from_data`: the class names come from the data (left out with
+    `--class-map NAME=`), not from the user (left out of `--classes`).
+
+    Such a class is kept (the class list may be meant so: given with
+    `--classes`, or declared by the data), but the model cannot learn it and
+    scores 0 on it: said when the source is read, before training, not found
+    in the report after it. A source without any training image (read to be
+    evaluated) says nothing.
+    """
+    counts = {
+        split: np.bincount([r.class_id for r in rows if r.present], minlength=len(class_names))
+        for split, rows in records.items()
+    }
+    if not records.get("train"):
+        return None
+    missing, shown = [], []
+    for class_id, class_name in enumerate(class_names):
+        if counts["train"][class_id]:
+            continue
+        elsewhere = [f"{counts[s][class_id]} in {s}" for s in counts if s != "train" and counts[s][class_id]]
+        missing.append(class_name)
+        shown.append(f"{class_name!r} ({', '.join(elsewhere) or 'no image at all'})")
+    if not missing:
+        return None
+    which = f"class {shown[0]}" if len(missing) == 1 else f"{len(missing)} classes: {', '.join(shown)}"
+    them = "it" if len(missing) == 1 else "them"
+    how = f"--class-map {','.join(f'{n}=' for n in missing)}" if from_data else "--classes"
+    return (
+        f"{name}: no training image of {which}; the model cannot learn {them} and will score 0 on {them}. "
+        f"Move some of {'its' if len(missing) == 1 else 'their'} images to the train split, or leave {them} out "
+        f"({how})"
+    )
 
 
 def check_label_case(resolver, entries, name):
@@ -581,7 +622,7 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
                 f"This format's boxes are in pixels (relative boxes belong in YOLO label files)"
             )
         box = box_lib.validate_box(obj.box, obj.fmt, height=height, width=width, where=obj.origin, tolerance=tolerance)
-        kept.append((class_id, box))
+        kept.append((class_id, box, obj.origin))
     path = os.path.abspath(entry.path)
     if not kept:
         return Record.background(
@@ -594,10 +635,17 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
                 "multi_object='fail' (use 'largest' to keep the biggest, or 'drop')"
             )
         if multi_object == "drop":
-            problems.skip(entry.origin, f"{len(kept)} objects (multi_object='drop')")
+            # Named as the other skipped entries are: the file, and where each object is written.
+            where = list(dict.fromkeys(origin for _, _, origin in kept))
+            shown = ", ".join(where[:3]) + (", ..." if len(where) > 3 else "")
+            problems.skip(
+                entry.origin,
+                f"{entry.origin}: image {entry.path.name} has {len(kept)} objects ({shown}): left out "
+                "(multi_object='drop')",
+            )
             return None
-    areas = [float(box[2] * box[3]) for _, box in kept]
-    class_id, box = kept[int(np.argmax(areas))]
+    areas = [float(box[2] * box[3]) for _, box, _ in kept]
+    class_id, box, _ = kept[int(np.argmax(areas))]
     return Record(
         path=path,
         present=True,
@@ -630,8 +678,28 @@ def list_images(folder):
 
     Files with the suffix of an image format that is not read (`.webp`,
     `.tif`, `.heic`...) are listed too, so that they are refused by name (or
-    skipped and listed with `skip_bad`), never left out unseen.
+    skipped and listed with `skip_bad`), never left out unseen; so are
+    symbolic links that point nowhere (refused as missing images).
+
+    Subfolders that are symbolic links are followed, each real folder once
+    (by its resolved path), so an image is never listed twice and the walk
+    always ends: a link to a folder of the tree itself (a loop back up, or a
+    second name for a subfolder) adds nothing, the folder is listed under its
+    own name; of two links to one folder outside the tree, the first in name
+    order is followed.
     """
     folder = pathlib.Path(folder)
     suffixes = images.IMAGE_SUFFIXES + images.UNSUPPORTED_IMAGE_SUFFIXES
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    tree = {os.path.realpath(top) for top, _, _ in os.walk(folder)}  # its own folders, links not followed
+    found, visited = [], set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in visited:
+            dirs[:] = []  # reached again through a link: already listed
+            continue
+        visited.add(real)
+        # Sorted: which of two ways into one folder is taken is the same on every machine.
+        links = {d for d in dirs if os.path.islink(os.path.join(top, d))}
+        dirs[:] = sorted(d for d in dirs if d not in links or os.path.realpath(os.path.join(top, d)) not in tree)
+        found += [pathlib.Path(top, name) for name in files if os.path.splitext(name)[1].lower() in suffixes]
+    return sorted(found)

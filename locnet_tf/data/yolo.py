@@ -7,8 +7,14 @@
   the YAML's folder when absent). `train:`, `val:` and `test:` (each a folder
   of images, a `.txt` list of image paths, or a list of those, relative to the
   root) give the splits "train", "validation" and "test". Class names are
-  `names:` (a list, or a mapping id -> name).
-- Without one: images are all files under `PATH/images/`. When it has
+  `names:` (a list, or a mapping id -> name). Splits that name the same
+  images (`val:` the same folder as `train:`, common in quick starts) are
+  accepted as in Ultralytics, each image in both, with a warning that the
+  later split's figures will be optimistic; an image named twice within one
+  split is refused.
+- Without one: images are all files under `PATH/images/` (subfolders that
+  are symbolic links followed, each real folder once:
+  `source_utils.list_images`). When it has
   `train/`, `val/` (or `valid/`) and `test/` subfolders they are the splits;
   otherwise the hash split applies. Class names come from `classes.txt`
   (in `PATH/` or `PATH/labels/`, one per line) or are the ids as strings
@@ -26,6 +32,7 @@ data (refused, or skipped and listed with `skip_bad`), never left out unseen.
 `data.yaml` is read with PyYAML (`yaml.safe_load`).
 """
 
+import os
 import pathlib
 
 from locnet_tf.data import source_utils as su
@@ -184,26 +191,48 @@ def read_yolo(path, *, class_names=None, class_map=None, unknown="error", skip_b
     root, names, images = _layout(path)
     problems = su.Problems(skip_bad)
     entries, labels, unlabelled = [], [], []
+    split_of, shared, real_folders = {}, {}, {}  # image -> its first split; (split, first split) -> count
     for image, split in images:
         label_file = label_path(image)
         origin = su.relative_name(label_file, root)
-        if not label_file.is_file():
+        # One image in two splits (val: naming train's folder) is allowed, as in Ultralytics; one
+        # image twice in a split is not (build_source refuses it). Keyed by the real folder, resolved
+        # once per folder.
+        if image.parent not in real_folders:
+            real_folders[image.parent] = os.path.realpath(image.parent)
+        key = (real_folders[image.parent], image.name)
+        first_split = split_of.setdefault(key, split)
+        also_in = first_split if split is not None and first_split != split else ""
+        if also_in:
+            shared[(split, first_split)] = shared.get((split, first_split), 0) + 1
+        elif not label_file.is_file():
             unlabelled.append(origin)
         with problems.entry(origin):
             objects = _parse_label_file(label_file, origin, names) if label_file.is_file() else []
-            entries.append(su.ImageEntry(path=image, origin=origin, objects=objects, split=split))
+            entries.append(su.ImageEntry(path=image, origin=origin, objects=objects, split=split, also_in=also_in))
             labels += [obj.label for obj in objects]
     notes = []
-    if unlabelled and len(unlabelled) == len(images):
+    if shared:
+        pairs = ", ".join(
+            f"{count} {split} {'image is' if count == 1 else 'images are'} also in {first}"
+            for (split, first), count in shared.items()
+        )
+        scored = " and ".join(dict.fromkeys(split for split, _ in shared))
+        notes.append(
+            f"yolo:{path}: {pairs} (listed for both): accepted, as Ultralytics does, but the {scored} figures "
+            "will be optimistic: the model is scored on images it trained on"
+        )
+    distinct = len(images) - sum(shared.values())  # an image listed for two splits counts once
+    if unlabelled and len(unlabelled) == distinct:
         # A misspelt or empty labels folder would make every image background.
         raise DataError(
-            f"yolo:{path}: none of the {len(images)} images has a label file (looked for "
+            f"yolo:{path}: none of the {distinct} images has a label file (looked for "
             f"{unlabelled[0]}, ...); is the labels folder misspelt or empty? An image's label file is its path "
             "with the last 'images' folder replaced by 'labels' and the suffix by '.txt'"
         )
     if unlabelled:
         notes.append(
-            f"yolo:{path}: {len(unlabelled)} of {len(images)} images have no label file and are taken as "
+            f"yolo:{path}: {len(unlabelled)} of {distinct} images have no label file and are taken as "
             f"background (first: {', '.join(unlabelled[:3])})"
         )
     data_labels = names if names is not None else sorted(set(labels), key=int)
