@@ -479,10 +479,6 @@ def validate(config, relations=True):
         raise ValueError("--weights: the simple backbone has no pretrained weights; leave --weights out.")
     if config.weights not in (None, "imagenet") and not os.path.isfile(config.weights):
         raise FileNotFoundError(f"--weights {config.weights}: no such weights file (or pass imagenet).")
-    if config.backbone == "efficientnet_lite0" and config.weights == "imagenet":
-        from locnet_tf import efficientnet_lite
-
-        efficientnet_lite.weights_path("imagenet")  # the shipped file, or how to rebuild it
     # A keras.applications backbone's file (efficientnet_lite loads and checks its own).
     if config.weights not in (None, "imagenet") and config.backbone not in ("simple", "efficientnet_lite0"):
         stat = os.stat(config.weights)

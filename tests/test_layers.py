@@ -55,6 +55,9 @@ FLOOR_OF = {
     "locnet_tf.losses": "keras",
     "locnet_tf.metrics": "keras",
     "locnet_tf.model": "keras",
+    "locnet_tf.efficientnet_lite": "keras",
+    "locnet_tf.finetune": "keras",
+    "locnet_tf.convert_lite0": "keras",
     "locnet_tf.data": "data",
     "locnet_tf.evaluate": "evaluate",
     "locnet_tf.inference": "evaluate",
@@ -102,10 +105,12 @@ def package_modules(root=REPO):
 def floor_of(module):
     """The floor of a module: its own entry in `FLOOR_OF`, else its nearest listed package's."""
     name = module
-    while name:
+    while name != PACKAGE:  # the package itself counts only for itself: a new module must be placed
         if name in FLOOR_OF:
             return FLOOR_OF[name]
         name = name.rpartition(".")[0]
+    if module == PACKAGE:
+        return FLOOR_OF[PACKAGE]
     raise KeyError(module)
 
 
