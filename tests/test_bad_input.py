@@ -624,7 +624,7 @@ def test_predict_says_which_images_of_a_folder_it_does_not_read(tmp_path, models
         ("learning_rate", 0.0, r"--learning-rate must be a number above 0"),
         ("warmup_epochs", 9.0, r"--warmup-epochs must be a number in \[0, 8\]"),
         ("steps_per_epoch", 0, r"--steps-per-epoch must be an integer of at least 1"),
-        ("backbone", "resnet", r"--backbone must be one of simple, mobilenet_v2"),
+        ("backbone", "resnet", r"--backbone must be one of simple, efficientnet_lite0, mobilenet_v2"),
         ("multi_object", "all", r"--multi-object must be one of largest, drop, fail"),
         ("jit_compile", "maybe", r"--jit-compile must be one of auto, true, false"),
         ("progressive_size", 72, r"--progressive-size must be a multiple of 16 from 32 to below --image-size 128"),
