@@ -74,14 +74,13 @@ def test_the_fast_path_is_not_the_exact_one(clip):
 def test_a_turned_video_is_scaled_upright(tmp_path):
     # A phone's portrait video: landscape frames stored with a display matrix (turn 90 degrees clockwise).
     path = tmp_path / "portrait.mp4"
-    rng = np.random.default_rng(0)
+    scenes = [image for image, _ in synthetic_video.frames(3, (96, 160), class_id=0, seed=5)]
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.height, stream.width = 96, 160
         stream.pix_fmt = "yuv420p"
         stream.set_display_rotation(-90)
-        for _ in range(3):
-            image = np.repeat(np.repeat(rng.integers(0, 120, (12, 20, 3), dtype=np.uint8), 8, 0), 8, 1)
+        for image in scenes:
             image[:24, :40] = (230, 40, 30)  # a red block in the stored top-left corner: top-right when shown
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
