@@ -2,15 +2,18 @@
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/real_photos.py
         [--sets tiny_imagenet_loc,hands_loc,caltech101_loc]
-        [--data-root ../shared/data] [--out runs/real_photos] [--systems default,lecture] [--seed 0]
+        [--data-root ../shared/data] [--out runs/real_photos] [--systems default,scratch,lecture] [--seed 0]
 
-For each set of `../shared/data` it trains two systems and evaluates both on the
+For each set of `../shared/data` it trains three systems and evaluates each on the
 set's test split:
 
 - `default`: the package's default command, exactly as a user types it,
   `python -m locnet_tf.train --data SPEC --out DIR` (Caltech adds `--skip-bad`:
   one of its boxes has zero height), timed as a whole command (reading the
   data, training, calibrating; the test report is read from its report.json).
+  For real photos it fine-tunes the pretrained EfficientNet-Lite0.
+- `scratch`: the same command with `--backbone simple`: the from-scratch
+  real-photo recipe (the default before the pretrained one).
 - `lecture`: the lecture's network, written out below: four stages of 3x3 conv
   (ReLU, 'same') + 2x2 max-pool with 32, 64, 128, 256 filters, flatten, dense
   256 (ReLU), dense 5 + K (linear), `LocalizationLoss(mode="lecture")`, Adam
@@ -63,7 +66,7 @@ def cpu_name():
 
 
 def run_default(spec, extra, out, seed):
-    """The default command as a subprocess; returns its report figures and wall time."""
+    """The default command (`extra`: more flags) as a subprocess; returns its report figures and wall time."""
     command = [sys.executable, "-m", "locnet_tf.train", "--data", spec, "--out", str(out), "--quiet", *extra]
     if seed:
         command += ["--seed", str(seed)]
@@ -141,7 +144,7 @@ def main(argv=None):
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated names of ../shared/data sets")
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(REPO / "runs" / "real_photos"), help="where the default command's runs go")
-    parser.add_argument("--systems", default="default,lecture")
+    parser.add_argument("--systems", default="default,scratch,lecture")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     systems = args.systems.split(",")
@@ -153,6 +156,9 @@ def main(argv=None):
         if "default" in systems:
             out = pathlib.Path(args.out) / name
             entry["default"] = run_default(spec, extra, out, args.seed)
+        if "scratch" in systems:
+            out = pathlib.Path(args.out) / f"{name}_scratch"
+            entry["scratch"] = run_default(spec, extra + ["--backbone", "simple"], out, args.seed)
         if "lecture" in systems:
             entry["lecture"] = run_lecture(spec, extra, args.seed)
         if "default" in entry and "lecture" in entry:

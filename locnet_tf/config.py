@@ -43,8 +43,9 @@ class Config:
 
     # --- model
     image_size: int = 128  # square input, pixels
-    backbone: str = "simple"  # simple | mobilenet_v2 | mobilenet_v3_small | efficientnet_b0
-    weights: Optional[str] = None  # None | imagenet (online) | path to a local weights file
+    backbone: str = "simple"  # simple | efficientnet_lite0 | mobilenet_v2 | mobilenet_v3_small | efficientnet_b0
+    # efficientnet_lite0: imagenet (the default for it) is the file shipped with the package; others download it
+    weights: Optional[str] = None  # None (random) | imagenet | path to a local weights file
     filters: Tuple[int, ...] = (16, 32, 64, 128)  # simple backbone: channels of the stem and stages 1-3
     depths: Tuple[int, ...] = (1, 2, 3)  # simple backbone: 3x3 convs after each stage's strided conv
     head: str = "spatial"  # spatial (soft arg-max box) | dense (the lecture's flatten + dense)
@@ -74,6 +75,10 @@ class Config:
     learning_rate: float = 2e-3  # peak, after warm-up; cosine decay to 1% of it
     warmup_epochs: float = 0.2
     weight_decay: float = 1e-4  # AdamW
+    # A pretrained backbone (--weights or --init; locnet_tf.finetune): the new layers train alone first, then all.
+    freeze_backbone_epochs: float = 0.0  # epochs at the start in which the pretrained backbone does not move
+    backbone_lr_scale: float = 0.1  # the pretrained backbone's learning rate relative to the rest (no weight decay)
+    backbone_frozen_blocks: int = 0  # the pretrained backbone's stem and first N blocks do not train (Lite0: 16 blocks)
     ema: float = 0.0  # validate, keep and save an exponential moving average of the weights with this momentum; 0 = off
     steps_per_epoch: Optional[int] = None  # None: one pass over the train split
     validation_steps: Optional[int] = None  # None: the whole validation split
@@ -164,7 +169,8 @@ class Config:
         # Saved before crop mode existed: progressive resizing shrank the images.
         values.setdefault("progressive_mode", "resize")
         for name, value in values.items():
-            if name == "jit_compile" and isinstance(value, bool):  # Config(jit_compile=False) saved as it was
+            # Config(jit_compile=False), saved as it was given, still loads.
+            if name == "jit_compile" and isinstance(value, bool):
                 continue
             expected = _json_type_problem(value, known[name].type)
             if expected:
@@ -245,6 +251,30 @@ _PHOTOS = {
     "steps_per_execution": 8,
 }
 
+# Real photos with the pretrained backbone (the `photos_lite0` preset, which `--preset auto`
+# chooses for real photos unless `--backbone` says otherwise; `locnet_tf.recipe`):
+# EfficientNet-Lite0 with the ImageNet weights that ship with the package, its
+# BatchNorm in inference mode, the new layers trained alone for the first
+# steps and the backbone at a tenth of their learning rate after them
+# (`locnet_tf.finetune`), batches of 32. The recipe sets the input size and the
+# training length from the data; figures in docs/real_photos.md.
+_PRETRAINED = {
+    **_PHOTOS,
+    "backbone": "efficientnet_lite0",
+    "weights": "imagenet",
+    "image_size": 160,
+    "class_context": True,
+    "head_channels": 64,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "freeze_backbone_epochs": 1.0,
+    "backbone_lr_scale": 0.1,
+    "backbone_frozen_blocks": 6,
+    "steps_per_execution": 4,
+    # XLA took over 10 minutes to compile the Lite0 training step on a 2-core CPU.
+    "jit_compile": "false",
+}
+
 PRESETS = {
     # The synthetic_road model (the Config defaults, which `build_model()` also
     # takes): 8 passes over synthetic_road/large (40,000 images, no augmentation:
@@ -256,6 +286,8 @@ PRESETS = {
     "default": {},
     # Your own photos (see _PHOTOS above); set --epochs for your data's size.
     "photos": dict(_PHOTOS),
+    # Your own photos, starting from ImageNet features (see _PRETRAINED above).
+    "photos_lite0": dict(_PRETRAINED),
     # `make demo`: the photos settings on the 8,000 synthetic images, 8 epochs
     # (4 at 64 px, 4 at 96 px), a few minutes on a CPU.
     "demo": {
@@ -446,8 +478,9 @@ def validate(config, relations=True):
     if config.backbone == "simple" and config.weights is not None:
         raise ValueError("--weights: the simple backbone has no pretrained weights; leave --weights out.")
     if config.weights not in (None, "imagenet") and not os.path.isfile(config.weights):
-        raise FileNotFoundError(f"--weights {config.weights}: no such weights file (or pass imagenet, online).")
-    if config.weights not in (None, "imagenet") and config.backbone != "simple":
+        raise FileNotFoundError(f"--weights {config.weights}: no such weights file (or pass imagenet).")
+    # A keras.applications backbone's file (efficientnet_lite loads and checks its own).
+    if config.weights not in (None, "imagenet") and config.backbone not in ("simple", "efficientnet_lite0"):
         stat = os.stat(config.weights)
         check_weights_file(config.weights, config.backbone, config.image_size, stat.st_size, stat.st_mtime_ns)
     if len(config.filters) != 4 or not all(isinstance(f, int) and f >= 1 for f in config.filters):
@@ -482,6 +515,9 @@ def validate(config, relations=True):
     number("learning_rate", 0.0, low_open=True)
     number("warmup_epochs", 0.0, config.epochs if relations else None, high_open=False)
     number("weight_decay", 0.0)
+    number("freeze_backbone_epochs", 0.0, config.epochs if relations else None, high_open=False)
+    number("backbone_lr_scale", 0.0)
+    integer("backbone_frozen_blocks", 0)
     number("ema", 0.0, 1.0)
     integer("steps_per_epoch", 1, optional=True)
     integer("validation_steps", 1, optional=True)

@@ -208,7 +208,8 @@ MARKER = ".locnet_tf.json"
 GRID_TAG = ("locnet_tf", "examples grid")
 # What a folder may hold and still count as empty: `atomic_path`'s temporary files, the scratch
 # folders of multi-worker training, and the desktop's own files (a folder made in Finder holds .DS_Store).
-_TRANSIENT = (".*.partial-*", ".worker_*", ".DS_Store", "Thumbs.db", "desktop.ini")
+# `.train.lock`: a training holds it (runs.locked) or was killed holding it; never user content.
+_TRANSIENT = (".*.partial-*", ".worker_*", ".train.lock", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
 def _json_object(path):
@@ -389,12 +390,14 @@ def check_not_input(path, inputs, flag="--out"):
     """Raises ValueError when the output `path` is, holds or lies inside one of `inputs`.
 
     `inputs`: (path, description) pairs; a description reads "the model",
-    "a source photo", "the data folder"... Input paths that do not exist are
+    "a source photo", "the data folder"... A third item True lets the output
+    lie inside that input folder (a data folder whose reader takes only its
+    own sub-folders and files, see `data_inputs`). Input paths that do not exist are
     left out (a camera, a stream, a built-in data set). Symlinks are resolved
     on both sides, so a link to the data is the data.
     """
     out = _real(path)
-    for source, what in inputs:
+    for source, what, *nested_ok in inputs:
         if source is None or not os.path.exists(source):
             continue
         real = _real(source)
@@ -405,7 +408,7 @@ def check_not_input(path, inputs, flag="--out"):
                 f"{flag} {path} holds {source}, {what} this command reads, which writing there could overwrite; "
                 f"give a {flag} that holds none of the inputs."
             )
-        if os.path.isdir(source) and _within(out, real):
+        if os.path.isdir(source) and _within(out, real) and not (nested_ok and nested_ok[0]):
             raise ValueError(
                 f"{flag} {path} lies inside {source}, {what} this command reads (what is written there would be "
                 f"read as input next time); give a {flag} outside it."
@@ -418,13 +421,17 @@ def data_inputs(spec, data_dir=None):
     The images a CSV or COCO file lists may lie anywhere; they are files no
     output may replace, which rule 2 (only a command's own files are
     replaced) and the folder rule (only a command's own folders) ensure.
+    An output may lie inside a data folder (`train --data yolo:. --out
+    runs/mine`, the usual layout of a project): the readers take only their
+    own files there (data.yaml, images/ and labels/, Annotations/, *.csv),
+    never a run's or a report's, and rule 2 keeps those from being replaced.
     """
     inputs = []
     kind, sep, rest = str(spec or "").partition(":")
     if sep and kind in ("csv", "voc", "coco", "yolo") and rest:
-        inputs.append((rest, "the data folder" if os.path.isdir(rest) else "the data file"))
+        inputs.append((rest, "the data folder" if os.path.isdir(rest) else "the data file", True))
     if data_dir:
-        inputs.append((data_dir, "the TFDS data folder"))
+        inputs.append((data_dir, "the TFDS data folder", True))
     return inputs
 
 

@@ -5,8 +5,11 @@ the data before it trains:
 
 - the built-in synthetic data get the synthetic recipe (the `default` preset:
   40,000 unaugmented images, no more is needed);
-- anything else, a user's own photos, gets the real-photo recipe (the `photos`
-  preset) with two values read off the data:
+- anything else, a user's own photos, gets the real-photo recipe: the
+  pretrained one (the `photos_lite0` preset: EfficientNet-Lite0 starting from
+  the ImageNet weights that ship with the package), or with `--backbone simple`
+  (or another backbone) the from-scratch one (the `photos` preset), each with
+  two values read off the data:
 
   * the input size: large enough that the median object spans about
     `OBJECT_PIXELS` pixels, at least `MIN_SIZE` (finer boxes), no larger than
@@ -17,6 +20,12 @@ the data before it trains:
     `COMPUTE_IMAGES` images at 96 px (a fixed amount of compute; fewer at a
     larger input, more at a smaller one), and never under `MIN_EPOCHS`
     passes over a large set.
+
+  The pretrained recipe picks its size from `LITE_SIZES` (multiples of the
+  network's stride, 32; at least `LITE_MIN_SIZE`, since ImageNet features
+  need a few cells per object even on small photos) and trains
+  `LITE_COMPUTE_IMAGES` at `LITE_REFERENCE_SIZE` px: a pretrained network
+  needs far fewer steps than one learning from nothing.
 
 `resolve` prints one line saying what it chose and why; flags given on the
 command line win over every chosen value, and `config.json` records the
@@ -59,6 +68,16 @@ WARMUP_SHARE = 0.1
 EPOCH_STEPS = 200
 # How many images the profile reads for sizes when a source does not list them.
 PROFILE_SAMPLE = 512
+
+
+# The pretrained recipe (EfficientNet-Lite0; docs/real_photos.md, "EfficientNet-Lite0").
+LITE_BACKBONE = "efficientnet_lite0"
+LITE_SIZES = (128, 160, 192, 224)
+LITE_MIN_SIZE = 128
+LITE_MAX_SIZE = 160
+LITE_REFERENCE_SIZE = 160
+LITE_COMPUTE_IMAGES = 19_200
+LITE_MIN_EPOCHS = 3
 
 
 @dataclasses.dataclass
@@ -126,9 +145,11 @@ def profile(config):
     return DataProfile(count, median, side, background / max(count, 1), num_classes)
 
 
-def input_size(prof):
-    """The input size for a profile (see the module docstring)."""
+def input_size(prof, backbone="simple"):
+    """The input size for a profile and backbone (see the module docstring)."""
     wanted = OBJECT_PIXELS / max(prof.object_side, 1e-3)
+    if backbone == LITE_BACKBONE:
+        return max(LITE_MIN_SIZE, min(LITE_MAX_SIZE, next((s for s in LITE_SIZES if s >= wanted), LITE_SIZES[-1])))
     native = min(prof.image_size) if prof.image_size else MAX_SIZE
     # The largest size the photos fill without upsampling, and the smallest that shows the objects well.
     cap = max([s for s in SIZES if s <= min(native, MAX_SIZE)], default=SIZES[0])
@@ -136,7 +157,7 @@ def input_size(prof):
     return min(enough, cap)
 
 
-def schedule(prof, image_size, batch_size, steps_per_execution=1):
+def schedule(prof, image_size, batch_size, steps_per_execution=1, backbone="simple"):
     """The recipe's training length: `(epochs, steps_per_epoch)`.
 
     `images_seen` images (see the module docstring) in optimizer steps of
@@ -146,7 +167,7 @@ def schedule(prof, image_size, batch_size, steps_per_execution=1):
     (validation, checkpoint, curves) stays a small share of the time: 400
     passes over 363 photos spent more time between epochs than in them.
     """
-    total = math.ceil(images_seen(prof, image_size) / batch_size)
+    total = math.ceil(images_seen(prof, image_size, backbone) / batch_size)
     batches = math.ceil(prof.train_images / batch_size)
     if batches >= EPOCH_STEPS:
         return max(1, round(total / batches)), None
@@ -154,8 +175,10 @@ def schedule(prof, image_size, batch_size, steps_per_execution=1):
     return max(1, round(total / steps)), steps
 
 
-def images_seen(prof, image_size):
+def images_seen(prof, image_size, backbone="simple"):
     """How many training images (with repeats) the recipe shows the model."""
+    if backbone == LITE_BACKBONE:
+        return max(LITE_COMPUTE_IMAGES * (LITE_REFERENCE_SIZE / image_size) ** 2, LITE_MIN_EPOCHS * prof.train_images)
     return max(COMPUTE_IMAGES * (96 / image_size) ** 2, MIN_EPOCHS * prof.train_images)
 
 
@@ -167,13 +190,15 @@ def photo_values(prof, base, given=()):
     length is theirs.
     `base`: the photos preset with the given fields applied.
     """
-    size = base.image_size if "image_size" in given else input_size(prof)
+    size = base.image_size if "image_size" in given else input_size(prof, base.backbone)
     values = {"image_size": size}
     if "epochs" not in given and "steps_per_epoch" not in given:
-        epochs, steps = schedule(prof, size, base.batch_size, base.steps_per_execution)
+        epochs, steps = schedule(prof, size, base.batch_size, base.steps_per_execution, base.backbone)
         values.update(epochs=epochs, steps_per_epoch=steps)
         # The preset's one epoch of warm-up, but no more than WARMUP_SHARE of the training.
         values["warmup_epochs"] = round(min(base.warmup_epochs, WARMUP_SHARE * epochs), 2)
+        if base.freeze_backbone_epochs:  # the pretrained recipe's head-only start: as short as the warm-up
+            values["freeze_backbone_epochs"] = round(min(base.freeze_backbone_epochs, WARMUP_SHARE * epochs), 2)
     return {k: v for k, v in values.items() if k not in given}
 
 
@@ -188,6 +213,11 @@ def resolve(preset_name, given, notice=print):
     config = _choose(preset_name, given, notice)
     if config.init:
         config = with_init(config, given, notice)
+    if "weights" not in given:
+        # Lite0 starts from its shipped ImageNet weights unless told otherwise (--init copies over them);
+        # the other backbones from nothing (their `imagenet` downloads).
+        weights = "imagenet" if config.backbone == LITE_BACKBONE else None
+        config = dataclasses.replace(config, weights=weights)
     return config
 
 
@@ -223,15 +253,26 @@ def _choose(preset_name, given, notice):
     if is_synthetic(data):
         notice(f"Recipe: synthetic ({data} is the built-in data; the `default` preset).")
         return config_lib.preset("default", **given)
-    base = config_lib.preset("photos", **given)
+    backbone = given.get("backbone")
+    if backbone is None and given.get("init"):  # fine-tuning: the --init model's backbone
+        from locnet_tf import transfer
+
+        backbone = transfer.architecture(transfer.load(given["init"]))["backbone"]
+    pretrained = backbone in (None, LITE_BACKBONE)
+    base = config_lib.preset("photos_lite0" if pretrained else "photos", **given)
     prof = profile(base)
     config = dataclasses.replace(base, **photo_values(prof, base, given))
     batches = math.ceil(prof.train_images / config.batch_size)
     steps = (config.steps_per_epoch or batches) * config.epochs
     passes = steps * config.batch_size / max(prof.train_images, 1)
     epochs = f"{config.epochs} epochs" + (f" of {config.steps_per_epoch} steps" if config.steps_per_epoch else "")
+    name = (
+        "photos, pretrained EfficientNet-Lite0 (ImageNet features; --backbone simple trains from scratch)"
+        if pretrained
+        else f"photos, {config.backbone} from scratch"
+    )
     notice(
-        f"Recipe: photos ({prof.describe()}): {config.image_size} px, {steps} steps of {config.batch_size} "
+        f"Recipe: {name} ({prof.describe()}): {config.image_size} px, {steps} steps of {config.batch_size} "
         f"({epochs}, {passes:.0f} passes over the photos); flags override any of it."
     )
     return config

@@ -40,7 +40,7 @@ from locnet_tf import cli
 from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
-from locnet_tf import outputs, runs, transfer
+from locnet_tf import finetune, outputs, runs, transfer
 from locnet_tf.callbacks import AtomicBackup, BestCheckpoint, CurvesPlot, HistoryCSV, LogValue, state_bytes
 from locnet_tf.distribute import make_strategy, patch_multi_worker
 from locnet_tf.progressive import SMALL_BACKUP, carry_over, progressive_epochs
@@ -246,7 +246,9 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held):
         label_smoothing=config.label_smoothing,
     )
     # The checkpoint saves the model itself, not a MapSupervision wrapper (see BestCheckpoint.set_model).
-    trainer = _build_trainer(config, strategy, train_ds.class_names, loss, schedule, init=init)
+    trainer = _build_trainer(
+        config, strategy, train_ds.class_names, loss, schedule, init=init, steps_per_epoch=steps_per_epoch
+    )
     # model.keras, its partial copy while saved, the backup: each about the weights and optimizer state.
     outputs.check_free_space(work_dir, 3 * state_bytes(trainer) + 16_000_000, "the run folder")
     if init is not None and chief and verbose != 0:
@@ -345,12 +347,13 @@ def _load_init(config):
     return init
 
 
-def _build_trainer(config, strategy, class_names, loss, schedule, image_size=None, init=None):
+def _build_trainer(config, strategy, class_names, loss, schedule, image_size=None, init=None, steps_per_epoch=None):
     """The model for `config` at `image_size` (default: its own), compiled for training in `strategy`.
 
     At another size than `config.image_size` (progressive resizing's small
     model) the box sizes are scaled by `config.image_size / image_size`.
     `init`: a loaded model whose weights it starts from (`transfer.init_weights`).
+    `steps_per_epoch`: for the epochs of `config.freeze_backbone_epochs`.
     """
     image_size = image_size or config.image_size
     kwargs = dict(config.model_kwargs(), image_size=image_size)
@@ -358,12 +361,8 @@ def _build_trainer(config, strategy, class_names, loss, schedule, image_size=Non
         model = model_lib.build_model(class_names=class_names, size_scale=config.image_size / image_size, **kwargs)
         if init is not None:
             transfer.init_weights(model, init)
-        optimizer = keras.optimizers.AdamW(
-            learning_rate=schedule,
-            weight_decay=config.weight_decay,
-            use_ema=config.ema > 0,
-            ema_momentum=config.ema or 0.99,
-        )
+        # AdamW; a pretrained backbone trains after the new layers' warm-up, and slower (locnet_tf.finetune).
+        optimizer = finetune.make_optimizer(model, config, schedule, steps_per_epoch)
         trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
     patch_multi_worker(trainer, strategy)
     return trainer
@@ -476,12 +475,12 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
-    outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
     # Another training writing the folder is refused before the data are read. Multi-worker
     # processes share --out (each writes its own part): train() locks those parts.
     early = "TF_CONFIG" not in os.environ
     with runs.locked(args.out, existing_only=True) if early else contextlib.nullcontext():
+        # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
+        outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
         config = config_lib.config_from_args(args)
         result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
     print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")

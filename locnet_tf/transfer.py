@@ -81,6 +81,9 @@ def architecture(model):
             )
             for i in (1, 2, 3)
         )
+    elif "lite0_stem_conv" in names:
+        backbone = "efficientnet_lite0"
+        filters = depths = None  # the simple backbone's options: they mean nothing here
     else:
         backbone = next(
             (value for key, value in _APPLICATIONS.items() for n in names if n.lower().startswith(key)), None

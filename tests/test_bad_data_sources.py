@@ -348,7 +348,7 @@ ROWS = [
     (
         "17 a class only in the test split: train names it and trains",
         "T",
-        lambda t: bad.train_argv(only_in(t, "test"), t / "run", *QUICK),
+        lambda t: bad.train_argv(only_in(t / "data", "test"), t / "run", *QUICK),
         trained(lambda warnings: one(warnings, r"yolo:.*: no training image of class 'pedestrian' \(\d+ in test\)")),
     ),
     (
@@ -405,7 +405,9 @@ ROWS = [
         "23 YOLO train: and val: the same folder trains",
         "T",
         lambda t: bad.train_argv(
-            yolo_yaml(t, YAML.format(train="images/train", val="images/train", test="images/test")), t / "run", *QUICK
+            yolo_yaml(t / "data", YAML.format(train="images/train", val="images/train", test="images/test")),
+            t / "run",
+            *QUICK,
         ),
         trained(lambda warnings: one(warnings, r"validation figures will be optimistic")),
     ),

@@ -8,7 +8,7 @@ from locnet_tf.losses import LocalizationLoss
 from helpers import assert_save_reload_same, random_targets
 
 # keras.applications backbones are tested at a small size to keep the suite fast.
-SIZES = {"simple": 64, "mobilenet_v2": 64, "mobilenet_v3_small": 64, "efficientnet_b0": 64}
+SIZES = {"simple": 64, "efficientnet_lite0": 64, "mobilenet_v2": 64, "mobilenet_v3_small": 64, "efficientnet_b0": 64}
 
 
 def _images(n, size, seed=0):

@@ -203,6 +203,17 @@ def test_another_commands_folder_is_named(tmp_path):
     outputs.claim_folder(tmp_path / "empty", "export")
 
 
+def test_an_output_may_lie_inside_a_data_folder_but_never_be_or_hold_it(tmp_path):
+    # `train --data yolo:. --out runs/mine`: a project folder holds its data and its runs.
+    (tmp_path / "images").mkdir()
+    inputs = outputs.data_inputs(f"yolo:{tmp_path}")
+    outputs.check_not_input(tmp_path / "runs" / "mine", inputs)
+    with pytest.raises(ValueError, match="is the data folder"):
+        outputs.check_not_input(tmp_path, inputs)
+    with pytest.raises(ValueError, match="holds"):
+        outputs.check_not_input(tmp_path.parent, inputs)
+
+
 def test_inputs_are_compared_as_resolved_paths(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.jpg").write_bytes(b"x")
@@ -266,16 +277,33 @@ PROPERTY_CASES = [
     ("P", "predictions", True),
     # evaluate --out: the model, the data, inside the data, unrelated files; a new report
     *[("V", target, False) for target in ("models/start.keras", "data/labels.csv", "data/images/img00.jpg")],
-    *[
-        ("V", target, False)
-        for target in ("data/report.json", "unrelated", "unrelated/keep.txt", "unrelated/holiday.png")
-    ],
+    *[("V", target, False) for target in ("unrelated", "unrelated/keep.txt", "unrelated/holiday.png")],
     ("V", "reports/report.json", True),
     # the data check's --grid: the annotations, an image, inside the data, unrelated files; a new picture
-    *[("D", target, False) for target in ("data", "data/labels.csv", "data/images/img01.png", "data/grid.png")],
-    *[("D", target, False) for target in ("link/grid.png", "unrelated", "unrelated/keep.txt", "unrelated/holiday.png")],
+    *[("D", target, False) for target in ("data", "data/labels.csv", "data/images/img01.png")],
+    *[("D", target, False) for target in ("unrelated", "unrelated/keep.txt", "unrelated/holiday.png")],
     ("D", "grid.png", True),
 ]
+
+
+@pytest.mark.parametrize("letter, target", [("V", "data/report.json"), ("D", "data/grid.png"), ("D", "link/grid.png")])
+def test_a_new_output_inside_the_data_folder_changes_no_file_of_it(work, capfd, letter, target):
+    # A project folder holds its data and its outputs (`--data yolo:. --out runs/mine`): writing a new
+    # report or picture there is allowed, and no file that was there before changes.
+    root = work["root"]
+    before = snapshot(root)
+    try:
+        code, lines, err = run(capfd, letter, _argv(letter, work, root / target))
+        assert code == 0 and not lines, err
+        after = snapshot(root)
+        assert {k: v for k, v in after.items() if k in before} == before
+        assert (root / target).is_file()
+    finally:  # the workspace is the module's: leave it as it was for the other cases
+        for key in set(snapshot(root)) - set(before):
+            path = root / key.rstrip("/")
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink(
+                missing_ok=True
+            )
 
 
 def test_train_into_a_new_folder_changes_nothing_else(work):

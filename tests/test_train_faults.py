@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import callbacks, runs
+from locnet_tf import callbacks, outputs, runs
 from locnet_tf.data import pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -45,11 +45,11 @@ def _start(command):
     return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _run(command, timeout=300):
+def _run(command, timeout=900):
     return subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
-def _wait_for(condition, proc, timeout=120, poll=0.05):
+def _wait_for(condition, proc, timeout=600, poll=0.05):  # generous: a loaded machine is slow
     deadline = time.time() + timeout
     while not condition():
         if proc.poll() is not None:
@@ -127,7 +127,7 @@ def test_a_disk_that_fills_mid_run_ends_in_one_line_and_the_same_command_resumes
                 f.write(b"\0" * 65536)
                 f.flush()
         os.truncate(filler, filler.stat().st_size - 100_000)  # room for a small file, not a checkpoint
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=600)
         line = _one_line(stderr)
         assert proc.returncode == 1
         assert line.startswith(f"error: {run_dir}: the disk is full: about "), line
@@ -318,6 +318,7 @@ def test_an_unreadable_backup_is_one_line_naming_it(tmp_path, tiny, damage, capf
     run_dir = tmp_path / "run"
     backup = run_dir / runs.BACKUP
     backup.mkdir(parents=True)
+    outputs.mark_folder(run_dir, "train")  # the run an earlier training left
     weights = backup / "latest.weights.h5"
     if damage == "truncated":  # what the disk filling under h5py left
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(256)])
