@@ -107,6 +107,11 @@ def main(argv=None):
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0, help="clip i is drawn with seed + i")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--exact-resize",
+        action="store_true",
+        help="resize frames bit for bit as training does, not with FFmpeg's scaler (predict's default for .tflite)",
+    )
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
 
@@ -122,8 +127,9 @@ def main(argv=None):
             truth = synthetic_video.write_clip(
                 path, args.frames, (args.size, args.size), args.fps, class_id=clip % 3, seed=args.seed + clip
             )
-            frames = list(video.Source("video", str(path)).frames())
-            raw = [predictor.predict(frame.image) for frame in frames]
+            # As `predict` reads them (smoothed below): FFmpeg's scaler for a .tflite unless --exact-resize.
+            pairs = list(video.predict_frames(predictor, str(path), smooth=False, exact_resize=args.exact_resize))
+            frames, raw = [f for f, _ in pairs], [p for _, p in pairs]
             smoother = smoothing.Smoother(predictor.presence_threshold, predictor.class_names, config)
             steady = [smoother.update(p, frame.timestamp) for p, frame in zip(raw, frames)]
             raw_rows.append(score(raw, truth, (args.size, args.size)))
@@ -135,6 +141,7 @@ def main(argv=None):
         "frames_per_clip": args.frames,
         "frame_size": [args.size, args.size],
         "fps": args.fps,
+        "exact_resize": args.exact_resize,
         "smoothing": dataclasses.asdict(config),
         "raw": combine(raw_rows),
         "smoothed": combine(smooth_rows),

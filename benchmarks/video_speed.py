@@ -11,8 +11,12 @@ does, with the int8 and the float32 `.tflite` model, on 1 and 2 threads, with
 and without writing the annotated video, and times each stage:
 
 - `decode`: FFmpeg (PyAV) decodes the next H.264 frame (YUV 4:2:0);
-- `convert`: FFmpeg converts it to RGB (`to_ndarray("rgb24")`);
-- `resize`: `locnet_tf.images.resize` (bit for bit the training pipeline's);
+- `convert`: FFmpeg converts it to RGB (`to_ndarray("rgb24")`); on the fast
+  path only when the annotated video is written (it is drawn on the full frame);
+- `resize`: on the exact path (`--exact-resize`) `locnet_tf.images.resize` (bit
+  for bit the training pipeline's); on the fast path (`predict`'s default for a
+  `.tflite` model's video) FFmpeg's scaler converts and resizes in one step
+  (`locnet_tf.video.scale_to_model`);
 - `run`: LiteRT (XNNPACK) runs the model;
 - `answer`: the box mapped back to the frame, the `Prediction` decoded, and the
   answer smoothed over time (`locnet_tf.smoothing`, on for video by default);
@@ -21,13 +25,19 @@ and without writing the annotated video, and times each stage:
 
 "threads" is both LiteRT's thread count and FFmpeg's decoder (and encoder)
 threads, so a 1-thread figure uses one core for everything. `frames_per_s` is
-frames / wall time of the whole loop. Prints one JSON document with the CPU
-(`lscpu`'s model name and flags that matter for int8: AVX-512 VNNI, AVX-VNNI).
+frames / wall time of the whole loop. The two paths run side by side: for each
+setting they alternate `--repeats` times (exact, fast, exact, fast, ...), so a
+load that comes and goes on a shared machine falls on both alike, and the
+median of each is reported with the speed-up (`fast_over_exact`). `agreement`
+compares the two paths' raw answers on every frame of the clip (boxes' IoU,
+p_c). Prints one JSON document with the CPU (`lscpu`'s model name and flags
+that matter for int8: AVX-512 VNNI, AVX-VNNI) and the load average.
 """
 
 import argparse
 import json
 import os
+import statistics
 import pathlib
 import subprocess
 import sys
@@ -119,8 +129,8 @@ def models_to_time(args, work):
     return {q: work / "export" / f"model_{q}.tflite" for q in ("int8", "float32")}, info
 
 
-def time_one(model_path, clip, threads, write, out_dir):
-    """Runs the clip once; returns frames, seconds and the time per stage."""
+def time_one(model_path, clip, threads, write, out_dir, path="exact"):
+    """Runs the clip once by the `"exact"` or the `"fast"` path; returns frames, seconds and the time per stage."""
     import numpy as np
 
     from locnet_tf import draw, images, runtime, smoothing, video
@@ -134,6 +144,7 @@ def time_one(model_path, clip, threads, write, out_dir):
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     stream.thread_count = threads
+    reformatter = av_reformatter()
     frames = 0
     # Warm-up: XNNPACK prepares its kernels on the first call.
     predictor.runner(np.zeros((1, predictor.image_size, predictor.image_size, 3), np.uint8))
@@ -151,13 +162,20 @@ def time_one(model_path, clip, threads, write, out_dir):
         if frame is None:
             break
         lap("decode")
-        image = frame.to_ndarray(format="rgb24")
-        lap("convert")
-        model_input = predictor.preprocess(image)
-        lap("resize")
+        height, width = frame.height, frame.width
+        if path == "exact":
+            image = frame.to_ndarray(format="rgb24")
+            lap("convert")
+            model_input = predictor.preprocess(image)
+            lap("resize")
+        else:
+            model_input = video.scale_to_model(frame, predictor.image_size, predictor.resize, reformatter)
+            lap("resize")
+            if write:  # the box is drawn on the full frame
+                image = frame.to_ndarray(format="rgb24")
+                lap("convert")
         out = predictor.runner(model_input[None])
         lap("run")
-        height, width = image.shape[:2]
         out["box"] = images.boxes_to_original(out["box"], height, width, predictor.image_size, predictor.resize)
         prediction = runtime.decode(out, predictor.class_names, predictor.presence_threshold, height, width)
         prediction = smoother.update(prediction, frame.time)
@@ -167,7 +185,7 @@ def time_one(model_path, clip, threads, write, out_dir):
             lap("draw")
             if writer is None:
                 writer = video.VideoWriter(
-                    out_dir / f"{pathlib.Path(model_path).stem}_{threads}.mp4", source.rate(container)
+                    out_dir / f"{pathlib.Path(model_path).stem}_{threads}_{path}.mp4", source.rate(container)
                 )
                 writer.stream.thread_count = threads
             writer.write(picture)
@@ -186,6 +204,49 @@ def time_one(model_path, clip, threads, write, out_dir):
     }
 
 
+def av_reformatter():
+    import av
+
+    return av.video.reformatter.VideoReformatter()
+
+
+def agreement(model_path, clip):
+    """The two paths' raw answers on every frame: IoU of the boxes and |p_c| difference (and presence agreement)."""
+    import numpy as np
+
+    from locnet_tf import images, runtime
+
+    predictor = runtime.TFLitePredictor(model_path, num_threads=1)
+    exact = [p for _, p in predictor.predict_video(str(clip), smooth=False, exact_resize=True)]
+    fast = [p for _, p in predictor.predict_video(str(clip), smooth=False)]
+    a = images.target_to_corners(np.array([p.box for p in exact]))
+    b = images.target_to_corners(np.array([p.box for p in fast]))
+    inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), axis=1)
+    union = np.prod(a[:, 2:] - a[:, :2], axis=1) + np.prod(b[:, 2:] - b[:, :2], axis=1) - inter
+    iou = inter / np.maximum(union, 1e-12)
+    p_c = np.abs(np.array([p.p_c for p in exact]) - np.array([p.p_c for p in fast]))
+    return {
+        "frames": len(exact),
+        "box_iou_mean": round(float(iou.mean()), 4),
+        "box_iou_min": round(float(iou.min()), 4),
+        "p_c_abs_diff_mean": round(float(p_c.mean()), 5),
+        "p_c_abs_diff_max": round(float(p_c.max()), 5),
+        "presence_agrees": round(float(np.mean([x.present == y.present for x, y in zip(exact, fast)])), 4),
+        "class_agrees": round(float(np.mean([x.class_id == y.class_id for x, y in zip(exact, fast)])), 4),
+    }
+
+
+def load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _ints(text):
+    return [int(x) for x in text.split(",")]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--export", help="an export folder with model_int8.tflite and model_float32.tflite")
@@ -195,7 +256,11 @@ def main(argv=None):
     parser.add_argument("--train-steps", type=int, default=100)
     parser.add_argument("--frames", type=int, default=300, help="frames in the 1280x720 clip")
     parser.add_argument("--fps", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each setting; the fastest is kept")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="runs of each path per setting, interleaved; the median is kept"
+    )
+    parser.add_argument("--threads", type=_ints, default=[1, 2], help="thread counts to time (default 1,2)")
+    parser.add_argument("--models", type=lambda t: t.split(","), default=["int8", "float32"], help="int8,float32")
     parser.add_argument("--work", help="folder for the clip, models and outputs (default: a temporary one)")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
@@ -206,25 +271,38 @@ def main(argv=None):
     clip_bytes = make_clip(clip, args.frames, (720, 1280), args.fps)
     models, model_info = models_to_time(args, work)
     results = []
+    load = {"before": load_average()}
     for quantization, path in models.items():
-        for threads in (1, 2):
+        if quantization not in args.models:
+            continue
+        for threads in args.threads:
             for write in (False, True):
-                runs = [time_one(path, clip, threads, write, work) for _ in range(args.repeats)]
-                best = max(runs, key=lambda r: r["frames_per_s"])
-                results.append(
-                    {
-                        "model": quantization,
-                        "threads": threads,
-                        "write": write,
-                        **best,
-                        "frames_per_s_runs": [r["frames_per_s"] for r in runs],
+                runs = {"exact": [], "fast": []}
+                for _ in range(args.repeats):  # interleaved: a passing load falls on both paths alike
+                    for which in ("exact", "fast"):
+                        runs[which].append(time_one(path, clip, threads, write, work, which))
+                row = {"model": quantization, "threads": threads, "write": write}
+                for which, timed in runs.items():
+                    rates = [r["frames_per_s"] for r in timed]
+                    middle = sorted(timed, key=lambda r: r["frames_per_s"])[len(timed) // 2]
+                    row[which] = {
+                        "frames_per_s_median": round(statistics.median(rates), 1),
+                        "frames_per_s_runs": rates,
+                        "ms_per_frame": middle["ms_per_frame"],
+                        "frames": middle["frames"],
                     }
+                row["fast_over_exact"] = round(
+                    row["fast"]["frames_per_s_median"] / row["exact"]["frames_per_s_median"], 2
                 )
+                results.append(row)
                 print(
-                    f"{quantization:8s} threads={threads} write={str(write):5s} {best['frames_per_s']:7.1f} frames/s "
-                    f"{best['ms_per_frame']}",
+                    f"{quantization:8s} threads={threads} write={str(write):5s} exact "
+                    f"{row['exact']['frames_per_s_median']:7.1f} fast {row['fast']['frames_per_s_median']:7.1f} "
+                    f"frames/s ({row['fast_over_exact']}x) fast {row['fast']['ms_per_frame']}",
                     file=sys.stderr,
                 )
+    load["after"] = load_average()
+    agree = {q: agreement(p, clip) for q, p in models.items() if q in args.models}
     report = {
         "cpu": cpu(),
         "clip": {
@@ -235,7 +313,9 @@ def main(argv=None):
             "bytes": clip_bytes,
         },
         "models": {**model_info, **{q: str(p) for q, p in models.items()}},
+        "load_average_1_5_15_min": load,
         "results": results,
+        "agreement_fast_vs_exact": agree,
         "command": "python benchmarks/video_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     text = json.dumps(report, indent=2)

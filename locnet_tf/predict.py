@@ -99,6 +99,7 @@ def iter_predictions(
     progress=False,
     summary=None,
     decoder_threads=0,
+    exact_resize=False,
 ):
     """`predict_images` as a generator: yields each frame's dict as soon as it is known.
 
@@ -111,6 +112,8 @@ def iter_predictions(
         summary: a dict to fill with the run's totals (frames, sources,
             seconds, present, outputs), or None.
         decoder_threads: int. FFmpeg decoder threads (0: FFmpeg's choice).
+        exact_resize: bool. Resize video frames bit for bit as training does, not with FFmpeg's
+            scaler (`locnet_tf.video.predict_frames`; still images are always resized exactly).
     """
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}.")
@@ -154,7 +157,7 @@ def iter_predictions(
             keep = False  # the annotated video is put in place only when complete (or a live source stopped)
             # The frames are closed as soon as the source is done with (max_frames reached, an error, the
             # caller stopping), and the video or stream with them: not whenever the garbage collector runs.
-            pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth)
+            pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth, exact_resize=exact_resize)
             try:
                 for frame, prediction in itertools.islice(pairs, remaining):
                     row = {
@@ -296,6 +299,12 @@ def build_parser():
     parser.add_argument(
         "--decoder-threads", type=int, default=0, help="FFmpeg decoder threads (default 0: FFmpeg's choice)"
     )
+    parser.add_argument(
+        "--exact-resize",
+        action="store_true",
+        help="resize video frames bit for bit as training does (slower) instead of with FFmpeg's scaler, which a "
+        ".tflite model's video frames use by default (images are always resized exactly)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     return parser
 
@@ -325,6 +334,7 @@ def main(argv=None):
         progress=not args.quiet,
         summary=totals,
         decoder_threads=args.decoder_threads,
+        exact_resize=args.exact_resize,
     )
     try:
         for row in rows:

@@ -318,11 +318,20 @@ class TFLitePredictor:
         out["box"] = images.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
         return decode(out, self.class_names, self.presence_threshold, height, width)
 
-    def predict_video(self, source, *, stride=1, smooth=None):
+    def predict_resized(self, model_input, height, width):
+        """Predicts a picture already resized to the model input (`[S, S, 3]` uint8, as `preprocess` makes it,
+        or FFmpeg's scaler for video: `locnet_tf.video.scale_to_model`) of a `height x width` original;
+        the box is mapped back to the original as `predict` maps it."""
+        out = self.runner(np.asarray(model_input, np.uint8)[None])
+        out["box"] = images.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
+        return decode(out, self.class_names, self.presence_threshold, height, width)
+
+    def predict_video(self, source, *, stride=1, smooth=None, exact_resize=False):
         """Yields `(Frame, Prediction)` for a video file, camera index or stream URL.
 
-        See `locnet_tf.video.predict_frames` (smoothing on by default for video).
+        See `locnet_tf.video.predict_frames` (smoothing on by default for video; frames resized by
+        FFmpeg's scaler unless `exact_resize`).
         """
         from locnet_tf import video
 
-        return video.predict_frames(self, source, stride=stride, smooth=smooth)
+        return video.predict_frames(self, source, stride=stride, smooth=smooth, exact_resize=exact_resize)

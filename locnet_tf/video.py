@@ -77,7 +77,6 @@ OPEN_TIMEOUT, READ_TIMEOUT = 10.0, 10.0
 DEFAULT_RATE = fractions.Fraction(25)  # frames/s assumed when a live source does not say
 
 
-@dataclasses.dataclass
 class Frame:
     """One frame of a source.
 
@@ -86,13 +85,32 @@ class Frame:
         also those a stride skips).
     timestamp: float or None. Seconds from the start of the source (None for
         a still image).
-    image: uint8 `[H, W, 3]` RGB.
+    image: uint8 `[H, W, 3]` RGB, upright. For a video frame it is converted
+        from the decoded picture when first asked for (a run that only
+        predicts, with the scaler's model input, never needs it).
+    height, width: the size of `image` (known without converting it).
+    model_input: uint8 `[S, S, 3]` made by FFmpeg's scaler (`scale_to_model`)
+        when `Source.frames` was given a model size, else None.
     """
 
-    source: str
-    index: int
-    timestamp: float
-    image: np.ndarray
+    def __init__(self, source, index, timestamp, image=None, *, decoded=None, model_input=None):
+        self.source, self.index, self.timestamp = source, index, timestamp
+        self._image, self._decoded, self.model_input = image, decoded, model_input
+        if image is not None:
+            self.height, self.width = image.shape[:2]
+        else:
+            self.height, self.width = _upright_size(decoded)
+
+    @property
+    def image(self):
+        if self._image is None:
+            self._image = upright(self._decoded.to_ndarray(format="rgb24"), self._decoded, self.source)
+            self._decoded = None
+        return self._image
+
+    def __repr__(self):
+        size = f"{self.height}x{self.width}"
+        return f"Frame(source={self.source!r}, index={self.index}, timestamp={self.timestamp}, size={size})"
 
 
 def _import_av():
@@ -134,12 +152,17 @@ class Source:
             return "".join(c if c.isalnum() or c in "-_." else "_" for c in tail)[-60:] or "stream"
         return pathlib.Path(self.spec).stem
 
-    def frames(self, stride=1):
+    def frames(self, stride=1, model_input=None):
         """Yields the source's `Frame`s (every `stride`-th one, starting with the first).
 
         Once the source is open (by the first frame), `self.fps` holds the rate
         of the frames yielded (the source's rate / `stride`) and `self.total`
         how many there will be, when known (else None).
+
+        `model_input`: `(image_size, method)` (method `"stretch"` or
+        `"letterbox"`) to have each video frame's `model_input` made by
+        FFmpeg's scaler (`scale_to_model`); still images get none (their
+        predictor resizes them exactly).
         """
         if stride < 1:
             raise ValueError(f"stride must be at least 1, got {stride}.")
@@ -154,6 +177,8 @@ class Source:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.thread_count = self.decoder_threads
+            # One scaler for the whole source: FFmpeg keeps its filters between frames of one size.
+            reformatter = _import_av().video.reformatter.VideoReformatter() if model_input else None
             declared = 0 if self.live else (stream.frames or 0)
             start = time.monotonic()
             index = -1
@@ -172,8 +197,8 @@ class Source:
                         timestamp = frame.time
                         if timestamp is None:
                             timestamp = time.monotonic() - start if self.live else index / float(self.rate(container))
-                        image = upright(frame.to_ndarray(format="rgb24"), frame, self.spec)
-                        yield Frame(self.spec, index, float(timestamp), image)
+                        small = scale_to_model(frame, *model_input, reformatter, self.spec) if model_input else None
+                        yield Frame(self.spec, index, float(timestamp), decoded=frame, model_input=small)
             except _import_av().error.FFmpegError as error:
                 if index < 0:
                     raise ValueError(f"{self.spec}: cannot read frame {index + 1}: {error}") from None
@@ -273,6 +298,64 @@ def upright(image, frame, spec=""):
     else:  # not a quarter turn: FFmpeg rotates with a filter; too rare to resample for
         _warn_odd_angle(spec, theta)
     return np.ascontiguousarray(image)
+
+
+def _upright_size(frame):
+    """`(height, width)` of a decoded frame as `upright` turns it."""
+    matrix = display_matrix(frame)
+    if matrix is not None and round(-frame.rotation) % 360 in (90, 270):
+        return frame.width, frame.height
+    return frame.height, frame.width
+
+
+# FFmpeg scaler (swscale) flags of the fast path: bilinear, which when shrinking widens its triangle
+# by the scale as TensorFlow's antialiased resize does (on the same RGB image the two differ by at
+# most 4 grey levels, 0.02 on average, measured); accurate rounding; chroma interpolated, not
+# repeated, on input and output, so the colour conversion is BT.601 without the unscaled
+# converter's bias of about -1 grey level (see docs/benchmarks.md).
+FAST_RESIZE_FLAGS = ("BILINEAR", "ACCURATE_RND", "FULL_CHR_H_INT", "FULL_CHR_H_INP")
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_flags():
+    interpolation = _import_av().video.reformatter.Interpolation
+    return functools.reduce(lambda a, b: a | b, (getattr(interpolation, name) for name in FAST_RESIZE_FLAGS))
+
+
+def scale_to_model(frame, image_size, method="stretch", reformatter=None, spec="", pad_value=0):
+    """A decoded video frame as the model input `[S, S, 3]` uint8 RGB, converted and resized by FFmpeg in one step.
+
+    The fast twin of `images.resize(upright(frame.to_ndarray("rgb24")), image_size, method)`: the
+    YUV frame goes through swscale once to the model's size in RGB (`FAST_RESIZE_FLAGS`), is
+    turned upright, and for `"letterbox"` padded with `pad_value` where `images.resize` puts it
+    (`images.letterbox_geometry` of the upright frame). Not bit-exact: tests/test_video_fast.py
+    and docs/benchmarks.md give the difference and its effect on predictions.
+
+    Args:
+        frame: a PyAV `VideoFrame`.
+        image_size: int, the model's square input size.
+        method: `"stretch"` or `"letterbox"`.
+        reformatter: a `av.video.reformatter.VideoReformatter` to reuse (keeps swscale's
+            filters between frames), or None for a new one.
+    """
+    if method not in ("stretch", "letterbox"):
+        raise ValueError(f"resize method must be 'stretch' or 'letterbox', got {method!r}.")
+    size = int(image_size)
+    height, width = _upright_size(frame)
+    if method == "stretch":
+        new_h, new_w, top, left = size, size, 0, 0
+    else:
+        new_h, new_w, top, left = images.letterbox_geometry(height, width, size, size)
+    turned = (height, width) != (frame.height, frame.width)
+    scaled_w, scaled_h = (new_h, new_w) if turned else (new_w, new_h)  # the stored (unturned) picture's size
+    reformatter = reformatter or _import_av().video.reformatter.VideoReformatter()
+    small = reformatter.reformat(frame, scaled_w, scaled_h, "rgb24", interpolation=_fast_flags()).to_ndarray()
+    small = upright(small, frame, spec)
+    if method == "stretch":
+        return small
+    out = np.full((size, size, 3), pad_value, np.uint8)
+    out[top : top + new_h, left : left + new_w] = small
+    return out
 
 
 def _camera(spec):
@@ -530,8 +613,15 @@ class VideoWriter:
             self.discard()
 
 
-def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None):
+def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None, exact_resize=False):
     """Predicts every `stride`-th frame of one source; yields `(Frame, Prediction)`.
+
+    Video frames of a `.tflite` model are converted and resized by FFmpeg's
+    scaler in one step (`scale_to_model`, about 6x less time than the RGB
+    conversion and `images.resize`; within the tolerance of
+    tests/test_video_fast.py of the exact path); `exact_resize=True` converts
+    each frame to RGB and resizes it bit for bit as training does, as other
+    models' frames always are.
 
     Args:
         predictor: anything with `predict(image)`, `presence_threshold` and
@@ -543,6 +633,7 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None):
             (`locnet_tf.smoothing.Smoother`); None: on for videos, cameras and
             streams, off for still images.
         smoothing: a `locnet_tf.smoothing.SmoothingConfig`, or None for the defaults.
+        exact_resize: bool. The exact path (see above) instead of FFmpeg's scaler.
     """
     from locnet_tf import smoothing as smoothing_lib
 
@@ -560,10 +651,24 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None):
         if smooth
         else None
     )
+    fast = None if exact_resize else _scaled_predictor(predictor)
+    model_input = (fast.image_size, fast.resize) if fast is not None else None
     # Closed when this generator is (its caller stops early): the source's container with it.
-    with contextlib.closing(source.frames(stride)) as frames:
+    with contextlib.closing(source.frames(stride, model_input=model_input)) as frames:
         for frame in frames:
-            prediction = predictor.predict(frame.image)
+            if frame.model_input is not None:
+                prediction = fast.predict_resized(frame.model_input, frame.height, frame.width)
+            else:
+                prediction = predictor.predict(frame.image)
             if smoother is not None:
                 prediction = smoother.update(prediction, frame.timestamp or 0.0)
             yield frame, prediction
+
+
+def _scaled_predictor(predictor):
+    """The predictor that takes model inputs made by the scaler (`predict_resized`): a
+    `runtime.TFLitePredictor`, or the one inside an `inference.Predictor` of a `.tflite`; else None."""
+    for candidate in (predictor, getattr(predictor, "lite", None)):
+        if candidate is not None and hasattr(candidate, "predict_resized"):
+            return candidate
+    return None

@@ -222,7 +222,9 @@ def test_12_a_rotated_video_is_predicted_and_written_upright(tmp_path, models, c
     assert frame.image.shape == (64, 48, 3)
     assert_same_picture(frame.image, shown)  # the marker is now top-right, as a player shows it
     out = tmp_path / "out"
-    code, stdout, err = run("P", [models["tflite"], clip, "--out", out, "--quiet", "--no-smooth"], capfd)
+    code, stdout, err = run(
+        "P", [models["tflite"], clip, "--out", out, "--quiet", "--no-smooth", "--exact-resize"], capfd
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert len(rows) == 6 and all(row["image_size"] == [64, 48] for row in rows)

@@ -72,8 +72,8 @@ def test_predict_a_video_writes_json_lines_and_an_annotated_mp4(smoke, clip, tmp
         stream = written.streams.video[0]
         assert stream.codec_context.name == "h264" and stream.average_rate == FPS / 2
         assert sum(1 for _ in written.decode(stream)) == 12
-    # --max-frames stops early; --no-smooth gives the raw answers, the Predictor's own.
-    assert predict.main([str(model), str(path), "--max-frames", "3", "--no-smooth", "--quiet"]) == 0
+    # --max-frames stops early; --no-smooth gives the raw answers, with --exact-resize the Predictor's own.
+    assert predict.main([str(model), str(path), "--max-frames", "3", "--no-smooth", "--quiet", "--exact-resize"]) == 0
     raw = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(raw) == 3
     predictor = inference.Predictor(model, num_threads=1)
