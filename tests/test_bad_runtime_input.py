@@ -171,7 +171,7 @@ def test_7_a_run_that_fails_mid_video_leaves_the_previous_output(tmp_path, model
         return real(self, image)
 
     monkeypatch.setattr(runtime.TFLitePredictor, "predict", failing)
-    code, _, err = run("P", [models["tflite"], clip, "--out", out, "--quiet"], capfd)
+    code, _, err = run("P", [models["tflite"], clip, "--out", out, "--quiet", "--exact-resize"], capfd)
     one_error(code, err, r"out/clip\.mp4: No space left on device")
     assert (out / "clip.mp4").read_bytes() == b"the previous output"
     assert partials(out) == []
