@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from locnet_tf import losses as losses_lib
-from locnet_tf import outputs, runs
+from locnet_tf import cli, outputs, runs
 
 # Room kept beside the next checkpoint for the epoch's small files (history.csv,
 # curves.png, TensorBoard's events).
@@ -265,3 +265,20 @@ class CurvesPlot(keras.callbacks.Callback):
                 if full is not None:
                     raise full from error
                 raise
+
+
+class StopOnCtrlC(keras.callbacks.Callback):
+    """Ends `fit` with KeyboardInterrupt at the next step once Ctrl-C has come (`cli.interrupted`).
+
+    Python raises KeyboardInterrupt where the main thread happens to be; inside
+    TensorFlow's C++ calls back into Python it can come out as another
+    exception that a library catches, and the training would go on. The
+    signal handler noted it: checked after every step, the run stops there
+    (the backup keeps its last epoch, and the same command resumes).
+    """
+
+    def _check(self, *args):
+        if cli.interrupted():
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _check

@@ -84,6 +84,11 @@ def _show_traceback():
 _INTERRUPTS = []
 
 
+def interrupted():
+    """Whether Ctrl-C has come while a command of this process ran (long loops check it, see `run`)."""
+    return bool(_INTERRUPTS)
+
+
 @contextlib.contextmanager
 def _noting_interrupts():
     """Yields a list that is non-empty once Ctrl-C (SIGINT) has come; it still raises KeyboardInterrupt.

@@ -41,7 +41,15 @@ from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
 from locnet_tf import finetune, outputs, runs, transfer
-from locnet_tf.callbacks import AtomicBackup, BestCheckpoint, CurvesPlot, HistoryCSV, LogValue, state_bytes
+from locnet_tf.callbacks import (
+    AtomicBackup,
+    BestCheckpoint,
+    CurvesPlot,
+    HistoryCSV,
+    LogValue,
+    StopOnCtrlC,
+    state_bytes,
+)
 from locnet_tf.distribute import make_strategy, patch_multi_worker
 from locnet_tf.progressive import SMALL_BACKUP, carry_over, progressive_epochs
 from locnet_tf.progressive import describe as describe_progressive
@@ -269,6 +277,7 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held):
         ]
 
     callbacks = [
+        StopOnCtrlC(),
         keras.callbacks.TerminateOnNaN(),
         # Before the EMA swap: the backup holds the weights being trained, not their average.
         AtomicBackup(str(backup_dir), delete_checkpoint=True),

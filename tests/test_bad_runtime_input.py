@@ -551,3 +551,14 @@ def test_21_ctrl_c_that_tensorflow_turns_into_another_error_is_still_an_interrup
     assert code == 130 and capfd.readouterr().err == "interrupted\n"
     with pytest.raises(TypeError):  # the same error without Ctrl-C is a bug, and keeps its traceback
         cli.run(lambda argv: (_ for _ in ()).throw(TypeError("a bug")), [])
+
+
+def test_21_training_stops_at_the_next_step_once_ctrl_c_was_noted(monkeypatch):
+    # Ctrl-C that TensorFlow turned into another exception, caught on the way: the noted interrupt still ends fit.
+    from locnet_tf import callbacks
+
+    stop = callbacks.StopOnCtrlC()
+    stop.on_train_batch_end(0)  # nothing noted: training goes on
+    monkeypatch.setattr(cli, "_INTERRUPTS", [signal.SIGINT])
+    with pytest.raises(KeyboardInterrupt):
+        stop.on_train_batch_end(1)
