@@ -268,7 +268,7 @@ class CurvesPlot(keras.callbacks.Callback):
 
 
 class StopOnCtrlC(keras.callbacks.Callback):
-    """Ends `fit` with KeyboardInterrupt at the next step once Ctrl-C has come (`cli.interrupted`).
+    """Ends `fit` with KeyboardInterrupt at the next step once Ctrl-C has come (`cli.interrupt_count`).
 
     Python raises KeyboardInterrupt where the main thread happens to be; inside
     TensorFlow's C++ calls back into Python it can come out as another
@@ -277,8 +277,12 @@ class StopOnCtrlC(keras.callbacks.Callback):
     (the backup keeps its last epoch, and the same command resumes).
     """
 
+    def __init__(self):
+        super().__init__()
+        self._before = cli.interrupt_count()  # only a Ctrl-C during this training counts
+
     def _check(self, *args):
-        if cli.interrupted():
+        if cli.interrupt_count() > self._before:
             raise KeyboardInterrupt
 
     on_train_batch_end = on_test_batch_end = on_epoch_end = _check

@@ -84,9 +84,9 @@ def _show_traceback():
 _INTERRUPTS = []
 
 
-def interrupted():
-    """Whether Ctrl-C has come while a command of this process ran (long loops check it, see `run`)."""
-    return bool(_INTERRUPTS)
+def interrupt_count():
+    """How many times Ctrl-C has come while commands of this process ran; long loops compare it (see `run`)."""
+    return len(_INTERRUPTS)
 
 
 @contextlib.contextmanager

@@ -557,8 +557,9 @@ def test_21_training_stops_at_the_next_step_once_ctrl_c_was_noted(monkeypatch):
     # Ctrl-C that TensorFlow turned into another exception, caught on the way: the noted interrupt still ends fit.
     from locnet_tf import callbacks
 
+    monkeypatch.setattr(cli, "_INTERRUPTS", [signal.SIGINT])  # one from an earlier command of this process
     stop = callbacks.StopOnCtrlC()
-    stop.on_train_batch_end(0)  # nothing noted: training goes on
-    monkeypatch.setattr(cli, "_INTERRUPTS", [signal.SIGINT])
+    stop.on_train_batch_end(0)  # none since the training began: it goes on
+    cli._INTERRUPTS.append(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         stop.on_train_batch_end(1)
