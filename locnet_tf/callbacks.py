@@ -281,7 +281,7 @@ class StopOnCtrlC(keras.callbacks.Callback):
         super().__init__()
         self._before = cli.interrupt_count()  # only a Ctrl-C during this training counts
 
-    def _check(self, *args):
+    def _check(self, *args, **kwargs):
         if cli.interrupt_count() > self._before:
             raise KeyboardInterrupt
 
