@@ -352,7 +352,7 @@ class WorkFolder:
         if fcntl is None or not self.out.parent.is_dir():
             return
         for lock in sorted(self.out.parent.glob(f".{self.out.name}.locking-*")):
-            if _free(lock):
+            if outputs_lib.lock_is_free(lock):
                 lock.unlink(missing_ok=True)
         tokens = set()
         for entry in self.out.parent.glob(f"{self.prefix}*"):
@@ -363,7 +363,7 @@ class WorkFolder:
         for token in sorted(tokens):
             work = self.out.parent / f"{self.prefix}{token}"
             lock, previous = work.with_name(work.name + ".lock"), work.with_name(work.name + ".previous")
-            if lock.exists() and not _free(lock):
+            if lock.exists() and not outputs_lib.lock_is_free(lock):
                 continue  # another export is writing it
             if previous.is_dir():
                 if self.out.exists():
@@ -375,21 +375,6 @@ class WorkFolder:
                 shutil.rmtree(work)
                 log(f"Removed {work}, left by an export that did not finish.")
             lock.unlink(missing_ok=True)
-
-
-def _free(lock_path):
-    """Whether no process holds the lock on `lock_path` (its exporter is gone)."""
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 # ----------------------------------------------------------------------------

@@ -161,14 +161,21 @@ def stale_partials(folder):
             continue
         suffix = pathlib.PurePath(name).suffix
         target = name[1:].split(".partial-", 1)[0] + suffix
-        if _lock_is_free(entry.path):
+        if lock_is_free(entry.path, missing=False):
             found.setdefault(target, []).append(pathlib.Path(entry.path))
     return found
 
 
-def _lock_is_free(path):
+def lock_is_free(path, missing=True):
+    """Whether no process holds an `flock` on `path` (its writer is gone); `missing` for a file not there.
+
+    A file that cannot be opened or locked for another reason counts as held:
+    what cannot be judged is left alone.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return missing
     except OSError:
         return False
     try:
