@@ -349,29 +349,57 @@ def _parse_tuple(item_type):
 
 
 def add_config_arguments(parser):
-    """Adds `--preset` and one flag per `Config` field (default None = preset's)."""
+    """Adds `--preset` and one flag per `Config` field (default None = preset's), grouped as the fields are."""
     parser.add_argument(
         "--preset",
         default="auto",
         choices=["auto"] + sorted(PRESETS),
         help="starting values; auto (default): chosen from --data (locnet_tf.recipe)",
     )
-    comments = _field_comments()
-    for field in dataclasses.fields(Config):
+    return add_field_arguments(parser, Config, field_defaults=False)
+
+
+def add_field_arguments(parser, cls, field_defaults=True):
+    """Adds one flag per field of the dataclass `cls` to `parser`, in --help groups; returns `parser`.
+
+    The flag is the field's name with dashes (`image_size` -> `--image-size`):
+    a bool is `--x` / `--no-x`, a tuple `A,B,...`, an Optional its inner type.
+    Its help text is the comment after the field (one line), and a
+    `# --- GROUP` line above fields starts the argument group GROUP
+    (`# --- GROUP: what it is` gives the group a description). A field's
+    metadata may list its `choices`. `field_defaults`: each flag defaults to
+    its field's default, which the help text shows unless its comment speaks
+    of the default; False: to None (training's, where None leaves the
+    preset's value). Shared by training's `Config` and the commands' configs
+    (`locnet_tf.command_configs`).
+    """
+    comments, groups = _field_layout(cls)
+    sections = {}
+    for field in dataclasses.fields(cls):
         flag = "--" + field.name.replace("_", "-")
         kind = field.type
         base = [a for a in typing.get_args(kind) if a is not type(None)]
         if base and typing.get_origin(kind) is typing.Union:
             kind = base[0]
+        help_text = comments.get(field.name, "")
+        if field_defaults and field.default not in (None, False) and "default" not in help_text:
+            shown = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
+            help_text += f" (default: {shown})"
         # argparse formats help with %: "1% of it" would break --help.
-        help_text = comments.get(field.name, "").replace("%", "%%")
+        options = {"help": help_text.replace("%", "%%"), "default": field.default if field_defaults else None}
+        if "choices" in field.metadata:
+            options["choices"] = field.metadata["choices"]
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            options["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(kind) is tuple:
-            item = typing.get_args(kind)[0]
-            parser.add_argument(flag, type=_parse_tuple(item), default=None, metavar="A,B,...", help=help_text)
+            options.update(type=_parse_tuple(typing.get_args(kind)[0]), metavar="A,B,...")
         else:
-            parser.add_argument(flag, type=kind, default=None, help=help_text)
+            options["type"] = kind
+        group = groups.get(field.name)
+        if group is not None and group not in sections:
+            title, _, description = group.partition(":")
+            sections[group] = parser.add_argument_group(title.strip(), description.strip() or None)
+        (sections[group] if group is not None else parser).add_argument(flag, **options)
     return parser
 
 
@@ -387,17 +415,34 @@ def config_from_args(args, notice=print):
     return validate(recipe.resolve(args.preset, given, notice=notice))
 
 
-def _field_comments():
-    """The `# comment` after each field above, reused as its --help text."""
+def _field_comments(cls=Config):
+    """The `# comment` after each field of `cls`, reused as its --help text."""
+    return _field_layout(cls)[0]
+
+
+def _field_layout(cls):
+    """({field: its comment}, {field: its group}) read off the source of the dataclass `cls`.
+
+    A field's comment is the `# ...` after it on its line; its group is the
+    last `# --- GROUP` line above it (none before the first).
+    """
     import inspect
 
-    comments = {}
-    for line in inspect.getsource(Config).splitlines():
+    fields = {f.name for f in dataclasses.fields(cls)}
+    comments, groups, group = {}, {}, None
+    for line in inspect.getsource(cls).splitlines()[1:]:
         line = line.strip()
-        if ":" in line and "#" in line and not line.startswith("#"):
-            name = line.split(":", 1)[0].strip()
-            comments[name] = line.split("#", 1)[1].strip()
-    return comments
+        if line.startswith(("def ", "@")):  # the methods, after the fields
+            break
+        if line.startswith("# ---"):
+            group = line.lstrip("#- ").strip() or None
+        name = line.split(":", 1)[0].strip()
+        if name in fields:
+            if group is not None:
+                groups[name] = group
+            if "#" in line:
+                comments[name] = line.split("#", 1)[1].strip()
+    return comments, groups
 
 
 # ----------------------------------------------------------------------------

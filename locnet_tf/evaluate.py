@@ -12,7 +12,6 @@ the tests check both against each other).
 """
 
 from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
-import argparse
 import json
 import os
 import pathlib
@@ -23,6 +22,7 @@ import numpy as np
 from locnet_tf import cli
 from locnet_tf import outputs
 from locnet_tf import target as target_lib
+from locnet_tf.command_configs import EvaluateConfig
 
 REPORT_KEYS = ("pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy")
 # Object-size buckets of the report, by true box area as a fraction of the
@@ -363,15 +363,16 @@ def calibrate(model, data=None, split="validation", config=None, save=True, data
 
 def evaluate(
     model,
-    data=None,
-    split="test",
-    out=None,
+    data=EvaluateConfig.data,
+    split=EvaluateConfig.split,
+    out=EvaluateConfig.out,
     config=None,
-    threshold=None,
+    threshold=EvaluateConfig.threshold,
     pictures=True,
     gallery_size=8,
-    data_dir=None,
-    skip_bad=None,
+    data_dir=EvaluateConfig.data_dir,
+    skip_bad=EvaluateConfig.skip_bad,
+    calibrated=False,
 ):
     """Evaluates `model` on `split` of `data` and writes the report (and pictures).
 
@@ -388,9 +389,13 @@ def evaluate(
         data_dir: TFDS data folder (`synthetic`, `tfds:` specs); default: the run's.
         skip_bad: bool or None. Leave bad annotations out (reported) instead of
             failing; None: the config's setting.
+        calibrated: bool. The threshold was calibrated just before (`--calibrate`);
+            recorded in the report's `evaluate_config`, nothing more.
 
     Returns:
-        The report dict.
+        The report dict. Its `evaluate_config` holds the `EvaluateConfig` the
+        numbers came from, resolved: the data, TFDS folder, `skip_bad` and
+        threshold actually used.
     """
     if out:  # before the model is loaded and the data read
         _claim_outputs(out, pictures, model, data, data_dir)
@@ -405,6 +410,15 @@ def evaluate(
     images, y_true, y_pred = predict_split(model, data, split, config, data_dir=data_dir)
     report = report_from_arrays(y_true, y_pred, names, threshold)
     report.update(model=path, data=data, split=split)
+    report["evaluate_config"] = EvaluateConfig(
+        data=data,
+        data_dir=data_dir or (config.data_dir if config else None),
+        split=split,
+        skip_bad=bool(config.skip_bad) if config else False,
+        threshold=threshold,
+        calibrate=bool(calibrated),
+        out=str(out) if out else None,
+    ).to_dict()
     if out:
         out = pathlib.Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -518,48 +532,43 @@ def format_report(report):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def build_parser():
+    """The command line: the model, then one flag per `EvaluateConfig` field, grouped."""
     parser = cli.ArgumentParser(prog="python -m locnet_tf.evaluate", description="Evaluate a model.")
     parser.add_argument(
         "model", help="a .keras model (e.g. RUN_DIR/model.keras), a SavedModel folder or a .tflite file"
     )
-    parser.add_argument("--data", default=None, help="SPEC (default: the run's data, else synthetic)")
-    parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
-    parser.add_argument(
-        "--skip-bad",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="leave bad annotations/images out (reported) instead of failing (default: the run's)",
-    )
-    parser.add_argument("--data-dir", default=None, help="TFDS data folder (default: the run's, else TFDS's)")
-    parser.add_argument("--out", default=None, help="report JSON path (pictures go to eval/ beside it)")
-    parser.add_argument("--threshold", type=float, default=None, help="presence threshold (default: the model's)")
-    parser.add_argument(
-        "--calibrate",
-        action="store_true",
-        help="first calibrate the threshold on validation data and store it in the model",
-    )
-    args = parser.parse_args(argv)
-    if args.out:  # before calibrating, which rewrites the model
-        _claim_outputs(args.out, True, args.model, args.data, args.data_dir)
-    if args.calibrate:
+    return EvaluateConfig.add_arguments(parser)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    settings = EvaluateConfig.from_args(args)
+    if settings.out:  # before calibrating, which rewrites the model
+        _claim_outputs(settings.out, True, args.model, settings.data, settings.data_dir)
+    if settings.calibrate:
         notes = []  # a split too small to calibrate on says so instead
         threshold = calibrate(
-            args.model, data=args.data, data_dir=args.data_dir, skip_bad=args.skip_bad, notice=notes.append
+            args.model,
+            data=settings.data,
+            data_dir=settings.data_dir,
+            skip_bad=settings.skip_bad,
+            notice=notes.append,
         )
         print(*notes or [f"calibrated presence threshold: {threshold:.3f}"])
     report = evaluate(
         args.model,
-        data=args.data,
-        split=args.split,
-        out=args.out,
-        threshold=args.threshold,
-        data_dir=args.data_dir,
-        skip_bad=args.skip_bad,
+        data=settings.data,
+        split=settings.split,
+        out=settings.out,
+        threshold=settings.threshold,
+        data_dir=settings.data_dir,
+        skip_bad=settings.skip_bad,
+        calibrated=settings.calibrate,
     )
     print(format_report(report))
-    if args.out:
-        print(f"Report: {args.out}")
+    if settings.out:
+        print(f"Report: {settings.out}")
     return 0
 
 

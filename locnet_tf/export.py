@@ -38,7 +38,6 @@ gates), `model_card` (metadata.json, the model card).
 """
 
 from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
-import argparse
 import errno
 import json
 import os
@@ -59,6 +58,7 @@ from locnet_tf import inference
 from locnet_tf import model as model_lib
 from locnet_tf import outputs as outputs_lib
 from locnet_tf import tflite_metadata
+from locnet_tf.command_configs import ExportConfig
 
 # The steps' public names stay importable from here (`export.Gates`, `export.convert_tflite`, ...).
 from locnet_tf.export_convert import (  # noqa: F401
@@ -101,19 +101,19 @@ def default_out(model_path):
 
 def export_model(
     model_path,
-    out=None,
+    out=ExportConfig.out,
     *,
-    formats=FORMATS,
-    quantize=QUANTIZATIONS,
-    data=None,
-    data_dir=None,
-    skip_bad=None,
-    split="test",
-    calibration_samples=200,
-    parity_samples=None,
+    formats=ExportConfig.formats,
+    quantize=ExportConfig.quantize,
+    data=ExportConfig.data,
+    data_dir=ExportConfig.data_dir,
+    skip_bad=ExportConfig.skip_bad,
+    split=ExportConfig.split,
+    calibration_samples=ExportConfig.calibration_samples,
+    parity_samples=ExportConfig.parity_samples,
     gates=Gates(),
-    num_threads=None,
-    verbose=True,
+    num_threads=ExportConfig.threads,
+    verbose=not ExportConfig.quiet,
 ):
     """Exports a `.keras` model, checks every export against it, and writes the folder.
 
@@ -134,9 +134,13 @@ def export_model(
         num_threads: int. LiteRT threads while checking TFLite files.
         verbose: bool. Print progress and the parity table.
 
+    The defaults are `ExportConfig`'s, the command's.
+
     Returns:
         The metadata dict (also written as `metadata.json`), with `"path"` set
-        to the export folder.
+        to the export folder. Its `export_config` holds the `ExportConfig` the
+        export ran with, resolved: the data, TFDS folder and `skip_bad` it
+        checked with, the gates, the folder.
 
     Raises:
         ExportError: a conversion failed, an exported file did not load, or a
@@ -231,6 +235,22 @@ def export_model(
             )
 
         shutil.rmtree(tflite_source, ignore_errors=True)
+        export_config = ExportConfig(
+            out=str(out),
+            formats=formats,
+            quantize=quantize,
+            data=settings["data"],
+            data_dir=settings["data_dir"],
+            skip_bad=bool(settings["source_kwargs"].get("skip_bad", False)),
+            split=split,
+            calibration_samples=calibration_samples,
+            parity_samples=parity_samples,
+            max_float32_diff=gates.float32_max_abs_diff,
+            min_float16_iou=gates.float16_min_box_iou,
+            max_int8_loc_drop=gates.int8_max_loc_drop,
+            threads=num_threads,
+            quiet=not verbose,
+        ).to_dict()
         metadata = export_metadata(
             model_path,
             model,
@@ -243,6 +263,7 @@ def export_model(
             calibration_used,
             gates,
             parity,
+            export_config=export_config,
         )
         write_text_files(work, metadata)
         if "saved_model" in formats:
@@ -381,67 +402,35 @@ class WorkFolder:
 # Command line.
 
 
-def _csv(text):
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
 def build_parser():
+    """The command line: the model, then one flag per `ExportConfig` field, grouped."""
     parser = cli.ArgumentParser(
         prog="python -m locnet_tf.export",
         description="Export a .keras model to SavedModel and TFLite, with a parity report.",
     )
     parser.add_argument("model", help="the .keras file (a training run's model.keras)")
-    parser.add_argument("--out", help="export folder (default: export/NAME)")
-    parser.add_argument("--formats", type=_csv, default=FORMATS, help="saved_model,tflite (default: both)")
-    parser.add_argument(
-        "--quantize",
-        type=_csv,
-        default=QUANTIZATIONS,
-        help="TFLite variants: float32,float16,dynamic,int8 (default: all)",
-    )
-    parser.add_argument(
-        "--data", help="data SPEC for calibration and parity (default: config.json beside the model, else synthetic)"
-    )
-    parser.add_argument("--data-dir", help="TFDS data folder for synthetic / tfds: specs")
-    parser.add_argument(
-        "--skip-bad",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="leave bad annotations/images out (reported) instead of failing (default: the run's)",
-    )
-    parser.add_argument("--split", default="test", help="split for the parity report (default: test)")
-    parser.add_argument(
-        "--calibration-samples", type=int, default=200, help="training images used to calibrate int8 (default: 200)"
-    )
-    parser.add_argument("--parity-samples", type=int, help="limit the parity report to N images")
-    parser.add_argument("--threads", type=int, help="LiteRT threads while checking TFLite files")
-    parser.add_argument("--max-float32-diff", type=float, default=Gates.float32_max_abs_diff)
-    parser.add_argument("--min-float16-iou", type=float, default=Gates.float16_min_box_iou)
-    parser.add_argument(
-        "--max-int8-loc-drop", type=float, default=Gates.int8_max_loc_drop, help="as a fraction (0.01 = one point)"
-    )
-    parser.add_argument("--quiet", action="store_true")
-    return parser
+    return ExportConfig.add_arguments(parser)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    gates = Gates(args.max_float32_diff, args.min_float16_iou, args.max_int8_loc_drop)
+    settings = ExportConfig.from_args(args)
+    gates = Gates(settings.max_float32_diff, settings.min_float16_iou, settings.max_int8_loc_drop)
     try:
         metadata = export_model(
             args.model,
-            args.out,
-            formats=args.formats,
-            quantize=args.quantize,
-            data=args.data,
-            data_dir=args.data_dir,
-            skip_bad=args.skip_bad,
-            split=args.split,
-            calibration_samples=args.calibration_samples,
-            parity_samples=args.parity_samples,
+            settings.out,
+            formats=settings.formats,
+            quantize=settings.quantize,
+            data=settings.data,
+            data_dir=settings.data_dir,
+            skip_bad=settings.skip_bad,
+            split=settings.split,
+            calibration_samples=settings.calibration_samples,
+            parity_samples=settings.parity_samples,
             gates=gates,
-            num_threads=args.threads,
-            verbose=not args.quiet,
+            num_threads=settings.threads,
+            verbose=not settings.quiet,
         )
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)

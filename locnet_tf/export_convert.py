@@ -15,9 +15,7 @@ import tensorflow as tf
 
 from locnet_tf import boxes as box_lib
 from locnet_tf import inference
-
-FORMATS = ("saved_model", "tflite")
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+from locnet_tf.command_configs import FORMATS, QUANTIZATIONS  # noqa: F401  (the choices, with the command's flags)
 
 
 class ExportError(RuntimeError):

@@ -15,6 +15,7 @@ from locnet_tf import boxes as box_lib
 from locnet_tf import inference
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import runs
+from locnet_tf.command_configs import ExportConfig
 from locnet_tf.export_convert import ExportError
 
 FLOAT_OUTPUTS = ("p_c", "box", "box_xyxy", "class_scores")
@@ -32,9 +33,10 @@ class Gates:
         fraction: 0.01 is one point) of int8 TFLite against Keras.
     """
 
-    float32_max_abs_diff: float = 1e-4
-    float16_min_box_iou: float = 0.98
-    int8_max_loc_drop: float = 0.01
+    # The defaults are the command's (`--max-float32-diff`, ...).
+    float32_max_abs_diff: float = ExportConfig.max_float32_diff
+    float16_min_box_iou: float = ExportConfig.min_float16_iou
+    int8_max_loc_drop: float = ExportConfig.max_int8_loc_drop
 
 
 def data_settings(model_path, data=None, data_dir=None, skip_bad=None):

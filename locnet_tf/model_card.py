@@ -50,7 +50,10 @@ def tflite_file_metadata(model, model_path, resize, quantization):
     }
 
 
-def export_metadata(model_path, model, settings, split, count, formats, files, work, calibration_used, gates, parity):
+def export_metadata(
+    model_path, model, settings, split, count, formats, files, work, calibration_used, gates, parity, export_config=None
+):
+    """metadata.json's content; `export_config`: the resolved `ExportConfig` as a dict, recorded as it is."""
     image_size = int(model.input_shape[1])
     artifacts = {}
     if "saved_model" in formats:
@@ -119,6 +122,7 @@ def export_metadata(model_path, model, settings, split, count, formats, files, w
             "gates": dataclasses.asdict(gates),
             "results": parity,
         },
+        "export_config": export_config,
     }
 
 

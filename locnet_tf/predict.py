@@ -33,7 +33,6 @@ A `.tflite` model runs without TensorFlow (numpy, Pillow, LiteRT and PyAV for
 video): its class names and settings are inside the file.
 """
 
-import argparse
 import itertools
 import json
 import pathlib
@@ -45,10 +44,19 @@ from locnet_tf import draw
 from locnet_tf import inference
 from locnet_tf import outputs
 from locnet_tf import video
+from locnet_tf.command_configs import PredictConfig
 
 
 def predict_images(
-    model, images, out=None, *, num_threads=None, resize=None, presence_threshold=None, predictor=None, **options
+    model,
+    images,
+    out=PredictConfig.out,
+    *,
+    num_threads=PredictConfig.threads,
+    resize=PredictConfig.resize,
+    presence_threshold=PredictConfig.threshold,
+    predictor=None,
+    **options,
 ):
     """Predicts image files (or any sources) and optionally saves them with the prediction drawn.
 
@@ -86,20 +94,20 @@ def predict_images(
 def iter_predictions(
     model,
     sources,
-    out=None,
+    out=PredictConfig.out,
     *,
-    num_threads=None,
-    resize=None,
-    presence_threshold=None,
-    class_names=None,
+    num_threads=PredictConfig.threads,
+    resize=PredictConfig.resize,
+    presence_threshold=PredictConfig.threshold,
+    class_names=PredictConfig.classes,
     predictor=None,
-    stride=1,
-    max_frames=None,
-    smooth=None,
+    stride=PredictConfig.stride,
+    max_frames=PredictConfig.max_frames,
+    smooth=PredictConfig.smooth,
     progress=False,
     summary=None,
-    decoder_threads=0,
-    exact_resize=False,
+    decoder_threads=PredictConfig.decoder_threads,
+    exact_resize=PredictConfig.exact_resize,
 ):
     """`predict_images` as a generator: yields each frame's dict as soon as it is known.
 
@@ -264,11 +272,8 @@ def format_summary(totals):
     return line
 
 
-def _csv(text):
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
 def build_parser():
+    """The command line: the model and sources, then one flag per `PredictConfig` field, grouped."""
     parser = cli.ArgumentParser(
         prog="python -m locnet_tf.predict",
         description="Predict presence, class and box for images, videos, cameras and streams "
@@ -281,60 +286,28 @@ def build_parser():
         metavar="SOURCE",
         help="image or video files, folders, globs, a camera index (0) or a stream URL (rtsp://, http://)",
     )
-    parser.add_argument("--out", help="save annotated pictures (images) and .mp4 files (videos) into this folder")
-    parser.add_argument("--threads", type=int, help="LiteRT threads for .tflite models")
-    parser.add_argument("--resize", choices=("stretch", "letterbox"), help="default: the model's")
-    parser.add_argument("--threshold", type=float, help="presence threshold (default: the model's)")
-    parser.add_argument(
-        "--classes", type=_csv, help="class names a,b,c (default: the model's; needed for a .tflite without metadata)"
-    )
-    parser.add_argument("--stride", type=int, default=1, help="predict every N-th frame of a video (default 1)")
-    parser.add_argument("--max-frames", type=int, help="stop after N frames in all")
-    parser.add_argument(
-        "--smooth",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="steady box, class and presence over time (default: on for video, off for images)",
-    )
-    parser.add_argument(
-        "--decoder-threads", type=int, default=0, help="FFmpeg decoder threads (default 0: FFmpeg's choice)"
-    )
-    parser.add_argument(
-        "--exact-resize",
-        action="store_true",
-        help="resize video frames bit for bit as training does (slower) instead of with FFmpeg's scaler, which a "
-        ".tflite model's video frames use by default (images are always resized exactly)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
-    return parser
+    return PredictConfig.add_arguments(parser)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.stride < 1:
-        raise ValueError(f"--stride must be at least 1, got {args.stride}.")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}.")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}.")
-    if args.decoder_threads < 0:
-        raise ValueError(f"--decoder-threads must be 0 (FFmpeg's choice) or more, got {args.decoder_threads}.")
+    settings = PredictConfig.from_args(args)
     totals = {}
     rows = iter_predictions(
         args.model,
         args.sources,
-        args.out,
-        num_threads=args.threads,
-        resize=args.resize,
-        presence_threshold=args.threshold,
-        class_names=args.classes,
-        stride=args.stride,
-        max_frames=args.max_frames,
-        smooth=args.smooth,
-        progress=not args.quiet,
+        settings.out,
+        num_threads=settings.threads,
+        resize=settings.resize,
+        presence_threshold=settings.threshold,
+        class_names=settings.classes,
+        stride=settings.stride,
+        max_frames=settings.max_frames,
+        smooth=settings.smooth,
+        progress=not settings.quiet,
         summary=totals,
-        decoder_threads=args.decoder_threads,
-        exact_resize=args.exact_resize,
+        decoder_threads=settings.decoder_threads,
+        exact_resize=settings.exact_resize,
     )
     try:
         for row in rows:
@@ -349,7 +322,7 @@ def main(argv=None):
             pass
         if not live:
             raise
-    if not args.quiet:
+    if not settings.quiet:
         print(format_summary(totals), file=sys.stderr)
     return 0
 
