@@ -39,6 +39,7 @@ FLOOR_OF = {
     "locnet_tf": "core",
     "locnet_tf._tf_required": "core",
     "locnet_tf.cli": "core",
+    "locnet_tf.command_configs": "core",
     "locnet_tf.config": "core",
     "locnet_tf.images": "core",
     "locnet_tf.outputs": "core",
