@@ -466,7 +466,12 @@ def _finish(config, run_dir, verbose, evaluate_test):
     if not evaluate_test:
         return None
     report = evaluate_lib.evaluate(
-        str(model_path), data=config.data, split="test", out=str(run_dir / runs.REPORT), config=config
+        str(model_path),
+        data=config.data,
+        split="test",
+        out=str(run_dir / runs.REPORT),
+        config=config,
+        calibrated=config.calibrate,
     )
     if not quiet:
         print(evaluate_lib.format_report(report))
