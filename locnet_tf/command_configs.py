@@ -74,14 +74,14 @@ class ExportConfig(_CommandConfig):
     out: Optional[str] = None  # export folder (default: export/NAME)
     formats: Tuple[str, ...] = FORMATS  # saved_model,tflite (default: both)
     quantize: Tuple[str, ...] = QUANTIZATIONS  # TFLite variants: float32,float16,dynamic,int8 (default: all)
-    # --- data: calibration and parity
+    # --- data
     data: Optional[str] = None  # SPEC (default: the data of config.json beside the model, else synthetic)
     data_dir: Optional[str] = None  # TFDS data folder for synthetic / tfds: specs
     skip_bad: Optional[bool] = None  # leave bad annotations/images out (reported), not fail (default: the run's)
-    split: str = "test"  # split for the parity report
     calibration_samples: int = 200  # training images used to calibrate int8
+    # --- parity: every exported file checked against the Keras model; a missed gate fails the export, writing nothing
+    split: str = "test"  # split for the parity report
     parity_samples: Optional[int] = None  # limit the parity report to N images (default: the whole split)
-    # --- parity gates: an export that misses one fails and writes nothing
     max_float32_diff: float = 1e-4  # largest absolute difference of any float output (SavedModel, float32 TFLite)
     min_float16_iou: float = 0.98  # smallest mean IoU of the float16 TFLite boxes with the Keras ones
     max_int8_loc_drop: float = 0.01  # largest loss of int8 localization accuracy, as a fraction (0.01 = one point)
