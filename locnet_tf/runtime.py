@@ -35,8 +35,8 @@ import warnings
 import numpy as np
 
 from locnet_tf import images
-from locnet_tf.core import geometry
 from locnet_tf import tflite_metadata
+from locnet_tf.core import geometry
 
 OUTPUT_NAMES = ("p_c", "box", "box_xyxy", "class_id", "class_scores")
 METADATA = "metadata.json"
