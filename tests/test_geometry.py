@@ -190,12 +190,14 @@ def test_geometry_works_without_tensorflow():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
-def test_the_file_readers_load_neither_keras_nor_tensorflow():
+def test_the_file_readers_and_the_figures_load_neither_keras_nor_tensorflow():
     result = run_blocked(
         """
         import sys
         import locnet_tf.data.sources
-        from locnet_tf.data import source_utils
+        import locnet_tf.plots
+        import locnet_tf.runtime
+        import locnet_tf.smoothing
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
         assert not loaded, loaded
         print("ok")
