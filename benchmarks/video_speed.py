@@ -133,7 +133,8 @@ def time_one(model_path, clip, threads, write, out_dir, path="exact"):
     """Runs the clip once by the `"exact"` or the `"fast"` path; returns frames, seconds and the time per stage."""
     import numpy as np
 
-    from locnet_tf import draw, images, runtime, smoothing, video
+    from locnet_tf import draw, runtime, smoothing, video
+    from locnet_tf.core import geometry
 
     predictor = runtime.TFLitePredictor(model_path, num_threads=threads)
     smoother = smoothing.Smoother(predictor.presence_threshold, predictor.class_names)
@@ -176,7 +177,7 @@ def time_one(model_path, clip, threads, write, out_dir, path="exact"):
                 lap("convert")
         out = predictor.runner(model_input[None])
         lap("run")
-        out["box"] = images.boxes_to_original(out["box"], height, width, predictor.image_size, predictor.resize)
+        out["box"] = geometry.boxes_to_original(out["box"], height, width, predictor.image_size, predictor.resize)
         prediction = runtime.decode(out, predictor.class_names, predictor.presence_threshold, height, width)
         prediction = smoother.update(prediction, frame.time)
         lap("answer")
@@ -214,16 +215,13 @@ def agreement(model_path, clip):
     """The two paths' raw answers on every frame: IoU of the boxes and |p_c| difference (and presence agreement)."""
     import numpy as np
 
-    from locnet_tf import images, runtime
+    from locnet_tf import runtime
+    from locnet_tf.core import geometry
 
     predictor = runtime.TFLitePredictor(model_path, num_threads=1)
     exact = [p for _, p in predictor.predict_video(str(clip), smooth=False, exact_resize=True)]
     fast = [p for _, p in predictor.predict_video(str(clip), smooth=False)]
-    a = images.target_to_corners(np.array([p.box for p in exact]))
-    b = images.target_to_corners(np.array([p.box for p in fast]))
-    inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), axis=1)
-    union = np.prod(a[:, 2:] - a[:, :2], axis=1) + np.prod(b[:, 2:] - b[:, :2], axis=1) - inter
-    iou = inter / np.maximum(union, 1e-12)
+    iou = geometry.iou([p.box for p in exact], [p.box for p in fast])
     p_c = np.abs(np.array([p.p_c for p in exact]) - np.array([p.p_c for p in fast]))
     return {
         "frames": len(exact),

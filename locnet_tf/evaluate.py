@@ -23,6 +23,7 @@ from locnet_tf import cli
 from locnet_tf import outputs
 from locnet_tf import target as target_lib
 from locnet_tf.command_configs import EvaluateConfig
+from locnet_tf.core import geometry
 
 REPORT_KEYS = ("pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy")
 # Object-size buckets of the report, by true box area as a fraction of the
@@ -38,9 +39,7 @@ SIZE_BUCKETS = (("small", 0.0, 0.01), ("medium", 0.01, 0.1), ("large", 0.1, floa
 
 def box_iou(a, b):
     """Element-wise IoU of target-format boxes `(N, 4)`, as a float64 numpy array."""
-    from locnet_tf import boxes as box_lib
-
-    return np.asarray(box_lib.iou(np.asarray(a, np.float32), np.asarray(b, np.float32)), np.float64)
+    return np.asarray(geometry.iou(a, b), np.float64)
 
 
 def _presence_counts(is_object, p_c):

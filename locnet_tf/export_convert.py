@@ -13,9 +13,9 @@
 import keras
 import tensorflow as tf
 
-from locnet_tf import boxes as box_lib
 from locnet_tf import inference
 from locnet_tf.command_configs import FORMATS, QUANTIZATIONS  # noqa: F401  (the choices, with the command's flags)
+from locnet_tf.core import geometry
 
 
 class ExportError(RuntimeError):
@@ -31,8 +31,8 @@ def _serving_functions(model, image_size, resize):
         x = inference.preprocess_batch(images, image_size, resize)
         out = inference.vector_to_outputs(model(x, training=False))
         # Boxes relative to the caller's image, not the (letterboxed) model input.
-        box = inference.boxes_to_original(out["box"], shape[1], shape[2], image_size, resize)
-        x1, y1, x2, y2 = box_lib.target_to_corners(box)
+        box = geometry.boxes_to_original_tf(out["box"], shape[1], shape[2], image_size, resize)
+        x1, y1, x2, y2 = geometry.target_to_corners(box)
         return out | {"box": box, "box_xyxy": tf.stack([x1, y1, x2, y2], axis=-1)}
 
     def encoded(data):
@@ -47,8 +47,8 @@ def _serving_functions(model, image_size, resize):
             fn_output_signature=(tf.TensorSpec([image_size, image_size, 3], tf.float32), tf.TensorSpec([2], tf.int32)),
         )
         out = inference.vector_to_outputs(model(x, training=False))
-        box = inference.boxes_to_original(out["box"], sizes[:, 0], sizes[:, 1], image_size, resize)
-        x1, y1, x2, y2 = box_lib.target_to_corners(box)
+        box = geometry.boxes_to_original_tf(out["box"], sizes[:, 0], sizes[:, 1], image_size, resize)
+        x1, y1, x2, y2 = geometry.target_to_corners(box)
         return out | {"box": box, "box_xyxy": tf.stack([x1, y1, x2, y2], axis=-1)}
 
     return fixed, any_size, encoded

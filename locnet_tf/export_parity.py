@@ -11,11 +11,11 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from locnet_tf import boxes as box_lib
 from locnet_tf import inference
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import runs
 from locnet_tf.command_configs import ExportConfig
+from locnet_tf.core import geometry
 from locnet_tf.export_convert import ExportError
 
 FLOAT_OUTPUTS = ("p_c", "box", "box_xyxy", "class_scores")
@@ -161,7 +161,7 @@ def compare(reference, outputs, targets, threshold):
         name: float(np.max(np.abs(np.asarray(outputs[name], np.float64) - np.asarray(reference[name], np.float64))))
         for name in FLOAT_OUTPUTS
     }
-    ious = np.asarray(box_lib.iou(reference["box"], outputs["box"]))
+    ious = geometry.iou(reference["box"], outputs["box"])
     return {
         "max_abs_diff": diffs,
         "pc_agreement": float(np.mean((reference["p_c"] >= threshold) == (outputs["p_c"] >= threshold))),

@@ -8,8 +8,8 @@ TensorFlow (DESIGN.md section 5):
     inspect(data, name)             -> ImageInfo (format, size as displayed), or DataError
     exif_orientation(file)          -> the EXIF orientation tag (1..8; 1 = upright)
     resize(image, size, method)     -> uint8 [S, S, 3], bit for bit the training pipeline's
-    letterbox_geometry(h, w, s, s)  -> (new_h, new_w, top, left)
-    boxes_to_original(box, h, w, size, method)
+
+(The letterbox's placement and the boxes' way in and out of it: `locnet_tf.core.geometry`.)
 
 **Orientation.** Phones store a portrait photo as a landscape pixel array plus
 an EXIF tag saying "rotate 90 degrees to show". Every reader in the package
@@ -61,6 +61,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
+from locnet_tf.core import geometry
 from locnet_tf.data.records import DataError
 
 # What `read_image` checks before decoding, as its errors word them (the
@@ -689,21 +690,6 @@ def _to_uint8(values):
     return np.clip(np.round(values), 0, 255).astype(np.uint8)
 
 
-def letterbox_geometry(height, width, out_h, out_w):
-    """Where a `height x width` image lands when letterboxed into `out_h x out_w`.
-
-    `locnet_tf.data.pipeline.letterbox_geometry` in numpy (same float32 maths).
-
-    Returns:
-        ints `(new_h, new_w, top, left)`.
-    """
-    h, w = _F(height), _F(width)
-    scale = min(_F(out_h) / h, _F(out_w) / w)
-    new_h = int(np.clip(np.round(h * scale), 1, out_h))
-    new_w = int(np.clip(np.round(w * scale), 1, out_w))
-    return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
-
-
 def resize(image, image_size, method="stretch", pad_value=0):
     """Resizes a uint8 `[H, W, 3]` image exactly as the training pipeline does.
 
@@ -726,7 +712,7 @@ def resize(image, image_size, method="stretch", pad_value=0):
     if method == "stretch":
         new_h, new_w, top, left = out_h, out_w, 0, 0
     else:
-        new_h, new_w, top, left = letterbox_geometry(height, width, out_h, out_w)
+        new_h, new_w, top, left = geometry.letterbox_geometry(height, width, out_h, out_w)
     if (new_h, new_w) == (height, width):
         resized = image.astype(np.uint8, copy=False)
     else:
@@ -736,38 +722,3 @@ def resize(image, image_size, method="stretch", pad_value=0):
     out = np.full((out_h, out_w, image.shape[2]), pad_value, np.uint8)
     out[top : top + new_h, left : left + new_w] = resized
     return out
-
-
-def boxes_to_original(box, height, width, image_size, method="stretch"):
-    """Maps `[b_x, b_y, b_h, b_w]` boxes on the model input back to the original image.
-
-    numpy twin of `locnet_tf.inference.boxes_to_original` (a no-op for stretch,
-    where relative coordinates do not change; the exact undo of the padding
-    for letterbox).
-    """
-    box = np.asarray(box, np.float32)
-    if method == "stretch":
-        return box
-    new_h, new_w, top, left = letterbox_geometry(height, width, image_size, image_size)
-    size = _F(image_size)
-    cx, cy, bh, bw = (box[..., i] for i in range(4))
-    return np.stack(
-        [
-            (cx * size - _F(left)) / _F(new_w),
-            (cy * size - _F(top)) / _F(new_h),
-            bh * size / _F(new_h),
-            bw * size / _F(new_w),
-        ],
-        axis=-1,
-    ).astype(np.float32)
-
-
-def target_to_corners(box):
-    """`[b_x, b_y, b_h, b_w]` -> `[x1, y1, x2, y2]` (same units), in numpy.
-
-    The numpy twin of `locnet_tf.boxes.target_to_corners`, which imports Keras;
-    tests/test_images.py checks that they agree.
-    """
-    box = np.asarray(box, np.float32)
-    cx, cy, bh, bw = (box[..., i] for i in range(4))
-    return np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=-1)

@@ -40,6 +40,7 @@ import numpy as np
 
 from locnet_tf import images as image_lib
 from locnet_tf import runtime
+from locnet_tf.core import geometry
 from locnet_tf.data.records import BOX, IMAGE, PRESENT
 
 # Defined in the TF-free runtime; the names stay importable from here.
@@ -60,11 +61,9 @@ def vector_to_outputs(y):
     """
     import tensorflow as tf
 
-    from locnet_tf import boxes as box_lib
-
     y = tf.convert_to_tensor(y, tf.float32)
     box = y[:, 1:5]
-    x1, y1, x2, y2 = box_lib.target_to_corners(box)
+    x1, y1, x2, y2 = geometry.target_to_corners(box)
     scores = y[:, 5:]
     return {
         "p_c": y[:, 0],
@@ -108,42 +107,6 @@ def preprocess_batch(images, image_size, method="stretch"):
         lambda image: preprocess(image, image_size, method),
         tf.convert_to_tensor(images, tf.uint8),
         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
-    )
-
-
-def boxes_to_original(box, height, width, image_size, method="stretch"):
-    """Maps target-format boxes on the model input back to the original image.
-
-    Args:
-        box: `(..., 4)` `[b_x, b_y, b_h, b_w]` relative to the model input.
-        height: int. Original image height in pixels.
-        width: int. Original image width in pixels.
-        image_size: int. Model input size.
-        method: `"stretch"` (relative boxes are unchanged) or `"letterbox"`.
-
-    Returns:
-        float32 tensor `(..., 4)`: the boxes relative to the original image.
-    """
-    import tensorflow as tf
-
-    from locnet_tf.data import pipeline
-
-    box = tf.convert_to_tensor(box, tf.float32)
-    if method == "stretch":
-        return box
-    new_h, new_w, top, left = [
-        tf.cast(v, tf.float32) for v in pipeline.letterbox_geometry(height, width, image_size, image_size)
-    ]
-    cx, cy, bh, bw = tf.unstack(box, 4, axis=-1)
-    size = float(image_size)
-    return tf.stack(
-        [
-            (cx * size - left) / new_w,
-            (cy * size - top) / new_h,
-            bh * size / new_h,
-            bw * size / new_w,
-        ],
-        axis=-1,
     )
 
 
@@ -384,7 +347,7 @@ class Predictor:
             out = self.runner(image[None])
         else:
             out = self.runner(image_lib.resize(image, self.image_size, self.resize)[None])
-            out["box"] = image_lib.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
+            out["box"] = geometry.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
         return runtime.decode(out, self.class_names, self.presence_threshold, height, width)
 
     def predict_many(self, images):

@@ -17,10 +17,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from locnet_tf import boxes as box_lib
 from locnet_tf import outputs
+from locnet_tf.core import geometry
 
 _COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
+
+
+def _corners(boxes):
+    # Target boxes (..., 4) -> relative corners [x1, y1, x2, y2] (..., 4), float32.
+    return np.stack(geometry.target_to_corners(np.asarray(boxes, np.float32)), axis=-1)
 
 
 def _as_display_image(image):
@@ -78,7 +83,7 @@ def draw_examples_grid(
     columns = columns or min(8, math.ceil(math.sqrt(count)))
     rows = math.ceil(count / columns)
     figure, axes = _subplots(rows, columns, figsize=(cell_size * columns, cell_size * rows), squeeze=False)
-    corners = np.asarray(box_lib.from_target(boxes, "rel_xyxy"))
+    corners = _corners(boxes)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index >= count:
@@ -259,13 +264,13 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
         true, pred = y_true[i], y_pred[i]
         parts = []
         if true[0] > 0.5:
-            x1, y1, x2, y2 = np.asarray(box_lib.from_target(true[1:5], "rel_xyxy")) * [width, height, width, height]
+            x1, y1, x2, y2 = _corners(true[1:5]) * [width, height, width, height]
             axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#3cb44b", linewidth=2))
             parts.append(f"truth {class_names[int(np.argmax(true[5:]))]}")
         else:
             parts.append("truth background")
         if pred[0] >= threshold:
-            x1, y1, x2, y2 = np.asarray(box_lib.from_target(pred[1:5], "rel_xyxy")) * [width, height, width, height]
+            x1, y1, x2, y2 = _corners(pred[1:5]) * [width, height, width, height]
             axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#e6194b", linewidth=2))
             name = class_names[int(np.argmax(pred[5:]))]
             axis.text(
@@ -281,8 +286,8 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
         else:
             parts.append(f"said background (p_c {pred[0]:.2f})")
         if true[0] > 0.5:
-            iou = box_lib.iou(np.asarray(true[None, 1:5], np.float32), np.asarray(pred[None, 1:5], np.float32))
-            parts.append(f"IoU {float(np.asarray(iou)[0]):.2f}")
+            iou = geometry.iou(true[None, 1:5], pred[None, 1:5])
+            parts.append(f"IoU {float(iou[0]):.2f}")
         axis.set_title("\n".join(parts), fontsize=7)
     if title:
         figure.suptitle(title)

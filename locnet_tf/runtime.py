@@ -36,6 +36,7 @@ import numpy as np
 
 from locnet_tf import images
 from locnet_tf import tflite_metadata
+from locnet_tf.core import geometry
 
 OUTPUT_NAMES = ("p_c", "box", "box_xyxy", "class_id", "class_scores")
 METADATA = "metadata.json"
@@ -80,7 +81,7 @@ def decode(outputs, class_names, presence_threshold, height, width):
     scores = np.asarray(outputs["class_scores"], np.float32).reshape(-1)
     class_id = int(np.asarray(outputs["class_id"]).reshape(-1)[0])
     p_c = float(np.asarray(outputs["p_c"]).reshape(-1)[0])
-    corners = images.target_to_corners(box)
+    corners = np.stack(geometry.target_to_corners(box))
     return Prediction(
         present=p_c >= presence_threshold,
         p_c=p_c,
@@ -315,7 +316,7 @@ class TFLitePredictor:
         image = images.to_rgb_uint8(image)
         height, width = image.shape[:2]
         out = self.runner(self.preprocess(image)[None])
-        out["box"] = images.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
+        out["box"] = geometry.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
         return decode(out, self.class_names, self.presence_threshold, height, width)
 
     def predict_resized(self, model_input, height, width):
@@ -323,7 +324,7 @@ class TFLitePredictor:
         or FFmpeg's scaler for video: `locnet_tf.video.scale_to_model`) of a `height x width` original;
         the box is mapped back to the original as `predict` maps it."""
         out = self.runner(np.asarray(model_input, np.uint8)[None])
-        out["box"] = images.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
+        out["box"] = geometry.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
         return decode(out, self.class_names, self.presence_threshold, height, width)
 
     def predict_video(self, source, *, stride=1, smooth=None, exact_resize=False):

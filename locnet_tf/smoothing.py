@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from locnet_tf import images
+from locnet_tf.core import geometry
 from locnet_tf.runtime import Prediction
 
 
@@ -155,7 +155,7 @@ class Smoother:
         class_id = int(np.argmax(scores)) if scores is not None else prediction.class_id
         class_score = float(scores[class_id]) if scores is not None else prediction.class_score
         height, width = prediction.image_size
-        corners = images.target_to_corners(np.asarray(box, np.float32))
+        corners = np.stack(geometry.target_to_corners(np.asarray(box, np.float32)))
         return Prediction(
             present=bool(self.present),
             p_c=prediction.p_c,

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 from keras import ops
 
-from locnet_tf import boxes as box_lib
+from locnet_tf.core import geometry
 
 DEFAULT_CLASSES = ("pedestrian", "car", "motorcycle")
 
@@ -61,8 +61,8 @@ class Decoded:
 
     def box_xyxy(self, height=1.0, width=1.0):
         """Corners `[x1, y1, x2, y2]`, relative by default or in pixels."""
-        fmt = "rel_xyxy" if (height, width) == (1.0, 1.0) else "xyxy"
-        return np.asarray(box_lib.from_target(self.box, fmt, height=height, width=width))
+        corners = np.stack(geometry.target_to_corners(np.asarray(self.box, np.float32)), axis=-1)
+        return corners * np.float32([width, height, width, height])
 
     def to_dict(self):
         return {
@@ -128,7 +128,7 @@ class TargetLayout:
         Args:
             box: 4 numbers in `box_format`, or None for background.
             label: class name or id, or None for background.
-            box_format: str. Format of `box` (see `locnet_tf.boxes`).
+            box_format: str. Format of `box` (see `locnet_tf.core.geometry`).
             height: int. Image height, for pixel formats.
             width: int. Image width, for pixel formats.
 
@@ -141,7 +141,7 @@ class TargetLayout:
         if box is None or label is None:
             raise ValueError("An object needs both a box and a label (give neither for background).")
         y[P_C] = 1.0
-        y[BOX] = box_lib.validate_box(box, box_format, height=height, width=width)
+        y[BOX] = geometry.validate_box(box, box_format, height=height, width=width)
         y[CLASSES_START + self.class_id(label)] = 1.0
         return y
 

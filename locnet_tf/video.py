@@ -69,6 +69,7 @@ import numpy as np
 
 from locnet_tf import images
 from locnet_tf import outputs
+from locnet_tf.core import geometry
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -328,7 +329,7 @@ def scale_to_model(frame, image_size, method="stretch", reformatter=None, spec="
     The fast twin of `images.resize(upright(frame.to_ndarray("rgb24")), image_size, method)`: the
     YUV frame goes through swscale once to the model's size in RGB (`FAST_RESIZE_FLAGS`), is
     turned upright, and for `"letterbox"` padded with `pad_value` where `images.resize` puts it
-    (`images.letterbox_geometry` of the upright frame). Not bit-exact: tests/test_video_fast.py
+    (`geometry.letterbox_geometry` of the upright frame). Not bit-exact: tests/test_video_fast.py
     and docs/benchmarks.md give the difference and its effect on predictions.
 
     Args:
@@ -345,7 +346,7 @@ def scale_to_model(frame, image_size, method="stretch", reformatter=None, spec="
     if method == "stretch":
         new_h, new_w, top, left = size, size, 0, 0
     else:
-        new_h, new_w, top, left = images.letterbox_geometry(height, width, size, size)
+        new_h, new_w, top, left = geometry.letterbox_geometry(height, width, size, size)
     turned = (height, width) != (frame.height, frame.width)
     scaled_w, scaled_h = (new_h, new_w) if turned else (new_w, new_h)  # the stored (unturned) picture's size
     reformatter = reformatter or _import_av().video.reformatter.VideoReformatter()

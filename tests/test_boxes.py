@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from locnet_tf import boxes as B
+from locnet_tf.core import geometry
 
 # One box used throughout, in a 100 (wide) x 200 (high) image, chosen so that no
 # two of its numbers agree (a swapped x/y or h/w cannot pass unnoticed):
@@ -102,7 +103,7 @@ def test_iou_is_elementwise_over_batches():
 
 
 def test_validate_box_accepts_and_converts():
-    np.testing.assert_allclose(B.validate_box(FORMS["xyxy"], "xyxy", H, W), TARGET, atol=1e-6)
+    np.testing.assert_allclose(geometry.validate_box(FORMS["xyxy"], "xyxy", H, W), TARGET, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -121,16 +122,16 @@ def test_validate_box_accepts_and_converts():
     ],
 )
 def test_validate_box_errors(box, fmt, match):
-    with pytest.raises(B.BoxError, match=match) as info:
-        B.validate_box(box, fmt, height=H, width=W, where="labels.csv:7")
+    with pytest.raises(geometry.BoxError, match=match) as info:
+        geometry.validate_box(box, fmt, height=H, width=W, where="labels.csv:7")
     assert "labels.csv:7" in str(info.value)
 
 
 def test_validate_box_tolerance_clips_slight_overhang():
     # x2 = 102 in a 100-wide image: 2% over. Rejected by default, clipped with tolerance.
-    with pytest.raises(B.BoxError, match="outside"):
-        B.validate_box([10, 20, 102, 100], "xyxy", H, W)
-    t = B.validate_box([10, 20, 102, 100], "xyxy", H, W, tolerance=0.03)
+    with pytest.raises(geometry.BoxError, match="outside"):
+        geometry.validate_box([10, 20, 102, 100], "xyxy", H, W)
+    t = geometry.validate_box([10, 20, 102, 100], "xyxy", H, W, tolerance=0.03)
     # clipped to x2 = 100: cx = (10 + 100) / 2 / 100 = 0.55, w = 0.9
     np.testing.assert_allclose(t, [0.55, 0.3, 0.4, 0.9], atol=1e-6)
 
@@ -144,4 +145,4 @@ def test_validate_box_agrees_with_keras(fmt):
     for _ in range(20):
         target = np.r_[rng.uniform(0.3, 0.7, 2), rng.uniform(0.05, 0.5, 2)].astype(np.float32)
         box = np.asarray(B.from_target(target, fmt, height=H, width=W))
-        np.testing.assert_allclose(B.validate_box(box, fmt, H, W), target, atol=1e-5)
+        np.testing.assert_allclose(geometry.validate_box(box, fmt, H, W), target, atol=1e-5)

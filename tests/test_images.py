@@ -7,9 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from locnet_tf import boxes as box_lib
 from locnet_tf import images
-from locnet_tf import inference
 from locnet_tf.data import pipeline, source_utils
 from locnet_tf.data.records import IMAGE
 
@@ -36,21 +34,6 @@ def test_resize_is_the_pipeline_resize_bit_for_bit(seed):
             got = images.resize(image, size, method)
             assert got.dtype == np.uint8 and got.shape == expected.shape
             assert np.array_equal(got, expected), f"{h}x{w} -> {size} {method}: {(got != expected).sum()} pixels differ"
-
-
-def test_letterbox_geometry_and_box_mapping_match_the_tf_versions():
-    for h, w, s in [(40, 80, 32), (480, 640, 128), (333, 77, 96), (64, 64, 64)]:
-        assert images.letterbox_geometry(h, w, s, s) == tuple(int(v) for v in pipeline.letterbox_geometry(h, w, s, s))
-        box = np.array([[0.3, 0.6, 0.2, 0.5], [0.5, 0.5, 1.0, 1.0]], np.float32)
-        for method in ("stretch", "letterbox"):
-            np.testing.assert_array_equal(
-                images.boxes_to_original(box, h, w, s, method),
-                inference.boxes_to_original(box, h, w, s, method).numpy(),
-            )
-    box = np.array([[0.5, 0.4, 0.2, 0.6]], np.float32)
-    np.testing.assert_array_equal(
-        images.target_to_corners(box), np.stack([np.asarray(v) for v in box_lib.target_to_corners(box)], -1)
-    )
 
 
 def test_resize_rejects_an_unknown_method():

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from locnet_tf import inference
+from locnet_tf.core import geometry
 from locnet_tf.data import pipeline
 from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
 from helpers import SMOKE_SPEC as SPEC
@@ -52,9 +53,9 @@ def test_boxes_to_original_undoes_the_letterbox():
     moved = pipeline.resize(example, 32, "letterbox")["box"].numpy()
     # b_y' = (8 + 0.5 * 16) / 32 = 0.5; b_h' = 0.5 * 16 / 32 = 0.25; x unchanged.
     np.testing.assert_allclose(moved, [0.25, 0.5, 0.25, 0.25], atol=1e-6)
-    back = inference.boxes_to_original(moved, 40, 80, 32, "letterbox").numpy()
+    back = geometry.boxes_to_original_tf(moved, 40, 80, 32, "letterbox").numpy()
     np.testing.assert_allclose(back, box, atol=1e-6)
-    np.testing.assert_array_equal(inference.boxes_to_original(box, 40, 80, 32, "stretch"), box)
+    np.testing.assert_array_equal(geometry.boxes_to_original_tf(box, 40, 80, 32, "stretch"), box)
 
 
 def test_outputs_round_trip():
@@ -114,7 +115,7 @@ def test_letterbox_predictor_maps_boxes_back(smoke, photos):
     image = photos[2]  # 48 x 150
     got = predictor.predict(image)
     raw = predictor.raw(inference.preprocess(image, IMAGE_SIZE, "letterbox").numpy()[None])
-    expected = inference.boxes_to_original(raw["box"], 48, 150, IMAGE_SIZE, "letterbox").numpy()[0]
+    expected = geometry.boxes_to_original_tf(raw["box"], 48, 150, IMAGE_SIZE, "letterbox").numpy()[0]
     np.testing.assert_allclose(got.box, expected, atol=1e-6)
     assert not np.allclose(got.box, raw["box"][0], atol=1e-3)  # the padding was really undone
 

@@ -25,7 +25,7 @@ from conftest import REPO
 PACKAGE = "locnet_tf"
 
 # Lower it as modules move; 0 is the goal of issue 28.
-UPWARD_TODAY = 13
+UPWARD_TODAY = 12
 
 # Floors from the bottom. `runtime` is drawn beside the Keras core (it imports only the numpy
 # core) but ranks below it, so that the floors above may use it: the predictor facade runs
@@ -41,6 +41,7 @@ FLOOR_OF = {
     "locnet_tf.cli": "core",
     "locnet_tf.command_configs": "core",
     "locnet_tf.config": "core",
+    "locnet_tf.core": "core",
     "locnet_tf.images": "core",
     "locnet_tf.outputs": "core",
     "locnet_tf.plots": "core",

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from locnet_tf import inference, runtime, tflite_metadata
+from locnet_tf.core import geometry
 from conftest import REPO as REPO_ROOT
 
 CLASSES = ["pedestrian", "car", "motorcycle"]
@@ -111,7 +112,7 @@ def test_predict_runs_a_tflite_where_tensorflow_cannot_be_imported(smoke, photos
         height, width = image.shape[:2]
         assert row["image_size"] == [height, width]
         raw = predictor.raw(inference.preprocess(image, predictor.image_size, predictor.resize).numpy()[None])
-        box = inference.boxes_to_original(raw["box"], height, width, predictor.image_size, predictor.resize).numpy()
+        box = geometry.boxes_to_original_tf(raw["box"], height, width, predictor.image_size, predictor.resize).numpy()
         np.testing.assert_allclose(row["box"], box[0], atol=1e-5, rtol=0)
         np.testing.assert_allclose(row["class_scores"], raw["class_scores"][0], atol=1e-5, rtol=0)
         assert abs(row["p_c"] - float(raw["p_c"][0])) <= 1e-5

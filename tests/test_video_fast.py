@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from locnet_tf import images, inference, predict, runtime, video
+from locnet_tf.core import geometry
 from locnet_tf.data import synthetic_video
 
 MEAN_TOLERANCE = 2.0
@@ -59,7 +60,7 @@ def test_the_scaler_gives_the_exact_resize_within_the_tolerance(clip, method, si
         difference = assert_close(fast, exact)
         if method == "letterbox":
             # The padding is where the exact path puts it, and the same value: 180x320 lands at rows 14..49 of 64.
-            new_h, _, top, _ = images.letterbox_geometry(180, 320, size, size)
+            new_h, _, top, _ = geometry.letterbox_geometry(180, 320, size, size)
             assert (fast[:top] == 0).all() and (fast[top + new_h :] == 0).all()
             assert difference[:top].max() == 0 and difference[top + new_h :].max() == 0
 
@@ -106,14 +107,6 @@ def test_frames_convert_to_rgb_only_when_asked(clip):
     assert all((a.image == b.image).all() for a, b in zip(frames, plain, strict=True))
 
 
-def iou(a, b):
-    a, b = images.target_to_corners(a), images.target_to_corners(b)
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 @pytest.mark.parametrize("method", ["stretch", "letterbox"])
 def test_predictions_agree_and_the_exact_flag_is_bit_exact(smoke, clip, method):
     model = smoke["export"] / "model_int8.tflite"
@@ -126,7 +119,7 @@ def test_predictions_agree_and_the_exact_flag_is_bit_exact(smoke, clip, method):
         # The exact flag: the frame converted to RGB, then resized as training does, bit for bit.
         assert want == predictor.predict(exact_frame.image)
         assert abs(got.p_c - want.p_c) <= P_C_TOLERANCE
-        assert iou(got.box, want.box) >= IOU_TOLERANCE
+        assert geometry.iou(got.box, want.box) >= IOU_TOLERANCE
         assert tuple(got.image_size) == tuple(want.image_size) == (180, 320)
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from locnet_tf.core import geometry
 from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PRESENT
 
 
@@ -115,9 +116,10 @@ def augment(example, seed, config=AugmentConfig()):
         extrapolation_value=config.fill_value,
     )[0]
 
-    cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4)
-    bx1, by1 = (cx - bw / 2 - wx0) / ww, (cy - bh / 2 - wy0) / wh
-    bx2, by2 = (cx + bw / 2 - wx0) / ww, (cy + bh / 2 - wy0) / wh
+    # The box's corners relative to the view window.
+    bx1, by1, bx2, by2 = geometry.target_to_corners(tf.cast(example[BOX], tf.float32))
+    bx1, by1 = (bx1 - wx0) / ww, (by1 - wy0) / wh
+    bx2, by2 = (bx2 - wx0) / ww, (by2 - wy0) / wh
     flip = _uniform(seeds[3], 0.0, 1.0) < config.flip
     image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
     bx1, bx2 = tf.where(flip, 1.0 - bx2, bx1), tf.where(flip, 1.0 - bx1, bx2)
@@ -126,7 +128,7 @@ def augment(example, seed, config=AugmentConfig()):
     cx2, cy2 = tf.clip_by_value(bx2, 0.0, 1.0), tf.clip_by_value(by2, 0.0, 1.0)
     visible = tf.maximum(cx2 - cx1, 0.0) * tf.maximum(cy2 - cy1, 0.0) / tf.maximum(area, 1e-12)
     present = tf.logical_and(tf.cast(example[PRESENT], tf.bool), visible >= config.min_visible)
-    box = tf.stack([(cx1 + cx2) / 2, (cy1 + cy2) / 2, cy2 - cy1, cx2 - cx1]) * tf.cast(present, tf.float32)
+    box = tf.stack(geometry.corners_to_target(cx1, cy1, cx2, cy2)) * tf.cast(present, tf.float32)
 
     # Colour, on 0..1 floats as tf.image expects.
     image = image / 255.0
@@ -177,12 +179,14 @@ def crop_around_object(example, seed, size):
     h, w = shape[0], shape[1]
     fh, fw = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
     present = tf.cast(example[PRESENT], tf.bool)
-    cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4)
+    box = tf.cast(example[BOX], tf.float32)
+    cx, cy, bh, bw = tf.unstack(box, 4)
+    rx1, ry1, rx2, ry2 = geometry.target_to_corners(box)
     # The object's pixel extent, rounded outwards; a background image has none.
-    x1 = tf.where(present, tf.cast(tf.floor((cx - bw / 2) * fw), tf.int32), w)
-    x2 = tf.where(present, tf.cast(tf.math.ceil((cx + bw / 2) * fw), tf.int32), 0)
-    y1 = tf.where(present, tf.cast(tf.floor((cy - bh / 2) * fh), tf.int32), h)
-    y2 = tf.where(present, tf.cast(tf.math.ceil((cy + bh / 2) * fh), tf.int32), 0)
+    x1 = tf.where(present, tf.cast(tf.floor(rx1 * fw), tf.int32), w)
+    x2 = tf.where(present, tf.cast(tf.math.ceil(rx2 * fw), tf.int32), 0)
+    y1 = tf.where(present, tf.cast(tf.floor(ry1 * fh), tf.int32), h)
+    y2 = tf.where(present, tf.cast(tf.math.ceil(ry2 * fh), tf.int32), 0)
     x1, y1 = tf.maximum(x1, 0), tf.maximum(y1, 0)
     x2, y2 = tf.minimum(x2, w), tf.minimum(y2, h)
     window = tf.minimum(tf.maximum(tf.maximum(size, x2 - x1), y2 - y1), tf.minimum(h, w))

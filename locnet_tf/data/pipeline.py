@@ -33,6 +33,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from locnet_tf import boxes as box_lib
+from locnet_tf.core import geometry
 
 # The header checks and their wording are shared with the TF-free reader
 # (`locnet_tf.images.read_image`, which inference uses).
@@ -355,21 +356,6 @@ def decode(example):
 # Resize.
 
 
-def letterbox_geometry(height, width, out_h, out_w):
-    """Where a `height x width` image lands when letterboxed into `out_h x out_w`.
-
-    Returns:
-        int32 tensors `(new_h, new_w, top, left)`: the resized image's size and
-        its offset inside the padded output. `resize` and the predictor's
-        mapping of boxes back to the original image both use this.
-    """
-    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    scale = tf.minimum(out_h / h, out_w / w)
-    new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, out_h)
-    new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, out_w)
-    return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
-
-
 def resize(example, image_size, method="stretch", pad_value=0):
     """Resizes `"image"` to `image_size` and moves `"box"` with it.
 
@@ -394,7 +380,7 @@ def resize(example, image_size, method="stretch", pad_value=0):
     if method == "stretch":
         new_h, new_w = tf.constant(out_h), tf.constant(out_w)
     else:
-        new_h, new_w, top, left = letterbox_geometry(shape[0], shape[1], out_h, out_w)
+        new_h, new_w, top, left = geometry.letterbox_geometry_tf(shape[0], shape[1], out_h, out_w)
     same = tf.logical_and(tf.equal(shape[0], new_h), tf.equal(shape[1], new_w))
     resized = tf.cond(
         same,
@@ -412,18 +398,7 @@ def resize(example, image_size, method="stretch", pad_value=0):
         constant_values=tf.cast(pad_value, tf.uint8),
     )
     out[IMAGE] = tf.ensure_shape(padded, [out_h, out_w, 3])
-    # Pixel coordinates in the output: x' = left + x * new_w (x relative).
-    cx, cy, bh, bw = tf.unstack(tf.cast(example[BOX], tf.float32), 4, axis=-1)
-    fw, fh = tf.cast(new_w, tf.float32), tf.cast(new_h, tf.float32)
-    box = tf.stack(
-        [
-            (tf.cast(left, tf.float32) + cx * fw) / out_w,
-            (tf.cast(top, tf.float32) + cy * fh) / out_h,
-            bh * fh / out_h,
-            bw * fw / out_w,
-        ],
-        axis=-1,
-    )
+    box = geometry.boxes_to_letterbox_tf(example[BOX], shape[0], shape[1], (out_h, out_w), method)
     out[BOX] = box * tf.cast(example[PRESENT], tf.float32)
     return out
 

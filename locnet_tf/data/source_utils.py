@@ -31,7 +31,7 @@ the same rules:
   as displayed: with its EXIF orientation applied, as every reader applies it.
   Files named like images of a format that is not read (`.webp`, `.tif`...)
   in an image folder are bad data too, never skipped unseen.
-- **Boxes** go through :func:`locnet_tf.boxes.validate_box`. A box may reach
+- **Boxes** go through :func:`locnet_tf.core.geometry.validate_box`. A box may reach
   up to ``box_tolerance`` (default 2 % of the image size) past an edge and is
   then clipped; farther out, or with zero size, it is bad data.
 - **Splits** come from the format when it has them (YOLO ``data.yaml``, VOC
@@ -54,8 +54,8 @@ import pathlib
 from typing import List, Optional, Tuple
 
 import numpy as np
-from locnet_tf import boxes as box_lib
 from locnet_tf import images
+from locnet_tf.core import geometry
 from locnet_tf.data import check_cache
 from locnet_tf.data.records import DataError, Record, SourceData
 
@@ -141,7 +141,7 @@ class Problems:
             yield
         except PolicyError:
             raise
-        except (DataError, box_lib.BoxError) as error:
+        except (DataError, geometry.BoxError) as error:
             message = str(error)
             source_file = origin.split(":")[0].split(" ")[0]
             if not message.startswith(source_file):
@@ -460,7 +460,7 @@ def build_source(
         multi_object: "largest", "drop" or "fail".
         splits: (train, validation, test) fractions for hash splitting.
         seed: int. Seed of the hash split.
-        box_tolerance: float. See `locnet_tf.boxes.validate_box`.
+        box_tolerance: float. See `locnet_tf.core.geometry.validate_box`.
         verify_images: bool. Decode every image fully (False: headers and file ends only).
         notes: what the reader wants said about the data that is not an error
             (images a YOLO source takes as background for want of a label file).
@@ -621,7 +621,7 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
                 f"{obj.origin}: box {tuple(obj.box)} is less than a pixel across: relative (0..1) coordinates? "
                 f"This format's boxes are in pixels (relative boxes belong in YOLO label files)"
             )
-        box = box_lib.validate_box(obj.box, obj.fmt, height=height, width=width, where=obj.origin, tolerance=tolerance)
+        box = geometry.validate_box(obj.box, obj.fmt, height=height, width=width, where=obj.origin, tolerance=tolerance)
         kept.append((class_id, box, obj.origin))
     path = os.path.abspath(entry.path)
     if not kept:

@@ -19,6 +19,7 @@ pixels in view counts as absent (as augmentation's `min_visible`).
 import numpy as np
 from PIL import Image
 
+from locnet_tf.core import geometry
 from locnet_tf.data import synthetic_draw
 
 MIN_VISIBLE = 0.4  # as locnet_tf.data.pipeline.AugmentConfig.min_visible
@@ -75,7 +76,7 @@ def frames(count=120, size=(128, 128), class_id=1, seed=0, object_size=0.4, abse
                 rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
                 # Pixel i covers [i, i + 1): hence the + 1 on the far edges.
                 x1, x2, y1, y2 = cols[0] / width, (cols[-1] + 1) / width, rows[0] / height, (rows[-1] + 1) / height
-                truth = {"present": True, "box": [(x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1]}
+                truth = {"present": True, "box": list(geometry.corners_to_target(x1, y1, x2, y2))}
         pixels = np.asarray(frame, np.float32) + rng.standard_normal((height, width, 3), dtype=np.float32) * noise
         yield np.clip(np.round(pixels), 0, 255).astype(np.uint8), truth
 
