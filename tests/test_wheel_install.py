@@ -236,5 +236,6 @@ def test_the_wheel_installs_the_runtime_alone_and_predicts_as_this_venv(wheel, s
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 1 and len(lines) == 1, (command, result.stderr)
         assert lines[0].startswith(f"error: python -m {command} needs tensorflow and keras"), lines
+        assert lines[0].endswith('install the train extra (in the clone: pip install ".[train]")'), lines
     result = _run([python, "-m", "locnet_tf.serve", "--help"], tmp_path)
     assert result.returncode == 0 and "usage: python -m locnet_tf.serve" in result.stdout, result.stderr
