@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # pytest workers (override with `make test JOBS=8`).
 JOBS ?= 2
 
-.PHONY: venv demo lint test test-fast test-all clean
+.PHONY: venv demo lint test test-fast test-all wheel clean
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,13 @@ test-fast: lint
 	$(PY) -m pytest -n $(JOBS) -m "not slow" --durations=15
 
 test-all: test
+
+# The wheel to copy to a device (README "Install"): dist/locnet_tf-VERSION-py3-none-any.whl, with the
+# package data. Needs only a Python with pip (setuptools comes from the registry). build/ goes first:
+# setuptools would otherwise ship modules that were deleted or moved since the last build.
+wheel:
+	rm -rf build
+	$(PYTHON) -m pip wheel --no-deps --wheel-dir dist .
 
 clean:
 	rm -rf runs export/* build *.egg-info

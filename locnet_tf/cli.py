@@ -209,7 +209,7 @@ def require_train_extra(command):
     if missing:
         print(
             f"error: python -m {command} needs {' and '.join(missing)}, which the base install (it runs "
-            f'.tflite models only) leaves out: pip install "locnet_tf[train]"',
+            f'.tflite models only) leaves out: install the train extra (in the clone: pip install ".[train]")',
             file=sys.stderr,
         )
         raise SystemExit(1)

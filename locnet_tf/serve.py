@@ -152,7 +152,7 @@ class Service:
             if importlib.util.find_spec("tensorflow") is None:
                 raise ValueError(
                     f"{self.model_path}: serving a {self.kind} model needs TensorFlow, which the base install leaves "
-                    'out: serve its .tflite export, or pip install "locnet_tf[train]"'
+                    'out: serve its .tflite export, or install the train extra (in the clone: pip install ".[train]")'
                 )
             workers = 1
 
@@ -403,7 +403,10 @@ def main(argv=None):
     try:
         import uvicorn
     except ImportError:
-        raise ValueError("python -m locnet_tf.serve needs starlette and uvicorn: pip install locnet_tf") from None
+        raise ValueError(
+            "python -m locnet_tf.serve needs starlette and uvicorn (the base install brings them): "
+            "pip install starlette uvicorn python-multipart"
+        ) from None
     service = Service(
         args.model,
         workers=args.workers,

@@ -118,7 +118,7 @@ def _import_av():
     try:
         import av
     except ImportError:
-        raise ImportError("Reading video needs PyAV: pip install av (or locnet_tf[video]).") from None
+        raise ImportError("Reading video needs PyAV (the base install brings it): pip install av") from None
     return av
 
 

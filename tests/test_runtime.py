@@ -280,4 +280,4 @@ def test_commands_that_need_tensorflow_say_what_to_install_on_the_base_install(c
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: python -m {command} needs tensorflow and keras"), lines
-    assert 'pip install "locnet_tf[train]"' in lines[0]
+    assert 'pip install ".[train]"' in lines[0]

@@ -21,7 +21,7 @@ from PIL import Image
 from bad_input_data import make_photo, tiny_model, tiny_tflite
 from conftest import REPO
 
-pytest.importorskip("starlette", reason="the serve app needs starlette (pip install locnet_tf)")
+pytest.importorskip("starlette", reason="the serve app needs starlette (the base install brings it)")
 
 FIELDS = ("p_c", "class_score", "score", "box", "box_xyxy", "box_pixels", "class_scores")
 
