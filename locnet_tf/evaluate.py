@@ -236,7 +236,8 @@ class _AnyModel:
     """What evaluation needs from a model of any kind: `.keras`, SavedModel or `.tflite`.
 
     Attributes: `path`, `image_size`, `class_names`, `presence_threshold`,
-    `resize` (None for an in-memory model: the data config decides), and
+    `resize` (the model's own; None for an in-memory model saved before models
+    recorded it: the data config decides), and
     `__call__(images) -> (B, 5 + K)` vectors for images at the model size.
     """
 
@@ -255,7 +256,8 @@ class _AnyModel:
             self.presence_threshold = float(predictor.presence_threshold)
             self.resize = predictor.resize
         else:
-            self.path, self.resize = None, None
+            # The model's own resize; None (the data config decides) for one saved before models recorded it.
+            self.path, self.resize = None, model_lib.resize_method(model)
             self._run = lambda x: np.asarray(model.predict_on_batch(x))
             self.image_size = int(model.input_shape[1])
             self.class_names = model_lib.class_names(model)
@@ -278,6 +280,13 @@ def predict_split(model, data, split, config=None, batch_size=64, max_images=Non
     if config is not None:
         kwargs = dict(resize=config.resize, data_dir=config.data_dir, **config.source_kwargs())
     if model.resize:
+        if config is not None and config.resize != model.resize:
+            from locnet_tf import inference, runs
+
+            beside = runs.config_path(model.path)
+            same = beside and runs.config_beside(model.path).resize == config.resize
+            config_name = beside if same else "the config given"
+            inference.resize_disagreement(model.path or "the model", model.resize, config_name, config.resize)
         kwargs["resize"] = model.resize
     if data_dir:
         kwargs["data_dir"] = data_dir

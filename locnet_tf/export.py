@@ -175,6 +175,8 @@ def export_model(
     class_names = model_lib.class_names(model)
     threshold = model_lib.presence_threshold(model)
     settings = data_settings(model_path, data, data_dir, skip_bad)
+    # The model's own resize wins over its run's config.json (a model saved by 0.2.0 or earlier records none).
+    settings["resize"] = inference.keras_resize(model, model_path)
     inputs += outputs_lib.data_inputs(settings["data"], settings["data_dir"])
     outputs_lib.check_not_input(out, inputs)
 

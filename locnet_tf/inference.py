@@ -20,8 +20,10 @@ by default), run the model, then read the named outputs
 and map the box back to the original image (a no-op for stretch, where
 relative coordinates do not change; exact undo of the padding for letterbox).
 
-- `.keras`: loaded with `keras.models.load_model`; class names and presence
-  threshold come from the model's `TargetVector` layer.
+- `.keras`: loaded with `keras.models.load_model`; class names, presence
+  threshold, input size and resize come from the model itself (its
+  `TargetVector` layer, `locnet_tf.model.preprocessing`), so a `.keras` file
+  copied out of its run folder predicts as it did there.
 - SavedModel: its `serving_default` signature takes uint8 images of any size and
   resizes inside the graph; class names etc. come from `metadata.json` in its
   `assets.extra/` folder (written by `locnet_tf.export`).
@@ -245,12 +247,42 @@ def load_image(path):
     return image_lib.read_image(path)
 
 
-def _run_resize(model_path):
-    """The resize a `.keras` model was trained with: its run folder's config.json, else stretch."""
+# The resize disagreements already told about: one line each per process (evaluate meets one twice).
+_TOLD = set()
+
+
+def resize_disagreement(model_name, recorded, config_name, configured):
+    """Says on stderr, once, that a model's recorded resize wins over a config's other one."""
+    import sys
+
+    line = (
+        f"warning: {model_name} was trained with resize {recorded!r}, which it records; "
+        f"{config_name} says {configured!r}: the model's is used."
+    )
+    if line not in _TOLD:
+        _TOLD.add(line)
+        print(line, file=sys.stderr)
+
+
+def keras_resize(model, path=None):
+    """The resize a `.keras` model's inputs need: the one the model records.
+
+    A model saved by locnet_tf 0.2.0 or earlier records none; for it, the
+    config.json of the run folder `path` lies in says, else `"stretch"`. When
+    the model and that config.json both name one and they differ, the model's
+    wins (it is what the weights were trained with; the folder may hold
+    another run's config), with a one-line warning on stderr.
+    """
+    from locnet_tf import model as model_lib
     from locnet_tf import runs
 
-    config = runs.config_beside(model_path)
-    return config.resize if config is not None else "stretch"
+    recorded = model_lib.resize_method(model)
+    config = runs.config_beside(path) if path else None
+    if recorded is None:
+        return config.resize if config is not None else "stretch"
+    if config is not None and config.resize != recorded:
+        resize_disagreement(path, recorded, runs.config_path(path), config.resize)
+    return recorded
 
 
 class Predictor:
@@ -260,8 +292,8 @@ class Predictor:
         path: a `.keras` file, a SavedModel folder, or a `.tflite` file.
         num_threads: int. Threads for LiteRT (TFLite models); None for its
             default. Keras and SavedModel use TensorFlow's thread settings.
-        resize: `"stretch"` or `"letterbox"`; None takes the export's
-            metadata (or stretch).
+        resize: `"stretch"` or `"letterbox"`; None takes the model's own
+            (a `.keras` file's record, an export's metadata).
         class_names: list of str; None reads them from the model / metadata.
         presence_threshold: float; None reads it from the model / metadata.
 
@@ -296,11 +328,14 @@ class Predictor:
             from locnet_tf import model as model_lib
 
             model = load_keras(self.path)
+            # The model describes itself; a model saved before it recorded its resize
+            # takes a metadata.json beside it, then its run's config.json (`keras_resize`).
+            own = model_lib.preprocessing(model)
             meta = {
-                "classes": model_lib.class_names(model),
-                "presence_threshold": model_lib.presence_threshold(model),
-                "input": {"size": int(model.input_shape[1])},
-                "resize": meta.get("resize") or _run_resize(self.path),
+                "classes": own["class_names"],
+                "presence_threshold": own["presence_threshold"],
+                "input": {"size": own["image_size"]},
+                "resize": (own["resize"] is None and meta.get("resize")) or keras_resize(model, self.path),
             }
             self.runner = KerasRunner(model)
         else:

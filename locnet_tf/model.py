@@ -14,7 +14,8 @@
          the object is. Head "dense": the lecture's flatten + dense layers.
       -> p_c (sigmoid, 1) | box (sigmoid, 4: b_x, b_y, b_h, b_w) | classes (softmax, K)
       -> TargetVector: concatenates them into [p_c, b_x, b_y, b_h, b_w, c_1..c_K]
-         and carries the class names and the presence threshold in its config.
+         and carries the model's description in its config: class names, presence
+         threshold, resize, build arguments (`build_arguments`, `preprocessing`).
 
 `build_model()` with no arguments builds the model the default training command
 trains (the `Config` defaults); `build_model(config)` builds a config's model.
@@ -34,24 +35,50 @@ from locnet_tf import target as target_lib
 BACKBONES = ("simple", "efficientnet_lite0", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")
 # Channels the Lite0 backbone's stride-32 features are reduced to before they are upsampled onto its stride-16 ones.
 LITE_FUSE_CHANNELS = 96
+# How an image of any shape becomes the square input (`locnet_tf.images.resize`).
+RESIZE_METHODS = ("stretch", "letterbox")
 
 
 @keras.saving.register_keras_serializable(package="locnet_tf")
 class TargetVector(layers.Layer):
-    """Joins the three heads into the target vector and records what it means.
+    """Joins the three heads into the target vector and records what the model is.
 
-    The class names and the calibrated presence threshold live in this layer's
-    config, so a saved `.keras` file (and every export made from it) knows them.
+    The model's description lives in this layer's config, so a saved `.keras`
+    file (and every export made from it) carries it wherever it is copied:
+    the class names, the calibrated presence threshold, the resize its inputs
+    need (`"stretch"` or `"letterbox"`) and the arguments `build_model` was
+    called with. The input size is the model's own input shape.
+
+    Why here: every locnet_tf model has this layer, it is registered and
+    serialized with its config (saved in the `.keras` file's config.json,
+    restored by `from_config`), and it already held the class names and the
+    threshold. A separate no-op layer would be a second thing to find and keep;
+    a subclassed `keras.Model` would make every model a custom class to load.
 
     Args:
         class_names: list of str. Class names in target order.
         presence_threshold: float. `p_c` at or above which an object is reported.
+        resize: `"stretch"`, `"letterbox"`, or None: saved by a version before
+            models recorded it (0.2.0 and earlier; the run's config.json says).
+        build_arguments: dict or None. The architecture `build_model` built
+            (`build_arguments(model)` reads it); None in models of those versions.
     """
 
-    def __init__(self, class_names=target_lib.DEFAULT_CLASSES, presence_threshold=0.5, **kwargs):
+    def __init__(
+        self,
+        class_names=target_lib.DEFAULT_CLASSES,
+        presence_threshold=0.5,
+        resize=None,
+        build_arguments=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        if resize is not None and resize not in RESIZE_METHODS:
+            raise ValueError(f"resize must be one of {RESIZE_METHODS} (or None), got {resize!r}.")
         self.class_names = [str(n) for n in class_names]
         self.presence_threshold = float(presence_threshold)
+        self.resize = resize
+        self.build_arguments = None if build_arguments is None else dict(build_arguments)
 
     def call(self, inputs):
         if len(inputs) == 2:
@@ -69,7 +96,12 @@ class TargetVector(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(class_names=list(self.class_names), presence_threshold=self.presence_threshold)
+        config.update(
+            class_names=list(self.class_names),
+            presence_threshold=self.presence_threshold,
+            resize=self.resize,
+            build_arguments=None if self.build_arguments is None else dict(self.build_arguments),
+        )
         return config
 
 
@@ -223,6 +255,7 @@ def build_model(
     dropout=None,
     class_context=None,
     presence_threshold=0.5,
+    resize=None,
     size_scale=1.0,
     name="locnet",
 ):
@@ -261,6 +294,10 @@ def build_model(
             pooled features (what the presence head reads) beside those where
             the object is. Real photos: the scene says much about the object.
         presence_threshold: float. Stored in the model for decoding.
+        resize: str. How images of other shapes are brought to the input
+            (`"stretch"` or `"letterbox"`; default: the config's). Not part of
+            the network: stored in the model, so that whatever loads it
+            resizes as training did.
         size_scale: float. Spatial head: multiplies the box-size map. Progressive
             training (`train`, `--progressive-size`) builds its low-resolution
             model with `final size / size`, so that a box `p` pixels tall gets
@@ -270,7 +307,8 @@ def build_model(
 
     Returns:
         A `keras.Model` taking float images `(B, S, S, 3)` in 0..255 and returning
-        `(B, 5 + K)` vectors `[p_c, b_x, b_y, b_h, b_w, c_1..c_K]`.
+        `(B, 5 + K)` vectors `[p_c, b_x, b_y, b_h, b_w, c_1..c_K]`. It records
+        its build arguments and preprocessing (`build_arguments`, `preprocessing`).
     """
     if config is not None and not isinstance(config, config_lib.Config):
         raise TypeError(f"build_model's first argument is a Config (or None), got {config!r}; use num_classes=.")
@@ -292,6 +330,7 @@ def build_model(
     image_size, backbone, weights, filters, depths, head, head_channels, head_units, dropout, class_context = (
         options[key] for key in given
     )
+    resize = config.resize if resize is None else resize
     if class_names is None and num_classes is None and config.class_names:
         class_names = config.class_names
     if class_names is None:
@@ -355,7 +394,22 @@ def build_model(
         heads.append(
             layers.Dense(len(class_names), activation="softmax", name="classes", dtype="float32")(class_features)
         )
-    y = TargetVector(class_names, presence_threshold, name="target", dtype="float32")(heads)
+    simple = backbone == "simple"  # filters and depths mean nothing to the other backbones
+    record = dict(
+        image_size=int(image_size),
+        backbone=backbone,
+        weights=None if weights is None else str(weights),
+        filters=[int(f) for f in filters] if simple else None,
+        depths=[int(d) for d in depths] if simple else None,
+        head=head,
+        head_channels=int(head_channels),
+        head_units=int(head_units),
+        dropout=float(dropout),
+        class_context=bool(class_context),
+        size_scale=float(size_scale),
+        name=name,
+    )
+    y = TargetVector(class_names, presence_threshold, resize, record, name="target", dtype="float32")(heads)
     model = keras.Model(image, y, name=name)
     if backbone == "efficientnet_lite0" and weights is not None:
         lite_lib.load_imagenet_weights(model, weights)
@@ -411,6 +465,50 @@ def class_names(model):
 def presence_threshold(model):
     """The presence threshold stored in a locnet_tf model."""
     return target_layer(model).presence_threshold
+
+
+def resize_method(model):
+    """The resize a locnet_tf model's inputs need, as stored in it; None for a model saved before it was."""
+    return target_layer(model).resize
+
+
+def build_arguments(model):
+    """The arguments `build_model` built `model` with, as stored in it; None for a model saved before they were.
+
+    `build_model(**build_arguments(m))` builds `m`'s network again (its
+    weights start afresh): the architecture, `image_size`, `weights`,
+    `size_scale`, `name`, and the class names, presence threshold and resize
+    the model holds now (the threshold as calibrated). `filters` and
+    `depths` are None for a backbone other than `"simple"`.
+    """
+    layer = target_layer(model)
+    if layer.build_arguments is None:
+        return None
+    arguments = dict(layer.build_arguments)
+    for key in ("filters", "depths"):  # tuples, as Config holds them (JSON made them lists)
+        if arguments.get(key) is not None:
+            arguments[key] = tuple(arguments[key])
+    arguments.update(
+        class_names=list(layer.class_names), presence_threshold=layer.presence_threshold, resize=layer.resize
+    )
+    return arguments
+
+
+def preprocessing(model):
+    """What a model's user needs to feed it, as stored in it.
+
+    Returns:
+        dict: `image_size` (int, the square input), `resize` (`"stretch"`,
+        `"letterbox"`, or None when the model was saved before it recorded
+        its resize), `class_names` (list of str), `presence_threshold` (float).
+    """
+    layer = target_layer(model)
+    return {
+        "image_size": int(model.input_shape[1]),
+        "resize": layer.resize,
+        "class_names": list(layer.class_names),
+        "presence_threshold": layer.presence_threshold,
+    }
 
 
 def layout(model):

@@ -110,6 +110,7 @@ def export_metadata(
             "normalisation": "inside the model",
         },
         "resize": settings["resize"],
+        "build_arguments": _build_record(model),
         "target_vector": ["p_c", "b_x", "b_y", "b_h", "b_w"] + [f"c_{n}" for n in model_lib.class_names(model)],
         "box_format": dict(BOX_FORMAT),
         "outputs": list(inference.OUTPUT_NAMES),
@@ -126,11 +127,36 @@ def export_metadata(
     }
 
 
+def _build_record(model):
+    """The architecture the model records (`model.build_arguments`, without what metadata.json says
+    elsewhere), or None for a model saved by locnet_tf 0.2.0 or earlier."""
+    arguments = model_lib.build_arguments(model)
+    if arguments is None:
+        return None
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in arguments.items()
+        if key not in ("class_names", "presence_threshold", "resize")
+    }
+
+
 def write_text_files(work, metadata):
     (work / inference.METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
     (work / "parity.json").write_text(json.dumps(metadata["parity"], indent=2) + "\n")
     (work / "labels.txt").write_text("".join(f"{name}\n" for name in metadata["classes"]))
     (work / "README.md").write_text(model_card(metadata))
+
+
+def _network_line(build):
+    """The model card's line on the network (`build_model`'s arguments); nothing for a model that records none."""
+    if not build:
+        return ""
+    shown = ", ".join(
+        f"{key} {','.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in build.items()
+        if key not in ("image_size", "name", "size_scale") and value is not None
+    )
+    return f"- **Network**: `locnet_tf.model.build_model` with {shown}.\n"
 
 
 def model_card(metadata):
@@ -148,6 +174,7 @@ def model_card(metadata):
     )
     first_tflite = next((a["path"] for a in metadata["artifacts"].values() if a["path"].endswith(".tflite")), None)
     usage = first_tflite or "saved_model"
+    network = _network_line(metadata.get("build_arguments"))
     return f"""# {metadata["model_name"]}: single-object classification with localization
 
 Exported by `locnet_tf.export` on {metadata["created"]} from `{metadata["source_model"]}`
@@ -156,7 +183,7 @@ Exported by `locnet_tf.export` on {metadata["created"]} from `{metadata["source_
 - **Classes** ({len(metadata["classes"])}): {", ".join(metadata["classes"])} (also in `labels.txt`).
 - **Input**: RGB {size}x{size}, pixels 0..255 (normalisation is inside the model). Resize
   other sizes with `{metadata["resize"]}`; the SavedModel's `serving_default` does it for you.
-- **Outputs** (named): `p_c` presence probability; `box` = `[b_x, b_y, b_h, b_w]` (centre,
+{network}- **Outputs** (named): `p_c` presence probability; `box` = `[b_x, b_y, b_h, b_w]` (centre,
   then height before width, relative to the image); `box_xyxy` relative corners; `class_id`;
   `class_scores`. An object is reported when `p_c >= {metadata["presence_threshold"]:g}`.
 

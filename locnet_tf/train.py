@@ -367,7 +367,9 @@ def _build_trainer(config, strategy, class_names, loss, schedule, image_size=Non
     image_size = image_size or config.image_size
     kwargs = dict(config.model_kwargs(), image_size=image_size)
     with strategy.scope():
-        model = model_lib.build_model(class_names=class_names, size_scale=config.image_size / image_size, **kwargs)
+        model = model_lib.build_model(
+            class_names=class_names, size_scale=config.image_size / image_size, resize=config.resize, **kwargs
+        )
         if init is not None:
             transfer.init_weights(model, init)
         # AdamW; a pretrained backbone trains after the new layers' warm-up, and slower (locnet_tf.finetune).

@@ -6,9 +6,11 @@ the old task, fine-tune. Here the old model may have other classes and another
 input size:
 
 - `architecture(model)` reads the build options (backbone, filters, depths,
-  head, widths) off a saved model's layers, so the new model is built with the
-  same ones and every layer has a counterpart (a run folder's config.json is
-  not needed, and may be absent).
+  head, widths) that the model records about itself (`model.build_arguments`),
+  so the new model is built with the same ones and every layer has a
+  counterpart (a run folder's config.json is not needed, and may be absent).
+  A model saved by locnet_tf 0.2.0 or earlier records none: for those they are
+  read off its layers' names and shapes.
 - `init_weights(model, source)` copies every layer's weights from the layer of
   the same name in `source`: the backbone, the box head and the presence head
   (whose shapes do not depend on the input size or the classes). The class
@@ -64,13 +66,21 @@ def load(path):
 
 
 def architecture(model):
-    """The `build_model` options of a locnet_tf model, read off its layers.
+    """The `build_model` options of a locnet_tf model: those it records, else read off its layers.
 
     Returns:
         dict with the `ARCHITECTURE_FIELDS` and `image_size`, such that
         `build_model(**architecture(m))` has the same layers and weight shapes
-        as `m` (`filters` and `depths` are None for a keras.applications backbone).
+        as `m` (`filters` and `depths` are None for a backbone other than "simple").
     """
+    recorded = model_lib.build_arguments(model)
+    if recorded is not None:
+        return {key: recorded[key] for key in ("image_size", *ARCHITECTURE_FIELDS)}
+    return architecture_from_layers(model)
+
+
+def architecture_from_layers(model):
+    """`architecture` for a model that does not record it (saved by 0.2.0 or earlier): guessed from its layers."""
     names = {layer.name for layer in model.layers}
     if "simple_stem_conv" in names:
         backbone = "simple"

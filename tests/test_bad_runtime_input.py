@@ -420,8 +420,10 @@ def test_19_an_unknown_field_is_warned_about_and_does_not_block_predict(tmp_path
     (run_dir / "config.json").write_text(json.dumps({"resize": "letterbox", "from_a_newer_version": 1}))
     code, out, err = run("P", [run_dir / "model.keras", models["photo"], "--quiet"], capfd)
     assert code == 0 and len(out.splitlines()) == 1, err
-    (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
+    # Two lines: the unknown field, and the model's own resize (stretch) winning over the config's.
+    warning, disagreement = sorted(line for line in err.splitlines() if line.startswith("warning:"))
     assert re.search(r"config\.json: ignored the field from_a_newer_version", warning), warning
+    assert disagreement.endswith("says 'letterbox': the model's is used."), disagreement
     assert config_lib.Config.load(run_dir / "config.json").resize == "letterbox"  # the known fields still count
 
 

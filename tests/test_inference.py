@@ -166,13 +166,15 @@ def test_letterbox_saved_model_agrees_with_the_letterbox_predictor(smoke, photos
 
 
 def test_keras_model_in_a_run_folder_uses_the_runs_resize(tmp_path):
+    # A model saved before models recorded their resize (0.2.0): its run's config.json says.
+    # (A model that records it wins over config.json: tests/test_self_describing.py.)
     from locnet_tf import config as config_lib
     from locnet_tf import inference
     from locnet_tf import model as model_lib
 
-    model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), depths=(1, 1, 1), head_units=8).save(
-        tmp_path / "model.keras"
-    )
+    model = model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), depths=(1, 1, 1), head_units=8)
+    model_lib.target_layer(model).resize = None
+    model.save(tmp_path / "model.keras")
     assert inference.Predictor(tmp_path / "model.keras").resize == "stretch"
     config_lib.preset("smoke", resize="letterbox").save(tmp_path / "config.json")
     assert inference.Predictor(tmp_path / "model.keras").resize == "letterbox"
