@@ -36,7 +36,11 @@ no file (TensorFlow then trains on the damaged pixels), so JPEGs are decoded
 by libjpeg-turbo in strict mode (`simplejpeg`), where that warning is an error
 (except for stray bytes between header segments, which libjpeg skips without
 harm); PNG chunks must carry right CRCs, which libpng (TensorFlow's decoder)
-enforces and Pillow does not. Each problem is a `DataError` naming the file.
+enforces and Pillow checks in `Image.verify()` (its `load()` does not). Each
+problem is a `DataError` naming the file. The checks are the libraries' where
+a library makes them (Pillow's header parse and `verify()`, strict
+libjpeg-turbo); the few bytes they cannot judge are walked here, each place
+saying why (`_png_problem`, `jpeg_is_complete`, `_jpeg_header`).
 
 **Resize.** `resize` is TensorFlow's `tf.image.resize(..., antialias=True)`
 (bilinear, the kernel widened when shrinking) followed by the pipeline's
@@ -362,6 +366,28 @@ def _png_exif(data):
         offset += 12 + length
     return None
 
+
+# ----------------------------------------------------------------------------
+# The JPEG header walk: what no library tells.
+#
+# Two checks need where a JPEG's first scan starts and what lies between its
+# header segments, which neither library reports: Pillow parses the header to
+# the first scan but keeps no offset (its tile starts at 0: libjpeg reads the
+# file from the start) and skips stray bytes silently; libjpeg-turbo
+# (simplejpeg's `decode_jpeg_header`) stops at the scan and returns only sizes
+# and colour spaces, and in strict mode names stray bytes by count and marker
+# ("3 extraneous bytes before marker 0xda"), not position.
+# - Completeness from the bytes alone (`jpeg_is_complete`): a cut JPEG is
+#   found by a library only by decoding it all (simplejpeg: "Premature end of
+#   JPEG file"; Pillow: "image file is truncated", or nothing at all while the
+#   process-wide `ImageFile.LOAD_TRUNCATED_IMAGES` is set), but the
+#   header-only checks (`inspect(verify=False)`, the training pipeline's
+#   reader, a source read without verifying) decode nothing, and the end
+#   marker cannot just be looked for at the file's end: phones append data
+#   after it.
+# - Stray bytes between header segments (`_jpeg_header`'s second result),
+#   which libjpeg skips with a warning and the same pixels: strict mode stops
+#   there, so they are cut out by position before the strict decode goes on.
 
 # JPEG markers without a length field (TEM, RST0..7; SOI and EOI end the walk).
 _STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])
