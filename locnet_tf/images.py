@@ -332,9 +332,10 @@ def _png_problem(data):
     `verify()` walks the chunks, from the first IDAT, up to IEND. What it does
     not check stays here: IEND itself (Pillow stops on its type and reads
     neither its length nor its CRC; libpng reads both), which must be the
-    empty chunk with the fixed CRC (`PNG_END`). The chunk `verify()` stopped
-    on is the one just read from the buffer. Bytes after IEND are not read
-    (by libpng either).
+    empty chunk with the fixed CRC (`PNG_END`). `verify()` leaves the buffer
+    just after the type of the IEND it stopped on (a Pillow detail: were it
+    to change, every PNG would be refused here, which tests/test_images.py
+    shows at once). Bytes after IEND are not read (by libpng either).
 
     Pillow skips the CRCs of ancillary chunks (text, EXIF, ...) while the
     process-wide `PIL.ImageFile.LOAD_TRUNCATED_IMAGES` is set, which this
