@@ -36,7 +36,11 @@ no file (TensorFlow then trains on the damaged pixels), so JPEGs are decoded
 by libjpeg-turbo in strict mode (`simplejpeg`), where that warning is an error
 (except for stray bytes between header segments, which libjpeg skips without
 harm); PNG chunks must carry right CRCs, which libpng (TensorFlow's decoder)
-enforces and Pillow does not. Each problem is a `DataError` naming the file.
+enforces and Pillow checks in `Image.verify()` (its `load()` does not). Each
+problem is a `DataError` naming the file. The checks are the libraries' where
+a library makes them (Pillow's header parse and `verify()`, strict
+libjpeg-turbo); the few bytes they cannot judge are walked here, each place
+saying why (`_png_problem`, `jpeg_is_complete`, `_jpeg_header`).
 
 **Resize.** `resize` is TensorFlow's `tf.image.resize(..., antialias=True)`
 (bilinear, the kernel widened when shrinking) followed by the pipeline's
@@ -55,7 +59,6 @@ import io
 import os
 import struct
 import threading
-import zlib
 
 import numpy as np
 import simplejpeg
@@ -215,6 +218,12 @@ def inspect(data, name, verify=True):
         ImageError (a DataError): empty, not an image, a format the decoders
             do not read right, truncated, too large, or (with `verify`) corrupt.
     """
+    return _inspect(data, name, verify)[0]
+
+
+def _inspect(data, name, verify):
+    """`inspect`, and with `verify` the decoded `PIL.Image` of a PNG, GIF or BMP (None for a JPEG, or without
+    `verify`): the check's decode is the reader's (`decode_image`), so such a file is decoded once."""
     if not data:
         raise ImageError(name, EMPTY_IMAGE)
     try:
@@ -238,31 +247,39 @@ def inspect(data, name, verify=True):
     except ImageError:
         raise
     except PILLOW_ERRORS as error:
-        raise ImageError(name, check_bytes(data) or f"cannot be read: {error}") from None
+        # Pillow's words for a header it cannot parse name a BytesIO object and its address.
+        detail = "its header is damaged" if isinstance(error, UnidentifiedImageError) else error
+        raise ImageError(name, check_bytes(data) or f"cannot be read: {detail}") from None
+    decoded = None
     if verify:
-        problem = _decode_problem(data, fmt)
+        problem, decoded = _decode(data, fmt)
         if problem:
             raise ImageError(name, problem)
     height, width = (
         (stored_width, stored_height) if orientation in SWAPPING_ORIENTATIONS else (stored_height, stored_width)
     )
-    return ImageInfo(fmt, height, width, stored_height, stored_width, orientation, len(data))
+    return ImageInfo(fmt, height, width, stored_height, stored_width, orientation, len(data)), decoded
 
 
-def _decode_problem(data, fmt):
-    """Why the image data does not decode cleanly, or None."""
+def _decode(data, fmt):
+    """`(why the image data does not decode cleanly, or None; the decoded PIL.Image of a PNG, GIF or BMP)`.
+
+    A JPEG is decoded by strict libjpeg-turbo (`_jpeg_problem`), at 1/64 of
+    its pixels; the other formats by Pillow, whose loaded image `decode_image`
+    then converts (Pillow's pixels are the ones TensorFlow's decoders give).
+    """
     if fmt == "JPEG":
-        return _jpeg_problem(data)
+        return _jpeg_problem(data), None
     if fmt == "PNG":
-        problem = _png_chunk_problem(data)
+        problem = _png_problem(data)
         if problem:
-            return problem
+            return problem, None
     try:
-        with open_image(io.BytesIO(data)) as image:
-            image.load()
+        image = open_image(io.BytesIO(data))
+        image.load()
     except PILLOW_ERRORS + (Image.DecompressionBombError,) as error:
-        return f"cannot be decoded: {error}"
-    return None
+        return f"cannot be decoded: {error}", None
+    return None, image
 
 
 def _jpeg_problem(data):
@@ -306,39 +323,36 @@ def _strict_jpeg_decode(data):
     return None
 
 
-def _png_chunks(data):
-    """Yields `(offset, kind, data start, data end)` of a PNG's chunks up to IEND; stops at a chunk cut short."""
-    offset = len(PNG_SIGNATURE)
-    while offset + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
-        end = offset + 8 + length
-        if end + 4 > len(data):
-            yield offset, kind, offset + 8, None  # runs past the end of the file
-            return
-        yield offset, kind, offset + 8, end
-        if kind == b"IEND":
-            return
-        offset = end + 4
-    if offset < len(data):
-        yield offset, None, None, None  # not even a chunk header left
-
-
-def _png_chunk_problem(data):
+def _png_problem(data):
     """A PNG chunk whose CRC is wrong or that runs past the file's end, or None.
 
-    Hand-written (a walk over length, type, data, CRC) because Pillow skips
-    the CRCs of image-data chunks, which libpng, TensorFlow's PNG decoder,
-    checks: a file Pillow decodes would stop training. Bytes after the IEND
-    chunk are not read (by libpng either).
+    libpng, TensorFlow's PNG decoder, checks the CRC of every chunk it reads;
+    Pillow checks those before the image data when it opens a file, and the
+    others only in `Image.verify()` (its `load()` skips the CRCs of the
+    image-data chunks: a file Pillow decodes would stop training). So
+    `verify()` walks the chunks, from the first IDAT, up to IEND. What it does
+    not check stays here: IEND itself (Pillow stops on its type and reads
+    neither its length nor its CRC; libpng reads both), which must be the
+    empty chunk with the fixed CRC (`PNG_END`). `verify()` leaves the buffer
+    just after the type of the IEND it stopped on (a Pillow detail: were it
+    to change, every PNG would be refused here, which tests/test_images.py
+    shows at once). Bytes after IEND are not read (by libpng either).
+
+    Pillow skips the CRCs of ancillary chunks (text, EXIF, ...) while the
+    process-wide `PIL.ImageFile.LOAD_TRUNCATED_IMAGES` is set, which this
+    package never does (libpng, too, only warns about those).
     """
-    for offset, kind, _start, end in _png_chunks(data):
-        if kind is None:
-            return "PNG image is truncated (a chunk runs past the end of the file)"
-        if end is None:
-            return f"PNG image is truncated (chunk {kind!r} runs past the end of the file)"
-        (crc,) = struct.unpack(">I", data[end : end + 4])
-        if zlib.crc32(data[offset + 4 : end]) != crc:
-            return f"PNG data is corrupt (chunk {kind.decode('latin-1')!r} has a wrong CRC)"
+    buffer = io.BytesIO(data)
+    try:
+        with open_image(buffer) as image:
+            image.verify()
+    except SyntaxError as error:  # a CRC that does not match, a chunk type that is no chunk type
+        return f"PNG data is corrupt: {error}"
+    except PILLOW_ERRORS:  # a chunk's data or CRC runs past the end of the file ("Truncated File Read")
+        return "PNG image is truncated (a chunk runs past the end of the file)"
+    end = buffer.tell()
+    if data[end - 8 : end + 4] != bytes(4) + PNG_END:
+        return "PNG data is corrupt (its IEND chunk is not empty or has a wrong CRC)"
     return None
 
 
@@ -354,6 +368,28 @@ def _png_exif(data):
         offset += 12 + length
     return None
 
+
+# ----------------------------------------------------------------------------
+# The JPEG header walk: what no library tells.
+#
+# Two checks need where a JPEG's first scan starts and what lies between its
+# header segments, which neither library reports: Pillow parses the header to
+# the first scan but keeps no offset (its tile starts at 0: libjpeg reads the
+# file from the start) and skips stray bytes silently; libjpeg-turbo
+# (simplejpeg's `decode_jpeg_header`) stops at the scan and returns only sizes
+# and colour spaces, and in strict mode names stray bytes by count and marker
+# ("3 extraneous bytes before marker 0xda"), not position.
+# - Completeness from the bytes alone (`jpeg_is_complete`): a cut JPEG is
+#   found by a library only by decoding it all (simplejpeg: "Premature end of
+#   JPEG file"; Pillow: "image file is truncated", or nothing at all while the
+#   process-wide `ImageFile.LOAD_TRUNCATED_IMAGES` is set), but the
+#   header-only checks (`inspect(verify=False)`, the training pipeline's
+#   reader, a source read without verifying) decode nothing, and the end
+#   marker cannot just be looked for at the file's end: phones append data
+#   after it.
+# - Stray bytes between header segments (`_jpeg_header`'s second result),
+#   which libjpeg skips with a warning and the same pixels: strict mode stops
+#   there, so they are cut out by position before the strict decode goes on.
 
 # JPEG markers without a length field (TEM, RST0..7; SOI and EOI end the walk).
 _STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])
@@ -545,9 +581,9 @@ def read_image(path):
 
 def decode_image(data, name):
     """`read_image` for an image file's bytes (an upload); `name` names it in the errors."""
-    info = inspect(data, name)
+    info, decoded = _inspect(data, name, verify=True)
     try:
-        with open_image(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data)) if decoded is None else decoded as image:
             if info.orientation in _TRANSPOSE:
                 image = image.transpose(_TRANSPOSE[info.orientation])
             return _to_rgb(image)
