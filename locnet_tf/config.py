@@ -12,6 +12,8 @@ import json
 import typing
 from typing import Optional, Tuple
 
+from locnet_tf.core import specs
+
 
 # The fields that describe the network itself (what `transfer.architecture`
 # reads back off a model's layers); with `image_size` and `weights` they are
@@ -26,6 +28,14 @@ ARCHITECTURE_FIELDS = (
     "dropout",
     "class_context",
 )
+
+# The choices of the fields that name one (`validate` checks them here; the modules that act on
+# them import them from here, so the config needs none of them: docs/architecture.md, floor 0).
+BACKBONES = ("simple", "efficientnet_lite0", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")  # model
+MODES = ("default", "lecture")  # losses: the loss mode
+BOX_LOSSES = ("mse", "l1", "huber", "giou", "huber_giou")  # losses: the box term of the default mode
+MULTI_OBJECT_POLICIES = ("largest", "drop", "fail")  # data.source_utils: images with several objects
+UNKNOWN_POLICIES = ("error", "ignore_object")  # data.source_utils: labels not in the class names
 
 
 @dataclasses.dataclass
@@ -179,9 +189,7 @@ class Config:
 
     def class_map_dict(self):
         """`class_map` as a dict: `"a=b,c="` -> `{"a": "b", "c": None}` (None ignores the label)."""
-        from locnet_tf.data.sources import parse_class_map
-
-        return parse_class_map(self.class_map) if self.class_map else None
+        return specs.parse_class_map(self.class_map) if self.class_map else None
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
@@ -434,9 +442,6 @@ def validate(config, relations=True):
     import math
     import os
 
-    from locnet_tf import losses, model
-    from locnet_tf.data import source_utils, sources
-
     def flag(name):
         return "--" + name.replace("_", "-")
 
@@ -466,15 +471,15 @@ def validate(config, relations=True):
         if value not in choices:
             raise ValueError(f"{flag(name)} must be one of {', '.join(map(str, choices))}; got {value!r}.")
 
-    sources.parse_spec(config.data)  # names the known kinds (and the closest one to a typo)
+    specs.parse_spec(config.data)  # names the known kinds (and the closest one to a typo)
     if config.class_names is not None:
         names = [str(n) for n in config.class_names]
         if not names or len(set(names)) != len(names) or not all(n.strip() for n in names):
             raise ValueError(f"--class-names must be distinct, non-empty names, got {list(config.class_names)}.")
     config.class_map_dict()  # "a=b,c=" or an error naming the bad entry
-    choice("multi_object", source_utils.MULTI_OBJECT_POLICIES)
+    choice("multi_object", MULTI_OBJECT_POLICIES)
     choice("resize", ("stretch", "letterbox"))
-    choice("backbone", model.BACKBONES)
+    choice("backbone", BACKBONES)
     if config.backbone == "simple" and config.weights is not None:
         raise ValueError("--weights: the simple backbone has no pretrained weights; leave --weights out.")
     if config.weights not in (None, "imagenet") and not os.path.isfile(config.weights):
@@ -504,8 +509,8 @@ def validate(config, relations=True):
 
         if not os.path.exists(pretrained.path(config.init)):  # "pretrained": the shipped weights
             raise FileNotFoundError(f"--init {config.init}: no such model file or run folder.")
-    choice("loss_mode", losses.MODES)
-    choice("box_loss", losses.BOX_LOSSES)
+    choice("loss_mode", MODES)
+    choice("box_loss", BOX_LOSSES)
     for name in ("pc_weight", "box_weight", "class_weight", "heatmap_weight", "vote_weight"):
         number(name, 0.0)
     number("label_smoothing", 0.0, 1.0)

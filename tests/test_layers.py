@@ -25,7 +25,7 @@ from conftest import REPO
 PACKAGE = "locnet_tf"
 
 # Lower it as modules move; 0 is the goal of issue 28.
-UPWARD_TODAY = 13
+UPWARD_TODAY = 8
 
 # Floors from the bottom. `runtime` is drawn beside the Keras core (it imports only the numpy
 # core) but ranks below it, so that the floors above may use it: the predictor facade runs
@@ -39,6 +39,7 @@ FLOOR_OF = {
     "locnet_tf": "core",
     "locnet_tf._tf_required": "core",
     "locnet_tf.cli": "core",
+    "locnet_tf.core": "core",
     "locnet_tf.config": "core",
     "locnet_tf.images": "core",
     "locnet_tf.outputs": "core",

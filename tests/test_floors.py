@@ -1,0 +1,91 @@
+"""Issue 28's move plan, steps 1-5 and 7: what each step moved down, and that the old ways still work."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+from locnet_tf import config as config_lib
+from locnet_tf.core import specs
+
+
+def _run(code):
+    """Runs `code` in a fresh interpreter (nothing imported yet); returns its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+# --- step 1: the choice lists live in config, and the modules that act on them use those
+
+
+def test_choice_lists_are_configs():
+    from locnet_tf import losses, model
+    from locnet_tf.data import source_utils
+
+    assert model.BACKBONES is config_lib.BACKBONES
+    assert losses.MODES is config_lib.MODES and losses.BOX_LOSSES is config_lib.BOX_LOSSES
+    assert source_utils.MULTI_OBJECT_POLICIES is config_lib.MULTI_OBJECT_POLICIES
+    assert source_utils.UNKNOWN_POLICIES is config_lib.UNKNOWN_POLICIES
+
+
+@pytest.mark.parametrize(
+    "field, value, flag",
+    [
+        ("backbone", "resnet", "--backbone"),
+        ("loss_mode", "course", "--loss-mode"),
+        ("box_loss", "iou", "--box-loss"),
+        ("multi_object", "all", "--multi-object"),
+    ],
+)
+def test_validate_names_the_choices_from_config(field, value, flag):
+    with pytest.raises(ValueError, match=f"^{flag} must be one of .*; got '{value}'"):
+        config_lib.validate(config_lib.Config(**{field: value}))
+
+
+def test_config_loads_without_keras_or_data_code():
+    # Checking a config is plain data: validate, class_map_dict and data_inputs load no Keras and no reader.
+    loaded = _run(
+        "import sys\n"
+        "from locnet_tf import config, outputs\n"
+        "c = config.validate(config.Config(data='csv:x.csv', class_map='a=b'))\n"
+        "assert c.class_map_dict() == {'a': 'b'}\n"
+        "outputs.data_inputs('voc:somewhere')\n"
+        "print(sorted(m for m in sys.modules if m in ('keras', 'tensorflow') or m.startswith('locnet_tf.')))\n"
+    )
+    assert loaded.strip() == "['locnet_tf.config', 'locnet_tf.core', 'locnet_tf.core.specs', 'locnet_tf.outputs']"
+
+
+# --- step 2: core/specs.py
+
+
+def test_every_file_kind_has_a_reader():
+    from locnet_tf.data import sources
+
+    assert specs.FILE_KINDS == tuple(sources.READERS)
+    assert sources.parse_spec is specs.parse_spec and sources.parse_class_map is specs.parse_class_map
+
+
+def test_specs():
+    assert specs.parse_spec("yolo:a/data.yaml") == ("yolo", "a/data.yaml")
+    assert specs.parse_spec("procedural/small") == ("procedural", "small")
+    with pytest.raises(ValueError, match="Did you mean 'csv:x'"):
+        specs.parse_spec("cvs:x")
+    assert specs.is_synthetic("synthetic/tiny") and not specs.is_synthetic("synthetics")
+    assert specs.parse_class_map("a=b, c=") == {"a": "b", "c": None}
+
+
+def test_data_inputs_take_the_file_kinds(tmp_path):
+    from locnet_tf import outputs
+
+    for kind in specs.FILE_KINDS:
+        assert outputs.data_inputs(f"{kind}:{tmp_path}") == [(str(tmp_path), "the data folder", True)]
+    assert outputs.data_inputs("tfds:mnist") == [] and outputs.data_inputs("synthetic") == []
