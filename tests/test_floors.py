@@ -89,3 +89,48 @@ def test_data_inputs_take_the_file_kinds(tmp_path):
     for kind in specs.FILE_KINDS:
         assert outputs.data_inputs(f"{kind}:{tmp_path}") == [(str(tmp_path), "the data folder", True)]
     assert outputs.data_inputs("tfds:mnist") == [] and outputs.data_inputs("synthetic") == []
+
+
+# --- step 3: the shipped start's path, where the config checks `--init`
+
+
+def test_init_pretrained_is_the_shipped_file():
+    from locnet_tf import transfer
+
+    assert config_lib.init_path("pretrained") == config_lib.PRETRAINED_WEIGHTS
+    assert transfer.model_path("pretrained") == config_lib.PRETRAINED_WEIGHTS
+    assert config_lib.PRETRAINED_WEIGHTS.is_file()
+
+
+# --- steps 4 and 5: the weights check in the Keras core, flags -> Config in train
+
+
+def _garbage_weights(tmp_path):
+    path = tmp_path / "garbage.h5"
+    path.write_bytes(b"\0not weights" * 100)
+    return path
+
+
+def test_validate_is_plain_data_and_train_checks_the_weights_file(tmp_path):
+    from locnet_tf import train as train_lib
+
+    config = config_lib.Config(backbone="mobilenet_v2", image_size=96, weights=str(_garbage_weights(tmp_path)))
+    config_lib.validate(config)  # the file exists: all the plain-data check can tell
+    with pytest.raises(ValueError, match=r"--weights \S*garbage\.h5: not a Keras weights file"):
+        train_lib.check_config(config)
+    assert not hasattr(config_lib, "check_weights_file") and not hasattr(config_lib, "config_from_args")
+
+
+def test_a_bad_weights_file_is_the_first_error_before_any_data_is_read(tmp_path):
+    from locnet_tf import train as train_lib
+
+    # Data that is not there: reading it would fail, but the weights are checked first.
+    flags = ["--data", f"csv:{tmp_path / 'missing.csv'}", "--backbone", "mobilenet_v2", "--image-size", "96"]
+    flags += ["--weights", str(_garbage_weights(tmp_path))]
+    args = train_lib.build_parser().parse_args(flags)
+    with pytest.raises(ValueError, match="not a Keras weights file"):
+        train_lib.config_from_args(args, notice=lambda line: None)
+    config = config_lib.Config(data=flags[1], backbone="mobilenet_v2", image_size=96, weights=flags[-1])
+    with pytest.raises(ValueError, match="not a Keras weights file"):
+        train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run").exists()

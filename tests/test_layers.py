@@ -25,7 +25,7 @@ from conftest import REPO
 PACKAGE = "locnet_tf"
 
 # Lower it as modules move; 0 is the goal of issue 28.
-UPWARD_TODAY = 8
+UPWARD_TODAY = 5
 
 # Floors from the bottom. `runtime` is drawn beside the Keras core (it imports only the numpy
 # core) but ranks below it, so that the floors above may use it: the predictor facade runs
@@ -59,6 +59,7 @@ FLOOR_OF = {
     "locnet_tf.efficientnet_lite": "keras",
     "locnet_tf.finetune": "keras",
     "locnet_tf.convert_lite0": "keras",
+    "locnet_tf.weights_check": "keras",
     "locnet_tf.data": "data",
     "locnet_tf.evaluate": "evaluate",
     "locnet_tf.inference": "evaluate",
