@@ -134,3 +134,71 @@ def test_a_bad_weights_file_is_the_first_error_before_any_data_is_read(tmp_path)
     with pytest.raises(ValueError, match="not a Keras weights file"):
         train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
     assert not (tmp_path / "run").exists()
+
+
+# --- step 7: registration by plain imports, no post-import hooks
+
+
+@pytest.fixture(scope="module")
+def tiny_keras(tmp_path_factory):
+    """A small locnet_tf model saved as .keras (its layers are the package's own)."""
+    from locnet_tf import model as model_lib
+
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), head_channels=4, head_units=8).save(path)
+    return path
+
+
+def test_no_post_import_hooks():
+    import locnet_tf
+
+    source = (REPO / "locnet_tf" / "__init__.py").read_text()
+    assert "wrapt" not in source and "import_hook" not in source
+    # Importing Keras and TFDS after the package registers nothing: the modules that register do.
+    out = _run(
+        "import sys, locnet_tf, keras, tensorflow_datasets as tfds\n"
+        "print('locnet_tf.model' in sys.modules, 'synthetic_road' in tfds.list_builders(with_community_datasets=False))"
+    )
+    assert out.split() == ["False", "False"]
+    assert not hasattr(locnet_tf, "_install_import_hooks")
+
+
+def test_loading_a_keras_file_needs_only_the_model_module(tiny_keras):
+    out = _run(
+        "import keras, locnet_tf.model\n"
+        f"model = keras.models.load_model({str(tiny_keras)!r})\n"
+        "print(model.get_layer('target').class_names)"
+    )
+    assert out.strip() == "['pedestrian', 'car', 'motorcycle']"
+    # The package's own loader imports the model module itself.
+    out = _run(f"from locnet_tf import inference\nprint(inference.load_keras({str(tiny_keras)!r}).input_shape)")
+    assert out.strip() == "(None, 32, 32, 3)"
+
+
+def test_the_pipeline_registers_the_builders():
+    out = _run(
+        "import tensorflow_datasets as tfds\nfrom locnet_tf.data import pipeline\n"
+        "names = tfds.list_builders(with_community_datasets=False)\n"
+        "print('synthetic_road' in names, 'procedural_objects' in names)"
+    )
+    assert out.split() == ["True", "True"]
+
+
+def test_data_register_does_both_and_the_old_name_warns(tiny_keras):
+    out = _run(
+        "import warnings, keras, tensorflow_datasets as tfds, locnet_tf.data\n"
+        "locnet_tf.data.register()\n"
+        f"print(keras.models.load_model({str(tiny_keras)!r}).name != '')\n"
+        "print('synthetic_road' in tfds.list_builders(with_community_datasets=False))\n"
+        "import locnet_tf\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    assert locnet_tf.register is locnet_tf.data.register\n"
+        "(warning,) = caught\n"
+        "print(warning.category.__name__, warning.message)"
+    )
+    assert out.splitlines() == [
+        "True",
+        "True",
+        "DeprecationWarning locnet_tf.register moved to locnet_tf.data.register; the old name goes in 0.4.0.",
+    ]
