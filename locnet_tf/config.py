@@ -7,10 +7,12 @@ command line win. The resolved config is saved as `config.json` in the run folde
 
 import argparse
 import dataclasses
-import functools
 import json
+import pathlib
 import typing
 from typing import Optional, Tuple
+
+from locnet_tf.core import specs
 
 
 # The fields that describe the network itself (what `transfer.architecture`
@@ -26,6 +28,33 @@ ARCHITECTURE_FIELDS = (
     "dropout",
     "class_context",
 )
+
+# The choices of the fields that name one (`validate` checks them here; the modules that act on
+# them import them from here, so the config needs none of them: docs/architecture.md, floor 0).
+BACKBONES = ("simple", "efficientnet_lite0", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")  # model
+MODES = ("default", "lecture")  # losses: the loss mode
+BOX_LOSSES = ("mse", "l1", "huber", "giou", "huber_giou")  # losses: the box term of the default mode
+MULTI_OBJECT_POLICIES = ("largest", "drop", "fail")  # data.source_utils: images with several objects
+UNKNOWN_POLICIES = ("error", "ignore_object")  # data.source_utils: labels not in the class names
+
+
+# `--init pretrained`: the learned start that ships with the package (package data; `python -m
+# locnet_tf.pretrained` builds it). Here, not in `runs` (which reads configs), so that the config
+# checks `--init` without importing the module that imports it.
+PRETRAINED = "pretrained"
+PRETRAINED_WEIGHTS = pathlib.Path(__file__).resolve().parent / "weights" / "procedural.keras"
+
+
+def init_path(name):
+    """The file `--init NAME` means: the shipped weights for `"pretrained"`, else `name` itself."""
+    if str(name) != PRETRAINED:
+        return pathlib.Path(name)
+    if not PRETRAINED_WEIGHTS.is_file():
+        raise FileNotFoundError(
+            f"--init {PRETRAINED}: the pretrained weights {PRETRAINED_WEIGHTS} are missing from this install; "
+            "build them with `python -m locnet_tf.pretrained` (about 15 minutes on 2 cores)."
+        )
+    return PRETRAINED_WEIGHTS
 
 
 @dataclasses.dataclass
@@ -179,9 +208,7 @@ class Config:
 
     def class_map_dict(self):
         """`class_map` as a dict: `"a=b,c="` -> `{"a": "b", "c": None}` (None ignores the label)."""
-        from locnet_tf.data.sources import parse_class_map
-
-        return parse_class_map(self.class_map) if self.class_map else None
+        return specs.parse_class_map(self.class_map) if self.class_map else None
 
     def model_kwargs(self):
         """The model options of this config, as `build_model(**...)` takes them."""
@@ -405,18 +432,6 @@ def add_field_arguments(parser, cls, field_defaults=True):
     return parser
 
 
-def config_from_args(args, notice=print):
-    """The `Config` from parsed arguments: the preset's values (or the recipe
-    `--preset auto` chooses from the data, `locnet_tf.recipe`), then the given flags."""
-    from locnet_tf import recipe
-
-    given = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name, None) is not None
-    }
-    validate(Config(**given), relations=False)  # the flags themselves, before the recipe reads the data
-    return validate(recipe.resolve(args.preset, given, notice=notice))
-
-
 def _field_comments(cls=Config):
     """The `# comment` after each field of `cls`, reused as its --help text."""
     return _field_layout(cls)[0]
@@ -464,9 +479,11 @@ def validate(config, relations=True):
 
     The message names the flag, the value and what is allowed, e.g.
     "--batch-size must be an integer of at least 1, got 0." Called where a
-    config is built from flags (`config_from_args`) and where training
+    config is built from flags (`train.config_from_args`) and where training
     starts (`train.train`), so a bad value stops the command before any data
-    is read or model built.
+    is read or model built. Plain data: whether a `--weights` file fits its
+    backbone is the Keras core's check (`weights_check.check_config`), which
+    training runs right after this one.
 
     `relations=False` leaves out the checks between fields whose other side
     the preset or recipe may still set (`--warmup-epochs` within `--epochs`,
@@ -476,13 +493,10 @@ def validate(config, relations=True):
     Raises:
         ValueError: a value out of range, an unknown choice, or an image size
             that does not fit the backbone's stride.
-        FileNotFoundError: an `--init` model that is not there.
+        FileNotFoundError: an `--init` model or a `--weights` file that is not there.
     """
     import math
     import os
-
-    from locnet_tf import losses, model
-    from locnet_tf.data import source_utils, sources
 
     def flag(name):
         return "--" + name.replace("_", "-")
@@ -513,23 +527,20 @@ def validate(config, relations=True):
         if value not in choices:
             raise ValueError(f"{flag(name)} must be one of {', '.join(map(str, choices))}; got {value!r}.")
 
-    sources.parse_spec(config.data)  # names the known kinds (and the closest one to a typo)
+    specs.parse_spec(config.data)  # names the known kinds (and the closest one to a typo)
     if config.class_names is not None:
         names = [str(n) for n in config.class_names]
         if not names or len(set(names)) != len(names) or not all(n.strip() for n in names):
             raise ValueError(f"--class-names must be distinct, non-empty names, got {list(config.class_names)}.")
     config.class_map_dict()  # "a=b,c=" or an error naming the bad entry
-    choice("multi_object", source_utils.MULTI_OBJECT_POLICIES)
+    choice("multi_object", MULTI_OBJECT_POLICIES)
     choice("resize", ("stretch", "letterbox"))
-    choice("backbone", model.BACKBONES)
+    choice("backbone", BACKBONES)
     if config.backbone == "simple" and config.weights is not None:
         raise ValueError("--weights: the simple backbone has no pretrained weights; leave --weights out.")
     if config.weights not in (None, "imagenet") and not os.path.isfile(config.weights):
         raise FileNotFoundError(f"--weights {config.weights}: no such weights file (or pass imagenet).")
-    # A keras.applications backbone's file (efficientnet_lite loads and checks its own).
-    if config.weights not in (None, "imagenet") and config.backbone not in ("simple", "efficientnet_lite0"):
-        stat = os.stat(config.weights)
-        check_weights_file(config.weights, config.backbone, config.image_size, stat.st_size, stat.st_mtime_ns)
+    # Whether the file's weights fit the backbone is for the Keras core to say (`weights_check.check_config`).
     if len(config.filters) != 4 or not all(isinstance(f, int) and f >= 1 for f in config.filters):
         raise ValueError(f"--filters must be 4 integers of at least 1 (stem, stages 1-3), got {config.filters}.")
     if len(config.depths) != 3 or not all(isinstance(d, int) and d >= 1 for d in config.depths):
@@ -547,12 +558,10 @@ def validate(config, relations=True):
     integer("head_units", 1)
     number("dropout", 0.0, 1.0)
     if config.init is not None:
-        from locnet_tf import pretrained
-
-        if not os.path.exists(pretrained.path(config.init)):  # "pretrained": the shipped weights
+        if not os.path.exists(init_path(config.init)):  # "pretrained": the shipped weights
             raise FileNotFoundError(f"--init {config.init}: no such model file or run folder.")
-    choice("loss_mode", losses.MODES)
-    choice("box_loss", losses.BOX_LOSSES)
+    choice("loss_mode", MODES)
+    choice("box_loss", BOX_LOSSES)
     for name in ("pc_weight", "box_weight", "class_weight", "heatmap_weight", "vote_weight"):
         number(name, 0.0)
     number("label_smoothing", 0.0, 1.0)
@@ -591,54 +600,3 @@ def validate(config, relations=True):
     choice("strategy", ("default", "mirrored", "multi_worker"))
     integer("gallery_size", 0)
     return config
-
-
-# Where an HDF5 file's signature may start (its superblock: byte 0, 512, 1024, ...).
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
-
-
-@functools.lru_cache(maxsize=8)
-def check_weights_file(path, backbone, image_size, size=None, mtime=None):
-    """Raises ValueError naming `path` unless it is a Keras weights file that fits `backbone` at `image_size`.
-
-    Keras would say "Unable to synchronously open file (file signature not
-    found)" for a file that is not HDF5, and for another network's weights
-    print a warning per layer it skips (104 for MobileNetV2) before failing,
-    naming the file in neither. So the file is checked first: an HDF5 file
-    (`.h5`, `.weights.h5`) or a `.keras` zip archive, whose weights load into
-    the bare backbone without a warning. Cached per file (`size`, `mtime`
-    tell a changed file), as `validate` runs more than once per command.
-    """
-    import warnings
-    import zipfile
-
-    import keras
-
-    from locnet_tf import model as model_lib
-
-    with open(path, "rb") as f:
-        head = f.read(max(_HDF5_OFFSETS) + len(_HDF5_SIGNATURE))
-    hdf5 = any(head[o : o + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE for o in _HDF5_OFFSETS)
-    if not hdf5 and not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"--weights {path}: not a Keras weights file (neither HDF5, as .h5 files are, nor a .keras zip "
-            "archive): damaged, or another kind of file?"
-        )
-    model = model_lib.build_model(backbone=backbone, image_size=image_size, weights=None)
-    net = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            net.load_weights(path)
-            problem = None
-        except Exception as error:  # Keras raises ValueError, KeyError, OSError... for a file that does not fit
-            problem = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". Example")[0]
-    if problem is None and caught:
-        problem = (
-            f"{len(caught)} warning{'s' if len(caught) > 1 else ''} from Keras, e.g. {str(caught[0].message)[:200]}"
-        )
-    if problem is not None:
-        raise ValueError(
-            f"--weights {path}: these weights do not fit the {backbone} backbone at {image_size} px ({problem})."
-        )

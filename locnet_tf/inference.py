@@ -159,6 +159,8 @@ def load_keras(path):
 
     import keras
 
+    from locnet_tf import model  # noqa: F401  (registers the model's layers, which the file names)
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such model file.")

@@ -28,11 +28,12 @@ from keras import ops
 from locnet_tf import boxes as box_lib
 from locnet_tf import config as config_lib
 from locnet_tf import efficientnet_lite as lite_lib
+from locnet_tf import finetune  # noqa: F401  (registers FineTuneAdamW: a checkpoint of a fine-tuning names it)
 from locnet_tf import losses as losses_lib
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import target as target_lib
+from locnet_tf.config import BACKBONES
 
-BACKBONES = ("simple", "efficientnet_lite0", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")
 # Channels the Lite0 backbone's stride-32 features are reduced to before they are upsampled onto its stride-16 ones.
 LITE_FUSE_CHANNELS = 96
 # How an image of any shape becomes the square input (`locnet_tf.images.resize`).

@@ -55,6 +55,8 @@ import struct
 import tempfile
 import zlib
 
+from locnet_tf.core import specs
+
 try:
     import fcntl  # POSIX: a lock on a partial file says its writer is alive (see stale_partials)
 except ImportError:  # Windows
@@ -435,7 +437,7 @@ def data_inputs(spec, data_dir=None):
     """
     inputs = []
     kind, sep, rest = str(spec or "").partition(":")
-    if sep and kind in ("csv", "voc", "coco", "yolo") and rest:
+    if sep and kind in specs.FILE_KINDS and rest:
         inputs.append((rest, "the data folder" if os.path.isdir(rest) else "the data file", True))
     if data_dir:
         inputs.append((data_dir, "the TFDS data folder", True))

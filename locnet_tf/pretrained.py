@@ -21,23 +21,10 @@ import shutil
 import sys
 import tempfile
 
-NAME = "pretrained"
-WEIGHTS = pathlib.Path(__file__).resolve().parent / "weights" / "procedural.keras"
+from locnet_tf import config as config_lib
 
 
-def path(name=NAME):
-    """The file `--init NAME` means: the shipped weights for `"pretrained"`, else `name` itself."""
-    if str(name) != NAME:
-        return pathlib.Path(name)
-    if not WEIGHTS.is_file():
-        raise FileNotFoundError(
-            f"--init {NAME}: the pretrained weights {WEIGHTS} are missing from this install; "
-            "build them with `python -m locnet_tf.pretrained` (about 15 minutes on 2 cores)."
-        )
-    return WEIGHTS
-
-
-def build(out=WEIGHTS, run_dir=None, verbose="auto", **overrides):
+def build(out=config_lib.PRETRAINED_WEIGHTS, run_dir=None, verbose="auto", **overrides):
     """Pretrains on `procedural_objects` (the `pretrain` preset) and saves the model to `out`.
 
     Args:
@@ -51,7 +38,6 @@ def build(out=WEIGHTS, run_dir=None, verbose="auto", **overrides):
     """
     import keras
 
-    from locnet_tf import config as config_lib
     from locnet_tf import outputs
     from locnet_tf import train as train_lib
 
@@ -73,7 +59,8 @@ def build(out=WEIGHTS, run_dir=None, verbose="auto", **overrides):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m locnet_tf.pretrained", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(WEIGHTS), help=f"the weights file to write (default: {WEIGHTS})")
+    default = config_lib.PRETRAINED_WEIGHTS  # the file `--init pretrained` reads
+    parser.add_argument("--out", default=str(default), help=f"the weights file to write (default: {default})")
     parser.add_argument("--run-dir", help="keep the training run here (resumable) instead of a temporary folder")
     parser.add_argument("--epochs", type=int, help="override the pretrain preset's epochs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

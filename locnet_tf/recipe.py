@@ -39,6 +39,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from locnet_tf import config as config_lib
+from locnet_tf.core import specs
 
 AUTO = "auto"
 # Input sizes the recipe picks from (multiples of the backbone's stride, 16).
@@ -107,16 +108,12 @@ class DataProfile:
         )
 
 
-def is_synthetic(spec):
-    return str(spec) == "synthetic" or str(spec).startswith("synthetic/")
-
-
 def profile(config):
     """The `DataProfile` of `config.data`'s train split (with the config's data options)."""
     from locnet_tf.data import sources
 
-    kind, _ = sources.parse_spec(config.data)
-    if kind in sources.FILE_KINDS:
+    kind, _ = specs.parse_spec(config.data)
+    if kind in specs.FILE_KINDS:
         data = sources.load_source(config.data, class_names=config.class_names, **config.source_kwargs())
         records = data.records["train"]
         sizes = [r.size for r in records if r.size]
@@ -252,7 +249,7 @@ def _choose(preset_name, given, notice):
     if preset_name != AUTO:
         return config_lib.preset(preset_name, **given)
     data = given.get("data", config_lib.Config.data)
-    if is_synthetic(data):
+    if specs.is_synthetic(data):
         notice(f"Recipe: synthetic ({data} is the built-in data; the `default` preset).")
         return config_lib.preset("default", **given)
     backbone = given.get("backbone")

@@ -40,7 +40,7 @@ from locnet_tf import cli
 from locnet_tf import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
-from locnet_tf import finetune, outputs, runs, transfer
+from locnet_tf import finetune, outputs, recipe, runs, transfer, weights_check
 from locnet_tf.callbacks import (
     AtomicBackup,
     BestCheckpoint,
@@ -55,8 +55,7 @@ from locnet_tf.progressive import SMALL_BACKUP, carry_over, progressive_epochs
 from locnet_tf.progressive import describe as describe_progressive
 
 # Kept importable from here (notebooks, benchmarks, older code): `train.make_strategy`,
-# `train.carry_over`, `train.progressive_epochs`, `train.BestCheckpoint`, `train._read_history`.
-_read_history = runs.read_history
+# `train.carry_over`, `train.progressive_epochs`, `train.BestCheckpoint`.
 
 BEST_METRIC = "val_loc_accuracy"
 
@@ -207,9 +206,17 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         return _train(config, out, verbose, overwrite, extra_callbacks, held)
 
 
+def check_config(config, relations=True):
+    """`config.validate`, then whether a `--weights` file fits its backbone (`weights_check`): every
+    error a config can hold, before any data is read. Returns `config`."""
+    config_lib.validate(config, relations=relations)
+    weights_check.check_config(config)
+    return config
+
+
 def _train(config, out, verbose, overwrite, extra_callbacks, held):
     start = time.time()
-    config_lib.validate(config)  # every field's range and choices, before anything is read or built
+    check_config(config)  # every field's range and choices, before anything is read or built
     first_epoch = progressive_epochs(config)  # checks the settings
     run_dir = pathlib.Path(out)
     # A new or empty folder, or a run folder (resumed), holding none of the data; --init is read before any change.
@@ -480,6 +487,19 @@ def _finish(config, run_dir, verbose, evaluate_test):
     return report
 
 
+def config_from_args(args, notice=print):
+    """The `Config` from parsed arguments: the preset's values (or the recipe
+    `--preset auto` chooses from the data, `locnet_tf.recipe`), then the given flags."""
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(config_lib.Config)
+        if getattr(args, f.name, None) is not None
+    }
+    # The flags themselves, before the recipe reads the data.
+    check_config(config_lib.Config(**given), relations=False)
+    return check_config(recipe.resolve(args.preset, given, notice=notice))
+
+
 def build_parser():
     parser = cli.ArgumentParser(prog="python -m locnet_tf.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
@@ -497,7 +517,7 @@ def main(argv=None):
     with runs.locked(args.out, existing_only=True) if early else contextlib.nullcontext():
         # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
         outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
-        config = config_lib.config_from_args(args)
+        config = config_from_args(args)
         result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
     print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")
     return 0

@@ -42,9 +42,7 @@ _APPLICATIONS = {
 def model_path(path):
     """The `.keras` file that `path` names: the file itself, `model.keras` in a run
     folder, or for `"pretrained"` the weights that ship with the package."""
-    from locnet_tf import pretrained
-
-    path = pretrained.path(path)
+    path = config_lib.init_path(path)
     if path.is_dir():
         path = path / "model.keras"
     if not path.is_file():

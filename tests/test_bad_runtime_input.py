@@ -456,11 +456,12 @@ def test_20_weights_that_fit_the_backbone_pass_the_check(tmp_path):
     import keras
 
     from locnet_tf import model as model_lib
+    from locnet_tf import weights_check
 
     built = model_lib.build_model(backbone="mobilenet_v2", image_size=32)
     net = next(layer for layer in built.layers if isinstance(layer, keras.Model))
     net.save_weights(tmp_path / "mine.weights.h5")
-    config_lib.check_weights_file(str(tmp_path / "mine.weights.h5"), "mobilenet_v2", 32)  # no error
+    weights_check.check_weights_file(str(tmp_path / "mine.weights.h5"), "mobilenet_v2", 32)  # no error
 
 
 # ----------------------------------------------------------------------------

@@ -337,7 +337,7 @@ def test_validation_and_the_recipe_choose_lite0_for_photos(tmp_path, capsys):
     with pytest.raises(ValueError, match="multiple of 32"):
         config_lib.validate(config_lib.preset("photos_lite0", image_size=144))
     spec = _photos_csv(tmp_path / "p", 30)
-    config = config_lib.config_from_args(train_lib.build_parser().parse_args(["--data", spec]))
+    config = train_lib.config_from_args(train_lib.build_parser().parse_args(["--data", spec]))
     line = capsys.readouterr().out
     assert "pretrained EfficientNet-Lite0" in line and "--backbone simple" in line
     assert (config.backbone, config.weights, config.image_size) == ("efficientnet_lite0", "imagenet", 160)
@@ -345,7 +345,7 @@ def test_validation_and_the_recipe_choose_lite0_for_photos(tmp_path, capsys):
     assert 0 < config.freeze_backbone_epochs <= recipe.WARMUP_SHARE * config.epochs + 1e-9
     # --backbone simple: the from-scratch recipe, as before.
     args = ["--data", spec, "--backbone", "simple"]
-    config = config_lib.config_from_args(train_lib.build_parser().parse_args(args))
+    config = train_lib.config_from_args(train_lib.build_parser().parse_args(args))
     assert "simple from scratch" in capsys.readouterr().out
     assert config == config_lib.preset("photos", data=spec, backbone="simple", **_recipe_values(config))
     # Tiny photos still train Lite0 at its smallest size (ImageNet features need a few cells per object).

@@ -11,8 +11,8 @@ The ratchet: the count may not grow, and when modules move it must be lowered.
     python tests/test_layers.py          # every upward import, the count per floor, the circles
     python tests/test_layers.py --all    # every import of a package module, with its floors
 
-Blind spot: names built at run time (`locnet_tf/__init__.py`'s `_LAZY` table and the
-post-import hooks looping over `_MODEL_DEPENDENCIES`) are not literal, so not listed.
+Blind spot: names built at run time (`locnet_tf/__init__.py`'s `_LAZY` and `_MOVED` tables,
+the one place allowed to import by a computed name) are not literal, so not listed.
 """
 
 import ast
@@ -25,7 +25,7 @@ from conftest import REPO
 PACKAGE = "locnet_tf"
 
 # Lower it as modules move; 0 is the goal of issue 28.
-UPWARD_TODAY = 12
+UPWARD_TODAY = 0
 
 # Floors from the bottom. `runtime` is drawn beside the Keras core (it imports only the numpy
 # core) but ranks below it, so that the floors above may use it: the predictor facade runs
@@ -60,6 +60,7 @@ FLOOR_OF = {
     "locnet_tf.efficientnet_lite": "keras",
     "locnet_tf.finetune": "keras",
     "locnet_tf.convert_lite0": "keras",
+    "locnet_tf.weights_check": "keras",
     "locnet_tf.data": "data",
     "locnet_tf.evaluate": "evaluate",
     "locnet_tf.inference": "evaluate",

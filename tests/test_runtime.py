@@ -75,22 +75,6 @@ def test_import_locnet_tf_loads_no_tensorflow():
     assert result.stdout.strip() == "[]"
 
 
-def test_registration_still_follows_import_locnet_tf(smoke):
-    # What `import locnet_tf` used to do eagerly happens when Keras / TFDS are imported.
-    result = _run(
-        "import sys, locnet_tf, keras, tensorflow_datasets as tfds\n"
-        f"model = keras.models.load_model({str(smoke['model'])!r})\n"
-        "print(model.get_layer('target').class_names)\n"
-        "print('synthetic_road' in tfds.list_builders(with_community_datasets=False))"
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:2] == [str(CLASSES), "True"]
-    # Also when Keras is first imported by one of the package's own modules.
-    for first in ("from locnet_tf import target", "from locnet_tf.data import pipeline"):
-        result = _run(f"{first}\nimport keras\nprint(keras.models.load_model({str(smoke['model'])!r}).name)")
-        assert result.returncode == 0, (first, result.stderr[-2000:])
-
-
 def test_predict_runs_a_tflite_where_tensorflow_cannot_be_imported(smoke, photos, tmp_path):
     model = tmp_path / "model_float32.tflite"  # copied alone: its metadata is inside
     shutil.copy(smoke["export"] / "model_float32.tflite", model)

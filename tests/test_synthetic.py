@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-import locnet_tf  # noqa: F401  (registers the builder)
-from locnet_tf.data import synthetic
+from locnet_tf.data import synthetic  # importing it registers the builder
 
 TINY = "synthetic_road/tiny"
 

@@ -15,6 +15,7 @@ import pytest
 
 from locnet_tf import config as config_lib
 from locnet_tf import evaluate as evaluate_lib
+from locnet_tf import runs
 from locnet_tf import train as train_lib
 from locnet_tf.data import pipeline
 
@@ -253,7 +254,7 @@ def test_cli_flags_override_preset(tmp_path):
             str(tmp_path),
         ]
     )
-    config = config_lib.config_from_args(args)
+    config = train_lib.config_from_args(args)
     assert (config.image_size, config.filters, config.augment, config.epochs) == (48, (4, 8, 8, 8), False, 2)
     assert config.depths == (1, 1, 2)
     assert config.model_kwargs()["depths"] == (1, 1, 2)
@@ -288,7 +289,7 @@ def _finished(proc, timeout=420):
 
 
 def _assert_finite_history(run_dir):
-    history = train_lib._read_history(str(run_dir / "history.csv"))
+    history = runs.read_history(str(run_dir / "history.csv"))
     assert history["epoch"] == [0.0, 1.0]
     assert all(np.isfinite(history["loss"])) and all(np.isfinite(history["val_loss"]))
 
@@ -313,7 +314,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
     _finished(proc)
     _assert_finite_history(tmp_path)
     assert (tmp_path / "model.keras").exists()
-    assert train_lib._read_history(str(tmp_path / "history.csv"))["image_size"] == [48.0, 64.0]
+    assert runs.read_history(str(tmp_path / "history.csv"))["image_size"] == [48.0, 64.0]
 
 
 def _free_ports(n):
@@ -353,7 +354,7 @@ def test_multi_worker_strategy_two_processes(tmp_path, data_dir):
     _assert_finite_history(tmp_path)
     assert (tmp_path / "model.keras").exists()
     assert not (tmp_path / ".worker_1").exists(), "the non-chief scratch folder must be cleaned up"
-    assert train_lib._read_history(str(tmp_path / "history.csv"))["image_size"] == [48.0, 64.0]
+    assert runs.read_history(str(tmp_path / "history.csv"))["image_size"] == [48.0, 64.0]
 
 
 def test_class_map_flag_means_the_same_everywhere():
@@ -570,7 +571,7 @@ def test_every_field_comment_is_its_help_text():
 def test_flags_are_checked_against_the_preset_they_end_up_in():
     # 10 warm-up epochs exceed the Config default's 8 epochs, not the photos preset's 32.
     args = train_lib.build_parser().parse_args(["--preset", "photos", "--warmup-epochs", "10"])
-    assert config_lib.config_from_args(args).warmup_epochs == 10
+    assert train_lib.config_from_args(args).warmup_epochs == 10
     args = train_lib.build_parser().parse_args(["--preset", "smoke", "--warmup-epochs", "10"])
     with pytest.raises(ValueError, match=r"--warmup-epochs must be a number in \[0, 2\]"):
-        config_lib.config_from_args(args)
+        train_lib.config_from_args(args)

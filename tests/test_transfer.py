@@ -1,6 +1,7 @@
 """Transfer learning: `train --init`, the architecture read off a model, the shipped learned start."""
 
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 
 from locnet_tf import config as config_lib
 from locnet_tf import model as model_lib
-from locnet_tf import pretrained
 from locnet_tf import train as train_lib
 from locnet_tf import transfer
 
@@ -76,14 +76,14 @@ def test_train_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path,
     common += ["--data-dir", data_dir, "--no-evaluate", "--out", str(tmp_path / "second")]
     args = parser.parse_args(common + ["--filters", "8,16,16,16"])
     # --filters given: the user's flag wins, and train refuses the mismatch in one line.
-    config = config_lib.config_from_args(args)
+    config = train_lib.config_from_args(args)
     assert config.filters == (8, 16, 16, 16)
     with pytest.raises(
         ValueError, match=r"another architecture: filters \(8, 16, 16, 32\) \(config: \(8, 16, 16, 16\)\)"
     ):
         train_lib.train(config, out=str(tmp_path / "second"), verbose=0)
     args = parser.parse_args(common)
-    config = config_lib.config_from_args(args)
+    config = train_lib.config_from_args(args)
     smoke = config_lib.preset("smoke")
     assert (config.filters, config.head_channels, config.image_size) == (smoke.filters, smoke.head_channels, 48)
     assert "Fine-tuning" in capsys.readouterr().out
@@ -108,8 +108,8 @@ def test_init_errors_name_the_file(tmp_path):
 
 
 def test_pretrained_names_the_shipped_file_or_says_how_to_build_it(monkeypatch, tmp_path):
-    assert pretrained.path("runs/x/model.keras") == pretrained.pathlib.Path("runs/x/model.keras")
-    monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path / "missing.keras")
+    assert config_lib.init_path("runs/x/model.keras") == pathlib.Path("runs/x/model.keras")
+    monkeypatch.setattr(config_lib, "PRETRAINED_WEIGHTS", tmp_path / "missing.keras")
     with pytest.raises(FileNotFoundError, match="python -m locnet_tf.pretrained"):
         transfer.model_path("pretrained")
 
@@ -119,7 +119,7 @@ def test_the_shipped_pretrained_weights_fit_the_photo_recipe():
     # package (package_data), loads without TensorFlow Hub or the internet,
     # and has the photos preset's network, so the recipe can start from it.
     path = transfer.model_path("pretrained")
-    assert path == pretrained.WEIGHTS and path.stat().st_size < 5e6
+    assert path == config_lib.PRETRAINED_WEIGHTS and path.stat().st_size < 5e6
     arch = transfer.architecture(transfer.load(path))
     photos = config_lib.preset("photos")
     for key in ("backbone", "filters", "depths", "head", "head_channels"):
@@ -159,10 +159,10 @@ def test_an_applications_backbone_trains_from_a_local_weights_file_offline(tmp_p
         "--out",
         str(tmp_path / "run"),
     ]
-    config = config_lib.config_from_args(train_lib.build_parser().parse_args(args))
+    config = train_lib.config_from_args(train_lib.build_parser().parse_args(args))
     assert config.weights == str(path)
     train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["weights"] == str(path)
     missing = train_lib.build_parser().parse_args(args[:5] + [str(tmp_path / "nope.h5")] + args[6:])
     with pytest.raises(FileNotFoundError, match=r"--weights .*nope.h5: no such weights file"):
-        config_lib.config_from_args(missing)
+        train_lib.config_from_args(missing)

@@ -1,3 +1,7 @@
-"""The numpy core (floor 0 of docs/architecture.md): no TensorFlow, no Keras at import."""
+"""The numpy core (floor 0 of docs/architecture.md): plain data and files, no TensorFlow, no Keras.
 
-__all__ = []
+Its modules import nothing of the package above them. So far: `specs` (a data SPEC string) and
+`geometry` (every box conversion and the letterbox, numpy and TensorFlow side by side).
+"""
+
+__all__ = ["geometry", "specs"]

@@ -3,9 +3,23 @@
 `DataError`, `Record` and `SourceData` (numpy only) import at once; `load_source`
 loads the readers (and Keras, for box validation) on first use, so that
 `locnet_tf.data.records` stays importable where TensorFlow is not installed.
+`register()` registers the package's TFDS builders and Keras layers.
 """
 
-from locnet_tf.data.records import DataError, Record, SourceData  # noqa: F401
+from locnet_tf.data.records import DataError, Record, SourceData
+
+__all__ = ["DataError", "Record", "SourceData", "load_source", "register"]
+
+
+def register():
+    """Registers the package's TFDS builders (`synthetic_road`, `procedural_objects`) and Keras layers now.
+
+    Both also register on their own when their modules are imported (`locnet_tf.data.pipeline`,
+    `locnet_tf.model`); this is for code that uses `tfds.load` or `keras.models.load_model`
+    directly and imports neither. Imports TensorFlow.
+    """
+    from locnet_tf import model  # noqa: F401  (its layers register when it is imported)
+    from locnet_tf.data import procedural, synthetic  # noqa: F401  (their builders register when imported)
 
 
 def __getattr__(name):

@@ -56,14 +56,13 @@ from typing import List, Optional, Tuple
 import numpy as np
 from locnet_tf import images
 from locnet_tf.core import geometry
+from locnet_tf.config import MULTI_OBJECT_POLICIES, UNKNOWN_POLICIES
 from locnet_tf.data import check_cache
 from locnet_tf.data.records import DataError, Record, SourceData
 
 logger = logging.getLogger("locnet_tf.data")
 
 SPLITS = ("train", "validation", "test")
-MULTI_OBJECT_POLICIES = ("largest", "drop", "fail")
-UNKNOWN_POLICIES = ("error", "ignore_object")
 # How far (fraction of the image size) a box may run past an edge before it is
 # an error; boxes within it are clipped to the image.
 BOX_TOLERANCE = 0.02

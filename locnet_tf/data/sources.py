@@ -26,8 +26,13 @@ The Caltech photos beside the repo load as shipped with::
 left out and reported.)
 """
 
-import difflib
-
+from locnet_tf.core.specs import (  # noqa: F401  (the SPEC strings themselves; `sources.parse_spec` as before)
+    BUILTIN_BUILDERS,
+    BUILTIN_KINDS,
+    FILE_KINDS,
+    parse_class_map,
+    parse_spec,
+)
 from locnet_tf.data import coco, csv_source, voc, yolo
 from locnet_tf.data import source_utils as su
 
@@ -37,39 +42,6 @@ READERS = {
     "coco": coco.read_coco,
     "yolo": yolo.read_yolo,
 }
-FILE_KINDS = tuple(READERS)
-# Generated locally by the package's own TFDS builders (`BUILTIN_BUILDERS`).
-BUILTIN_KINDS = ("synthetic", "procedural")
-BUILTIN_BUILDERS = {"synthetic": "synthetic_road", "procedural": "procedural_objects"}
-
-
-def parse_spec(spec):
-    """Splits a SPEC into `(kind, rest)`: `"csv:a/b.csv"` -> `("csv", "a/b.csv")`.
-
-    `"synthetic"` and `"synthetic/CONFIG"` give `("synthetic", CONFIG or "")`;
-    `"procedural[/CONFIG]"` (the pretraining pictures) gives `("procedural", ...)`.
-
-    Raises:
-        ValueError: for an unknown kind, with the list of known ones.
-    """
-    spec = str(spec)
-    for builtin in BUILTIN_KINDS:
-        if spec == builtin or spec.startswith(builtin + "/"):
-            return builtin, spec.partition("/")[2]
-    kind, sep, rest = spec.partition(":")
-    if not sep or kind not in FILE_KINDS + ("tfds",) or not rest:
-        known = FILE_KINDS + ("tfds",) + BUILTIN_KINDS
-        close = difflib.get_close_matches(kind.lower() if sep else spec.split("/")[0].lower(), known, n=1)
-        hint = ""
-        if close and close[0] in BUILTIN_KINDS:
-            hint = f" Did you mean {close[0]!r}?"
-        elif close:
-            hint = f" Did you mean '{close[0]}:{rest if sep else spec}'?"
-        raise ValueError(
-            f"Unknown data spec {spec!r}.{hint} Use 'synthetic', 'tfds:NAME[/CONFIG]', "
-            "'csv:PATH', 'voc:DIR', 'coco:PATH.json' or 'yolo:PATH'."
-        )
-    return kind, rest
 
 
 def load_source(
@@ -133,14 +105,3 @@ def load_source(
         box_tolerance=box_tolerance,
         verify_images=verify_images,
     )
-
-
-def parse_class_map(text):
-    """`"person=pedestrian,motorbike=motorcycle,cat="` -> dict (empty value -> None)."""
-    mapping = {}
-    for item in filter(None, (part.strip() for part in str(text).split(","))):
-        source, sep, target = item.partition("=")
-        if not sep or not source.strip():
-            raise ValueError(f"class map entries look like 'old=new' (or 'old=' to ignore), got {item!r}")
-        mapping[source.strip()] = target.strip() or None
-    return mapping

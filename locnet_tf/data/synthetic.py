@@ -3,7 +3,7 @@
 Every image is drawn procedurally with PIL from a seed, so the dataset builds
 locally, deterministically (same seed, same bytes) and with no download::
 
-    import locnet_tf  # registers the builder
+    import locnet_tf.data.synthetic  # registers the builder (so does locnet_tf.data.pipeline)
     import tensorflow_datasets as tfds
     ds = tfds.load("synthetic_road", split="train")          # 128x128, default
     ds = tfds.load("synthetic_road/large", split="train")    # 5x the training images
