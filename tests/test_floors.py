@@ -175,6 +175,25 @@ def test_loading_a_keras_file_needs_only_the_model_module(tiny_keras):
     assert out.strip() == "(None, 32, 32, 3)"
 
 
+def test_a_fine_tuning_checkpoint_loads_in_a_fresh_process(tmp_path):
+    """A run that died mid-fine-tuning leaves model.keras with its optimizer, FineTuneAdamW: the
+    loader must know that class too (evaluate once answered "Could not locate class 'FineTuneAdamW'")."""
+    from locnet_tf import finetune
+    from locnet_tf import model as model_lib
+
+    config = config_lib.Config(backbone="efficientnet_lite0", weights="imagenet", image_size=64, steps_per_execution=1)
+    model = model_lib.build_model(config, num_classes=3)
+    model_lib.compile_model(model, optimizer=finetune.make_optimizer(model, config, 1e-3, 1), jit_compile=False)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    out = _run(
+        "from locnet_tf import inference\n"
+        f"model = inference.load_keras({str(path)!r})\n"
+        "print(type(model.optimizer).__name__, model.optimizer.backbone_lr_scale)"
+    )
+    assert out.split() == ["FineTuneAdamW", str(config.backbone_lr_scale)]
+
+
 def test_the_pipeline_registers_the_builders():
     out = _run(
         "import tensorflow_datasets as tfds\nfrom locnet_tf.data import pipeline\n"
