@@ -109,7 +109,20 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
 
     split = _SPLIT_ALIASES.get(split, split)
     if isinstance(spec, sources.Source):  # resolved once by the command; read again only for other classes
-        return spec.examples(split, class_names=class_names)
+        source = spec
+        if class_names is not None and tuple(class_names) != source.class_names:
+            if not (source.is_file and tuple(source.data.class_names) == tuple(class_names)):
+                return examples(
+                    source.spec, split, data_dir=source.data_dir, class_names=class_names, **source.source_kwargs
+                )
+        if source.is_file:
+            return source_data_examples(source.data, split, where=source.spec)
+        spec, data_dir, class_names, source_kwargs = (
+            source.spec,
+            source.data_dir,
+            source.class_names,
+            source.source_kwargs,
+        )
     kind, rest = sources.parse_spec(spec)
     if kind in sources.BUILTIN_KINDS:
         return _builtin_examples(

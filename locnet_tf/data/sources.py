@@ -113,8 +113,10 @@ class Source:
     For file specs (`csv:`, `voc:`, `coco:`, `yolo:`) the `SourceData` is read
     on first use and kept (`data`); builtin and `tfds:` specs keep only the
     spec, the TFDS folder and the options (their builders are read as needed).
-    `pipeline.examples`, `pipeline.cached_examples` and `pipeline.make_dataset`
-    take a `Source` wherever they take a spec; build one with `resolve`.
+    `pipeline.examples(source, split)`, `pipeline.cached_examples` and
+    `pipeline.make_dataset` take a `Source` wherever they take a spec (class
+    names other than the source's, a model's at evaluation, read it anew with
+    them); build one with `resolve` or `for_config`.
     """
 
     def __init__(self, spec, data_dir=None, class_names=None, **source_kwargs):
@@ -142,25 +144,6 @@ class Source:
     def matches(self, spec, data_dir=None, class_names=None, **source_kwargs):
         """Whether this source is what `spec` with these options resolves to (then it can stand in for it)."""
         return self.key() == Source(spec, data_dir, class_names, **source_kwargs).key()
-
-    def examples(self, split, class_names=None):
-        """`(dataset of example dicts, class names)` of `split`, as `pipeline.examples` gives them.
-
-        `class_names` other than the source's own (a model's, at evaluation)
-        read the source anew with those classes: class ids follow them.
-        """
-        from locnet_tf.data import pipeline
-
-        if class_names is not None and self.class_names != tuple(class_names):
-            if not (self.is_file and tuple(self.data.class_names) == tuple(class_names)):
-                return pipeline.examples(
-                    self.spec, split, data_dir=self.data_dir, class_names=class_names, **self.source_kwargs
-                )
-        if not self.is_file:
-            return pipeline.examples(
-                self.spec, split, data_dir=self.data_dir, class_names=self.class_names, **self.source_kwargs
-            )
-        return pipeline.source_data_examples(self.data, split, where=self.spec)
 
     def __repr__(self):
         return f"Source({self.spec!r})"
