@@ -16,11 +16,11 @@ and without writing the annotated video, and times each stage:
 - `resize`: on the exact path (`--exact-resize`) `locnet_tf.images.resize` (bit
   for bit the training pipeline's); on the fast path (`predict`'s default for a
   `.tflite` model's video) FFmpeg's scaler converts and resizes in one step
-  (`locnet_tf.video.scale_to_model`);
+  (`locnet_tf.runtime.video.scale_to_model`);
 - `run`: LiteRT (XNNPACK) runs the model;
 - `answer`: the box mapped back to the frame, the `Prediction` decoded, and the
-  answer smoothed over time (`locnet_tf.smoothing`, on for video by default);
-- `draw` and `write` (with writing): the box drawn (`locnet_tf.draw`) and the
+  answer smoothed over time (`locnet_tf.runtime.smoothing`, on for video by default);
+- `draw` and `write` (with writing): the box drawn (`locnet_tf.runtime.draw`) and the
   frame encoded into the output `.mp4` (H.264).
 
 "threads" is both LiteRT's thread count and FFmpeg's decoder (and encoder)
@@ -72,7 +72,7 @@ def cpu():
 
 def make_clip(path, frames, size, fps):
     """Writes the benchmark clip; returns its size in bytes."""
-    from locnet_tf import video
+    from locnet_tf.runtime import video
     from locnet_tf.data import synthetic_video
 
     with video.VideoWriter(path, fps, bit_rate=BIT_RATE) as writer:
@@ -133,7 +133,9 @@ def time_one(model_path, clip, threads, write, out_dir, path="exact"):
     """Runs the clip once by the `"exact"` or the `"fast"` path; returns frames, seconds and the time per stage."""
     import numpy as np
 
-    from locnet_tf import draw, runtime, smoothing, video
+    from locnet_tf.runtime import draw, smoothing, video
+    from locnet_tf.runtime import prediction as prediction_lib
+    from locnet_tf.runtime import tflite as runtime
     from locnet_tf.core import geometry
 
     predictor = runtime.TFLitePredictor(model_path, num_threads=threads)
@@ -178,7 +180,7 @@ def time_one(model_path, clip, threads, write, out_dir, path="exact"):
         out = predictor.runner(model_input[None])
         lap("run")
         out["box"] = geometry.boxes_to_original(out["box"], height, width, predictor.image_size, predictor.resize)
-        prediction = runtime.decode(out, predictor.class_names, predictor.presence_threshold, height, width)
+        prediction = prediction_lib.decode(out, predictor.class_names, predictor.presence_threshold, height, width)
         prediction = smoother.update(prediction, frame.time)
         lap("answer")
         if write:
@@ -215,7 +217,7 @@ def agreement(model_path, clip):
     """The two paths' raw answers on every frame: IoU of the boxes and |p_c| difference (and presence agreement)."""
     import numpy as np
 
-    from locnet_tf import runtime
+    from locnet_tf.runtime import tflite as runtime
     from locnet_tf.core import geometry
 
     predictor = runtime.TFLitePredictor(model_path, num_threads=1)

@@ -57,7 +57,7 @@ from locnet_tf import cli
 from locnet_tf import inference
 from locnet_tf import model as model_lib
 from locnet_tf import outputs as outputs_lib
-from locnet_tf import tflite_metadata
+from locnet_tf.runtime import metadata as tflite_metadata
 from locnet_tf.command_configs import ExportConfig
 
 # The steps' public names stay importable from here (`export.Gates`, `export.convert_tflite`, ...).

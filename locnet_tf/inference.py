@@ -41,12 +41,13 @@ import pathlib
 import numpy as np
 
 from locnet_tf import images as image_lib
-from locnet_tf import runtime
+from locnet_tf.runtime import tflite as runtime
 from locnet_tf.core import geometry
 from locnet_tf.data.records import BOX, IMAGE, PRESENT
 
 # Defined in the TF-free runtime; the names stay importable from here.
-from locnet_tf.runtime import METADATA, OUTPUT_NAMES, Prediction, TFLiteRunner  # noqa: F401
+from locnet_tf.runtime.prediction import OUTPUT_NAMES, Prediction, decode  # noqa: F401
+from locnet_tf.runtime.tflite import METADATA, TFLiteRunner  # noqa: F401
 
 KINDS = ("keras", "saved_model", "tflite")
 
@@ -385,7 +386,7 @@ class Predictor:
         else:
             out = self.runner(image_lib.resize(image, self.image_size, self.resize)[None])
             out["box"] = geometry.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
-        return runtime.decode(out, self.class_names, self.presence_threshold, height, width)
+        return decode(out, self.class_names, self.presence_threshold, height, width)
 
     def predict_many(self, images):
         """`predict` over a list of paths or arrays."""
@@ -396,9 +397,9 @@ class Predictor:
 
         `source` may also be an image file (one frame). Every `stride`-th
         frame is predicted; `smooth` (default: on for video) steadies the box,
-        class and presence over time (`locnet_tf.smoothing`). See
-        `locnet_tf.video.predict_frames`.
+        class and presence over time (`locnet_tf.runtime.smoothing`). See
+        `locnet_tf.runtime.video.predict_frames`.
         """
-        from locnet_tf import video
+        from locnet_tf.runtime import video
 
         return video.predict_frames(self, source, stride=stride, smooth=smooth)

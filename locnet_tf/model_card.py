@@ -1,6 +1,6 @@
 """Export, step three: what an export says about itself.
 
-tflite_file_metadata(...)   embedded in each .tflite (`locnet_tf.tflite_metadata`)
+tflite_file_metadata(...)   embedded in each .tflite (`locnet_tf.runtime.metadata`)
 export_metadata(...)        metadata.json: classes, input, box format, threshold,
                             source hash, every file's sha256, the parity report
 write_text_files(work, m)   metadata.json, parity.json, labels.txt, README.md
@@ -11,7 +11,8 @@ import dataclasses
 import datetime
 import json
 
-from locnet_tf import inference, runtime
+from locnet_tf import inference
+from locnet_tf.runtime import tflite as runtime
 from locnet_tf import model as model_lib
 
 sha256 = runtime.sha256  # hex SHA-256 of a file
@@ -23,7 +24,7 @@ BOX_FORMAT = {
 
 
 def tflite_file_metadata(model, model_path, resize, quantization):
-    """What a `.tflite` file carries about itself (`locnet_tf.tflite_metadata`).
+    """What a `.tflite` file carries about itself (`locnet_tf.runtime.metadata`).
 
     Enough to use the file alone: classes, presence threshold, input size and
     dtype, resize method, box format, and the source model's SHA-256 (which

@@ -115,7 +115,8 @@ def tiny_tflite(model_path, out_path):
     """Converts the tiny model to a self-describing float32 `.tflite` (no parity run); returns the path."""
     import keras
 
-    from locnet_tf import export, tflite_metadata
+    from locnet_tf import export
+    from locnet_tf.runtime import metadata as tflite_metadata
 
     model = keras.models.load_model(model_path)
     source = pathlib.Path(out_path).parent / ".tflite_source"

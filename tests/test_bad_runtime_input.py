@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import cli, inference, outputs, runtime, video
+from locnet_tf import cli, inference, outputs
+from locnet_tf.runtime import tflite as runtime, video
 from locnet_tf import config as config_lib
 
 

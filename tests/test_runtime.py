@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import inference, runtime, tflite_metadata
+from locnet_tf import inference
+from locnet_tf.runtime import metadata as tflite_metadata
+from locnet_tf.runtime import prediction as prediction_lib
+from locnet_tf.runtime import tflite as runtime
 from locnet_tf.core import geometry
 from conftest import REPO as REPO_ROOT
 
@@ -67,7 +70,7 @@ def photos(tmp_path_factory):
 
 def test_import_locnet_tf_loads_no_tensorflow():
     result = _run(
-        "import sys, locnet_tf, locnet_tf.runtime, locnet_tf.inference, locnet_tf.predict, locnet_tf.video\n"
+        "import sys, locnet_tf, locnet_tf.runtime, locnet_tf.inference, locnet_tf.predict, locnet_tf.runtime.video\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets', 'matplotlib') if m in sys.modules]\n"
         "print(heavy)"
     )
@@ -135,7 +138,7 @@ def test_embedding_keeps_the_model_and_replaces_an_old_entry(smoke):
     assert names.count(tflite_metadata.NAME.encode()) == 1 and b"min_runtime_version" in names
     image = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
     before, after = runtime.TFLiteRunner(content, num_threads=1)(image), runtime.TFLiteRunner(again, 1)(image)
-    for name in runtime.OUTPUT_NAMES:
+    for name in prediction_lib.OUTPUT_NAMES:
         np.testing.assert_array_equal(before[name], after[name])
     with pytest.raises(ValueError, match="not a TFLite model"):
         tflite_metadata.read(b"not a flatbuffer at all")

@@ -60,7 +60,7 @@ def assert_refused(code, lines, err, *words):
 
 
 def make_video(path, frames=6):
-    from locnet_tf import video
+    from locnet_tf.runtime import video
 
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = video.VideoWriter(path, 10)

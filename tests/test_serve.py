@@ -120,7 +120,7 @@ def test_runs_without_tensorflow(tiny, photos):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    from locnet_tf import runtime
+    from locnet_tf.runtime import tflite as runtime
 
     _close(json.loads(result.stdout), runtime.TFLitePredictor(tiny["tflite"]).predict(str(photos[0])).to_dict())
 
@@ -238,7 +238,7 @@ def test_bad_requests_are_4xx_json(tiny, photos):
 
 
 def test_video_sessions_are_steadied_as_the_video_path(client, tiny):
-    from locnet_tf import runtime, smoothing
+    from locnet_tf.runtime import tflite as runtime, smoothing
 
     # A square moving across eight frames, sent as PNG (lossless) with their timestamps.
     frames = []

@@ -18,7 +18,8 @@ import av
 import numpy as np
 import pytest
 
-from locnet_tf import images, inference, predict, runtime, video
+from locnet_tf import images, inference, predict
+from locnet_tf.runtime import tflite as runtime, video
 from locnet_tf.core import geometry
 from locnet_tf.data import synthetic_video
 

@@ -10,13 +10,13 @@ read the photo as a viewer shows it (`locnet_tf.images.read_image`, EXIF
 orientation applied), resize it bit for bit as training does
 (`locnet_tf.images.resize`, stretch or letterbox as the model was trained),
 run it with LiteRT (`ai_edge_litert`, XNNPACK), decode the named outputs into a
-`Prediction` and map the box back to the original image. `locnet_tf.draw`
-draws it; `locnet_tf.video` reads frames; `python -m locnet_tf.predict` does all
+`Prediction` and map the box back to the original image. `locnet_tf.runtime.draw`
+draws it; `locnet_tf.runtime.video` reads frames; `python -m locnet_tf.predict` does all
 of it from the command line. `locnet_tf.inference.Predictor` uses this module
 for `.tflite` files, so both give the same numbers.
 
 **What a file knows about itself.** An exported `.tflite` carries its metadata
-inside (`locnet_tf.tflite_metadata`): class names, presence threshold, input
+inside (`locnet_tf.runtime.metadata`): class names, presence threshold, input
 size and dtype, resize method, box format and the source model's hash. A
 `metadata.json` beside the file is used only if it lists this very file (by
 its SHA-256): one that belongs to another model, that cannot be read, or that
@@ -25,7 +25,6 @@ used (`resolve_metadata`), unless the file has its own metadata or the class
 names are given, when it is set aside with a warning.
 """
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -35,66 +34,11 @@ import warnings
 import numpy as np
 
 from locnet_tf import images
-from locnet_tf import tflite_metadata
+from locnet_tf.runtime import metadata as tflite_metadata
 from locnet_tf.core import geometry
+from locnet_tf.runtime.prediction import OUTPUT_NAMES, decode
 
-OUTPUT_NAMES = ("p_c", "box", "box_xyxy", "class_id", "class_scores")
 METADATA = "metadata.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-    """What the model says about one image.
-
-    present: bool. `p_c >= presence_threshold`.
-    p_c: float. Presence probability.
-    class_id: int. Most likely class (meaningful when present).
-    class_name: str. Its name.
-    class_score: float. Its probability given an object.
-    score: float. `p_c * class_score`.
-    box: list of 4 floats. `[b_x, b_y, b_h, b_w]` relative to the original image.
-    box_xyxy: list of 4 floats. `[x1, y1, x2, y2]` relative.
-    box_pixels: list of 4 floats. `[x1, y1, x2, y2]` in original-image pixels.
-    image_size: (height, width) of the original image.
-    class_scores: list of K floats. Every class's probability given an object.
-    """
-
-    present: bool
-    p_c: float
-    class_id: int
-    class_name: str
-    class_score: float
-    score: float
-    box: list
-    box_xyxy: list
-    box_pixels: list
-    image_size: tuple
-    class_scores: list = None
-
-    def to_dict(self):
-        return dataclasses.asdict(self) | {"image_size": list(self.image_size)}
-
-
-def decode(outputs, class_names, presence_threshold, height, width):
-    """Named outputs of one image (box relative to that image) -> `Prediction`."""
-    box = np.asarray(outputs["box"], np.float32).reshape(4)
-    scores = np.asarray(outputs["class_scores"], np.float32).reshape(-1)
-    class_id = int(np.asarray(outputs["class_id"]).reshape(-1)[0])
-    p_c = float(np.asarray(outputs["p_c"]).reshape(-1)[0])
-    corners = np.stack(geometry.target_to_corners(box))
-    return Prediction(
-        present=p_c >= presence_threshold,
-        p_c=p_c,
-        class_id=class_id,
-        class_name=class_names[class_id],
-        class_score=float(scores[class_id]),
-        score=p_c * float(scores[class_id]),
-        box=[float(v) for v in box],
-        box_xyxy=[float(v) for v in corners],
-        box_pixels=[float(v) for v in corners * np.float32([width, height, width, height])],
-        image_size=(int(height), int(width)),
-        class_scores=[float(v) for v in scores],
-    )
 
 
 class TFLiteRunner:
@@ -321,7 +265,7 @@ class TFLitePredictor:
 
     def predict_resized(self, model_input, height, width):
         """Predicts a picture already resized to the model input (`[S, S, 3]` uint8, as `preprocess` makes it,
-        or FFmpeg's scaler for video: `locnet_tf.video.scale_to_model`) of a `height x width` original;
+        or FFmpeg's scaler for video: `locnet_tf.runtime.video.scale_to_model`) of a `height x width` original;
         the box is mapped back to the original as `predict` maps it."""
         out = self.runner(np.asarray(model_input, np.uint8)[None])
         out["box"] = geometry.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
@@ -330,9 +274,9 @@ class TFLitePredictor:
     def predict_video(self, source, *, stride=1, smooth=None, exact_resize=False):
         """Yields `(Frame, Prediction)` for a video file, camera index or stream URL.
 
-        See `locnet_tf.video.predict_frames` (smoothing on by default for video; frames resized by
+        See `locnet_tf.runtime.video.predict_frames` (smoothing on by default for video; frames resized by
         FFmpeg's scaler unless `exact_resize`).
         """
-        from locnet_tf import video
+        from locnet_tf.runtime import video
 
         return video.predict_frames(self, source, stride=stride, smooth=smooth, exact_resize=exact_resize)

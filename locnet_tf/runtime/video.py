@@ -631,12 +631,12 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None, 
         source: a `Source`, or one spec naming a single image, video, camera or stream.
         stride: int. Predict every `stride`-th frame.
         smooth: bool or None. Steady the answers over time
-            (`locnet_tf.smoothing.Smoother`); None: on for videos, cameras and
+            (`locnet_tf.runtime.smoothing.Smoother`); None: on for videos, cameras and
             streams, off for still images.
-        smoothing: a `locnet_tf.smoothing.SmoothingConfig`, or None for the defaults.
+        smoothing: a `locnet_tf.runtime.smoothing.SmoothingConfig`, or None for the defaults.
         exact_resize: bool. The exact path (see above) instead of FFmpeg's scaler.
     """
-    from locnet_tf import smoothing as smoothing_lib
+    from locnet_tf.runtime import smoothing as smoothing_lib
 
     if not isinstance(source, Source):
         kind = classify(source)
