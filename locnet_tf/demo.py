@@ -11,7 +11,7 @@
 Run it again and it reuses the finished run (delete `runs/demo` to train anew).
 """
 
-from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
+from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import pathlib
 import sys
@@ -40,7 +40,7 @@ def save_sample_images(data, out_dir, count=6, data_dir=None):
 
 
 def run(out="runs/demo", export_dir="export/demo", preset="demo", data_dir=None, verbose="auto"):
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
     from locnet_tf import evaluate as evaluate_lib
     from locnet_tf import export as export_lib
     from locnet_tf import predict as predict_lib
@@ -97,6 +97,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main))

@@ -11,7 +11,7 @@ whole split (the streaming Keras metrics give the same values during training;
 the tests check both against each other).
 """
 
-from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
+from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import json
 import os
 import pathlib
@@ -19,10 +19,10 @@ import sys
 
 import numpy as np
 
-from locnet_tf import cli
-from locnet_tf import outputs
+from locnet_tf.core import cli
+from locnet_tf.core import outputs
 from locnet_tf import target as target_lib
-from locnet_tf.command_configs import EvaluateConfig
+from locnet_tf.core.command_configs import EvaluateConfig
 from locnet_tf.core import geometry
 
 REPORT_KEYS = ("pc_accuracy", "class_accuracy", "mean_iou", "loc_accuracy")
@@ -227,7 +227,7 @@ def _load_keras(model):
 
 def _run_config(model_path):
     """The training config saved beside a model (run folder), if any."""
-    from locnet_tf import runs
+    from locnet_tf.core import runs
 
     return runs.config_beside(model_path)
 
@@ -281,7 +281,8 @@ def predict_split(model, data, split, config=None, batch_size=64, max_images=Non
         kwargs = dict(resize=config.resize, data_dir=config.data_dir, **config.source_kwargs())
     if model.resize:
         if config is not None and config.resize != model.resize:
-            from locnet_tf import inference, runs
+            from locnet_tf import inference
+            from locnet_tf.core import runs
 
             beside = runs.config_path(model.path)
             same = beside and runs.config_beside(model.path).resize == config.resize
@@ -331,7 +332,7 @@ def _with_skip_bad(config, skip_bad):
         return config
     import dataclasses
 
-    from locnet_tf.config import Config
+    from locnet_tf.core.config import Config
 
     return dataclasses.replace(config or Config(), skip_bad=bool(skip_bad))
 
@@ -457,11 +458,11 @@ def _claim_outputs(out, pictures, model, data, data_dir):
 
 
 def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8, report=None):
-    """Writes the evaluation PNGs into `out_dir` (drawn by `locnet_tf.plots`); returns {name: path}.
+    """Writes the evaluation PNGs into `out_dir` (drawn by `locnet_tf.core.figures`); returns {name: path}.
 
     `report`: these arrays' `report_from_arrays`, when the caller has it already.
     """
-    from locnet_tf import plots
+    from locnet_tf.core import figures as plots
 
     out_dir = pathlib.Path(out_dir)
     report = report or report_from_arrays(y_true, y_pred, class_names, threshold)
@@ -581,6 +582,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main, skip_bad_hint=True))

@@ -29,7 +29,7 @@ accuracy). Everything is written to a temporary folder beside the target and
 moved into place only when complete, so a failed export leaves no half-written
 folder and a previous export intact. The folder is replaced only when it is
 new, empty or an earlier export, holding nothing export did not write
-(`locnet_tf.outputs.claim_folder`); the export marks it as its own
+(`locnet_tf.core.outputs.claim_folder`); the export marks it as its own
 (`.locnet_tf.json`).
 
 This module runs the steps and holds the command line; each step is its own
@@ -37,7 +37,7 @@ module: `export_convert` (SavedModel, TFLite), `export_parity` (the checks and
 gates), `model_card` (metadata.json, the model card).
 """
 
-from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
+from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import errno
 import json
 import os
@@ -53,12 +53,12 @@ except ImportError:  # Windows
 
 import tensorflow as tf
 
-from locnet_tf import cli
+from locnet_tf.core import cli
 from locnet_tf import inference
 from locnet_tf import model as model_lib
-from locnet_tf import outputs as outputs_lib
+from locnet_tf.core import outputs as outputs_lib
 from locnet_tf.runtime import metadata as tflite_metadata
-from locnet_tf.command_configs import ExportConfig
+from locnet_tf.core.command_configs import ExportConfig
 
 # The steps' public names stay importable from here (`export.Gates`, `export.convert_tflite`, ...).
 from locnet_tf.export_convert import (  # noqa: F401
@@ -442,6 +442,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main, skip_bad_hint=True))

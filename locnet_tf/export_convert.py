@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from locnet_tf import inference
-from locnet_tf.command_configs import FORMATS, QUANTIZATIONS  # noqa: F401  (the choices, with the command's flags)
+from locnet_tf.core.command_configs import FORMATS, QUANTIZATIONS  # noqa: F401  (the choices, with the command's flags)
 from locnet_tf.core import geometry
 
 
@@ -64,10 +64,10 @@ def decode_encoded_image(data):
     applied**: the pixels are as stored, as `tf.io.decode_image` and the TF
     Object Detection API's `encoded_image_string_tensor` give them (no
     TensorFlow op reads EXIF; training reads the tag with Pillow, outside the
-    graph). A client sends photos upright: `locnet_tf.images.read_image` (then
+    graph). A client sends photos upright: `locnet_tf.core.image_files.read_image` (then
     PNG), a browser's canvas, or the `serving_default` signature on pixels.
     """
-    from locnet_tf import images
+    from locnet_tf.core import image_files as images
 
     head = tf.strings.substr(data, 0, 8)
     is_jpeg = tf.equal(tf.strings.substr(head, 0, 2), images.JPEG_SOI)

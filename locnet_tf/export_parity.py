@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from locnet_tf import inference
 from locnet_tf import metrics as metrics_lib
-from locnet_tf import runs
-from locnet_tf.command_configs import ExportConfig
+from locnet_tf.core import runs
+from locnet_tf.core.command_configs import ExportConfig
 from locnet_tf.core import geometry
 from locnet_tf.export_convert import ExportError
 

@@ -6,9 +6,9 @@
     result.present, result.class_name, result.score, result.box_pixels
 
 Whatever the model kind, the image goes through the same steps: read it as a
-viewer shows it (EXIF orientation applied, `locnet_tf.images.read_image`),
+viewer shows it (EXIF orientation applied, `locnet_tf.core.image_files.read_image`),
 resize to the model's input size exactly as the data pipeline does for
-evaluation (`locnet_tf.images.resize`, bit for bit `pipeline.resize`; stretch
+evaluation (`locnet_tf.core.image_files.resize`, bit for bit `pipeline.resize`; stretch
 by default), run the model, then read the named outputs
 
     p_c           (B,)    presence probability
@@ -40,10 +40,12 @@ import pathlib
 
 import numpy as np
 
-from locnet_tf import images as image_lib
+from locnet_tf.core import image_files as image_lib
+
+from locnet_tf.core import resize as resize_lib
 from locnet_tf.runtime import tflite as runtime
 from locnet_tf.core import geometry
-from locnet_tf.data.records import BOX, IMAGE, PRESENT
+from locnet_tf.core.records import BOX, IMAGE, PRESENT
 
 # Defined in the TF-free runtime; the names stay importable from here.
 from locnet_tf.runtime.prediction import OUTPUT_NAMES, Prediction, decode  # noqa: F401
@@ -92,7 +94,7 @@ def preprocess(image, image_size, method="stretch"):
 
     Exactly the evaluation pipeline's resize (`pipeline.resize`), so a model
     sees at inference what it saw when it was evaluated. A TensorFlow function
-    (exported graphs resize with it); `locnet_tf.images.resize` is its numpy twin.
+    (exported graphs resize with it); `locnet_tf.core.image_files.resize` is its numpy twin.
     """
     import tensorflow as tf
 
@@ -239,7 +241,7 @@ class SavedModelRunner:
 def load_image(path):
     """Reads an image file to uint8 RGB `[H, W, 3]`, EXIF orientation applied.
 
-    `locnet_tf.images.read_image`: the same checks and messages as the
+    `locnet_tf.core.image_files.read_image`: the same checks and messages as the
     pipeline's reader, without TensorFlow.
 
     Raises:
@@ -277,7 +279,7 @@ def keras_resize(model, path=None):
     another run's config), with a one-line warning on stderr.
     """
     from locnet_tf import model as model_lib
-    from locnet_tf import runs
+    from locnet_tf.core import runs
 
     recorded = model_lib.resize_method(model)
     config = runs.config_beside(path) if path else None
@@ -384,7 +386,7 @@ class Predictor:
             # The graph resizes and maps the box back itself.
             out = self.runner(image[None])
         else:
-            out = self.runner(image_lib.resize(image, self.image_size, self.resize)[None])
+            out = self.runner(resize_lib.resize(image, self.image_size, self.resize)[None])
             out["box"] = geometry.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
         return decode(out, self.class_names, self.presence_threshold, height, width)
 

@@ -30,7 +30,7 @@ from keras import ops
 
 from locnet_tf import boxes as box_lib
 from locnet_tf import target as target_lib
-from locnet_tf.config import BOX_LOSSES, MODES
+from locnet_tf.core.config import BOX_LOSSES, MODES
 
 # huber_giou: Huber + 0.4 * (1 - GIoU), so that with box_weight=5 the terms are
 # DETR's 5 x L1 + 2 x GIoU: coordinates for a steady pull, GIoU because it is

@@ -26,17 +26,17 @@ from keras import layers
 from keras import ops
 
 from locnet_tf import boxes as box_lib
-from locnet_tf import config as config_lib
+from locnet_tf.core import config as config_lib
 from locnet_tf import efficientnet_lite as lite_lib
 from locnet_tf import finetune  # noqa: F401  (registers FineTuneAdamW: a checkpoint of a fine-tuning names it)
 from locnet_tf import losses as losses_lib
 from locnet_tf import metrics as metrics_lib
 from locnet_tf import target as target_lib
-from locnet_tf.config import BACKBONES
+from locnet_tf.core.config import BACKBONES
 
 # Channels the Lite0 backbone's stride-32 features are reduced to before they are upsampled onto its stride-16 ones.
 LITE_FUSE_CHANNELS = 96
-# How an image of any shape becomes the square input (`locnet_tf.images.resize`).
+# How an image of any shape becomes the square input (`locnet_tf.core.image_files.resize`).
 RESIZE_METHODS = ("stretch", "letterbox")
 
 
@@ -263,7 +263,7 @@ def build_model(
     """Builds the functional localization model.
 
     Every architecture argument left at None takes its value from `config`, and
-    without one from `Config()`: the defaults live in one place (`locnet_tf.config`),
+    without one from `Config()`: the defaults live in one place (`locnet_tf.core.config`),
     and `build_model()` is the model `python -m locnet_tf.train` trains.
 
     Args:

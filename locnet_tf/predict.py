@@ -18,7 +18,7 @@ With `--out DIR`, each image is saved as `DIR/NAME.png` and each video,
 camera or stream as `DIR/NAME.mp4` (H.264, at the source's frame rate divided
 by `--stride`), with the box, class and score drawn. DIR must be new, empty
 or an earlier predictions folder (marked `.locnet_tf.json`), and may not be,
-hold or lie inside a source or the model (`locnet_tf.outputs`). For videos the answers
+hold or lie inside a source or the model (`locnet_tf.core.outputs`). For videos the answers
 are steadied over time by default (box smoothing and presence hysteresis,
 `locnet_tf.runtime.smoothing`; `--no-smooth` gives the raw per-frame answers). A
 progress bar with frames/s goes to stderr, then a summary line. Each output
@@ -39,12 +39,12 @@ import pathlib
 import sys
 import time
 
-from locnet_tf import cli
+from locnet_tf.core import cli
 from locnet_tf.runtime import draw
 from locnet_tf import inference
-from locnet_tf import outputs
+from locnet_tf.core import outputs
 from locnet_tf.runtime import video
-from locnet_tf.command_configs import PredictConfig
+from locnet_tf.core.command_configs import PredictConfig
 
 
 def predict_images(
@@ -328,6 +328,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main))

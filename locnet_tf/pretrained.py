@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 
-from locnet_tf import config as config_lib
+from locnet_tf.core import config as config_lib
 
 
 def build(out=config_lib.PRETRAINED_WEIGHTS, run_dir=None, verbose="auto", **overrides):
@@ -38,7 +38,7 @@ def build(out=config_lib.PRETRAINED_WEIGHTS, run_dir=None, verbose="auto", **ove
     """
     import keras
 
-    from locnet_tf import outputs
+    from locnet_tf.core import outputs
     from locnet_tf import train as train_lib
 
     config = config_lib.preset("pretrain", **overrides)
@@ -73,6 +73,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main))

@@ -38,7 +38,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from locnet_tf import config as config_lib
+from locnet_tf.core import config as config_lib
 from locnet_tf.core import specs
 
 AUTO = "auto"

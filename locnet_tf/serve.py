@@ -68,8 +68,8 @@ import queue
 import sys
 import threading
 
-from locnet_tf import cli
-from locnet_tf import images
+from locnet_tf.core import cli
+from locnet_tf.core import image_files as images
 from locnet_tf import inference
 from locnet_tf.runtime import tflite as runtime
 

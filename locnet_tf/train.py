@@ -14,17 +14,17 @@ The run folder ends up holding:
 A run that dies (killed, machine lost) resumes from its last finished epoch when
 the same command is run again. `--out` must be new, empty or a run folder
 (marked `.locnet_tf.json`, or an older run's config.json): a folder of other
-files is refused (`locnet_tf.outputs`). `--init RUN --out RUN --overwrite`
+files is refused (`locnet_tf.core.outputs`). `--init RUN --out RUN --overwrite`
 fine-tunes in place: the start model is loaded before the folder is cleared.
 
 Read top to bottom: `train()` resolves the data (`sources`, `datasets`), builds
 and compiles the model (`_build_trainer`, `compile_for_training`), and fits it
-with the callbacks. The other concerns live beside it: `locnet_tf.runs` (the run
+with the callbacks. The other concerns live beside it: `locnet_tf.core.runs` (the run
 folder), `locnet_tf.callbacks`, `locnet_tf.progressive` (progressive resizing,
 on by default) and `locnet_tf.distribute` (`--strategy`).
 """
 
-from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
+from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import contextlib
 import dataclasses
 import os
@@ -36,11 +36,12 @@ import time
 import keras
 import tensorflow as tf
 
-from locnet_tf import cli
-from locnet_tf import config as config_lib
+from locnet_tf.core import cli
+from locnet_tf.core import config as config_lib
 from locnet_tf import losses as losses_lib
 from locnet_tf import model as model_lib
-from locnet_tf import finetune, outputs, recipe, runs, transfer, weights_check
+from locnet_tf import finetune, recipe, transfer, weights_check
+from locnet_tf.core import outputs, runs
 from locnet_tf.callbacks import (
     AtomicBackup,
     BestCheckpoint,
@@ -443,7 +444,7 @@ def _train_small_first(
 def _has_test_split(config, class_names, say):
     """Whether `config.data` has test images; if not, `say` prints what happens instead."""
     from locnet_tf.data import pipeline
-    from locnet_tf.data.records import EmptySplitError
+    from locnet_tf.core.records import EmptySplitError
 
     try:
         pipeline.examples(
@@ -524,6 +525,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main, skip_bad_hint=True))

@@ -179,7 +179,7 @@ def run_command(letter, argv):
     """
     import importlib
 
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     module_name, skip_bad = COMMANDS[letter]
     module = importlib.import_module(module_name)

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 import bad_input_data as bad
-from locnet_tf import outputs
+from locnet_tf.core import outputs
 
 QUICK = bad.QUICK
 
@@ -637,7 +637,7 @@ def test_predict_says_which_images_of_a_folder_it_does_not_read(tmp_path, models
 def test_config_values_are_checked_in_one_place(field, value, message):
     import dataclasses
 
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
 
     config_lib.validate(config_lib.Config())  # the defaults pass
     with pytest.raises((ValueError, FileNotFoundError), match=message):
@@ -647,7 +647,7 @@ def test_config_values_are_checked_in_one_place(field, value, message):
 def test_the_image_size_must_fit_the_backbones_stride():
     import dataclasses
 
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
 
     for backbone, size in (("simple", 112), ("mobilenet_v2", 128), ("efficientnet_b0", 96)):
         config_lib.validate(dataclasses.replace(config_lib.Config(), backbone=backbone, image_size=size))

@@ -25,9 +25,10 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import cli, inference, outputs
+from locnet_tf.core import cli, outputs
+from locnet_tf import inference
 from locnet_tf.runtime import tflite as runtime, video
-from locnet_tf import config as config_lib
+from locnet_tf.core import config as config_lib
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Evaluate, export and predict have configs as training has one (`locnet_tf.command_configs`, issue 28).
+"""Evaluate, export and predict have configs as training has one (`locnet_tf.core.command_configs`, issue 28).
 
 Each command's flags are made from its dataclass: one flag per field with help text, the
 parser's defaults are the fields', --help is grouped; the functions behind the commands take
@@ -18,9 +18,9 @@ import pytest
 
 from conftest import REPO
 from helpers import SMOKE_SPEC as SPEC
-from locnet_tf import cli
-from locnet_tf import command_configs as cc
-from locnet_tf import config as config_lib
+from locnet_tf.core import cli
+from locnet_tf.core import command_configs as cc
+from locnet_tf.core import config as config_lib
 
 # command -> (its module, the positional arguments a parse needs)
 COMMANDS = {
@@ -134,7 +134,7 @@ def test_the_functions_take_the_commands_defaults():
 
 def test_the_configs_are_plain_data():
     # Predict runs on the device install: its config may not pull in TensorFlow or Keras.
-    code = "import sys, locnet_tf.command_configs; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    code = "import sys, locnet_tf.core.command_configs; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

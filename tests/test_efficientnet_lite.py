@@ -280,7 +280,7 @@ def keras_submodel(model, name):
 def test_fine_tune_optimizer_holds_the_backbone_then_trains_it_slower():
     import keras
 
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
     from locnet_tf import finetune
     from locnet_tf import model as model_lib
 
@@ -330,7 +330,7 @@ def dataclasses_replace(config, **values):
 
 
 def test_validation_and_the_recipe_choose_lite0_for_photos(tmp_path, capsys):
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
     from locnet_tf import recipe
     from locnet_tf import train as train_lib
 
@@ -375,7 +375,7 @@ def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
     """The default command's real-photo network, tiny: a few steps at 64 px, then all four TFLite variants."""
     import json
 
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
     from locnet_tf import export
     from locnet_tf import train as train_lib
 

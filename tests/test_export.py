@@ -328,7 +328,7 @@ def test_cli_exports_one_format(tmp_path, smoke, capsys):
     assert code == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["artifacts"] == ["tflite_dynamic"]
     assert sorted(p.name for p in out.iterdir()) == [
-        ".locnet_tf.json",  # the marker: export wrote this folder (locnet_tf.outputs)
+        ".locnet_tf.json",  # the marker: export wrote this folder (locnet_tf.core.outputs)
         "README.md",
         "labels.txt",
         "metadata.json",

@@ -195,7 +195,7 @@ def test_the_file_readers_and_the_figures_load_neither_keras_nor_tensorflow():
         """
         import sys
         import locnet_tf.data.sources
-        import locnet_tf.plots
+        import locnet_tf.core.figures
         import locnet_tf.runtime
         import locnet_tf.runtime.smoothing
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))

@@ -168,7 +168,7 @@ def test_letterbox_saved_model_agrees_with_the_letterbox_predictor(smoke, photos
 def test_keras_model_in_a_run_folder_uses_the_runs_resize(tmp_path):
     # A model saved before models recorded their resize (0.2.0): its run's config.json says.
     # (A model that records it wins over config.json: tests/test_self_describing.py.)
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
     from locnet_tf import inference
     from locnet_tf import model as model_lib
 

@@ -37,16 +37,16 @@ RANK = {"core": 0, "runtime": 1, "keras": 2, "data": 3, "evaluate": 4, "train": 
 # floor of its nearest listed package (after the move, `locnet_tf.train` covers `locnet_tf.train.*`).
 FLOOR_OF = {
     "locnet_tf": "core",
-    "locnet_tf._tf_required": "core",
-    "locnet_tf.cli": "core",
-    "locnet_tf.command_configs": "core",
-    "locnet_tf.config": "core",
+    "locnet_tf.core.tf_required": "core",
+    "locnet_tf.core.cli": "core",
+    "locnet_tf.core.command_configs": "core",
+    "locnet_tf.core.config": "core",
     "locnet_tf.core": "core",
-    "locnet_tf.images": "core",
-    "locnet_tf.outputs": "core",
-    "locnet_tf.plots": "core",
-    "locnet_tf.runs": "core",
-    "locnet_tf.data.records": "core",
+    "locnet_tf.core.image_files": "core",
+    "locnet_tf.core.outputs": "core",
+    "locnet_tf.core.figures": "core",
+    "locnet_tf.core.runs": "core",
+    "locnet_tf.core.records": "core",
     "locnet_tf.runtime": "runtime",
     "locnet_tf.target": "keras",
     "locnet_tf.boxes": "keras",
@@ -75,7 +75,9 @@ FLOOR_OF = {
     "locnet_tf.serve": "apps",
     "locnet_tf.demo": "apps",
     # Shims at the old paths of moved modules (they import down; they go in 0.4.0).
+    "locnet_tf.config": "apps",
     "locnet_tf.draw": "apps",
+    "locnet_tf.images": "apps",
     "locnet_tf.smoothing": "apps",
 }
 
@@ -130,8 +132,8 @@ def imports_of(name, source, modules, is_package=False):
     """Every import of a package module in one module's source, at any depth.
 
     `from locnet_tf.data import pipeline` and `from locnet_tf import boxes as b` name the module
-    (`locnet_tf.data.pipeline`, `locnet_tf.boxes`); `from locnet_tf.data.records import IMAGE`
-    names `locnet_tf.data.records`; relative imports are resolved against `name`.
+    (`locnet_tf.data.pipeline`, `locnet_tf.boxes`); `from locnet_tf.core.records import IMAGE`
+    names `locnet_tf.core.records`; relative imports are resolved against `name`.
     """
     tree = ast.parse(source)
     package = name if is_package else name.rpartition(".")[0]
@@ -244,7 +246,7 @@ def test_the_listing_sees_every_kind_of_import(tmp_path):
         (package / f"{name}.py").write_text("")
     (package / "data" / "pipeline.py").write_text(
         "import os\n"
-        "from locnet_tf.data.records import IMAGE\n"  # a name from a module
+        "from locnet_tf.core.records import IMAGE\n"  # a name from a module
         "from . import records\n"  # relative
         "from .. import cli\n"  # relative, one package up
         "def f():\n"
@@ -257,9 +259,9 @@ def test_the_listing_sees_every_kind_of_import(tmp_path):
     found = {(i.importer, i.target, i.line, i.in_function) for i in all_imports(tmp_path)}
     pipeline = "locnet_tf.data.pipeline"
     assert found == {
-        (pipeline, "locnet_tf.data.records", 2, False),
-        (pipeline, "locnet_tf.data.records", 3, False),
-        (pipeline, "locnet_tf.cli", 4, False),
+        (pipeline, "locnet_tf.core.records", 2, False),
+        (pipeline, "locnet_tf.core.records", 3, False),
+        (pipeline, "locnet_tf.core.cli", 4, False),
         (pipeline, "locnet_tf.model", 6, True),
         (pipeline, "locnet_tf.evaluate", 7, True),
         (pipeline, "locnet_tf.model", 10, True),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import config as config_lib
+from locnet_tf.core import config as config_lib
 from locnet_tf import recipe
 from locnet_tf import train as train_lib
 

@@ -171,7 +171,8 @@ def test_a_metadata_json_of_another_model_is_refused(smoke, tmp_path, photos):
     with pytest.raises(ValueError, match="belongs to another model"):
         inference.Predictor(folder / "model_float32.tflite")
     # ... also from the command line, as one error line.
-    from locnet_tf import cli, predict
+    from locnet_tf.core import cli
+    from locnet_tf import predict
 
     assert cli.run(lambda argv: predict.main([str(folder / "model_float32.tflite"), str(photos[0])])) == 1
     # 3. Its own metadata.json (listing its hash) is used; 4. with neither, class names must be given.
@@ -202,7 +203,8 @@ def test_a_metadata_json_of_another_model_is_refused(smoke, tmp_path, photos):
     ],
 )
 def test_a_malformed_metadata_json_is_ignored_or_one_clear_error(smoke, tmp_path, photos, capsys, text):
-    from locnet_tf import cli, predict
+    from locnet_tf.core import cli
+    from locnet_tf import predict
 
     folder = tmp_path / "export"
     folder.mkdir()
@@ -231,7 +233,8 @@ def test_a_malformed_metadata_json_is_ignored_or_one_clear_error(smoke, tmp_path
 
 def test_an_export_of_an_older_locnet_tf_says_so(smoke, tmp_path, photos, capsys):
     """metadata.json format 1 listed files without their SHA-256; its .tflite files carried nothing inside."""
-    from locnet_tf import cli, predict
+    from locnet_tf.core import cli
+    from locnet_tf import predict
 
     folder = tmp_path / "old"
     folder.mkdir()

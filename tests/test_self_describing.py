@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import config as config_lib
+from locnet_tf.core import config as config_lib
 from locnet_tf import evaluate as evaluate_lib
 from locnet_tf import export, inference, predict, pretrained, recipe, transfer
 from locnet_tf import model as model_lib

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from locnet_tf.data import source_utils, sources, yolo
-from locnet_tf.data.records import DataError, Record, SourceData
+from locnet_tf.core.records import DataError, Record, SourceData
 from locnet_tf.data.sources import load_source
 
 
@@ -654,7 +654,7 @@ def test_tfds_split_the_dataset_lacks_is_an_empty_split(monkeypatch):
     import types
 
     from locnet_tf.data import tfds_source
-    from locnet_tf.data.records import EmptySplitError
+    from locnet_tf.core.records import EmptySplitError
 
     # A prepared dataset with train and test only (like stanford_dogs).
     builder = types.SimpleNamespace(info=types.SimpleNamespace(splits={"train": 10, "test": 5}))
@@ -699,7 +699,7 @@ def test_a_skipped_row_takes_only_its_own_image_along(tmp_path):
 def test_images_are_checked_in_threads_with_the_same_result_and_order(tmp_path, monkeypatch):
     import threading
 
-    from locnet_tf import images
+    from locnet_tf.core import image_files as images
     from locnet_tf.data import check_cache
 
     monkeypatch.setenv(check_cache.CACHE_ENV, "0")  # every load checks every file
@@ -747,7 +747,7 @@ def test_images_are_checked_in_threads_with_the_same_result_and_order(tmp_path, 
 
 
 def test_checked_images_are_remembered_on_disk_until_they_change(tmp_path, monkeypatch):
-    from locnet_tf import images
+    from locnet_tf.core import image_files as images
     from locnet_tf.data import check_cache
 
     monkeypatch.setenv(check_cache.CACHE_ENV, str(tmp_path / "cache" / "checks.sqlite3"))

@@ -13,9 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from locnet_tf import config as config_lib
+from locnet_tf.core import config as config_lib
 from locnet_tf import evaluate as evaluate_lib
-from locnet_tf import runs
+from locnet_tf.core import runs
 from locnet_tf import train as train_lib
 from locnet_tf.data import pipeline
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import cli, inference, predict
+from locnet_tf.core import cli
+from locnet_tf import inference, predict
 from locnet_tf.runtime import smoothing, video
 from locnet_tf.data import synthetic_video
 from locnet_tf.runtime.prediction import Prediction

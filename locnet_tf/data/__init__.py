@@ -2,11 +2,11 @@
 
 `DataError`, `Record` and `SourceData` (numpy only) import at once; `load_source`
 loads the readers (and Keras, for box validation) on first use, so that
-`locnet_tf.data.records` stays importable where TensorFlow is not installed.
+`locnet_tf.core.records` stays importable where TensorFlow is not installed.
 `register()` registers the package's TFDS builders and Keras layers.
 """
 
-from locnet_tf.data.records import DataError, Record, SourceData
+from locnet_tf.core.records import DataError, Record, SourceData
 
 __all__ = ["DataError", "Record", "SourceData", "load_source", "register"]
 

@@ -1,6 +1,6 @@
 """What the image checks found, kept on disk between runs (the source readers' `verify_images`).
 
-Decoding every image of a source to find corrupt ones (`locnet_tf.images.inspect`)
+Decoding every image of a source to find corrupt ones (`locnet_tf.core.image_files.inspect`)
 costs about 20 ms a phone photo: minutes for 10,000 of them, in each of train,
 evaluate and export. The verdict for a file that has not changed since is
 the same, so accepted files are remembered here, in a SQLite file:
@@ -33,7 +33,7 @@ import time
 import PIL
 import simplejpeg
 
-from locnet_tf import images
+from locnet_tf.core import image_files as images
 
 logger = logging.getLogger("locnet_tf.data")
 

@@ -33,7 +33,7 @@ import pathlib
 import re
 
 from locnet_tf.data import source_utils as su
-from locnet_tf.data.records import DataError
+from locnet_tf.core.records import DataError
 
 
 def _field(item, key, origin, kind):

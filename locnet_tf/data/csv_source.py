@@ -54,7 +54,7 @@ import csv
 import pathlib
 
 from locnet_tf.data import source_utils as su
-from locnet_tf.data.records import DataError
+from locnet_tf.core.records import DataError
 
 
 def csv_files(path):

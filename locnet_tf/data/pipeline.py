@@ -1,7 +1,7 @@
 """The tf.data pipeline: from a SPEC to batches of `(image, target)`.
 
 Every step is a pure `dict -> dict` function on the example dicts of
-`locnet_tf.data.records` (`"image"` uint8 `[H, W, 3]`, `"box"` float32 `[4]` in
+`locnet_tf.core.records` (`"image"` uint8 `[H, W, 3]`, `"box"` float32 `[4]` in
 the target format, `"class_id"` int32, `"present"` bool, and `"path"` for
 file-backed examples until they are decoded). Each works eagerly and inside
 `tf.data.Dataset.map`::
@@ -22,7 +22,7 @@ dataset it returns carries the class names in `dataset.class_names` (as
 Bad data is never skipped here (no `ignore_errors()`): a missing, empty,
 truncated, oversized or non-image file stops the pipeline with an error naming
 it. (The source readers check every file before a pipeline is built,
-`locnet_tf.images.inspect`, so these checks catch only files changed since.)
+`locnet_tf.core.image_files.inspect`, so these checks catch only files changed since.)
 """
 
 import functools
@@ -36,8 +36,8 @@ from locnet_tf import boxes as box_lib
 from locnet_tf.core import geometry
 
 # The header checks and their wording are shared with the TF-free reader
-# (`locnet_tf.images.read_image`, which inference uses).
-from locnet_tf.images import (
+# (`locnet_tf.core.image_files.read_image`, which inference uses).
+from locnet_tf.core.image_files import (
     BMP as _BMP,
     EMPTY_IMAGE,
     GIF as _GIF,
@@ -51,7 +51,7 @@ from locnet_tf.images import (
     inspect as inspect_image,
 )
 from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
-from locnet_tf.data.records import (
+from locnet_tf.core.records import (
     BOX,
     CLASS_ID,
     FILE_SIZE,
@@ -61,7 +61,7 @@ from locnet_tf.data.records import (
     PRESENT,
     EmptySplitError,
 )
-from locnet_tf.data.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
+from locnet_tf.core.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
 from locnet_tf.target import TargetLayout
 
 # Augmentation lives in its own module; its names stay importable from here.
@@ -220,7 +220,7 @@ def read_image(path, orientation=None, file_size=None):
     applied (`apply_orientation`), so boxes annotated on the displayed photo
     fit its pixels.
 
-    Before decoding, checks what `locnet_tf.images.inspect` checks before it
+    Before decoding, checks what `locnet_tf.core.image_files.inspect` checks before it
     decodes, in the same words: that the file is not empty, is one of those
     formats, is complete (a JPEG's end-of-image marker after its image data,
     a PNG's IEND chunk; data appended after either is allowed) and that its
@@ -238,7 +238,7 @@ def read_image(path, orientation=None, file_size=None):
             source reader checked it (`Record.file_size`), or None to check
             the file here.
 
-    With neither, the header is read by the functions of `locnet_tf.images`
+    With neither, the header is read by the functions of `locnet_tf.core.image_files`
     (Pillow, in a `tf.py_function`: no TF op parses EXIF or walks a JPEG's
     segments), so both readers agree on every file. With both (the records
     of a file source, `records_dataset`), no Python runs per image: a file
@@ -262,7 +262,7 @@ def read_image(path, orientation=None, file_size=None):
         data = tf.identity(data)
     # The accurate integer DCT: decode_image's default (the fast DCT) is off
     # by up to 14 grey levels, and the accurate one is what Pillow decodes,
-    # so training and the TF-free reader (`locnet_tf.images`) see the same
+    # so training and the TF-free reader (`locnet_tf.core.image_files`) see the same
     # pixels.
     image = tf.cond(
         is_jpeg,

@@ -4,7 +4,7 @@ policy, splits and bad-data handling.
 A reader (``csv_source``, ``voc``, ``coco``, ``yolo``) only parses its format
 into :class:`ImageEntry` objects (one per image, holding the objects exactly as
 written) and hands them to :func:`build_source`, which turns them into
-validated :class:`~locnet_tf.data.records.Record` objects. So every format gets
+validated :class:`~locnet_tf.core.records.Record` objects. So every format gets
 the same rules:
 
 - **Classes.** The data's labels go through ``class_map`` first (rename or
@@ -19,7 +19,7 @@ the same rules:
 - **Several objects in one image.** ``multi_object="largest"`` keeps the
   biggest box (first one on ties), ``"drop"`` leaves the image out and lists
   it in ``SourceData.skipped``, ``"fail"`` raises :class:`DataError`.
-- **Images.** Each image must exist and pass `locnet_tf.images.inspect`: a
+- **Images.** Each image must exist and pass `locnet_tf.core.image_files.inspect`: a
   JPEG, PNG, GIF or BMP that the training pipeline decodes right, complete,
   at most `images.max_pixels()` pixels, and (``verify_images=True``, the
   default) decoding cleanly, which finds truncated and corrupt files before
@@ -54,11 +54,11 @@ import pathlib
 from typing import List, Optional, Tuple
 
 import numpy as np
-from locnet_tf import images
+from locnet_tf.core import image_files as images
 from locnet_tf.core import geometry
-from locnet_tf.config import MULTI_OBJECT_POLICIES, UNKNOWN_POLICIES
+from locnet_tf.core.config import MULTI_OBJECT_POLICIES, UNKNOWN_POLICIES
 from locnet_tf.data import check_cache
-from locnet_tf.data.records import DataError, Record, SourceData
+from locnet_tf.core.records import DataError, Record, SourceData
 
 logger = logging.getLogger("locnet_tf.data")
 
@@ -208,9 +208,9 @@ def check_image(path, origin, size=None, verify=True):
 
 
 def inspect_image(path, origin, size=None, verify=True):
-    """Checks that an image file is there and readable; returns its `locnet_tf.images.ImageInfo`.
+    """Checks that an image file is there and readable; returns its `locnet_tf.core.image_files.ImageInfo`.
 
-    The checks are `locnet_tf.images.inspect`'s, the same as every reader's:
+    The checks are `locnet_tf.core.image_files.inspect`'s, the same as every reader's:
     format, completeness, the pixel limit and, with `verify`, a clean decode.
     Results are remembered per file (path, size and modification time), so a
     source loaded again in one process (train, then calibrate, then

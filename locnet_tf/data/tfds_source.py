@@ -34,7 +34,7 @@ import tensorflow_datasets as tfds
 
 from locnet_tf import boxes as box_lib
 from locnet_tf.data import source_utils as su
-from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PRESENT, DataError, EmptySplitError
+from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PRESENT, DataError, EmptySplitError
 
 
 def _layout(features, name):

@@ -23,7 +23,7 @@ import pathlib
 import xml.etree.ElementTree as ET
 
 from locnet_tf.data import source_utils as su
-from locnet_tf.data.records import DataError
+from locnet_tf.core.records import DataError
 
 logger = logging.getLogger("locnet_tf.data")
 _SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}

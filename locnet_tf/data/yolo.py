@@ -36,7 +36,7 @@ import os
 import pathlib
 
 from locnet_tf.data import source_utils as su
-from locnet_tf.data.records import DataError
+from locnet_tf.core.records import DataError
 
 _YAML_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 _FOLDER_SPLITS = {"train": "train", "val": "validation", "valid": "validation", "test": "test"}

@@ -4,7 +4,7 @@
     save_picture(image, prediction, "out/photo.png")
 
 Used for `predict --out` pictures and annotated videos, on a device too, so
-only Pillow draws: `locnet_tf.plots` (matplotlib) stays for the notebooks'
+only Pillow draws: `locnet_tf.core.figures` (matplotlib) stays for the notebooks'
 figures. The box is `Prediction.box_pixels`; the label is the class name and
 the score, or "no object" with `p_c` when nothing is present.
 """
@@ -12,9 +12,9 @@ the score, or "no object" with `p_c` when nothing is present.
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from locnet_tf import outputs
+from locnet_tf.core import outputs
 
-# The plots' palette (locnet_tf.plots), one colour per class id.
+# The plots' palette (locnet_tf.core.figures), one colour per class id.
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324")
 # Pictures smaller than this (short side, pixels) are enlarged before drawing,
 # so that a 64 px image still has a readable label.

@@ -6,9 +6,9 @@
     result.present, result.class_name, result.score, result.box_pixels
 
 The steps are the training pipeline's, re-done without TensorFlow:
-read the photo as a viewer shows it (`locnet_tf.images.read_image`, EXIF
+read the photo as a viewer shows it (`locnet_tf.core.image_files.read_image`, EXIF
 orientation applied), resize it bit for bit as training does
-(`locnet_tf.images.resize`, stretch or letterbox as the model was trained),
+(`locnet_tf.core.image_files.resize`, stretch or letterbox as the model was trained),
 run it with LiteRT (`ai_edge_litert`, XNNPACK), decode the named outputs into a
 `Prediction` and map the box back to the original image. `locnet_tf.runtime.draw`
 draws it; `locnet_tf.runtime.video` reads frames; `python -m locnet_tf.predict` does all
@@ -33,7 +33,9 @@ import warnings
 
 import numpy as np
 
-from locnet_tf import images
+from locnet_tf.core import image_files as images
+
+from locnet_tf.core import resize as resize_lib
 from locnet_tf.runtime import metadata as tflite_metadata
 from locnet_tf.core import geometry
 from locnet_tf.runtime.prediction import OUTPUT_NAMES, decode
@@ -242,7 +244,7 @@ class TFLitePredictor:
 
     def preprocess(self, image):
         """uint8 `[H, W, 3]` -> the model input `[S, S, 3]` (uint8; the runner casts)."""
-        return images.resize(image, self.image_size, self.resize)
+        return resize_lib.resize(image, self.image_size, self.resize)
 
     def raw(self, batch):
         """Named outputs for images already at the model size (`(B, S, S, 3)`)."""
@@ -253,7 +255,7 @@ class TFLitePredictor:
 
         An array that is not uint8 0..255 (a float image in 0..1, values
         above 255, an empty image) is a ValueError saying why
-        (`locnet_tf.images.to_rgb_uint8`).
+        (`locnet_tf.core.image_files.to_rgb_uint8`).
         """
         if isinstance(image, (str, os.PathLike)):
             image = images.read_image(image)

@@ -9,7 +9,7 @@ A source spec is one of:
 
 | spec | frames |
 | --- | --- |
-| an image file (JPEG, PNG, GIF, BMP) | one, EXIF orientation applied (`locnet_tf.images.read_image`) |
+| an image file (JPEG, PNG, GIF, BMP) | one, EXIF orientation applied (`locnet_tf.core.image_files.read_image`) |
 | a video file (`.mp4 .avi .mov .mkv .webm .m4v`) | every frame, upright (see below), timestamps from the file |
 | a folder | its images and videos, recursively, sorted (folder symlinks followed, each folder once) |
 | a glob (`"shots/**/*.jpg"`) | the matching files, sorted (each file once) |
@@ -30,7 +30,7 @@ FFmpeg's dshow documentation) as `dshow:video=NAME`.
 `VideoWriter` writes annotated frames as H.264 `.mp4` at the source's frame
 rate (divided by the stride, so the video lasts as long as the source), to a
 temporary name beside the output that replaces it when the video is complete
-(`locnet_tf.outputs.atomic_path`): a killed run never leaves a broken video
+(`locnet_tf.core.outputs.atomic_path`): a killed run never leaves a broken video
 under the output's name, nor destroys the previous one.
 
 **Upright frames.** A phone stores a portrait video as landscape frames plus a
@@ -67,8 +67,9 @@ import time
 
 import numpy as np
 
-from locnet_tf import images
-from locnet_tf import outputs
+from locnet_tf.core import image_files as images
+
+from locnet_tf.core import outputs
 from locnet_tf.core import geometry
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -326,9 +327,9 @@ def _fast_flags():
 def scale_to_model(frame, image_size, method="stretch", reformatter=None, spec="", pad_value=0):
     """A decoded video frame as the model input `[S, S, 3]` uint8 RGB, converted and resized by FFmpeg in one step.
 
-    The fast twin of `images.resize(upright(frame.to_ndarray("rgb24")), image_size, method)`: the
+    The fast twin of `resize.resize(upright(frame.to_ndarray("rgb24")), image_size, method)`: the
     YUV frame goes through swscale once to the model's size in RGB (`FAST_RESIZE_FLAGS`), is
-    turned upright, and for `"letterbox"` padded with `pad_value` where `images.resize` puts it
+    turned upright, and for `"letterbox"` padded with `pad_value` where `resize.resize` puts it
     (`geometry.letterbox_geometry` of the upright frame). Not bit-exact: tests/test_video_fast.py
     and docs/benchmarks.md give the difference and its effect on predictions.
 
@@ -619,7 +620,7 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None, 
 
     Video frames of a `.tflite` model are converted and resized by FFmpeg's
     scaler in one step (`scale_to_model`, about 6x less time than the RGB
-    conversion and `images.resize`; within the tolerance of
+    conversion and `resize.resize`; within the tolerance of
     tests/test_video_fast.py of the exact path); `exact_resize=True` converts
     each frame to RGB and resizes it bit for bit as training does, as other
     models' frames always are.

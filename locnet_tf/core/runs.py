@@ -43,7 +43,7 @@ def config_beside(model_path):
     path = config_path(model_path)
     if path is None:
         return None
-    from locnet_tf.config import Config
+    from locnet_tf.core.config import Config
 
     return Config.load(path)
 
@@ -119,7 +119,7 @@ def check_run_folder(run_dir, config, overwrite):
     A run that failed before its first epoch (bad --data, say) left only its
     config; the next attempt, with other flags, takes the folder over.
     """
-    from locnet_tf.config import Config
+    from locnet_tf.core.config import Config
 
     run_dir = pathlib.Path(run_dir)
     saved = run_dir / CONFIG

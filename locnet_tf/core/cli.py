@@ -13,7 +13,7 @@ object, and the problem) and exits with status 1 for:
 Ctrl-C (`KeyboardInterrupt`) ends any command with the one line
 `interrupted` and exit status 130 (128 + SIGINT, what shells report for a
 process stopped by Ctrl-C), no traceback: every file a command writes goes
-to a temporary name first (`locnet_tf.outputs.atomic_path`, the export's work
+to a temporary name first (`locnet_tf.core.outputs.atomic_path`, the export's work
 folder), removed when the command stops, so nothing half-written is left.
 
 `ArgumentParser` is `argparse.ArgumentParser` that also refuses a float flag
@@ -35,7 +35,7 @@ import signal
 import sys
 import threading
 
-from locnet_tf.data.records import DataError
+from locnet_tf.core.records import DataError
 
 TRACEBACK_ENV = "LOCNET_TF_TRACEBACK"
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C: 128 + SIGINT, as shells report it
@@ -195,7 +195,7 @@ TRAIN_EXTRA = ("tensorflow", "keras")
 def require_train_extra(command):
     """Exits with one `error:` line when `python -m COMMAND` cannot run on this install (no TensorFlow).
 
-    See `locnet_tf._tf_required`, which calls it before a command's own
+    See `locnet_tf.core.tf_required`, which calls it before a command's own
     imports would end in a ModuleNotFoundError traceback.
     """
     missing = []

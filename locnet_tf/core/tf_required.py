@@ -12,7 +12,7 @@ fails as imports do.
 
 import sys
 
-from locnet_tf import cli
+from locnet_tf.core import cli
 
 # `python -m` names -> the command as the user typed it.
 COMMANDS = {
