@@ -63,7 +63,7 @@ def measure(export_dir, model_path, threads, runs):
     import keras
 
     from locnet_tf import inference
-    from locnet_tf import model as _  # noqa: F401  registers the custom layers for load_model
+    from locnet_tf.model import network as _  # noqa: F401  registers the custom layers for load_model
 
     export_dir = pathlib.Path(export_dir)
     metadata = json.loads((export_dir / "metadata.json").read_text())
@@ -160,7 +160,7 @@ def train_briefly(backbone, image_size, steps, spec, data_dir, path):
     """Trains `build_model(backbone=...)` for `steps` steps of 32 and saves it."""
     import keras
 
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
     from locnet_tf.data import pipeline
 
     keras.utils.set_random_seed(0)

@@ -112,7 +112,7 @@ def run_lecture(spec, extra, seed):
 
     from locnet_tf import evaluate as evaluate_lib
     from locnet_tf.data import pipeline
-    from locnet_tf.losses import LocalizationLoss
+    from locnet_tf.model.losses import LocalizationLoss
 
     keras.utils.set_random_seed(seed)
     image_size, epochs = lecture_recipe(spec, extra)

@@ -31,7 +31,8 @@ from real_photos import cpu_name  # noqa: E402  (the same CPU line as the real-p
 def rate(spec, size, steps, preset="photos", frozen_blocks=None):
     """Images/s of `preset`'s training step at `size` px on `spec`."""
     from locnet_tf.core import config as config_lib
-    from locnet_tf import finetune, losses, model, train
+    from locnet_tf.model import finetune, losses, network as model
+    from locnet_tf import train
 
     overrides = {} if frozen_blocks is None else {"backbone_frozen_blocks": frozen_blocks}
     config = config_lib.preset(preset, data=spec, image_size=size, evaluate=False, calibrate=False, **overrides)

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from locnet_tf.core import config as config_lib  # noqa: E402
-from locnet_tf import model as model_lib  # noqa: E402
+from locnet_tf.model import network as model_lib  # noqa: E402
 from locnet_tf import train as train_lib  # noqa: E402
 
 

@@ -95,7 +95,7 @@ def models_to_time(args, work):
         import keras
 
         from locnet_tf.core import config as config_lib
-        from locnet_tf import model as model_lib
+        from locnet_tf.model import network as model_lib
         from locnet_tf.data import pipeline
 
         config = config_lib.preset("default")

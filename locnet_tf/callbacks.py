@@ -25,7 +25,7 @@ import shutil
 import keras
 import numpy as np
 
-from locnet_tf import losses as losses_lib
+from locnet_tf.model import losses as losses_lib
 from locnet_tf.core import cli, outputs, runs
 
 # Room kept beside the next checkpoint for the epoch's small files (history.csv,

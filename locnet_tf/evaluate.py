@@ -21,7 +21,7 @@ import numpy as np
 
 from locnet_tf.core import cli
 from locnet_tf.core import outputs
-from locnet_tf import target as target_lib
+from locnet_tf.model import target as target_lib
 from locnet_tf.core.command_configs import EvaluateConfig
 from locnet_tf.core import geometry
 
@@ -243,7 +243,7 @@ class _AnyModel:
 
     def __init__(self, model):
         from locnet_tf import inference
-        from locnet_tf import model as model_lib
+        from locnet_tf.model import network as model_lib
 
         if isinstance(model, (str, os.PathLike)):
             self.path = str(model)
@@ -318,7 +318,7 @@ def predict_split(model, data, split, config=None, batch_size=64, max_images=Non
 
 def set_presence_threshold(model, threshold):
     """Stores `threshold` in the model (its TargetVector layer and compiled metrics)."""
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     model_lib.target_layer(model).presence_threshold = float(threshold)
     if model.compiled:

@@ -55,7 +55,7 @@ import tensorflow as tf
 
 from locnet_tf.core import cli
 from locnet_tf import inference
-from locnet_tf import model as model_lib
+from locnet_tf.model import network as model_lib
 from locnet_tf.core import outputs as outputs_lib
 from locnet_tf.runtime import metadata as tflite_metadata
 from locnet_tf.core.command_configs import ExportConfig

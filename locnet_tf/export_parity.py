@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from locnet_tf import inference
-from locnet_tf import metrics as metrics_lib
+from locnet_tf.model import metrics as metrics_lib
 from locnet_tf.core import runs
 from locnet_tf.core.command_configs import ExportConfig
 from locnet_tf.core import geometry
@@ -172,7 +172,7 @@ def compare(reference, outputs, targets, threshold):
 
 
 def accuracy(targets, outputs, threshold):
-    """The report metrics (`locnet_tf.metrics`) of named outputs against targets."""
+    """The report metrics (`locnet_tf.model.metrics`) of named outputs against targets."""
     y_pred = inference.outputs_to_vector(outputs)
     result = {}
     for metric in metrics_lib.localization_metrics(threshold):

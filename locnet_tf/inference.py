@@ -162,7 +162,7 @@ def load_keras(path):
 
     import keras
 
-    from locnet_tf import model  # noqa: F401  (registers the model's layers, which the file names)
+    from locnet_tf.model import network as model  # noqa: F401  (registers the model's layers, which the file names)
 
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -278,7 +278,7 @@ def keras_resize(model, path=None):
     wins (it is what the weights were trained with; the folder may hold
     another run's config), with a one-line warning on stderr.
     """
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
     from locnet_tf.core import runs
 
     recorded = model_lib.resize_method(model)
@@ -330,7 +330,7 @@ class Predictor:
             return
         meta = read_metadata(self.path) or {}
         if self.kind == "keras":
-            from locnet_tf import model as model_lib
+            from locnet_tf.model import network as model_lib
 
             model = load_keras(self.path)
             # The model describes itself; a model saved before it recorded its resize

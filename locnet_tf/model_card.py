@@ -13,7 +13,7 @@ import json
 
 from locnet_tf import inference
 from locnet_tf.runtime import tflite as runtime
-from locnet_tf import model as model_lib
+from locnet_tf.model import network as model_lib
 
 sha256 = runtime.sha256  # hex SHA-256 of a file
 

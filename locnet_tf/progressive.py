@@ -8,7 +8,7 @@ model (`carry_over`) for the remaining epochs. `locnet_tf.train` runs the two
 phases; history.csv records each epoch's `image_size`.
 """
 
-from locnet_tf import losses as losses_lib
+from locnet_tf.model import losses as losses_lib
 
 # Folder in the run's backup/ for the small-input epochs.
 SMALL_BACKUP = "progressive"

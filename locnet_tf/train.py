@@ -38,9 +38,10 @@ import tensorflow as tf
 
 from locnet_tf.core import cli
 from locnet_tf.core import config as config_lib
-from locnet_tf import losses as losses_lib
-from locnet_tf import model as model_lib
-from locnet_tf import finetune, recipe, transfer, weights_check
+from locnet_tf.model import losses as losses_lib
+from locnet_tf.model import network as model_lib
+from locnet_tf.model import finetune, weights as weights_check
+from locnet_tf import recipe, transfer
 from locnet_tf.core import outputs, runs
 from locnet_tf.callbacks import (
     AtomicBackup,
@@ -380,7 +381,7 @@ def _build_trainer(config, strategy, class_names, loss, schedule, image_size=Non
         )
         if init is not None:
             transfer.init_weights(model, init)
-        # AdamW; a pretrained backbone trains after the new layers' warm-up, and slower (locnet_tf.finetune).
+        # AdamW; a pretrained backbone trains after the new layers' warm-up, and slower (locnet_tf.model.finetune).
         optimizer = finetune.make_optimizer(model, config, schedule, steps_per_epoch)
         trainer = compile_for_training(model, config, loss, optimizer, _jit(config.jit_compile))
     patch_multi_worker(trainer, strategy)

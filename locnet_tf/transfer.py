@@ -25,7 +25,7 @@ meaning (three other classes) from the right one, hence the by-name copy.
 import keras
 
 from locnet_tf.core import config as config_lib
-from locnet_tf import model as model_lib
+from locnet_tf.model import network as model_lib
 
 # Layers that only make sense for the classes they were trained on.
 CLASS_LAYERS = ("classes",)

@@ -94,7 +94,7 @@ def tiny_model(path, class_names=CLASSES):
     """Saves an untrained tiny locnet model (32 px) as `.keras`; returns the path."""
     import keras
 
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     keras.utils.set_random_seed(0)
     model = model_lib.build_model(

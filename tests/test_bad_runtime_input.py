@@ -457,8 +457,8 @@ def test_20_another_models_weights_are_one_line_without_keras_warnings(tmp_path,
 def test_20_weights_that_fit_the_backbone_pass_the_check(tmp_path):
     import keras
 
-    from locnet_tf import model as model_lib
-    from locnet_tf import weights_check
+    from locnet_tf.model import network as model_lib
+    from locnet_tf.model import weights as weights_check
 
     built = model_lib.build_model(backbone="mobilenet_v2", image_size=32)
     net = next(layer for layer in built.layers if isinstance(layer, keras.Model))

@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from locnet_tf import convert_lite0
-from locnet_tf import efficientnet_lite as lite
+from locnet_tf.model import convert_lite0
+from locnet_tf.model import efficientnet_lite as lite
 
 DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = DATA / "tiny_imagenet_loc"
@@ -238,7 +238,7 @@ def test_same_padding_is_tensorflows():
 
 
 def _lite_model(size=64, weights="imagenet", **kwargs):
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     return model_lib.build_model(
         num_classes=3, image_size=size, backbone="efficientnet_lite0", weights=weights, class_context=True, **kwargs
@@ -247,7 +247,7 @@ def _lite_model(size=64, weights="imagenet", **kwargs):
 
 def test_localization_model_reads_a_stride16_map_and_loads_imagenet_weights(tmp_path):
     from helpers import assert_save_reload_same
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
     from locnet_tf import transfer
 
     model = _lite_model(128)
@@ -281,8 +281,8 @@ def test_fine_tune_optimizer_holds_the_backbone_then_trains_it_slower():
     import keras
 
     from locnet_tf.core import config as config_lib
-    from locnet_tf import finetune
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import finetune
+    from locnet_tf.model import network as model_lib
 
     config = config_lib.Config(
         backbone="efficientnet_lite0",

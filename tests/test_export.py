@@ -14,7 +14,7 @@ import tensorflow as tf
 import keras
 
 from locnet_tf import export
-from locnet_tf import model as model_lib
+from locnet_tf.model import network as model_lib
 from locnet_tf.data import pipeline
 
 from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE

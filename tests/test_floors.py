@@ -28,7 +28,7 @@ def _run(code):
 
 
 def test_choice_lists_are_configs():
-    from locnet_tf import losses, model
+    from locnet_tf.model import losses, network as model
     from locnet_tf.data import source_utils
 
     assert model.BACKBONES is config_lib.BACKBONES
@@ -143,7 +143,7 @@ def test_a_bad_weights_file_is_the_first_error_before_any_data_is_read(tmp_path)
 @pytest.fixture(scope="module")
 def tiny_keras(tmp_path_factory):
     """A small locnet_tf model saved as .keras (its layers are the package's own)."""
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), head_channels=4, head_units=8).save(path)
@@ -179,8 +179,8 @@ def test_loading_a_keras_file_needs_only_the_model_module(tiny_keras):
 def test_a_fine_tuning_checkpoint_loads_in_a_fresh_process(tmp_path):
     """A run that died mid-fine-tuning leaves model.keras with its optimizer, FineTuneAdamW: the
     loader must know that class too (evaluate once answered "Could not locate class 'FineTuneAdamW'")."""
-    from locnet_tf import finetune
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import finetune
+    from locnet_tf.model import network as model_lib
 
     config = config_lib.Config(backbone="efficientnet_lite0", weights="imagenet", image_size=64, steps_per_execution=1)
     model = model_lib.build_model(config, num_classes=3)
@@ -220,5 +220,5 @@ def test_data_register_does_both_and_the_old_name_warns(tiny_keras):
     assert out.splitlines() == [
         "True",
         "True",
-        "DeprecationWarning locnet_tf.register moved to locnet_tf.data.register; the old name goes in 0.4.0.",
+        "DeprecationWarning locnet_tf.register moved to locnet_tf.data.register; the old name goes in 0.4.0",
     ]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from locnet_tf import boxes as box_lib
+from locnet_tf.model import boxes as box_lib
 from locnet_tf.core import geometry
 from locnet_tf.data import pipeline
 from conftest import REPO

@@ -170,7 +170,7 @@ def test_keras_model_in_a_run_folder_uses_the_runs_resize(tmp_path):
     # (A model that records it wins over config.json: tests/test_self_describing.py.)
     from locnet_tf.core import config as config_lib
     from locnet_tf import inference
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     model = model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), depths=(1, 1, 1), head_units=8)
     model_lib.target_layer(model).resize = None

@@ -48,15 +48,15 @@ FLOOR_OF = {
     "locnet_tf.core.runs": "core",
     "locnet_tf.core.records": "core",
     "locnet_tf.runtime": "runtime",
-    "locnet_tf.target": "keras",
-    "locnet_tf.boxes": "keras",
-    "locnet_tf.losses": "keras",
-    "locnet_tf.metrics": "keras",
+    "locnet_tf.model.target": "keras",
+    "locnet_tf.model.boxes": "keras",
+    "locnet_tf.model.losses": "keras",
+    "locnet_tf.model.metrics": "keras",
     "locnet_tf.model": "keras",
-    "locnet_tf.efficientnet_lite": "keras",
-    "locnet_tf.finetune": "keras",
-    "locnet_tf.convert_lite0": "keras",
-    "locnet_tf.weights_check": "keras",
+    "locnet_tf.model.efficientnet_lite": "keras",
+    "locnet_tf.model.finetune": "keras",
+    "locnet_tf.model.convert_lite0": "keras",
+    "locnet_tf.model.weights": "keras",
     "locnet_tf.data": "data",
     "locnet_tf.evaluate": "evaluate",
     "locnet_tf.inference": "evaluate",
@@ -75,7 +75,10 @@ FLOOR_OF = {
     "locnet_tf.serve": "apps",
     "locnet_tf.demo": "apps",
     # Shims at the old paths of moved modules (they import down; they go in 0.4.0).
+    "locnet_tf.boxes": "apps",
     "locnet_tf.config": "apps",
+    "locnet_tf.losses": "apps",
+    "locnet_tf.target": "apps",
     "locnet_tf.draw": "apps",
     "locnet_tf.images": "apps",
     "locnet_tf.smoothing": "apps",
@@ -132,7 +135,7 @@ def imports_of(name, source, modules, is_package=False):
     """Every import of a package module in one module's source, at any depth.
 
     `from locnet_tf.data import pipeline` and `from locnet_tf import boxes as b` name the module
-    (`locnet_tf.data.pipeline`, `locnet_tf.boxes`); `from locnet_tf.core.records import IMAGE`
+    (`locnet_tf.data.pipeline`, `locnet_tf.model.boxes`); `from locnet_tf.core.records import IMAGE`
     names `locnet_tf.core.records`; relative imports are resolved against `name`.
     """
     tree = ast.parse(source)

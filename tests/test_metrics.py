@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from locnet_tf import metrics as M
+from locnet_tf.model import metrics as M
 
 from helpers import numpy_report, random_predictions, random_targets
 

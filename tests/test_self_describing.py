@@ -20,7 +20,7 @@ from PIL import Image
 from locnet_tf.core import config as config_lib
 from locnet_tf import evaluate as evaluate_lib
 from locnet_tf import export, inference, predict, pretrained, recipe, transfer
-from locnet_tf import model as model_lib
+from locnet_tf.model import network as model_lib
 from locnet_tf import train as train_lib
 
 SMALL = dict(image_size=32, filters=(4, 8, 8, 8), depths=(1, 2, 1), head_channels=4, head_units=8, dropout=0.1)

@@ -511,7 +511,7 @@ def test_progressive_share_rounds_down_and_is_off_where_it_cannot_apply():
 def test_evaluate_skip_bad_flag_for_data_without_a_run_config(tmp_path, caltech_dir):
     # A model with no config.json beside it (an export, a copied file) reads the
     # Caltech photos, whose airplane.csv line 118 has a zero-height box.
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     model = model_lib.build_model(
         class_names=["airplane", "face", "motorcycle"],

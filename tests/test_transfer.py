@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from locnet_tf.core import config as config_lib
-from locnet_tf import model as model_lib
+from locnet_tf.model import network as model_lib
 from locnet_tf import train as train_lib
 from locnet_tf import transfer
 

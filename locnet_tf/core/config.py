@@ -104,7 +104,7 @@ class Config:
     learning_rate: float = 2e-3  # peak, after warm-up; cosine decay to 1% of it
     warmup_epochs: float = 0.2
     weight_decay: float = 1e-4  # AdamW
-    # A pretrained backbone (--weights or --init; locnet_tf.finetune): the new layers train alone first, then all.
+    # A pretrained backbone (--weights or --init; locnet_tf.model.finetune): the new layers train alone first, then all.
     freeze_backbone_epochs: float = 0.0  # epochs at the start in which the pretrained backbone does not move
     backbone_lr_scale: float = 0.1  # the pretrained backbone's learning rate relative to the rest (no weight decay)
     backbone_frozen_blocks: int = 0  # the pretrained backbone's stem and first N blocks do not train (Lite0: 16 blocks)
@@ -283,7 +283,7 @@ _PHOTOS = {
 # EfficientNet-Lite0 with the ImageNet weights that ship with the package, its
 # BatchNorm in inference mode, the new layers trained alone for the first
 # steps and the backbone at a tenth of their learning rate after them
-# (`locnet_tf.finetune`), batches of 32. The recipe sets the input size and the
+# (`locnet_tf.model.finetune`), batches of 32. The recipe sets the input size and the
 # training length from the data; figures in docs/real_photos.md.
 _PRETRAINED = {
     **_PHOTOS,

@@ -18,7 +18,7 @@ def register():
     `locnet_tf.model`); this is for code that uses `tfds.load` or `keras.models.load_model`
     directly and imports neither. Imports TensorFlow.
     """
-    from locnet_tf import model  # noqa: F401  (its layers register when it is imported)
+    from locnet_tf.model import network as model  # noqa: F401  (its layers register when it is imported)
     from locnet_tf.data import procedural, synthetic  # noqa: F401  (their builders register when imported)
 
 

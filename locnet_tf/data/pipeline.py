@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from locnet_tf import boxes as box_lib
+from locnet_tf.model import boxes as box_lib
 from locnet_tf.core import geometry
 
 # The header checks and their wording are shared with the TF-free reader
@@ -62,7 +62,7 @@ from locnet_tf.core.records import (
     EmptySplitError,
 )
 from locnet_tf.core.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
-from locnet_tf.target import TargetLayout
+from locnet_tf.model.target import TargetLayout
 
 # Augmentation lives in its own module; its names stay importable from here.
 from locnet_tf.data.augment import AugmentConfig, _to_uint8, augment, crop_around_object  # noqa: F401

