@@ -4,7 +4,7 @@
     python benchmarks/video_smoothing.py --model runs/latest/model.keras --clips 6 --frames 150
 
 Generates clips of a synthetic object crossing a road scene with its true box
-in every frame (`locnet_tf.data.synthetic_video`: it enters half out of view,
+in every frame (`locnet_tf.data.builtin.synthetic_video`: it enters half out of view,
 crosses while bobbing and growing, leaves, and the clip ends on background;
 fresh sensor noise in every frame), writes them as H.264 and reads them back
 as `predict` does, predicts every frame once, and scores the raw per-frame
@@ -40,7 +40,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from locnet_tf.runtime import smoothing, video  # noqa: E402
-from locnet_tf.data import synthetic_video  # noqa: E402
+from locnet_tf.data.builtin import synthetic_video  # noqa: E402
 
 
 def _iou(a, b):

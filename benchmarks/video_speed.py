@@ -4,7 +4,7 @@
     python benchmarks/video_speed.py --model runs/latest/model.keras
     python benchmarks/video_speed.py                                # the default preset's network, trained briefly
 
-Generates a 1280x720 H.264 clip (`locnet_tf.data.synthetic_video`: a road
+Generates a 1280x720 H.264 clip (`locnet_tf.data.builtin.synthetic_video`: a road
 scene, a car crossing it, sensor noise in every frame; x264 `veryfast` at
 4 Mbit/s, a typical 720p camera or web video), then runs it through what `python -m locnet_tf.predict MODEL clip.mp4`
 does, with the int8 and the float32 `.tflite` model, on 1 and 2 threads, with
@@ -73,7 +73,7 @@ def cpu():
 def make_clip(path, frames, size, fps):
     """Writes the benchmark clip; returns its size in bytes."""
     from locnet_tf.runtime import video
-    from locnet_tf.data import synthetic_video
+    from locnet_tf.data.builtin import synthetic_video
 
     with video.VideoWriter(path, fps, bit_rate=BIT_RATE) as writer:
         for image, _ in synthetic_video.frames(frames, size, class_id=1, seed=7, object_size=0.35, absent_share=0.1):

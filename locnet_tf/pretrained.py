@@ -4,7 +4,7 @@
 
 builds it again, from nothing but the package: it draws the formula-driven
 pictures of `procedural_objects` (fractals of 64 categories on dead-leaves
-backgrounds, `locnet_tf.data.procedural`), trains the real-photo recipe's
+backgrounds, `locnet_tf.data.builtin.procedural`), trains the real-photo recipe's
 network on them (the `pretrain` preset) and saves the model without its
 optimizer state (1.9 MB). Nothing is downloaded; about 15 minutes on a
 2-core CPU. CPU training is not bit-for-bit deterministic across machines,

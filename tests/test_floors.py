@@ -29,7 +29,7 @@ def _run(code):
 
 def test_choice_lists_are_configs():
     from locnet_tf.model import losses, network as model
-    from locnet_tf.data import source_utils
+    from locnet_tf.data.readers import entries as source_utils
 
     assert model.BACKBONES is config_lib.BACKBONES
     assert losses.MODES is config_lib.MODES and losses.BOX_LOSSES is config_lib.BOX_LOSSES

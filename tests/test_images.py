@@ -10,7 +10,8 @@ from PIL import Image
 from locnet_tf.core import image_files as images
 
 from locnet_tf.core import resize as resize_lib
-from locnet_tf.data import pipeline, source_utils
+from locnet_tf.data import pipeline
+from locnet_tf.data import checks as checks_lib
 from locnet_tf.core.records import IMAGE
 
 # ----------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def test_every_reader_shows_a_jpeg_as_a_viewer_does(tmp_path, orientation):
     # The two readers decode the same pixels.
     np.testing.assert_array_equal(images.read_image(path), pipeline.read_image(str(path)).numpy())
     # The source readers' size check reports the displayed size.
-    assert source_utils.check_image(path, "test") == pixels.shape[:2]
+    assert checks_lib.check_image(path, "test") == pixels.shape[:2]
 
 
 def test_every_orientation_matches_pillows_transpose(tmp_path):

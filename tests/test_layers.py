@@ -79,6 +79,7 @@ FLOOR_OF = {
     "locnet_tf.config": "apps",
     "locnet_tf.losses": "apps",
     "locnet_tf.target": "apps",
+    "locnet_tf.data.synthetic_video": "apps",
     "locnet_tf.draw": "apps",
     "locnet_tf.images": "apps",
     "locnet_tf.smoothing": "apps",

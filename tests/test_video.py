@@ -14,7 +14,7 @@ from PIL import Image
 from locnet_tf.core import cli
 from locnet_tf import inference, predict
 from locnet_tf.runtime import smoothing, video
-from locnet_tf.data import synthetic_video
+from locnet_tf.data.builtin import synthetic_video
 from locnet_tf.runtime.prediction import Prediction
 
 FPS = 30

@@ -23,7 +23,7 @@ from locnet_tf.core import resize as resize_lib
 from locnet_tf import inference, predict
 from locnet_tf.runtime import tflite as runtime, video
 from locnet_tf.core import geometry
-from locnet_tf.data import synthetic_video
+from locnet_tf.data.builtin import synthetic_video
 
 MEAN_TOLERANCE = 2.0
 P99_TOLERANCE = 16

@@ -34,8 +34,8 @@ ARCHITECTURE_FIELDS = (
 BACKBONES = ("simple", "efficientnet_lite0", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")  # model
 MODES = ("default", "lecture")  # losses: the loss mode
 BOX_LOSSES = ("mse", "l1", "huber", "giou", "huber_giou")  # losses: the box term of the default mode
-MULTI_OBJECT_POLICIES = ("largest", "drop", "fail")  # data.source_utils: images with several objects
-UNKNOWN_POLICIES = ("error", "ignore_object")  # data.source_utils: labels not in the class names
+MULTI_OBJECT_POLICIES = ("largest", "drop", "fail")  # data.readers.entries: images with several objects
+UNKNOWN_POLICIES = ("error", "ignore_object")  # data.readers.entries: labels not in the class names
 
 
 # `--init pretrained`: the learned start that ships with the package (package data; `python -m

@@ -19,7 +19,7 @@ def register():
     directly and imports neither. Imports TensorFlow.
     """
     from locnet_tf.model import network as model  # noqa: F401  (its layers register when it is imported)
-    from locnet_tf.data import procedural, synthetic  # noqa: F401  (their builders register when imported)
+    from locnet_tf.data.builtin import procedural, synthetic  # noqa: F401  (their builders register when imported)
 
 
 def __getattr__(name):

@@ -29,7 +29,8 @@ import numpy as np
 
 from locnet_tf.core import image_files as image_lib
 from locnet_tf.core import outputs
-from locnet_tf.data import source_utils as su
+from locnet_tf.data.readers import entries as su
+from locnet_tf.data import splits as splits_lib
 from locnet_tf.data import sources
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -267,7 +268,7 @@ def main(argv=None):
     """Command line: `python -m locnet_tf.data SPEC ...` (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m locnet_tf.data", description="Summarize and check a data source.")
     parser.add_argument("spec", help="data SPEC: synthetic, tfds:NAME, csv:PATH, voc:DIR, coco:PATH.json, yolo:PATH")
-    parser.add_argument("--split", choices=su.SPLITS, help="only this split (default: all)")
+    parser.add_argument("--split", choices=splits_lib.SPLITS, help="only this split (default: all)")
     parser.add_argument("--grid", help="save a sample grid with boxes to this PNG")
     parser.add_argument("--skip-bad", action="store_true", help="skip bad entries (they are reported)")
     parser.add_argument("--class-map", default=None, help="rename/merge labels: old=new,... (old= ignores)")

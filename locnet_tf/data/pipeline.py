@@ -50,7 +50,7 @@ from locnet_tf.core.image_files import (
     ImageError,
     inspect as inspect_image,
 )
-from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
+from locnet_tf.data.builtin import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.core.records import (
     BOX,
     CLASS_ID,
@@ -93,7 +93,7 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
             them from the source.
         **source_kwargs: passed to the source reader
             (`locnet_tf.data.sources.load_source` or
-            `locnet_tf.data.tfds_source.tfds_examples`), e.g. `class_map`,
+            `locnet_tf.data.readers.tfds_source.tfds_examples`), e.g. `class_map`,
             `multi_object`, `skip_bad`.
 
     Returns:
@@ -113,7 +113,7 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
             sources.BUILTIN_BUILDERS[kind], rest, split, data_dir=data_dir, class_names=class_names, **source_kwargs
         )
     if kind == "tfds":
-        from locnet_tf.data import tfds_source
+        from locnet_tf.data.readers import tfds_source
 
         kwargs = {k: v for k, v in source_kwargs.items() if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
         return tfds_source.tfds_examples(rest, split, class_names=class_names, data_dir=data_dir, **kwargs)
@@ -170,7 +170,7 @@ def _builtin_examples(
     **kwargs,
 ):
     """Examples of one of the package's own TFDS builders (`synthetic_road`, `procedural_objects`)."""
-    from locnet_tf.data import tfds_source
+    from locnet_tf.data.readers import tfds_source
 
     unexpected = sorted(set(kwargs) - set(_FILE_ONLY_OPTIONS))
     if unexpected:

@@ -22,7 +22,9 @@ import logging
 import pathlib
 import xml.etree.ElementTree as ET
 
-from locnet_tf.data import source_utils as su
+from locnet_tf.data.readers import entries as su
+from locnet_tf.data.readers import classes as classes_lib
+from locnet_tf.data.readers import files as files_lib
 from locnet_tf.core.records import DataError
 
 logger = logging.getLogger("locnet_tf.data")
@@ -47,7 +49,7 @@ def _split_lists(root):
     lists = {}
     for split, filename in _SPLIT_FILES.items():
         if (folder / filename).is_file():
-            for line in su.read_text(folder / filename).split():
+            for line in files_lib.read_text(folder / filename).split():
                 lists[line.strip()] = split
     return lists
 
@@ -74,7 +76,7 @@ def parse_voc_file(xml_path, origin, image_folders):
         height = _text(size_node, "height", f"{origin} <size>", number=True)
         if width > 0 and height > 0:
             size = (int(height), int(width))
-    image = su.find_file(filename, image_folders)
+    image = files_lib.find_file(filename, image_folders)
     entry = su.ImageEntry(
         path=image,
         origin=origin,
@@ -102,7 +104,7 @@ def read_voc(path, *, class_names=None, class_map=None, unknown="error", skip_ba
         class_map: dict name -> name or None (ignore those objects).
         unknown: "error" or "ignore_object", for names not in `class_names`.
         skip_bad: bool. Skip bad files instead of raising.
-        **options: passed to `source_utils.build_source`.
+        **options: passed to `entries.build_source`.
 
     Returns:
         SourceData.
@@ -121,7 +123,7 @@ def read_voc(path, *, class_names=None, class_map=None, unknown="error", skip_ba
         if split_of and xml_path.stem not in split_of:
             unlisted += 1
             continue
-        origin = su.relative_name(xml_path, root)
+        origin = files_lib.relative_name(xml_path, root)
         folders = [root / "JPEGImages", xml_path.parent, root, root / "images"]
         with problems.entry(origin):
             entry = parse_voc_file(xml_path, origin, folders)
@@ -134,5 +136,5 @@ def read_voc(path, *, class_names=None, class_map=None, unknown="error", skip_ba
             root,
             unlisted,
         )
-    resolver = su.ClassResolver(labels, class_names, class_map, unknown, sort=True)
+    resolver = classes_lib.ClassResolver(labels, class_names, class_map, unknown, sort=True)
     return su.build_source(entries, resolver, problems, root=root, name=f"voc:{root}", **options)

@@ -4,7 +4,7 @@
         -> {"image": uint8 [S, S, 3], "mask", "present", "bbox": relative (ymin, xmin, ymax, xmax)}
     split_kinds(n, seed) -> the kinds of a split's images (-1: background, else a class id)
 
-Numpy and PIL only (no TensorFlow): the TFDS builder (`locnet_tf.data.synthetic`)
+Numpy and PIL only (no TensorFlow): the TFDS builder (`locnet_tf.data.builtin.synthetic`)
 and the synthetic videos (`synthetic_video`) both draw with it.
 
 What is drawn:

@@ -32,7 +32,9 @@ import os
 import pathlib
 import re
 
-from locnet_tf.data import source_utils as su
+from locnet_tf.data.readers import entries as su
+from locnet_tf.data.readers import classes as classes_lib
+from locnet_tf.data.readers import files as files_lib
 from locnet_tf.core.records import DataError
 
 
@@ -56,7 +58,7 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
         class_map: dict name -> name or None (ignore those objects).
         unknown: "error" or "ignore_object", for names not in `class_names`.
         skip_bad: bool. Skip bad entries instead of raising.
-        **options: passed to `source_utils.build_source`.
+        **options: passed to `entries.build_source`.
 
     Returns:
         SourceData.
@@ -117,7 +119,7 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
                 size = (int(height), int(width)) if width > 0 and height > 0 else None
             first_index[image_id] = (index, file_name)
             entries[image_id] = su.ImageEntry(
-                path=su.find_file(file_name, folders),
+                path=files_lib.find_file(file_name, folders),
                 origin=origin,
                 size=size,
                 missing=f"{file_name!r} looked for in " + ", ".join(str(f) for f in folders),
@@ -155,7 +157,7 @@ def read_coco(path, *, class_names=None, class_map=None, unknown="error", skip_b
             f"coco:{json_path}: {len(leaving)} image file_name{'s' if len(leaving) > 1 else ''} leave the data "
             f"folder (an absolute path or '..'), read from where they point (first: {', '.join(leaving[:3])})"
         )
-    resolver = su.ClassResolver(category_names, class_names, class_map, unknown, sort=False)
+    resolver = classes_lib.ClassResolver(category_names, class_names, class_map, unknown, sort=False)
     # Splits hash paths relative to the data folder: the official layout's images sit beside annotations/.
     split_root = root.parent if root.name == "annotations" else root
     return su.build_source(

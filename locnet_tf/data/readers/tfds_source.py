@@ -14,7 +14,7 @@ Three layouts are understood, covering e.g. `voc/2007`, `coco/2017`,
   the image's label;
 - a top-level `bbox` with `label` (Caltech-UCSD Birds): one object.
 
-Classes follow the same rules as the file sources (`source_utils`): the
+Classes follow the same rules as the file sources (`readers.entries`): the
 ClassLabel names go through `class_map`, the class list is `class_names` or
 the mapped names, and labels outside it are an error (raised at once, listing
 them, since the catalog's label set is known before reading any data) unless
@@ -33,7 +33,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from locnet_tf.model import boxes as box_lib
-from locnet_tf.data import source_utils as su
+from locnet_tf.data.readers import entries as su
+from locnet_tf.data.readers import classes as classes_lib
 from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PRESENT, DataError, EmptySplitError
 
 
@@ -75,7 +76,7 @@ def class_lookup(source_names, class_names=None, class_map=None, unknown="error"
     Raises:
         DataError: labels outside `class_names` with `unknown="error"`.
     """
-    resolver = su.ClassResolver(source_names, class_names, class_map, unknown)
+    resolver = classes_lib.ClassResolver(source_names, class_names, class_map, unknown)
     table = np.full(len(source_names), -1, np.int32)
     unknown_labels = []
     for i, label in enumerate(source_names):

@@ -14,7 +14,7 @@
   split is refused.
 - Without one: images are all files under `PATH/images/` (subfolders that
   are symbolic links followed, each real folder once:
-  `source_utils.list_images`). When it has
+  `files.list_images`). When it has
   `train/`, `val/` (or `valid/`) and `test/` subfolders they are the splits;
   otherwise the hash split applies. Class names come from `classes.txt`
   (in `PATH/` or `PATH/labels/`, one per line) or are the ids as strings
@@ -35,7 +35,9 @@ data (refused, or skipped and listed with `skip_bad`), never left out unseen.
 import os
 import pathlib
 
-from locnet_tf.data import source_utils as su
+from locnet_tf.data.readers import entries as su
+from locnet_tf.data.readers import classes as classes_lib
+from locnet_tf.data.readers import files as files_lib
 from locnet_tf.core.records import DataError
 
 _YAML_SPLITS = {"train": "train", "val": "validation", "test": "test"}
@@ -51,7 +53,7 @@ def read_yaml(path):
     import yaml  # the `train` extra installs PyYAML; imported here, as only YOLO sources need it
 
     name = pathlib.Path(path).name
-    text = su.read_text(path, name)
+    text = files_lib.read_text(path, name)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -90,9 +92,9 @@ def _images_of(item, root, origin):
     target = pathlib.Path(item)
     target = target if target.is_absolute() else root / target
     if target.is_dir():
-        return su.list_images(target)
+        return files_lib.list_images(target)
     if target.is_file() and target.suffix == ".txt":
-        lines = [line.strip() for line in su.read_text(target, f"{origin} {item}").splitlines() if line.strip()]
+        lines = [line.strip() for line in files_lib.read_text(target, f"{origin} {item}").splitlines() if line.strip()]
         return [pathlib.Path(p) if pathlib.Path(p).is_absolute() else root / p for p in lines]
     raise DataError(f"{origin}: split entry {item!r} is neither a folder nor a .txt list ({target})")
 
@@ -134,15 +136,15 @@ def _layout(path):
     names = None
     for candidate in (path / "classes.txt", path / "labels" / "classes.txt"):
         if candidate.is_file():
-            names = [line.strip() for line in su.read_text(candidate).splitlines() if line.strip()]
+            names = [line.strip() for line in files_lib.read_text(candidate).splitlines() if line.strip()]
             break
     subfolders = {p.name: p for p in (path / "images").iterdir() if p.is_dir()}
     images = []
     if subfolders and set(subfolders) <= set(_FOLDER_SPLITS):
         for folder_name, folder in sorted(subfolders.items()):
-            images += [(image, _FOLDER_SPLITS[folder_name]) for image in su.list_images(folder)]
+            images += [(image, _FOLDER_SPLITS[folder_name]) for image in files_lib.list_images(folder)]
     else:
-        images = [(image, None) for image in su.list_images(path / "images")]
+        images = [(image, None) for image in files_lib.list_images(path / "images")]
     if not images:
         raise DataError(f"yolo: no images under {path / 'images'}")
     return path, names, images
@@ -150,7 +152,7 @@ def _layout(path):
 
 def _parse_label_file(label_file, origin, names):
     objects = []
-    for number, line in enumerate(su.read_text(label_file, origin).splitlines(), start=1):
+    for number, line in enumerate(files_lib.read_text(label_file, origin).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -183,7 +185,7 @@ def read_yolo(path, *, class_names=None, class_map=None, unknown="error", skip_b
         class_map: dict name -> name or None (ignore those objects).
         unknown: "error" or "ignore_object", for names not in `class_names`.
         skip_bad: bool. Skip bad entries instead of raising.
-        **options: passed to `source_utils.build_source`.
+        **options: passed to `entries.build_source`.
 
     Returns:
         SourceData.
@@ -194,7 +196,7 @@ def read_yolo(path, *, class_names=None, class_map=None, unknown="error", skip_b
     split_of, shared, real_folders = {}, {}, {}  # image -> its first split; (split, first split) -> count
     for image, split in images:
         label_file = label_path(image)
-        origin = su.relative_name(label_file, root)
+        origin = files_lib.relative_name(label_file, root)
         # One image in two splits (val: naming train's folder) is allowed, as in Ultralytics; one
         # image twice in a split is not (build_source refuses it). Keyed by the real folder, resolved
         # once per folder.
@@ -236,5 +238,5 @@ def read_yolo(path, *, class_names=None, class_map=None, unknown="error", skip_b
             f"background (first: {', '.join(unlabelled[:3])})"
         )
     data_labels = names if names is not None else sorted(set(labels), key=int)
-    resolver = su.ClassResolver(data_labels, class_names, class_map, unknown, sort=False)
+    resolver = classes_lib.ClassResolver(data_labels, class_names, class_map, unknown, sort=False)
     return su.build_source(entries, resolver, problems, root=root, name=f"yolo:{path}", notes=notes, **options)

@@ -3,7 +3,7 @@
 Every image is drawn procedurally with PIL from a seed, so the dataset builds
 locally, deterministically (same seed, same bytes) and with no download::
 
-    import locnet_tf.data.synthetic  # registers the builder (so does locnet_tf.data.pipeline)
+    import locnet_tf.data.builtin.synthetic  # registers the builder (so does locnet_tf.data.pipeline)
     import tensorflow_datasets as tfds
     ds = tfds.load("synthetic_road", split="train")          # 128x128, default
     ds = tfds.load("synthetic_road/large", split="train")    # 5x the training images
@@ -18,7 +18,7 @@ Features of one example:
   images carry a dummy box ``(0, 0, 1, 1)`` and label 0**: both are
   "don't care" and must be ignored (the pipeline encodes them as zeros).
 
-The scenes are drawn by `locnet_tf.data.synthetic_draw` (what is drawn, and
+The scenes are drawn by `locnet_tf.data.builtin.synthetic_draw` (what is drawn, and
 the box rule, are described there); this module is the TFDS builder around it.
 """
 
@@ -31,7 +31,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 # The drawing, re-exported: `synthetic.render_example` etc. keep working.
-from locnet_tf.data.synthetic_draw import (  # noqa: F401
+from locnet_tf.data.builtin.synthetic_draw import (  # noqa: F401
     BACKGROUND_FRACTION,
     CLASS_NAMES,
     MAX_OCCLUDED,

@@ -53,7 +53,9 @@ Class names, unless given, are the labels found, sorted.
 import csv
 import pathlib
 
-from locnet_tf.data import source_utils as su
+from locnet_tf.data.readers import entries as su
+from locnet_tf.data.readers import classes as classes_lib
+from locnet_tf.data.readers import files as files_lib
 from locnet_tf.core.records import DataError
 
 
@@ -205,7 +207,7 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
         class_map: dict label -> label or None (ignore those objects).
         unknown: "error" or "ignore_object", for labels not in `class_names`.
         skip_bad: bool. Skip bad rows and images instead of raising.
-        **options: passed to `source_utils.build_source` (multi_object, splits,
+        **options: passed to `entries.build_source` (multi_object, splits,
             seed, box_tolerance, verify_images).
 
     Returns:
@@ -224,7 +226,7 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
     bad_images, bad_names = {}, {}  # resolved image path / (CSV file, name) -> why a row of it was skipped
     row_names = {}  # entry key -> the (CSV file, name) of each of its rows
     for csv_path in csv_files(path):
-        name = su.relative_name(csv_path, root)
+        name = files_lib.relative_name(csv_path, root)
         image_root = csv_root(csv_path)
         try:
             with open(csv_path, newline="", encoding="utf-8-sig") as f:
@@ -245,7 +247,7 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
             def taint(message, row=row, row_name=row_name, image_root=image_root, stem=csv_path.stem):
                 bad_names.setdefault(row_name, message)
                 label = row[5].strip() if len(row) >= 6 else ""
-                image = su.find_file(row_name[1], _folders(image_root, label, stem)) if row_name[1] else None
+                image = files_lib.find_file(row_name[1], _folders(image_root, label, stem)) if row_name[1] else None
                 if image is not None:
                     bad_images.setdefault(str(image.resolve()), message)
 
@@ -253,7 +255,7 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
                 size = _size(raw, order, origin)
                 filename, label, box = _parse_row(row, origin)
                 folders = _folders(image_root, label, csv_path.stem)
-                image = su.find_file(filename, folders)
+                image = files_lib.find_file(filename, folders)
                 key = str(image.resolve()) if image else f"missing:{origin}"
                 entry = entries.get(key)
                 row_names.setdefault(key, []).append(row_name)
@@ -283,5 +285,5 @@ def read_csv(path, *, class_names=None, class_map=None, unknown="error", skip_ba
         why = bad_images.get(key) or next((bad_names[n] for n in row_names.get(key, ()) if n in bad_names), None)
         if why:
             entry.bad = why
-    resolver = su.ClassResolver(labels, class_names, class_map, unknown, sort=True)
+    resolver = classes_lib.ClassResolver(labels, class_names, class_map, unknown, sort=True)
     return su.build_source(entries.values(), resolver, problems, root=root, name=f"csv:{path}", **options)
