@@ -1,4 +1,4 @@
-"""Moved: `locnet_tf.images` is now `locnet_tf.core.image_files`, `locnet_tf.core.resize` or
+"""Moved: `locnet_tf.images` is now `locnet_tf.core.image_files`, `locnet_tf.core.resize`,
 `locnet_tf.core.geometry`; this old name warns and goes in 0.4.0.
 """
 
@@ -18,10 +18,7 @@ def __getattr__(name):
         _2,
     ):
         if hasattr(module, name):
-            warnings.warn(
-                f"locnet_tf.images moved to {module.__name__}; the old name goes in 0.4.0",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            message = f"locnet_tf.images moved to {module.__name__}; the old name goes in 0.4.0"
+            warnings.warn(message, DeprecationWarning, stacklevel=2)
             return getattr(module, name)
     raise AttributeError(f"module 'locnet_tf.images' has no attribute {name!r}")

@@ -12,10 +12,7 @@ def __getattr__(name):
 
     for module in (_0,):
         if hasattr(module, name):
-            warnings.warn(
-                f"locnet_tf.data.synthetic_video moved to {module.__name__}; the old name goes in 0.4.0",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            message = f"locnet_tf.data.synthetic_video moved to {module.__name__}; the old name goes in 0.4.0"
+            warnings.warn(message, DeprecationWarning, stacklevel=2)
             return getattr(module, name)
     raise AttributeError(f"module 'locnet_tf.data.synthetic_video' has no attribute {name!r}")
