@@ -12,11 +12,7 @@ def __getattr__(name):
     from locnet_tf.core import resize as _1
     from locnet_tf.core import geometry as _2
 
-    for module in (
-        _0,
-        _1,
-        _2,
-    ):
+    for module in (_0, _1, _2):
         if hasattr(module, name):
             message = f"locnet_tf.images moved to {module.__name__}; the old name goes in 0.4.0"
             warnings.warn(message, DeprecationWarning, stacklevel=2)

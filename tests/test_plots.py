@@ -13,7 +13,7 @@ def test_plots_keep_the_callers_backend_and_pyplot_state(tmp_path):
     code = textwrap.dedent(f"""
         import matplotlib
         import matplotlib.pyplot as plt
-        from locnet_tf import plots
+        from locnet_tf.core import figures as plots
         path = plots.training_curves({{"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]}}, {str(tmp_path / "c.png")!r})
         figure = plots.confusion_matrix([[3, 1], [0, 4]], ["background", "car"])
         figure.savefig({str(tmp_path / "m.png")!r})
