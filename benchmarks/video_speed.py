@@ -86,7 +86,8 @@ def models_to_time(args, work):
     if args.export:
         folder = pathlib.Path(args.export)
         return {q: folder / f"model_{q}.tflite" for q in ("int8", "float32")}, {"export": str(folder)}
-    from locnet_tf import export
+    from locnet_tf.export import run as export
+    from locnet_tf.export import parity
 
     model_path = pathlib.Path(args.model) if args.model else None
     info = {"model": str(model_path) if model_path else None}
@@ -113,7 +114,7 @@ def models_to_time(args, work):
         model_path = work / "model.keras"
         model.save(model_path)
         info.update(model="default preset network", image_size=config.image_size, train_steps=args.train_steps)
-    no_gates = export.Gates(float("inf"), float("-inf"), float("inf"))
+    no_gates = parity.Gates(float("inf"), float("-inf"), float("inf"))
     export.export_model(
         model_path,
         work / "export",

@@ -42,7 +42,7 @@ def save_sample_images(data, out_dir, count=6, data_dir=None):
 def run(out="runs/demo", export_dir="export/demo", preset="demo", data_dir=None, verbose="auto"):
     from locnet_tf.core import config as config_lib
     from locnet_tf import evaluate as evaluate_lib
-    from locnet_tf import export as export_lib
+    from locnet_tf.export import run as export_lib
     from locnet_tf import predict as predict_lib
     from locnet_tf import train as train_lib
 

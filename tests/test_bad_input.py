@@ -160,13 +160,13 @@ def foreign_metadata(tmp, models, same_size):
     if same_size:
         shutil.copy(models["tflite"], tflite)
     else:  # a file without metadata inside, beside another model's json
-        from locnet_tf import export
+        from locnet_tf.export import convert
 
         import keras
 
         model = keras.models.load_model(models["keras"])
-        export.write_tflite_source(model, tmp / "src")
-        tflite.write_bytes(export.convert_tflite(tmp / "src", "float32"))
+        convert.write_tflite_source(model, tmp / "src")
+        tflite.write_bytes(convert.convert_tflite(tmp / "src", "float32"))
     size = bad.IMAGE_SIZE if same_size else 96
     (folder / "metadata.json").write_text(
         json.dumps(

@@ -25,7 +25,7 @@ from locnet_tf.core import config as config_lib
 # command -> (its module, the positional arguments a parse needs)
 COMMANDS = {
     "evaluate": ("locnet_tf.evaluate", ["m.keras"]),
-    "export": ("locnet_tf.export", ["m.keras"]),
+    "export": ("locnet_tf.export.__main__", ["m.keras"]),
     "predict": ("locnet_tf.predict", ["m.tflite", "x.jpg"]),
 }
 
@@ -106,7 +106,10 @@ def test_the_flags_keep_their_names_and_meanings():
 
 
 def test_the_functions_take_the_commands_defaults():
-    from locnet_tf import evaluate, export, predict
+    from locnet_tf import evaluate, predict
+    from locnet_tf.export import run as export
+    from locnet_tf.core import command_configs
+    from locnet_tf.export import parity
 
     def default(function, name):
         return inspect.signature(function).parameters[name].default
@@ -117,13 +120,13 @@ def test_the_functions_take_the_commands_defaults():
     assert default(export.export_model, "calibration_samples") == e.calibration_samples
     assert default(export.export_model, "split") == e.split
     assert default(export.export_model, "num_threads") == e.threads
-    gates = export.Gates()
+    gates = parity.Gates()
     assert (gates.float32_max_abs_diff, gates.float16_min_box_iou, gates.int8_max_loc_drop) == (
         e.max_float32_diff,
         e.min_float16_iou,
         e.max_int8_loc_drop,
     )
-    assert export.FORMATS == cc.FORMATS and export.QUANTIZATIONS == cc.QUANTIZATIONS
+    assert command_configs.FORMATS == cc.FORMATS and command_configs.QUANTIZATIONS == cc.QUANTIZATIONS
     p = cc.PredictConfig()
     for parameter, field in [("stride", "stride"), ("max_frames", "max_frames"), ("smooth", "smooth")]:
         assert default(predict.iter_predictions, parameter) == getattr(p, field)

@@ -376,7 +376,8 @@ def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
     import json
 
     from locnet_tf.core import config as config_lib
-    from locnet_tf import export
+    from locnet_tf.export import run as export
+    from locnet_tf.export import parity
     from locnet_tf import train as train_lib
 
     from helpers import SMOKE_SPEC
@@ -399,7 +400,7 @@ def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
     # The int8 gate at one image of the 24 (0.042): this model has seen 24 batches of 16 and sits near its
     # decision boundaries; the trained hands model passed the package's own 1-point gate on 312 photos
     # (docs/real_photos.md). The float gates stay as they are.
-    gates = export.Gates(int8_max_loc_drop=0.05)
+    gates = parity.Gates(int8_max_loc_drop=0.05)
     metadata = export.export_model(
         result["model_path"],
         tmp_path / "export",
@@ -411,7 +412,7 @@ def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
     )
     results = metadata["parity"]["results"]
     assert {"tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8"} <= set(results)
-    assert export.check_gates(results, gates) == []
+    assert parity.check_gates(results, gates) == []
     assert results["tflite_float16"]["box_iou"] >= 0.98 and results["tflite_int8"]["box_iou"] >= 0.8
     assert max(results["tflite_float32"]["max_abs_diff"].values()) <= 1e-4
     assert (tmp_path / "export" / "model_int8.tflite").stat().st_size < 5_000_000  # the int8 budget

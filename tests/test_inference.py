@@ -145,11 +145,11 @@ def test_bad_model_paths(tmp_path):
 def test_letterbox_saved_model_agrees_with_the_letterbox_predictor(smoke, photos, tmp_path):
     import keras
 
-    from locnet_tf import export
+    from locnet_tf.export import convert
 
     model = keras.models.load_model(smoke["model"])
     saved = tmp_path / "saved_model"
-    export.write_saved_model(model, saved, resize="letterbox")
+    convert.write_saved_model(model, saved, resize="letterbox")
     metadata = json.loads((smoke["export"] / "metadata.json").read_text()) | {"resize": "letterbox"}
     (saved / "assets.extra").mkdir()
     (saved / "assets.extra" / "metadata.json").write_text(json.dumps(metadata))

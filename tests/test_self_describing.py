@@ -19,7 +19,8 @@ from PIL import Image
 
 from locnet_tf.core import config as config_lib
 from locnet_tf import evaluate as evaluate_lib
-from locnet_tf import export, inference, predict, pretrained, recipe, transfer
+from locnet_tf.export import run as export
+from locnet_tf import inference, predict, pretrained, recipe, transfer
 from locnet_tf.model import network as model_lib
 from locnet_tf import train as train_lib
 

@@ -378,7 +378,7 @@ def saved_models(tiny):
     tf = pytest.importorskip("tensorflow")
     import keras
 
-    from locnet_tf import export_convert
+    from locnet_tf.export import convert as export_convert
 
     model = keras.models.load_model(tiny["keras"])
     loaded = {}

@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 
 from locnet_tf.core import config as config_lib
 
-# What the export can write (`locnet_tf.export_convert` converts them).
+# What the export can write (`locnet_tf.export.convert` converts them).
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 # How an image of another size becomes the model's square input (`locnet_tf.core.image_files.resize`).

@@ -16,9 +16,9 @@ from locnet_tf.core import cli
 
 # `python -m` names -> the command as the user typed it.
 COMMANDS = {
-    "locnet_tf.train": "locnet_tf.train",
-    "locnet_tf.evaluate": "locnet_tf.evaluate",
-    "locnet_tf.export": "locnet_tf.export",
+    "locnet_tf.train.__main__": "locnet_tf.train",
+    "locnet_tf.evaluate.__main__": "locnet_tf.evaluate",
+    "locnet_tf.export.__main__": "locnet_tf.export",
     "locnet_tf.demo": "locnet_tf.demo",
     "locnet_tf.data.__main__": "locnet_tf.data",
     "locnet_tf.data.check": "locnet_tf.data.check",

@@ -39,12 +39,10 @@ gates), `model_card` (metadata.json, the model card).
 
 from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import errno
-import json
 import os
 import pathlib
 import secrets
 import shutil
-import sys
 
 try:
     import fcntl  # POSIX: locks that say an export folder is in use (see WorkFolder)
@@ -53,42 +51,29 @@ except ImportError:  # Windows
 
 import tensorflow as tf
 
-from locnet_tf.core import cli
 from locnet_tf import inference
 from locnet_tf.model import network as model_lib
 from locnet_tf.core import outputs as outputs_lib
 from locnet_tf.runtime import metadata as tflite_metadata
 from locnet_tf.core.command_configs import ExportConfig
-
-# The steps' public names stay importable from here (`export.Gates`, `export.convert_tflite`, ...).
-from locnet_tf.export_convert import (  # noqa: F401
-    FORMATS,
-    QUANTIZATIONS,
+from locnet_tf.export.model_card import export_metadata, tflite_file_metadata, write_text_files
+from locnet_tf.export.convert import (
     ExportError,
     convert_tflite,
     representative_dataset,
     write_saved_model,
     write_tflite_source,
 )
-from locnet_tf.export_parity import (  # noqa: F401
-    FLOAT_OUTPUTS,
+from locnet_tf.core.command_configs import FORMATS, QUANTIZATIONS
+from locnet_tf.export.parity import (
     Gates,
-    accuracy,
     check_gates,
-    compare,
     data_settings,
     format_table,
     keras_row,
+    load_or_fail,
+    load_split,
     run_formats,
-)
-from locnet_tf.export_parity import load_or_fail, load_split
-from locnet_tf.model_card import (  # noqa: F401
-    BOX_FORMAT,
-    export_metadata,
-    model_card,
-    sha256,
-    tflite_file_metadata,
-    write_text_files,
 )
 
 
@@ -402,46 +387,3 @@ class WorkFolder:
 
 # ----------------------------------------------------------------------------
 # Command line.
-
-
-def build_parser():
-    """The command line: the model, then one flag per `ExportConfig` field, grouped."""
-    parser = cli.ArgumentParser(
-        prog="python -m locnet_tf.export",
-        description="Export a .keras model to SavedModel and TFLite, with a parity report.",
-    )
-    parser.add_argument("model", help="the .keras file (a training run's model.keras)")
-    return ExportConfig.add_arguments(parser)
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    settings = ExportConfig.from_args(args)
-    gates = Gates(settings.max_float32_diff, settings.min_float16_iou, settings.max_int8_loc_drop)
-    try:
-        metadata = export_model(
-            args.model,
-            settings.out,
-            formats=settings.formats,
-            quantize=settings.quantize,
-            data=settings.data,
-            data_dir=settings.data_dir,
-            skip_bad=settings.skip_bad,
-            split=settings.split,
-            calibration_samples=settings.calibration_samples,
-            parity_samples=settings.parity_samples,
-            gates=gates,
-            num_threads=settings.threads,
-            verbose=not settings.quiet,
-        )
-    except ExportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps({"path": metadata["path"], "artifacts": sorted(metadata["artifacts"])}))
-    return 0
-
-
-if __name__ == "__main__":
-    from locnet_tf.core import cli
-
-    sys.exit(cli.run(main, skip_bad_hint=True))

@@ -16,7 +16,7 @@ from locnet_tf.model import metrics as metrics_lib
 from locnet_tf.core import runs
 from locnet_tf.core.command_configs import ExportConfig
 from locnet_tf.core import geometry
-from locnet_tf.export_convert import ExportError
+from locnet_tf.export.convert import ExportError
 
 FLOAT_OUTPUTS = ("p_c", "box", "box_xyxy", "class_scores")
 
