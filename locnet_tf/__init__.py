@@ -25,6 +25,9 @@ __version__ = "0.2.0"  # the single source (setup.cfg reads it); CHANGELOG.md sa
 
 # Lazily loaded attributes: name -> (module, attribute or None for the module).
 _LAZY = {
+    # Modules that moved into `locnet_tf.model` (issue 28): their old names are shim modules that warn.
+    "boxes": ("locnet_tf.boxes", None),
+    "target": ("locnet_tf.target", None),
     "DEFAULT_CLASSES": ("locnet_tf.model.target", "DEFAULT_CLASSES"),
     "TargetLayout": ("locnet_tf.model.target", "TargetLayout"),
 }
@@ -32,9 +35,6 @@ _LAZY = {
 # name warns (DeprecationWarning) and gives the object at its new place.
 _MOVED = {
     "register": ("locnet_tf.data", "register", "0.4.0"),
-    # Modules that moved into sub-packages (issue 28); their old paths are shim modules too.
-    "boxes": ("locnet_tf.model.boxes", None, "0.4.0"),
-    "target": ("locnet_tf.model.target", None, "0.4.0"),
 }
 
 
