@@ -32,12 +32,12 @@ def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
     (package / "__init__.py").write_text("")
     (package / "config.py").write_text("def validate():\n    from locnet_tf import model\n")
     (package / "model.py").write_text("from locnet_tf import config\n")
-    assert import_circles(all_imports(tmp_path)) == [["locnet_tf.core.config", "locnet_tf.model"]]
+    assert import_circles(all_imports(tmp_path)) == [["locnet_tf.config", "locnet_tf.model"]]
 
 
-def test_plots_draw_and_do_not_evaluate():
-    # evaluate computes (report, IoUs, rankings) and asks plots to draw: one direction only.
-    source = pathlib.Path(REPO / "locnet_tf" / "plots.py").read_text()
+def test_figures_draw_and_do_not_evaluate():
+    # evaluate computes (report, IoUs, rankings) and asks the figures to draw: one direction only.
+    source = pathlib.Path(REPO / "locnet_tf" / "core" / "figures.py").read_text()
     assert "locnet_tf.evaluate" not in source and "import evaluate" not in source
 
 

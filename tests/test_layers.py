@@ -246,13 +246,14 @@ def test_the_listing_sees_every_kind_of_import(tmp_path):
     # A made-up package: each way of importing a module must be listed.
     package = tmp_path / PACKAGE
     (package / "data").mkdir(parents=True)
-    for name in ("__init__", "cli", "model", "evaluate", "data/__init__", "data/pipeline", "data/records"):
+    (package / "core").mkdir()
+    for name in ("__init__", "core/__init__", "core/cli", "core/records", "model", "evaluate", "data/__init__"):
         (package / f"{name}.py").write_text("")
     (package / "data" / "pipeline.py").write_text(
         "import os\n"
         "from locnet_tf.core.records import IMAGE\n"  # a name from a module
-        "from . import records\n"  # relative
-        "from .. import cli\n"  # relative, one package up
+        "from ..core import records\n"  # relative, one package up
+        "from ..core import cli\n"
         "def f():\n"
         "    from locnet_tf import model as m\n"  # a module named from its package, inside a function
         "    import locnet_tf.evaluate\n"
