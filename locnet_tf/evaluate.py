@@ -312,8 +312,13 @@ def predict_split(model, data, split, config=None, batch_size=64, max_images=Non
         if max_images and seen >= max_images:
             break
     if not targets:
-        raise ValueError(f"{data} ({split}) has no images.")
+        raise ValueError(f"{_spec(data)} ({split}) has no images.")
     return np.concatenate(images), np.concatenate(targets), np.concatenate(predictions)
+
+
+def _spec(data):
+    """The SPEC string of `data` (a SPEC, or a `data.sources.Source` a command resolved once)."""
+    return getattr(data, "spec", data)
 
 
 def set_presence_threshold(model, threshold):
@@ -342,7 +347,8 @@ def calibrate(model, data=None, split="validation", config=None, save=True, data
 
     Args:
         model: a `.keras` path or a model.
-        data: SPEC; default: the run's config, else `synthetic`.
+        data: SPEC, or a `data.sources.Source` already resolved (its options are its own);
+            default: the run's config, else `synthetic`.
         split: str. The split to calibrate on (never the test split's job).
         config: the training `Config` (data options); default: config.json beside the model.
         save: bool. Re-save a `.keras` path with the new threshold.
@@ -387,7 +393,8 @@ def evaluate(
 
     Args:
         model: a `.keras` file, a SavedModel folder, a `.tflite` file, or a Keras model.
-        data: SPEC; default: the run's config (config.json beside the model), else `synthetic`.
+        data: SPEC, or a `data.sources.Source` already resolved (its options are its own);
+            default: the run's config (config.json beside the model), else `synthetic`.
         split: str.
         out: path of the JSON report; pictures go to an `eval/` folder beside
             it. None writes nothing.
@@ -407,20 +414,20 @@ def evaluate(
         threshold actually used.
     """
     if out:  # before the model is loaded and the data read
-        _claim_outputs(out, pictures, model, data, data_dir)
+        _claim_outputs(out, pictures, model, _spec(data), data_dir)
     model = _AnyModel(model)
     path = model.path
     config = _with_skip_bad(config or _run_config(path), skip_bad)
     data = data or (config.data if config else "synthetic")
     if out:  # the run's data, now known
-        _claim_outputs(out, pictures, model.path, data, data_dir or (config.data_dir if config else None))
+        _claim_outputs(out, pictures, model.path, _spec(data), data_dir or (config.data_dir if config else None))
     names = model.class_names
     threshold = model.presence_threshold if threshold is None else float(threshold)
     images, y_true, y_pred = predict_split(model, data, split, config, data_dir=data_dir)
     report = report_from_arrays(y_true, y_pred, names, threshold)
-    report.update(model=path, data=data, split=split)
+    report.update(model=path, data=_spec(data), split=split)
     report["evaluate_config"] = EvaluateConfig(
-        data=data,
+        data=_spec(data),
         data_dir=data_dir or (config.data_dir if config else None),
         split=split,
         skip_bad=bool(config.skip_bad) if config else False,

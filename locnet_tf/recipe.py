@@ -108,13 +108,16 @@ class DataProfile:
         )
 
 
-def profile(config):
-    """The `DataProfile` of `config.data`'s train split (with the config's data options)."""
+def profile(config, source=None):
+    """The `DataProfile` of `config.data`'s train split (with the config's data options).
+
+    `source`: its `data.sources.Source` if the command resolved it already (read once, shared with training).
+    """
     from locnet_tf.data import sources
 
-    kind, _ = specs.parse_spec(config.data)
-    if kind in specs.FILE_KINDS:
-        data = sources.load_source(config.data, class_names=config.class_names, **config.source_kwargs())
+    source = sources.for_config(config, source)
+    if source.is_file:
+        data = source.data
         records = data.records["train"]
         sizes = [r.size for r in records if r.size]
         boxes = np.asarray([r.box for r in records if r.present], np.float64).reshape(-1, 4)
@@ -123,9 +126,7 @@ def profile(config):
     else:  # tfds: a sample of decoded examples
         from locnet_tf.data import pipeline
 
-        dataset, names = pipeline.examples(
-            config.data, "train", data_dir=config.data_dir, class_names=config.class_names, **config.source_kwargs()
-        )
+        dataset, names = pipeline.examples(source, "train")
         count = int(dataset.cardinality())
         sizes, kept, background = [], [], 0
         for example in dataset.take(PROFILE_SAMPLE).as_numpy_iterator():
@@ -201,15 +202,16 @@ def photo_values(prof, base, given=()):
     return {k: v for k, v in values.items() if k not in given}
 
 
-def resolve(preset_name, given, notice=print):
+def resolve(preset_name, given, notice=print, source=None):
     """The `Config` for a preset name (or `"auto"`) and the fields given on the command line.
 
     Args:
         preset_name: str. A preset of `config.PRESETS`, or `"auto"`.
         given: dict of fields the user set (they win over everything).
         notice: called with the one line that says what `"auto"` chose.
+        source: the `data.sources.Source` of the data, if resolved already (`profile` reads it).
     """
-    config = _choose(preset_name, given, notice)
+    config = _choose(preset_name, given, notice, source)
     if config.init:
         config = with_init(config, given, notice)
     if "weights" not in given:
@@ -245,7 +247,7 @@ def with_init(config, given, notice=print):
 FINETUNE = {"progressive_share": 0.0}
 
 
-def _choose(preset_name, given, notice):
+def _choose(preset_name, given, notice, source=None):
     if preset_name != AUTO:
         return config_lib.preset(preset_name, **given)
     data = given.get("data", config_lib.Config.data)
@@ -259,7 +261,7 @@ def _choose(preset_name, given, notice):
         backbone = transfer.architecture(transfer.load(given["init"]))["backbone"]
     pretrained = backbone in (None, LITE_BACKBONE)
     base = config_lib.preset("photos_lite0" if pretrained else "photos", **given)
-    prof = profile(base)
+    prof = profile(base, source)
     config = dataclasses.replace(base, **photo_values(prof, base, given))
     batches = math.ceil(prof.train_images / config.batch_size)
     steps = (config.steps_per_epoch or batches) * config.epochs

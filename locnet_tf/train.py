@@ -140,19 +140,18 @@ def _jit(value):
     return {"true": True, "false": False, "auto": "auto"}[value]
 
 
-def sources(config):
-    """The train and validation examples of `config`, decoded, resized and cached (`pipeline.cached_examples`)."""
-    from locnet_tf.data import pipeline
+def sources(config, source=None):
+    """The train and validation examples of `config`, decoded, resized and cached (`pipeline.cached_examples`).
 
-    common = dict(
-        image_size=config.image_size,
-        resize=config.resize,
-        cache=config.cache,
-        class_names=config.class_names,
-        data_dir=config.data_dir,
-        **config.source_kwargs(),
-    )
-    return {split: pipeline.cached_examples(config.data, split, **common) for split in ("train", "validation")}
+    `source`: the `data.sources.Source` of `config.data` already resolved (read once for
+    the whole command); default, or when it is another data's: resolved here.
+    """
+    from locnet_tf.data import pipeline
+    from locnet_tf.data import sources as sources_lib
+
+    source = sources_lib.for_config(config, source)
+    common = dict(image_size=config.image_size, resize=config.resize, cache=config.cache)
+    return {split: pipeline.cached_examples(source, split, **common) for split in ("train", "validation")}
 
 
 def datasets(config, global_batch, crop=None, cached=None):
@@ -185,7 +184,7 @@ def datasets(config, global_batch, crop=None, cached=None):
     return train_ds, val_ds
 
 
-def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_callbacks=()):
+def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_callbacks=(), source=None):
     """Trains, keeps the best model, calibrates and evaluates it.
 
     Args:
@@ -195,6 +194,9 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
         verbose: Keras `fit` verbosity (`"auto"` shows progress bars).
         overwrite: bool. Start afresh in a run folder that holds another config.
         extra_callbacks: more Keras callbacks (tests use this to interrupt a run).
+        source: the `data.sources.Source` of `config.data` if the caller resolved it
+            already (`config_and_source`); default: resolved here. The datasets, the
+            test-split check, calibration and evaluation all read this one.
 
     Returns:
         dict with `run_dir`, `model_path`, `history` (per-epoch lists),
@@ -205,7 +207,7 @@ def train(config, out="runs/latest", verbose="auto", overwrite=False, extra_call
             ENOSPC, the disk filled (the same call resumes once there is space).
     """
     with contextlib.ExitStack() as held:  # the run folder's lock, released when training ends
-        return _train(config, out, verbose, overwrite, extra_callbacks, held)
+        return _train(config, out, verbose, overwrite, extra_callbacks, held, source)
 
 
 def check_config(config, relations=True):
@@ -216,7 +218,7 @@ def check_config(config, relations=True):
     return config
 
 
-def _train(config, out, verbose, overwrite, extra_callbacks, held):
+def _train(config, out, verbose, overwrite, extra_callbacks, held, source=None):
     start = time.time()
     check_config(config)  # every field's range and choices, before anything is read or built
     first_epoch = progressive_epochs(config)  # checks the settings
@@ -242,11 +244,14 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held):
     config.save(work_dir / runs.CONFIG)
 
     keras.utils.set_random_seed(config.seed)
-    cached = sources(config)
+    from locnet_tf.data import sources as sources_lib
+
+    source = sources_lib.for_config(config, source)  # the data spec resolved once for the whole run
+    cached = sources(config, source)
     train_ds, val_ds = datasets(config, config.batch_size, cached=cached)
     # Known before training, not after it: a source without a test split (a YOLO
     # data.yaml with only train and val) trains, and the report is skipped.
-    evaluate_test = config.evaluate and _has_test_split(config, train_ds.class_names, chief and verbose != 0)
+    evaluate_test = config.evaluate and _has_test_split(source, train_ds.class_names, chief and verbose != 0)
     batches = _steps(train_ds)
     steps_per_epoch = config.steps_per_epoch or batches
     hint = augmentation_hint(config, batches)
@@ -338,7 +343,7 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held):
         "report": None,
     }
     if chief:
-        result["report"] = _finish(config, run_dir, verbose, evaluate_test)
+        result["report"] = _finish(config, run_dir, verbose, evaluate_test, source)
     else:
         shutil.rmtree(work_dir, ignore_errors=True)
     result["seconds"] = time.time() - start
@@ -442,15 +447,13 @@ def _train_small_first(
         carry_over(small_trainer, trainer)
 
 
-def _has_test_split(config, class_names, say):
-    """Whether `config.data` has test images; if not, `say` prints what happens instead."""
+def _has_test_split(source, class_names, say):
+    """Whether `source` (a `data.sources.Source`) has test images; if not, `say` prints what happens instead."""
     from locnet_tf.data import pipeline
     from locnet_tf.core.records import EmptySplitError
 
     try:
-        pipeline.examples(
-            config.data, "test", data_dir=config.data_dir, class_names=class_names, **config.source_kwargs()
-        )
+        pipeline.examples(source, "test", class_names=class_names)
     except EmptySplitError as error:
         if say:
             print(
@@ -462,7 +465,7 @@ def _has_test_split(config, class_names, say):
     return True
 
 
-def _finish(config, run_dir, verbose, evaluate_test):
+def _finish(config, run_dir, verbose, evaluate_test, source=None):
     """Calibrates the best model's presence threshold and, if `evaluate_test`, evaluates it on the test split."""
     from locnet_tf import evaluate as evaluate_lib
 
@@ -470,7 +473,7 @@ def _finish(config, run_dir, verbose, evaluate_test):
     quiet = verbose == 0
     if config.calibrate:
         notes = []  # a split too small to calibrate on says so instead
-        threshold = evaluate_lib.calibrate(str(model_path), config=config, notice=notes.append)
+        threshold = evaluate_lib.calibrate(str(model_path), data=source, config=config, notice=notes.append)
         if not quiet:
             calibrated = f"Presence threshold calibrated on validation data: {threshold:.3f} (stored in {model_path})"
             print(*notes or [calibrated])
@@ -478,7 +481,7 @@ def _finish(config, run_dir, verbose, evaluate_test):
         return None
     report = evaluate_lib.evaluate(
         str(model_path),
-        data=config.data,
+        data=source or config.data,
         split="test",
         out=str(run_dir / runs.REPORT),
         config=config,
@@ -492,14 +495,24 @@ def _finish(config, run_dir, verbose, evaluate_test):
 def config_from_args(args, notice=print):
     """The `Config` from parsed arguments: the preset's values (or the recipe
     `--preset auto` chooses from the data, `locnet_tf.recipe`), then the given flags."""
+    return config_and_source(args, notice)[0]
+
+
+def config_and_source(args, notice=print):
+    """`config_from_args`, and the `data.sources.Source` of its data: resolved once here, read
+    (if at all) by the recipe, and handed on to `train(source=...)` so nothing reads it again."""
+    from locnet_tf.data import sources as sources_lib
+
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(config_lib.Config)
         if getattr(args, f.name, None) is not None
     }
     # The flags themselves, before the recipe reads the data.
-    check_config(config_lib.Config(**given), relations=False)
-    return check_config(recipe.resolve(args.preset, given, notice=notice))
+    flags = check_config(config_lib.Config(**given), relations=False)
+    source = sources_lib.for_config(flags)  # nothing is read until the recipe or training needs it
+    config = check_config(recipe.resolve(args.preset, given, notice=notice, source=source))
+    return config, sources_lib.for_config(config, source)
 
 
 def build_parser():
@@ -519,8 +532,9 @@ def main(argv=None):
     with runs.locked(args.out, existing_only=True) if early else contextlib.nullcontext():
         # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
         outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
-        config = config_from_args(args)
-        result = train(config, out=args.out, verbose=0 if args.quiet else "auto", overwrite=args.overwrite)
+        config, source = config_and_source(args)
+        verbose = 0 if args.quiet else "auto"
+        result = train(config, out=args.out, verbose=verbose, overwrite=args.overwrite, source=source)
     print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")
     return 0
 

@@ -20,7 +20,7 @@ from PIL import Image
 from locnet_tf.core import config as config_lib
 from locnet_tf import evaluate as evaluate_lib
 from locnet_tf.export import run as export
-from locnet_tf import inference, predict, pretrained, recipe, transfer
+from locnet_tf import inference, predict, recipe, transfer
 from locnet_tf.model import network as model_lib
 from locnet_tf import train as train_lib
 
@@ -100,7 +100,7 @@ def test_a_model_saved_before_it_described_itself_falls_back(tmp_path):
     config_lib.preset("smoke", resize="letterbox").save(run / "config.json")
     assert inference.Predictor(run / "model.keras").resize == "letterbox"
     # The shipped learned start is such a file.
-    shipped = transfer.load(pretrained.WEIGHTS)
+    shipped = transfer.load(config_lib.PRETRAINED_WEIGHTS)
     assert model_lib.build_arguments(shipped) is None
     assert transfer.architecture(shipped)["backbone"] == config_lib.preset("photos").backbone
 
@@ -126,7 +126,7 @@ def letterbox_run(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("letterbox_run")
     parser = train_lib.build_parser()
     args = parser.parse_args(["--preset", "smoke", "--resize", "letterbox", "--data-dir", data_dir, "--no-evaluate"])
-    config = config_lib.config_from_args(args, notice=lambda line: None)
+    config = train_lib.config_from_args(args, notice=lambda line: None)
     assert config.resize == "letterbox"
     train_lib.train(config, out=str(root / "run"), verbose=0)
     (root / "alone").mkdir()

@@ -81,7 +81,8 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
     """A source as a dataset of example dicts, and its class names.
 
     Args:
-        spec: str. `"synthetic"` or `"synthetic/CONFIG"` (the built-in
+        spec: str or `sources.Source` (resolved once; `data_dir` and the
+            source options are then its own). `"synthetic"` or `"synthetic/CONFIG"` (the built-in
             `synthetic_road` TFDS builder, e.g. `"synthetic/tiny"`),
             `"tfds:NAME[/CONFIG]"`, or a file source `"csv:PATH"`,
             `"voc:DIR"`, `"coco:PATH.json"`, `"yolo:PATH"`.
@@ -106,8 +107,23 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
     """
     from locnet_tf.data import sources  # the readers; imported late, they are heavy
 
-    kind, rest = sources.parse_spec(spec)
     split = _SPLIT_ALIASES.get(split, split)
+    if isinstance(spec, sources.Source):  # resolved once by the command; read again only for other classes
+        source = spec
+        if class_names is not None and tuple(class_names) != source.class_names:
+            if not (source.is_file and tuple(source.data.class_names) == tuple(class_names)):
+                return examples(
+                    source.spec, split, data_dir=source.data_dir, class_names=class_names, **source.source_kwargs
+                )
+        if source.is_file:
+            return source_data_examples(source.data, split, where=source.spec)
+        spec, data_dir, class_names, source_kwargs = (
+            source.spec,
+            source.data_dir,
+            source.class_names,
+            source.source_kwargs,
+        )
+    kind, rest = sources.parse_spec(spec)
     if kind in sources.BUILTIN_KINDS:
         return _builtin_examples(
             sources.BUILTIN_BUILDERS[kind], rest, split, data_dir=data_dir, class_names=class_names, **source_kwargs
@@ -118,9 +134,14 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
         kwargs = {k: v for k, v in source_kwargs.items() if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
         return tfds_source.tfds_examples(rest, split, class_names=class_names, data_dir=data_dir, **kwargs)
     source = sources.load_source(spec, class_names=class_names, **source_kwargs)
+    return source_data_examples(source, split, where=spec)
+
+
+def source_data_examples(source, split, where):
+    """`examples` of a `SourceData` already read (`where`: its spec, for messages)."""
     if split not in source.records:
-        raise ValueError(f"Unknown split {split!r} for {spec!r}; it has {sorted(source.records)}.")
-    dataset = records_dataset(source.records[split], where=f"{spec} ({split})")
+        raise ValueError(f"Unknown split {split!r} for {where!r}; it has {sorted(source.records)}.")
+    dataset = records_dataset(source.records[split], where=f"{where} ({split})")
     dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
     return dataset, tuple(source.class_names)
 
@@ -448,7 +469,7 @@ def make_dataset(
     """Batches of `(image, target)` for training or evaluation.
 
     Args:
-        spec: str. A data SPEC (see `examples`).
+        spec: str. A data SPEC, or a `sources.Source` (see `examples`).
         split: str. `"train"`, `"validation"` or `"test"`.
         image_size: int or (height, width). Model input size.
         batch_size: int.

@@ -105,3 +105,60 @@ def load_source(
         box_tolerance=box_tolerance,
         verify_images=verify_images,
     )
+
+
+class Source:
+    """A data SPEC resolved once for a whole command: train, recipe, calibration and evaluation share it.
+
+    For file specs (`csv:`, `voc:`, `coco:`, `yolo:`) the `SourceData` is read
+    on first use and kept (`data`); builtin and `tfds:` specs keep only the
+    spec, the TFDS folder and the options (their builders are read as needed).
+    `pipeline.examples(source, split)`, `pipeline.cached_examples` and
+    `pipeline.make_dataset` take a `Source` wherever they take a spec (class
+    names other than the source's, a model's at evaluation, read it anew with
+    them); build one with `resolve` or `for_config`.
+    """
+
+    def __init__(self, spec, data_dir=None, class_names=None, **source_kwargs):
+        self.kind, _ = parse_spec(spec)  # a malformed spec fails here, before anything is read
+        self.spec = spec
+        self.data_dir = data_dir
+        self.class_names = tuple(class_names) if class_names else None
+        self.source_kwargs = dict(source_kwargs)
+        self._data = None
+
+    @property
+    def is_file(self):
+        return self.kind in READERS
+
+    @property
+    def data(self):
+        """The `SourceData` of a file spec, read on first use (None for builtin and `tfds:` specs)."""
+        if self.is_file and self._data is None:
+            self._data = load_source(self.spec, class_names=self.class_names, **self.source_kwargs)
+        return self._data
+
+    def key(self):
+        return (self.spec, self.data_dir, self.class_names, repr(sorted(self.source_kwargs.items())))
+
+    def matches(self, spec, data_dir=None, class_names=None, **source_kwargs):
+        """Whether this source is what `spec` with these options resolves to (then it can stand in for it)."""
+        return self.key() == Source(spec, data_dir, class_names, **source_kwargs).key()
+
+    def __repr__(self):
+        return f"Source({self.spec!r})"
+
+
+def resolve(spec, data_dir=None, class_names=None, **source_kwargs):
+    """`spec` with its options as one `Source` (a `Source` given is returned as it is)."""
+    if isinstance(spec, Source):
+        return spec
+    return Source(spec, data_dir, class_names, **source_kwargs)
+
+
+def for_config(config, source=None):
+    """`source` if it is what `config`'s data options resolve to, else a new `Source` for them."""
+    options = dict(data_dir=config.data_dir, class_names=config.class_names, **config.source_kwargs())
+    if source is not None and source.matches(config.data, **options):
+        return source
+    return Source(config.data, **options)
