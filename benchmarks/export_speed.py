@@ -62,7 +62,7 @@ def measure(export_dir, model_path, threads, runs):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
 
-    from locnet_tf import inference
+    from locnet_tf.evaluate import predictor as inference
     from locnet_tf.model import network as _  # noqa: F401  registers the custom layers for load_model
 
     export_dir = pathlib.Path(export_dir)

@@ -115,7 +115,7 @@ def main(argv=None):
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
 
-    from locnet_tf.inference import Predictor
+    from locnet_tf.evaluate.predictor import Predictor
 
     predictor = Predictor(args.model, num_threads=args.threads)
     config = smoothing.SmoothingConfig()

@@ -41,7 +41,7 @@ def save_sample_images(data, out_dir, count=6, data_dir=None):
 
 def run(out="runs/demo", export_dir="export/demo", preset="demo", data_dir=None, verbose="auto"):
     from locnet_tf.core import config as config_lib
-    from locnet_tf import evaluate as evaluate_lib
+    from locnet_tf.evaluate import report as report_lib
     from locnet_tf.export import run as export_lib
     from locnet_tf import predict as predict_lib
     from locnet_tf import train as train_lib
@@ -67,7 +67,7 @@ def run(out="runs/demo", export_dir="export/demo", preset="demo", data_dir=None,
 
     print(
         f"\nDone in {time.time() - start:.0f} s. Test split: "
-        + "  ".join(f"{k} {report[k]:.3f}" for k in evaluate_lib.REPORT_KEYS)
+        + "  ".join(f"{k} {report[k]:.3f}" for k in report_lib.REPORT_KEYS)
         if report
         else ""
     )

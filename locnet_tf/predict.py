@@ -41,7 +41,7 @@ import time
 
 from locnet_tf.core import cli
 from locnet_tf.runtime import draw
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.core import outputs
 from locnet_tf.runtime import video
 from locnet_tf.core.command_configs import PredictConfig

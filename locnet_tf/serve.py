@@ -70,7 +70,7 @@ import threading
 
 from locnet_tf.core import cli
 from locnet_tf.core import image_files as images
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.runtime import tflite as runtime
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000

@@ -467,13 +467,15 @@ def _has_test_split(source, class_names, say):
 
 def _finish(config, run_dir, verbose, evaluate_test, source=None):
     """Calibrates the best model's presence threshold and, if `evaluate_test`, evaluates it on the test split."""
-    from locnet_tf import evaluate as evaluate_lib
+    from locnet_tf.evaluate import run as evaluate_lib
+    from locnet_tf.evaluate import __main__ as evaluate_main
+    from locnet_tf.evaluate import calibration as calibration_lib
 
     model_path = run_dir / runs.MODEL
     quiet = verbose == 0
     if config.calibrate:
         notes = []  # a split too small to calibrate on says so instead
-        threshold = evaluate_lib.calibrate(str(model_path), data=source, config=config, notice=notes.append)
+        threshold = calibration_lib.calibrate(str(model_path), data=source, config=config, notice=notes.append)
         if not quiet:
             calibrated = f"Presence threshold calibrated on validation data: {threshold:.3f} (stored in {model_path})"
             print(*notes or [calibrated])
@@ -488,7 +490,7 @@ def _finish(config, run_dir, verbose, evaluate_test, source=None):
         calibrated=config.calibrate,
     )
     if not quiet:
-        print(evaluate_lib.format_report(report))
+        print(evaluate_main.format_report(report))
     return report
 
 

@@ -169,7 +169,7 @@ COMMANDS = {
     "T": ("locnet_tf.train", True),
     "E": ("locnet_tf.export.__main__", True),
     "P": ("locnet_tf.predict", False),
-    "V": ("locnet_tf.evaluate", True),
+    "V": ("locnet_tf.evaluate.__main__", True),
 }
 
 

@@ -26,7 +26,7 @@ import pytest
 
 import bad_input_data as bad
 from locnet_tf.core import cli, outputs
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.runtime import tflite as runtime, video
 from locnet_tf.core import config as config_lib
 

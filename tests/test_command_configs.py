@@ -24,7 +24,7 @@ from locnet_tf.core import config as config_lib
 
 # command -> (its module, the positional arguments a parse needs)
 COMMANDS = {
-    "evaluate": ("locnet_tf.evaluate", ["m.keras"]),
+    "evaluate": ("locnet_tf.evaluate.__main__", ["m.keras"]),
     "export": ("locnet_tf.export.__main__", ["m.keras"]),
     "predict": ("locnet_tf.predict", ["m.tflite", "x.jpg"]),
 }
@@ -106,7 +106,8 @@ def test_the_flags_keep_their_names_and_meanings():
 
 
 def test_the_functions_take_the_commands_defaults():
-    from locnet_tf import evaluate, predict
+    from locnet_tf.evaluate import run as evaluate
+    from locnet_tf import predict
     from locnet_tf.export import run as export
     from locnet_tf.core import command_configs
     from locnet_tf.export import parity
@@ -184,11 +185,11 @@ def test_the_export_metadata_records_its_resolved_config(smoke):
 
 
 def test_the_evaluation_report_records_its_resolved_config(tmp_path, smoke, capsys):
-    from locnet_tf import evaluate
+    from locnet_tf.evaluate import __main__ as evaluate_main
 
     out = tmp_path / "report.json"
     flags = [str(smoke["model"]), "--data", SPEC, "--data-dir", smoke["data_dir"], "--out", str(out)]
-    assert evaluate.main([*flags, "--threshold", "0.25", "--split", "validation"]) == 0
+    assert evaluate_main.main([*flags, "--threshold", "0.25", "--split", "validation"]) == 0
     report = json.loads(out.read_text())
     recorded = report["evaluate_config"]
     assert recorded == {

@@ -352,7 +352,7 @@ def test_export_needs_a_keras_file(tmp_path, smoke):
 
 
 def test_evaluate_takes_exported_models_and_agrees_with_parity(smoke):
-    from locnet_tf import evaluate
+    from locnet_tf.evaluate import run as evaluate
 
     metadata = json.loads((smoke["export"] / "metadata.json").read_text())
     data_dir = smoke["data_dir"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.core import geometry
 from locnet_tf.data import pipeline
 from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
@@ -169,7 +169,7 @@ def test_keras_model_in_a_run_folder_uses_the_runs_resize(tmp_path):
     # A model saved before models recorded their resize (0.2.0): its run's config.json says.
     # (A model that records it wins over config.json: tests/test_self_describing.py.)
     from locnet_tf.core import config as config_lib
-    from locnet_tf import inference
+    from locnet_tf.evaluate import predictor as inference
     from locnet_tf.model import network as model_lib
 
     model = model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), depths=(1, 1, 1), head_units=8)

@@ -59,7 +59,7 @@ FLOOR_OF = {
     "locnet_tf.model.weights": "keras",
     "locnet_tf.data": "data",
     "locnet_tf.evaluate": "evaluate",
-    "locnet_tf.inference": "evaluate",
+    "locnet_tf.evaluate.predictor": "evaluate",
     "locnet_tf.train": "train",
     "locnet_tf.callbacks": "train",
     "locnet_tf.distribute": "train",
@@ -82,6 +82,7 @@ FLOOR_OF = {
     "locnet_tf.data.synthetic_video": "apps",
     "locnet_tf.draw": "apps",
     "locnet_tf.images": "apps",
+    "locnet_tf.inference": "apps",
     "locnet_tf.smoothing": "apps",
 }
 

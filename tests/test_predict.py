@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import inference, predict
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf import predict
 from locnet_tf.core import outputs
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.runtime import metadata as tflite_metadata
 from locnet_tf.runtime import prediction as prediction_lib
 from locnet_tf.runtime import tflite as runtime
@@ -70,7 +70,8 @@ def photos(tmp_path_factory):
 
 def test_import_locnet_tf_loads_no_tensorflow():
     result = _run(
-        "import sys, locnet_tf, locnet_tf.runtime, locnet_tf.inference, locnet_tf.predict, locnet_tf.runtime.video\n"
+        "import sys, locnet_tf, locnet_tf.runtime, locnet_tf.evaluate.predictor, locnet_tf.predict\n"
+        "import locnet_tf.runtime.video\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets', 'matplotlib') if m in sys.modules]\n"
         "print(heavy)"
     )

@@ -18,9 +18,11 @@ import pytest
 from PIL import Image
 
 from locnet_tf.core import config as config_lib
-from locnet_tf import evaluate as evaluate_lib
+from locnet_tf.evaluate import run as evaluate_lib
+from locnet_tf.evaluate import calibration as calibration_lib
 from locnet_tf.export import run as export
-from locnet_tf import inference, predict, recipe, transfer
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf import predict, recipe, transfer
 from locnet_tf.model import network as model_lib
 from locnet_tf import train as train_lib
 
@@ -187,7 +189,7 @@ def test_a_copied_model_evaluates_and_calibrates_as_in_its_run_folder(letterbox_
     # Calibration keeps writing the threshold into the model, and the description stays.
     calibrated = tmp_path / "model.keras"
     shutil.copy(letterbox_run["copied"], calibrated)
-    threshold = evaluate_lib.calibrate(calibrated, data=wide_photos, split="train")
+    threshold = calibration_lib.calibrate(calibrated, data=wide_photos, split="train")
     model = keras.models.load_model(calibrated)
     assert model_lib.presence_threshold(model) == pytest.approx(threshold)
     assert model_lib.build_arguments(model)["presence_threshold"] == pytest.approx(threshold)

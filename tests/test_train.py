@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from locnet_tf.core import config as config_lib
-from locnet_tf import evaluate as evaluate_lib
+from locnet_tf.evaluate import run as evaluate_lib
+from locnet_tf.evaluate import __main__ as evaluate_main
+from locnet_tf.evaluate import calibration as calibration_lib
+from locnet_tf.evaluate import report as report_lib
 from locnet_tf.core import runs
 from locnet_tf import train as train_lib
 from locnet_tf.data import pipeline
@@ -60,7 +63,7 @@ def test_smoke_run_writes_a_complete_run_folder(smoke_run):
     ):
         assert all(np.isfinite(history[key])), key
     report = json.loads((out / "report.json").read_text())
-    for key in evaluate_lib.REPORT_KEYS:
+    for key in report_lib.REPORT_KEYS:
         assert 0.0 <= report[key] <= 1.0
     assert report["counts"]["images"] == report["counts"]["positives"] + report["counts"]["background"] > 0
     model = keras.models.load_model(out / "model.keras")
@@ -90,12 +93,12 @@ def test_report_agrees_with_numpy_and_keras_metrics(smoke_run, data_dir):
         ps.append(np.asarray(model(x, training=False)))
     y, p = np.concatenate(ys), np.concatenate(ps)
     expected = numpy_report(y, p, threshold)
-    for key in evaluate_lib.REPORT_KEYS:
+    for key in report_lib.REPORT_KEYS:
         assert report[key] == pytest.approx(expected[key], abs=1e-6), key
     assert report["counts"]["positives"] == int(y[:, 0].sum())
     # The streaming Keras metrics, compiled with the calibrated threshold, agree too.
     keras_numbers = model.evaluate(ds, verbose=0, return_dict=True)
-    for key in evaluate_lib.REPORT_KEYS:
+    for key in report_lib.REPORT_KEYS:
         assert keras_numbers[key] == pytest.approx(expected[key], abs=1e-5), key
     # the confusion matrix sums to the image count, rows to the truth counts
     matrix = np.array(report["confusion_matrix"]["matrix"])
@@ -128,7 +131,7 @@ def test_evaluate_cli_calibrates_a_saved_run(smoke_run, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    expected = evaluate_lib.calibrate_threshold(y, p)
+    expected = calibration_lib.calibrate_threshold(y, p)
     assert json.loads((tmp_path / "r.json").read_text())["threshold"] == pytest.approx(expected, abs=1e-6)
     stored = train_lib.model_lib.presence_threshold(keras.models.load_model(run / "model.keras"))
     assert stored == pytest.approx(expected, abs=1e-6)
@@ -195,9 +198,9 @@ def test_calibrated_threshold_maximises_f1():
     y[:4, 0] = 1
     p = np.zeros((8, 8), np.float32)
     p[:, 0] = [0.9, 0.8, 0.45, 0.4, 0.3, 0.2, 0.1, 0.05]
-    t = evaluate_lib.calibrate_threshold(y, p, min_each=1)
+    t = calibration_lib.calibrate_threshold(y, p, min_each=1)
     assert t == pytest.approx((0.4 + 0.3) / 2)
-    assert evaluate_lib.calibrate_threshold(y[:4], p[:4], min_each=1) == 0.5  # no background: nothing to calibrate
+    assert calibration_lib.calibrate_threshold(y[:4], p[:4], min_each=1) == 0.5  # no background: nothing to calibrate
 
 
 def test_too_few_background_images_keep_the_threshold_at_half():
@@ -207,13 +210,13 @@ def test_too_few_background_images_keep_the_threshold_at_half():
     y[10:, 0] = 1
     p = np.zeros((60, 8), np.float32)
     p[:, 0] = np.r_[0.997, np.full(9, 0.01), np.full(50, 0.999)]
-    assert evaluate_lib.calibrate_threshold(y, p, min_each=1) > 0.99
-    assert evaluate_lib.calibrate_threshold(y, p) == 0.5
-    assert "50 objects and 10 background images: too few" in evaluate_lib.calibration_shortfall(y)
+    assert calibration_lib.calibrate_threshold(y, p, min_each=1) > 0.99
+    assert calibration_lib.calibrate_threshold(y, p) == 0.5
+    assert "50 objects and 10 background images: too few" in calibration_lib.calibration_shortfall(y)
     # Twenty of each are enough.
     y2, p2 = np.concatenate([y, y[:10]]), np.concatenate([p, p[1:11]])
-    assert evaluate_lib.calibration_shortfall(y2) is None
-    assert evaluate_lib.calibrate_threshold(y2, p2) > 0.99
+    assert calibration_lib.calibration_shortfall(y2) is None
+    assert calibration_lib.calibrate_threshold(y2, p2) > 0.99
 
 
 def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
@@ -224,18 +227,18 @@ def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
     y[:4, 0] = 1
     p = np.zeros((8, 8), np.float32)
     p[:, 0] = [0.9, 0.8, 0.7, 0.2, 0.3, 0.1, 0.05, 0.01]
-    assert evaluate_lib.calibrate_threshold(y, p, min_each=1) == pytest.approx((0.7 + 0.3) / 2)
+    assert calibration_lib.calibrate_threshold(y, p, min_each=1) == pytest.approx((0.7 + 0.3) / 2)
     # A real gain still wins: with a fifth object at 0.25 the low cut makes one error, 0.5 makes two.
     y2 = np.concatenate([y, y[:1]])
     p2 = np.concatenate([p, p[:1]])
     p2[-1, 0] = 0.25
-    assert evaluate_lib.calibrate_threshold(y2, p2, min_each=1) == pytest.approx((0.2 + 0.1) / 2)
+    assert calibration_lib.calibrate_threshold(y2, p2, min_each=1) == pytest.approx((0.2 + 0.1) / 2)
     # Scores that separate perfectly keep a threshold with no error, however near 0.5 a cut with one lies.
     y3 = np.zeros((4, 8), np.float32)
     y3[:2, 0] = 1
     p3 = np.zeros((4, 8), np.float32)
     p3[:, 0] = [0.95, 0.9, 0.45, 0.1]
-    assert evaluate_lib.calibrate_threshold(y3, p3, min_each=1) == pytest.approx((0.9 + 0.45) / 2)
+    assert calibration_lib.calibrate_threshold(y3, p3, min_each=1) == pytest.approx((0.9 + 0.45) / 2)
 
 
 def test_cli_flags_override_preset(tmp_path):
@@ -524,9 +527,9 @@ def test_evaluate_skip_bad_flag_for_data_without_a_run_config(tmp_path, caltech_
     model.save(tmp_path / "model.keras")
     spec = f"csv:{caltech_dir}"
     with pytest.raises(Exception, match=r"airplane\.csv:118.*zero size"):
-        evaluate_lib.main([str(tmp_path / "model.keras"), "--data", spec])
+        evaluate_main.main([str(tmp_path / "model.keras"), "--data", spec])
     out = tmp_path / "report.json"
-    assert evaluate_lib.main([str(tmp_path / "model.keras"), "--data", spec, "--skip-bad", "--out", str(out)]) == 0
+    assert evaluate_main.main([str(tmp_path / "model.keras"), "--data", spec, "--skip-bad", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["counts"]["images"] > 0
 
 

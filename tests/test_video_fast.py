@@ -20,7 +20,8 @@ import pytest
 
 
 from locnet_tf.core import resize as resize_lib
-from locnet_tf import inference, predict
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf import predict
 from locnet_tf.runtime import tflite as runtime, video
 from locnet_tf.core import geometry
 from locnet_tf.data.builtin import synthetic_video

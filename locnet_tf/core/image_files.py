@@ -591,7 +591,7 @@ def to_rgb_uint8(image):
     """An array-like RGB image `[H, W, 3]` of values 0..255 as uint8; anything else is refused.
 
     Every predictor takes its arrays through here (`locnet_tf.runtime`,
-    `locnet_tf.inference`), so all model kinds agree. uint8 is taken as it is;
+    `locnet_tf.evaluate.predictor`), so all model kinds agree. uint8 is taken as it is;
     other integer and float arrays must hold values in 0..255 (floats once
     rounded). Refused, each with the reason (ValueError), as no reading of
     them is safe: an empty image; values below 0 or above 255 (a 16-bit

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.core.command_configs import FORMATS, QUANTIZATIONS  # noqa: F401  (the choices, with the command's flags)
 from locnet_tf.core import geometry
 

@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 import json
 
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.runtime import tflite as runtime
 from locnet_tf.model import network as model_lib
 
@@ -205,7 +205,7 @@ On {parity["images"]} images of `{parity["data"]}` ({parity["split"]} split).
 ## Use
 
 ```python
-from locnet_tf.inference import Predictor
+from locnet_tf.evaluate.predictor import Predictor
 result = Predictor("{usage}").predict("image.jpg")
 print(result.present, result.class_name, result.score, result.box_pixels)
 ```

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.model import metrics as metrics_lib
 from locnet_tf.core import runs
 from locnet_tf.core.command_configs import ExportConfig

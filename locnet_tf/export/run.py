@@ -51,7 +51,7 @@ except ImportError:  # Windows
 
 import tensorflow as tf
 
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.model import network as model_lib
 from locnet_tf.core import outputs as outputs_lib
 from locnet_tf.runtime import metadata as tflite_metadata

@@ -12,7 +12,7 @@ orientation applied), resize it bit for bit as training does
 run it with LiteRT (`ai_edge_litert`, XNNPACK), decode the named outputs into a
 `Prediction` and map the box back to the original image. `locnet_tf.runtime.draw`
 draws it; `locnet_tf.runtime.video` reads frames; `python -m locnet_tf.predict` does all
-of it from the command line. `locnet_tf.inference.Predictor` uses this module
+of it from the command line. `locnet_tf.evaluate.predictor.Predictor` uses this module
 for `.tflite` files, so both give the same numbers.
 
 **What a file knows about itself.** An exported `.tflite` carries its metadata

@@ -627,7 +627,7 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None, 
 
     Args:
         predictor: anything with `predict(image)`, `presence_threshold` and
-            `class_names` (`locnet_tf.inference.Predictor`,
+            `class_names` (`locnet_tf.evaluate.predictor.Predictor`,
             `locnet_tf.runtime.TFLitePredictor`).
         source: a `Source`, or one spec naming a single image, video, camera or stream.
         stride: int. Predict every `stride`-th frame.
