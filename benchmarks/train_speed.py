@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 
 from locnet_tf.core import config as config_lib  # noqa: E402
 from locnet_tf.model import network as model_lib  # noqa: E402
-from locnet_tf import train as train_lib  # noqa: E402
+from locnet_tf.train import run as train_lib  # noqa: E402
 
 
 def matmul_peak(n=2048, seconds=5.0):

@@ -44,7 +44,7 @@ def run(out="runs/demo", export_dir="export/demo", preset="demo", data_dir=None,
     from locnet_tf.evaluate import report as report_lib
     from locnet_tf.export import run as export_lib
     from locnet_tf import predict as predict_lib
-    from locnet_tf import train as train_lib
+    from locnet_tf.train import run as train_lib
 
     start = time.time()
     out = pathlib.Path(out)

@@ -166,7 +166,7 @@ def special_folder(kind, parent, size="256k"):
 
 COMMANDS = {
     "D": ("locnet_tf.data.check", True),
-    "T": ("locnet_tf.train", True),
+    "T": ("locnet_tf.train.__main__", True),
     "E": ("locnet_tf.export.__main__", True),
     "P": ("locnet_tf.predict", False),
     "V": ("locnet_tf.evaluate.__main__", True),

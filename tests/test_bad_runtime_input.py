@@ -560,7 +560,7 @@ def test_21_ctrl_c_that_tensorflow_turns_into_another_error_is_still_an_interrup
 
 def test_21_training_stops_at_the_next_step_once_ctrl_c_was_noted(monkeypatch):
     # Ctrl-C that TensorFlow turned into another exception, caught on the way: the noted interrupt still ends fit.
-    from locnet_tf import callbacks
+    from locnet_tf.train import callbacks
 
     monkeypatch.setattr(cli, "_INTERRUPTS", [signal.SIGINT])  # one from an earlier command of this process
     stop = callbacks.StopOnCtrlC()

@@ -248,7 +248,7 @@ def _lite_model(size=64, weights="imagenet", **kwargs):
 def test_localization_model_reads_a_stride16_map_and_loads_imagenet_weights(tmp_path):
     from helpers import assert_save_reload_same
     from locnet_tf.model import network as model_lib
-    from locnet_tf import transfer
+    from locnet_tf.train import transfer
 
     model = _lite_model(128)
     # The box is read off the stride-16 map (8x8 at 128 px), not the network's 4x4 stride-32 output.
@@ -331,13 +331,13 @@ def dataclasses_replace(config, **values):
 
 def test_validation_and_the_recipe_choose_lite0_for_photos(tmp_path, capsys):
     from locnet_tf.core import config as config_lib
-    from locnet_tf import recipe
-    from locnet_tf import train as train_lib
+    from locnet_tf.train import recipe
+    from locnet_tf.train import __main__ as train_main
 
     with pytest.raises(ValueError, match="multiple of 32"):
         config_lib.validate(config_lib.preset("photos_lite0", image_size=144))
     spec = _photos_csv(tmp_path / "p", 30)
-    config = train_lib.config_from_args(train_lib.build_parser().parse_args(["--data", spec]))
+    config = train_main.config_from_args(train_main.build_parser().parse_args(["--data", spec]))
     line = capsys.readouterr().out
     assert "pretrained EfficientNet-Lite0" in line and "--backbone simple" in line
     assert (config.backbone, config.weights, config.image_size) == ("efficientnet_lite0", "imagenet", 160)
@@ -345,7 +345,7 @@ def test_validation_and_the_recipe_choose_lite0_for_photos(tmp_path, capsys):
     assert 0 < config.freeze_backbone_epochs <= recipe.WARMUP_SHARE * config.epochs + 1e-9
     # --backbone simple: the from-scratch recipe, as before.
     args = ["--data", spec, "--backbone", "simple"]
-    config = train_lib.config_from_args(train_lib.build_parser().parse_args(args))
+    config = train_main.config_from_args(train_main.build_parser().parse_args(args))
     assert "simple from scratch" in capsys.readouterr().out
     assert config == config_lib.preset("photos", data=spec, backbone="simple", **_recipe_values(config))
     # Tiny photos still train Lite0 at its smallest size (ImageNet features need a few cells per object).
@@ -378,7 +378,7 @@ def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
     from locnet_tf.core import config as config_lib
     from locnet_tf.export import run as export
     from locnet_tf.export import parity
-    from locnet_tf import train as train_lib
+    from locnet_tf.train import run as train_lib
 
     from helpers import SMOKE_SPEC
 

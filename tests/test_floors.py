@@ -96,7 +96,7 @@ def test_data_inputs_take_the_file_kinds(tmp_path):
 
 
 def test_init_pretrained_is_the_shipped_file():
-    from locnet_tf import transfer
+    from locnet_tf.train import transfer
 
     assert config_lib.init_path("pretrained") == config_lib.PRETRAINED_WEIGHTS
     assert transfer.model_path("pretrained") == config_lib.PRETRAINED_WEIGHTS
@@ -113,7 +113,7 @@ def _garbage_weights(tmp_path):
 
 
 def test_validate_is_plain_data_and_train_checks_the_weights_file(tmp_path):
-    from locnet_tf import train as train_lib
+    from locnet_tf.train import run as train_lib
 
     config = config_lib.Config(backbone="mobilenet_v2", image_size=96, weights=str(_garbage_weights(tmp_path)))
     config_lib.validate(config)  # the file exists: all the plain-data check can tell
@@ -123,14 +123,15 @@ def test_validate_is_plain_data_and_train_checks_the_weights_file(tmp_path):
 
 
 def test_a_bad_weights_file_is_the_first_error_before_any_data_is_read(tmp_path):
-    from locnet_tf import train as train_lib
+    from locnet_tf.train import __main__ as train_main
+    from locnet_tf.train import run as train_lib
 
     # Data that is not there: reading it would fail, but the weights are checked first.
     flags = ["--data", f"csv:{tmp_path / 'missing.csv'}", "--backbone", "mobilenet_v2", "--image-size", "96"]
     flags += ["--weights", str(_garbage_weights(tmp_path))]
-    args = train_lib.build_parser().parse_args(flags)
+    args = train_main.build_parser().parse_args(flags)
     with pytest.raises(ValueError, match="not a Keras weights file"):
-        train_lib.config_from_args(args, notice=lambda line: None)
+        train_main.config_from_args(args, notice=lambda line: None)
     config = config_lib.Config(data=flags[1], backbone="mobilenet_v2", image_size=96, weights=flags[-1])
     with pytest.raises(ValueError, match="not a Keras weights file"):
         train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
@@ -172,7 +173,9 @@ def test_loading_a_keras_file_needs_only_the_model_module(tiny_keras):
     )
     assert out.strip() == "['pedestrian', 'car', 'motorcycle']"
     # The package's own loader imports the model module itself.
-    out = _run(f"from locnet_tf import inference\nprint(inference.load_keras({str(tiny_keras)!r}).input_shape)")
+    out = _run(
+        f"from locnet_tf.evaluate import predictor as inference\nprint(inference.load_keras({str(tiny_keras)!r}).input_shape)"
+    )
     assert out.strip() == "(None, 32, 32, 3)"
 
 
@@ -188,7 +191,7 @@ def test_a_fine_tuning_checkpoint_loads_in_a_fresh_process(tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)
     out = _run(
-        "from locnet_tf import inference\n"
+        "from locnet_tf.evaluate import predictor as inference\n"
         f"model = inference.load_keras({str(path)!r})\n"
         "print(type(model.optimizer).__name__, model.optimizer.backbone_lr_scale)"
     )

@@ -174,7 +174,7 @@ def test_size_scale_multiplies_box_sizes_only_and_adds_nothing_at_one():
 def test_build_model_defaults_are_the_default_commands_model():
     # One source of defaults: build_model() is the model `python -m locnet_tf.train` trains.
     from locnet_tf.core import config as config_lib
-    from locnet_tf import transfer
+    from locnet_tf.train import transfer
 
     config = config_lib.preset("default")
     expected = {k: v for k, v in config.model_kwargs().items() if k != "weights"}

@@ -6,7 +6,7 @@ import pytest
 
 from locnet_tf.core import config as config_lib
 from locnet_tf.core import runs
-from locnet_tf.callbacks import BestCheckpoint
+from locnet_tf.train.callbacks import BestCheckpoint
 
 
 def _history(run_dir, rows):

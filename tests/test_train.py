@@ -19,7 +19,8 @@ from locnet_tf.evaluate import __main__ as evaluate_main
 from locnet_tf.evaluate import calibration as calibration_lib
 from locnet_tf.evaluate import report as report_lib
 from locnet_tf.core import runs
-from locnet_tf import train as train_lib
+from locnet_tf.train import run as train_lib
+from locnet_tf.train import __main__ as train_main
 from locnet_tf.data import pipeline
 
 from conftest import REPO
@@ -242,7 +243,7 @@ def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
 
 
 def test_cli_flags_override_preset(tmp_path):
-    args = train_lib.build_parser().parse_args(
+    args = train_main.build_parser().parse_args(
         [
             "--preset",
             "smoke",
@@ -257,14 +258,14 @@ def test_cli_flags_override_preset(tmp_path):
             str(tmp_path),
         ]
     )
-    config = train_lib.config_from_args(args)
+    config = train_main.config_from_args(args)
     assert (config.image_size, config.filters, config.augment, config.epochs) == (48, (4, 8, 8, 8), False, 2)
     assert config.depths == (1, 1, 2)
     assert config.model_kwargs()["depths"] == (1, 1, 2)
     with pytest.raises(ValueError, match="Unknown preset"):
         config_lib.preset("huge")
     # --help lists every field with its comment (a "%" in one once broke argparse).
-    text = train_lib.build_parser().format_help()
+    text = train_main.build_parser().format_help()
     assert "--progressive-share" in text and "cosine decay to 1% of it" in text
 
 
@@ -304,13 +305,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from locnet_tf import train
+        from locnet_tf.train import __main__ as train
+        from locnet_tf.train.distribute import make_strategy
         # With progressive resizing, so that carrying the small model's weights and
         # optimizer state over to mirrored variables is covered too.
         train.main(["--preset", "smoke", "--strategy", "mirrored", "--data-dir", {data_dir!r},
                     "--progressive-size", "48", "--progressive-share", "0.5",
                     "--out", {str(tmp_path)!r}, "--quiet", "--no-evaluate"])
-        strategy = train.make_strategy("mirrored")
+        strategy = make_strategy("mirrored")
         assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
         """
     )
@@ -342,7 +344,7 @@ def test_multi_worker_strategy_two_processes(tmp_path, data_dir):
         procs.append(
             _run(
                 f"""
-                from locnet_tf import train
+                from locnet_tf.train import __main__ as train
                 # With progressive resizing: each worker builds, trains and carries
                 # over a small model before the full-size one.
                 train.main(["--preset", "smoke", "--strategy", "multi_worker", "--data-dir", {data_dir!r},
@@ -573,8 +575,8 @@ def test_every_field_comment_is_its_help_text():
 
 def test_flags_are_checked_against_the_preset_they_end_up_in():
     # 10 warm-up epochs exceed the Config default's 8 epochs, not the photos preset's 32.
-    args = train_lib.build_parser().parse_args(["--preset", "photos", "--warmup-epochs", "10"])
-    assert train_lib.config_from_args(args).warmup_epochs == 10
-    args = train_lib.build_parser().parse_args(["--preset", "smoke", "--warmup-epochs", "10"])
+    args = train_main.build_parser().parse_args(["--preset", "photos", "--warmup-epochs", "10"])
+    assert train_main.config_from_args(args).warmup_epochs == 10
+    args = train_main.build_parser().parse_args(["--preset", "smoke", "--warmup-epochs", "10"])
     with pytest.raises(ValueError, match=r"--warmup-epochs must be a number in \[0, 2\]"):
-        train_lib.config_from_args(args)
+        train_main.config_from_args(args)

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import callbacks
+from locnet_tf.train import callbacks
 from locnet_tf.core import outputs, runs
 from locnet_tf.data import pipeline
 

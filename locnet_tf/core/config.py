@@ -39,7 +39,7 @@ UNKNOWN_POLICIES = ("error", "ignore_object")  # data.readers.entries: labels no
 
 
 # `--init pretrained`: the learned start that ships with the package (package data; `python -m
-# locnet_tf.pretrained` builds it). Here, not in `runs` (which reads configs), so that the config
+# locnet_tf.train.pretrained` builds it). Here, not in `runs` (which reads configs), so that the config
 # checks `--init` without importing the module that imports it.
 PRETRAINED = "pretrained"
 PRETRAINED_WEIGHTS = pathlib.Path(__file__).resolve().parent.parent / "weights" / "procedural.keras"
@@ -52,7 +52,7 @@ def init_path(name):
     if not PRETRAINED_WEIGHTS.is_file():
         raise FileNotFoundError(
             f"--init {PRETRAINED}: the pretrained weights {PRETRAINED_WEIGHTS} are missing from this install; "
-            "build them with `python -m locnet_tf.pretrained` (about 15 minutes on 2 cores)."
+            "build them with `python -m locnet_tf.train.pretrained` (about 15 minutes on 2 cores)."
         )
     return PRETRAINED_WEIGHTS
 
@@ -114,7 +114,7 @@ class Config:
     early_stopping_patience: int = 0  # epochs without val loc_accuracy gain; 0 = off
     jit_compile: str = "auto"  # auto | true | false (XLA)
     steps_per_execution: int = 1  # optimizer steps per call into TensorFlow: fewer round trips on small inputs
-    # Progressive resizing (spatial head; locnet_tf.progressive): the first
+    # Progressive resizing (spatial head; locnet_tf.train.progressive): the first
     # `progressive_share` of the epochs (rounded down) train at `progressive_size`
     # px, where a step is cheaper, then the weights and optimizer state carry over
     # to the `image_size` model. The small epochs see either the whole image
@@ -263,7 +263,7 @@ def _json_type_problem(value, annotation):
 # Real photos: a few hundred to a few thousand images, which need augmentation,
 # and the lighter backbone (wider or deeper ones did no better on real photos
 # for the same time: docs/real_photos.md). `--preset auto` (the default for
-# anything but the built-in data, `locnet_tf.recipe`) sets the input size and
+# anything but the built-in data, `locnet_tf.train.recipe`) sets the input size and
 # the number of epochs from the data; these are the values without it.
 _PHOTOS = {
     "data": "synthetic",  # the 8,000-image synthetic_road, when no --data is given
@@ -279,7 +279,7 @@ _PHOTOS = {
 }
 
 # Real photos with the pretrained backbone (the `photos_lite0` preset, which `--preset auto`
-# chooses for real photos unless `--backbone` says otherwise; `locnet_tf.recipe`):
+# chooses for real photos unless `--backbone` says otherwise; `locnet_tf.train.recipe`):
 # EfficientNet-Lite0 with the ImageNet weights that ship with the package, its
 # BatchNorm in inference mode, the new layers trained alone for the first
 # steps and the backbone at a tenth of their learning rate after them
@@ -327,7 +327,7 @@ PRESETS = {
         "progressive_mode": "resize",
         "steps_per_execution": 1,
     },
-    # The learned start that ships with the package (`python -m locnet_tf.pretrained`):
+    # The learned start that ships with the package (`python -m locnet_tf.train.pretrained`):
     # the photos network on 60,000 formula-driven pictures (`procedural_objects`).
     "pretrain": {
         **_PHOTOS,
@@ -383,7 +383,7 @@ def add_config_arguments(parser):
         "--preset",
         default="auto",
         choices=["auto"] + sorted(PRESETS),
-        help="starting values; auto (default): chosen from --data (locnet_tf.recipe)",
+        help="starting values; auto (default): chosen from --data (locnet_tf.train.recipe)",
     )
     return add_field_arguments(parser, Config, field_defaults=False)
 
@@ -479,7 +479,7 @@ def validate(config, relations=True):
 
     The message names the flag, the value and what is allowed, e.g.
     "--batch-size must be an integer of at least 1, got 0." Called where a
-    config is built from flags (`train.config_from_args`) and where training
+    config is built from flags (`locnet_tf.train.__main__.config_from_args`) and where training
     starts (`train.train`), so a bad value stops the command before any data
     is read or model built. Plain data: whether a `--weights` file fits its
     backbone is the Keras core's check (`weights_check.check_config`), which

@@ -167,7 +167,7 @@ def locked(run_dir, existing_only=False):
     when its process ends, however it ends, so a killed training leaves no
     stale lock. The lock file names its holder (pid and host) for the other
     training's message, and is removed when the block ends. Re-entrant
-    within a process (`train.main` takes it before the recipe reads the data,
+    within a process (`locnet_tf.train`'s `main` takes it before the recipe reads the data,
     `train.train` again for its own callers). `existing_only`: a folder that
     does not exist yet is not created (and not locked).
 

@@ -81,6 +81,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf.core import cli
-
     sys.exit(cli.run(main, skip_bad_hint=True))

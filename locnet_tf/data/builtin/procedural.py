@@ -22,7 +22,7 @@ has, one object and its box:
 
 The labels are the fractal categories; `train --init` discards that class
 head and keeps what the network learnt about edges, texture and where a
-thing is (`locnet_tf.pretrained` builds and ships the result).
+thing is (`locnet_tf.train.pretrained` builds and ships the result).
 
     import locnet_tf, tensorflow_datasets as tfds
     ds = tfds.load("procedural_objects", split="train")       # 96x96, 64 categories

@@ -20,30 +20,27 @@ fine-tunes in place: the start model is loaded before the folder is cleared.
 Read top to bottom: `train()` resolves the data (`sources`, `datasets`), builds
 and compiles the model (`_build_trainer`, `compile_for_training`), and fits it
 with the callbacks. The other concerns live beside it: `locnet_tf.core.runs` (the run
-folder), `locnet_tf.callbacks`, `locnet_tf.progressive` (progressive resizing,
-on by default) and `locnet_tf.distribute` (`--strategy`).
+folder), `locnet_tf.train.callbacks`, `locnet_tf.train.progressive` (progressive resizing,
+on by default) and `locnet_tf.train.distribute` (`--strategy`).
 """
 
 from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import contextlib
 import dataclasses
-import os
 import pathlib
 import shutil
-import sys
 import time
 
 import keras
 import tensorflow as tf
 
-from locnet_tf.core import cli
 from locnet_tf.core import config as config_lib
 from locnet_tf.model import losses as losses_lib
 from locnet_tf.model import network as model_lib
 from locnet_tf.model import finetune, weights as weights_check
-from locnet_tf import recipe, transfer
+from locnet_tf.train import recipe, transfer
 from locnet_tf.core import outputs, runs
-from locnet_tf.callbacks import (
+from locnet_tf.train.callbacks import (
     AtomicBackup,
     BestCheckpoint,
     CurvesPlot,
@@ -52,9 +49,9 @@ from locnet_tf.callbacks import (
     StopOnCtrlC,
     state_bytes,
 )
-from locnet_tf.distribute import make_strategy, patch_multi_worker
-from locnet_tf.progressive import SMALL_BACKUP, carry_over, progressive_epochs
-from locnet_tf.progressive import describe as describe_progressive
+from locnet_tf.train.distribute import make_strategy, patch_multi_worker
+from locnet_tf.train.progressive import SMALL_BACKUP, carry_over, progressive_epochs
+from locnet_tf.train.progressive import describe as describe_progressive
 
 # Kept importable from here (notebooks, benchmarks, older code): `train.make_strategy`,
 # `train.carry_over`, `train.progressive_epochs`, `train.BestCheckpoint`.
@@ -494,12 +491,6 @@ def _finish(config, run_dir, verbose, evaluate_test, source=None):
     return report
 
 
-def config_from_args(args, notice=print):
-    """The `Config` from parsed arguments: the preset's values (or the recipe
-    `--preset auto` chooses from the data, `locnet_tf.recipe`), then the given flags."""
-    return config_and_source(args, notice)[0]
-
-
 def config_and_source(args, notice=print):
     """`config_from_args`, and the `data.sources.Source` of its data: resolved once here, read
     (if at all) by the recipe, and handed on to `train(source=...)` so nothing reads it again."""
@@ -515,33 +506,3 @@ def config_and_source(args, notice=print):
     source = sources_lib.for_config(flags)  # nothing is read until the recipe or training needs it
     config = check_config(recipe.resolve(args.preset, given, notice=notice, source=source))
     return config, sources_lib.for_config(config, source)
-
-
-def build_parser():
-    parser = cli.ArgumentParser(prog="python -m locnet_tf.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
-    parser.add_argument("--overwrite", action="store_true", help="start afresh in a run folder holding another config")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    config_lib.add_config_arguments(parser)
-    return parser
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    # Another training writing the folder is refused before the data are read. Multi-worker
-    # processes share --out (each writes its own part): train() locks those parts.
-    early = "TF_CONFIG" not in os.environ
-    with runs.locked(args.out, existing_only=True) if early else contextlib.nullcontext():
-        # Before the recipe reads the data: a new, empty or run folder that holds none of it (outputs.claim_folder).
-        outputs.claim_folder(args.out, "train", outputs.data_inputs(args.data, args.data_dir))
-        config, source = config_and_source(args)
-        verbose = 0 if args.quiet else "auto"
-        result = train(config, out=args.out, verbose=verbose, overwrite=args.overwrite, source=source)
-    print(f"Run folder: {result['run_dir']} (model: {result['model_path']}, {result['seconds']:.0f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    from locnet_tf.core import cli
-
-    sys.exit(cli.run(main, skip_bad_hint=True))

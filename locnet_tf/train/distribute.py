@@ -53,7 +53,7 @@ def _keras_trainer_module():
     if not callable(getattr(keras_tf_trainer, "reduce_per_replica", None)):
         raise RuntimeError(
             f"Keras {keras.__version__} has no keras.src.backend.tensorflow.trainer.reduce_per_replica: "
-            f"locnet_tf.distribute.patch_multi_worker (written for Keras {KERAS_CHECKED[0]}.{KERAS_CHECKED[1]}) "
+            f"locnet_tf.train.distribute.patch_multi_worker (written for Keras {KERAS_CHECKED[0]}.{KERAS_CHECKED[1]}) "
             "must be revised for this Keras."
         )
     return keras_tf_trainer
@@ -86,7 +86,7 @@ def patch_multi_worker(trainer, strategy):
     if not hasattr(trainer, "_maybe_symbolic_build"):
         raise RuntimeError(
             f"Keras {keras.__version__} models have no _maybe_symbolic_build: "
-            "locnet_tf.distribute.patch_multi_worker must be revised for this Keras."
+            "locnet_tf.train.distribute.patch_multi_worker must be revised for this Keras."
         )
     if keras_version() != KERAS_CHECKED:
         warnings.warn(
