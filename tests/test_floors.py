@@ -174,7 +174,8 @@ def test_loading_a_keras_file_needs_only_the_model_module(tiny_keras):
     assert out.strip() == "['pedestrian', 'car', 'motorcycle']"
     # The package's own loader imports the model module itself.
     out = _run(
-        f"from locnet_tf.evaluate import predictor as inference\nprint(inference.load_keras({str(tiny_keras)!r}).input_shape)"
+        "from locnet_tf.evaluate import predictor as inference\n"
+        f"print(inference.load_keras({str(tiny_keras)!r}).input_shape)"
     )
     assert out.strip() == "(None, 32, 32, 3)"
 
