@@ -22,7 +22,7 @@ relative coordinates do not change; exact undo of the padding for letterbox).
 
 - `.keras`: loaded with `keras.models.load_model`; class names, presence
   threshold, input size and resize come from the model itself (its
-  `TargetVector` layer, `locnet_tf.model.preprocessing`), so a `.keras` file
+  `TargetVector` layer, `locnet_tf.model.network.preprocessing`), so a `.keras` file
   copied out of its run folder predicts as it did there.
 - SavedModel: its `serving_default` signature takes uint8 images of any size and
   resizes inside the graph; class names etc. come from `metadata.json` in its
