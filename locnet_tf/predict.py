@@ -69,7 +69,7 @@ def predict_images(
         num_threads: int. LiteRT threads (TFLite models).
         resize: `"stretch"`, `"letterbox"` or None (the model's).
         presence_threshold: float or None (the model's).
-        predictor: an existing `inference.Predictor` to reuse.
+        predictor: an existing `evaluate.Predictor` to reuse.
         **options: `iter_predictions`'s `stride`, `max_frames`, `smooth`, ...
 
     Returns:

@@ -54,7 +54,7 @@ it back. docs/deploy.md has the load test's figures
 (`benchmarks/serve_load.py`).
 
 A `.keras` file or SavedModel folder is served too where TensorFlow is
-installed (through `inference.Predictor`, one at a time).
+installed (through `evaluate.Predictor`, one at a time).
 """
 
 import argparse

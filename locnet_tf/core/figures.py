@@ -222,7 +222,7 @@ def presence_pr_curve(precision, recall, threshold_point=None, path=None):
     """Precision/recall curve of the presence score `p_c`.
 
     Args:
-        precision, recall: arrays from `evaluate.presence_curve`.
+        precision, recall: arrays from `evaluate.report.presence_curve`.
         threshold_point: (precision, recall, threshold) marked on the curve.
     """
     figure, axis = _subplots(figsize=(4.5, 4))

@@ -14,7 +14,7 @@ One rule for every command that writes (`train --out`, `export --out`,
 
 1. An output folder is new, empty, or recognisably one the same command
    wrote before; only then is it written into (or, for export, replaced whole,
-   atomically: `export.WorkFolder`). A command marks its folder with the file
+   atomically: `export.run.WorkFolder`). A command marks its folder with the file
    `.locnet_tf.json` (`MARKER`): `{"command": "train", "locnet_tf": VERSION}`.
    Folders written before the marker existed are recognised by their own
    files: a run folder by a `config.json` that is a training config, an
@@ -213,7 +213,7 @@ _UMASK = _read_umask()
 # Whose folder, whose file: the rule every writing command follows (see the module docstring).
 
 MARKER = ".locnet_tf.json"
-# The PNG text chunk (keyword, value) a sample grid carries (`plots.draw_examples_grid`).
+# The PNG text chunk (keyword, value) a sample grid carries (`figures.draw_examples_grid`).
 GRID_TAG = ("locnet_tf", "examples grid")
 # What a folder may hold and still count as empty: `atomic_path`'s temporary files, the scratch
 # folders of multi-worker training, and the desktop's own files (a folder made in Finder holds .DS_Store).

@@ -38,7 +38,7 @@ from locnet_tf.core import image_files as images
 logger = logging.getLogger("locnet_tf.data")
 
 CACHE_ENV = "LOCNET_TF_CHECK_CACHE"
-# Bump when `images.inspect` checks something new: what it accepted before is checked again.
+# Bump when `image_files.inspect` checks something new: what it accepted before is checked again.
 CHECKS_VERSION = 2
 # Files younger than this (seconds, by mtime and ctime) are not remembered.
 SETTLED_SECONDS = 3.0
@@ -55,7 +55,7 @@ def cache_path():
 
 
 class CheckCache:
-    """Accepted `images.ImageInfo` by file (see the module docstring); every method fails silently."""
+    """Accepted `image_files.ImageInfo` by file (see the module docstring); every method fails silently."""
 
     def __init__(self, path):
         self.path = pathlib.Path(path)

@@ -63,7 +63,7 @@ def inspect_image(path, origin, size=None, verify=True):
 
 
 def _checked(path, verify):
-    """`images.inspect`'s ImageInfo for a file, or the problem it found (str); remembered. Raises OSError.
+    """`image_files.inspect`'s ImageInfo for a file, or the problem it found (str); remembered. Raises OSError.
 
     Remembered in this process, and (files found good) on disk between runs
     (`locnet_tf.data.check_cache`). The pixel limit is applied again to what

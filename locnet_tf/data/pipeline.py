@@ -245,7 +245,7 @@ def read_image(path, orientation=None, file_size=None):
     decodes, in the same words: that the file is not empty, is one of those
     formats, is complete (a JPEG's end-of-image marker after its image data,
     a PNG's IEND chunk; data appended after either is allowed) and that its
-    header's size is within the pixel limit (`images.max_pixels()`). A
+    header's size is within the pixel limit (`image_files.max_pixels()`). A
     failed check raises `tf.errors.InvalidArgumentError` whose message names
     the file and the problem; TF's decoders would otherwise report a
     truncated file with no name, and decode an image of any size.
@@ -295,7 +295,7 @@ def read_image(path, orientation=None, file_size=None):
 
 
 def _header(data):
-    """(EXIF orientation, the problem `images.inspect` finds before decoding, or "") of a file's bytes."""
+    """(EXIF orientation, the problem `image_files.inspect` finds before decoding, or "") of a file's bytes."""
 
     def read(d):
         d = d.numpy()

@@ -119,7 +119,7 @@ def read_metadata(path):
     """The `metadata.json` that `locnet_tf.export` wrote for a model, or None.
 
     Looks in a SavedModel's `assets.extra/` or its parent folder, or beside a
-    file. (`.tflite` files carry their own metadata: `runtime.resolve_metadata`
+    file. (`.tflite` files carry their own metadata: `runtime.tflite.resolve_metadata`
     checks a `metadata.json` beside them before using it.)
     """
     path = pathlib.Path(path)
@@ -369,7 +369,7 @@ class Predictor:
     def predict(self, image):
         """Predicts one image: a path, or an RGB `[H, W, 3]` array of values 0..255 (any size).
 
-        Arrays are checked as the runtime checks them (`images.to_rgb_uint8`): a
+        Arrays are checked as the runtime checks them (`image_files.to_rgb_uint8`): a
         float image in 0..1, values outside 0..255 or an empty image are a
         ValueError saying why.
 

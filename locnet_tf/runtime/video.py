@@ -669,7 +669,7 @@ def predict_frames(predictor, source, *, stride=1, smooth=None, smoothing=None, 
 
 def _scaled_predictor(predictor):
     """The predictor that takes model inputs made by the scaler (`predict_resized`): a
-    `runtime.TFLitePredictor`, or the one inside an `inference.Predictor` of a `.tflite`; else None."""
+    `runtime.TFLitePredictor`, or the one inside an `evaluate.Predictor` of a `.tflite`; else None."""
     for candidate in (predictor, getattr(predictor, "lite", None)):
         if candidate is not None and hasattr(candidate, "predict_resized"):
             return candidate

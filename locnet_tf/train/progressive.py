@@ -60,7 +60,7 @@ def carry_over(source, target):
     differ by the small model's size-scaling layer.
 
     Args:
-        source, target: `train.compile_for_training` results (models or their
+        source, target: `train.run.compile_for_training` results (models or their
             `MapSupervision` wrappers). Call inside the strategy's scope.
     """
     source_model, target_model = losses_lib.model_of(source), losses_lib.model_of(target)

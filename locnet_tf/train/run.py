@@ -53,8 +53,8 @@ from locnet_tf.train.distribute import make_strategy, patch_multi_worker
 from locnet_tf.train.progressive import SMALL_BACKUP, carry_over, progressive_epochs
 from locnet_tf.train.progressive import describe as describe_progressive
 
-# Kept importable from here (notebooks, benchmarks, older code): `train.make_strategy`,
-# `train.carry_over`, `train.progressive_epochs`, `train.BestCheckpoint`.
+# Kept importable from here (notebooks, benchmarks, older code): `distribute.make_strategy`,
+# `progressive.carry_over`, `progressive.progressive_epochs`, `callbacks.BestCheckpoint`.
 
 BEST_METRIC = "val_loc_accuracy"
 

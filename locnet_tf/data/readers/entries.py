@@ -21,7 +21,7 @@ the same rules:
   it in ``SourceData.skipped``, ``"fail"`` raises :class:`DataError`.
 - **Images.** Each image must exist and pass `locnet_tf.core.image_files.inspect`: a
   JPEG, PNG, GIF or BMP that the training pipeline decodes right, complete,
-  at most `images.max_pixels()` pixels, and (``verify_images=True``, the
+  at most `image_files.max_pixels()` pixels, and (``verify_images=True``, the
   default) decoding cleanly, which finds truncated and corrupt files before
   training starts (in threads for large photos; what was found good is
   remembered between runs, `locnet_tf.data.check_cache`). Its size comes from
