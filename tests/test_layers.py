@@ -6,7 +6,7 @@ functions, where `tests/test_imports.py` does not look), together with
 (`FLOOR_OF`, the table of docs/architecture.md); an import is *upward* when the imported
 module sits on a higher floor, or on a sibling floor (train <-> export).
 
-The ratchet: the count may not grow, and when modules move it must be lowered.
+The ratchet: the count (`UPWARD_TODAY`, 0) may not grow.
 
     python tests/test_layers.py          # every upward import, the count per floor, the circles
     python tests/test_layers.py --all    # every import of a package module, with its floors
@@ -111,8 +111,8 @@ def _literal_import_module(node):
 def imports_of(name, source, modules, is_package=False):
     """Every import of a package module in one module's source, at any depth.
 
-    `from locnet_tf.data import pipeline` and `from locnet_tf import boxes as b` name the module
-    (`locnet_tf.data.pipeline`, `locnet_tf.model.boxes`); `from locnet_tf.core.records import IMAGE`
+    `from locnet_tf.data import pipeline` and `from locnet_tf.model import boxes as b` name the
+    module (`locnet_tf.data.pipeline`, `locnet_tf.model.boxes`); `from locnet_tf.core.records import IMAGE`
     names `locnet_tf.core.records`; relative imports are resolved against `name`.
     """
     tree = ast.parse(source)
