@@ -26,9 +26,9 @@ SHIMS = [
     ("locnet_tf.smoothing", "Smoother", "locnet_tf.runtime.smoothing"),
     ("locnet_tf.draw", "annotate", "locnet_tf.runtime.draw"),
     ("locnet_tf.data.synthetic_video", "write_clip", "locnet_tf.data.builtin.synthetic_video"),
-    ("locnet_tf.evaluate.predictor", "Predictor", "locnet_tf.evaluate.predictor"),
-    ("locnet_tf.train.recipe", "resolve", "locnet_tf.train.recipe"),
-    ("locnet_tf.train.pretrained", "build", "locnet_tf.train.pretrained"),
+    ("locnet_tf.inference", "Predictor", "locnet_tf.evaluate.predictor"),
+    ("locnet_tf.recipe", "resolve", "locnet_tf.train.recipe"),
+    ("locnet_tf.pretrained", "build", "locnet_tf.train.pretrained"),
     ("locnet_tf.export", "Gates", "locnet_tf.export.parity"),
     ("locnet_tf.export", "check_gates", "locnet_tf.export.parity"),
     ("locnet_tf.export", "data_settings", "locnet_tf.export.parity"),
@@ -77,7 +77,7 @@ def test_importing_a_shim_loads_nothing_and_does_not_warn():
     code = (
         "import sys, warnings\n"
         "warnings.simplefilter('error')\n"
-        "import locnet_tf.config, locnet_tf.images, locnet_tf.target, locnet_tf.smoothing, locnet_tf.train.recipe\n"
+        "import locnet_tf.config, locnet_tf.images, locnet_tf.target, locnet_tf.smoothing, locnet_tf.recipe\n"
         "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
@@ -87,8 +87,8 @@ def test_importing_a_shim_loads_nothing_and_does_not_warn():
 @pytest.mark.slow
 def test_python_m_pretrained_runs_the_new_command():
     out = subprocess.run(
-        [sys.executable, "-m", "locnet_tf.train.pretrained", "--help"], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "locnet_tf.pretrained", "--help"], cwd=REPO, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "locnet_tf.train.pretrained" in out.stdout
-    assert "locnet_tf.train.pretrained moved to locnet_tf.train.pretrained" in out.stderr
+    assert "locnet_tf.pretrained moved to locnet_tf.train.pretrained" in out.stderr
