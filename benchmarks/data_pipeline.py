@@ -109,7 +109,7 @@ def keras_layers_rate(args):
 def training_rate(args):
     """Default model, default compile; steps/s on fixed in-memory batches."""
     try:
-        from locnet_tf import model as model_lib
+        from locnet_tf.model import network as model_lib
     except ImportError as error:  # FALLBACK: the model module is not there yet.
         return {"skipped": f"locnet_tf.model unavailable: {error}"}
     model = model_lib.build_model(image_size=args.image_size)

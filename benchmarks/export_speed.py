@@ -62,8 +62,8 @@ def measure(export_dir, model_path, threads, runs):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
 
-    from locnet_tf import inference
-    from locnet_tf import model as _  # noqa: F401  registers the custom layers for load_model
+    from locnet_tf.evaluate import predictor as inference
+    from locnet_tf.model import network as _  # noqa: F401  registers the custom layers for load_model
 
     export_dir = pathlib.Path(export_dir)
     metadata = json.loads((export_dir / "metadata.json").read_text())
@@ -160,7 +160,7 @@ def train_briefly(backbone, image_size, steps, spec, data_dir, path):
     """Trains `build_model(backbone=...)` for `steps` steps of 32 and saves it."""
     import keras
 
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
     from locnet_tf.data import pipeline
 
     keras.utils.set_random_seed(0)
@@ -202,12 +202,13 @@ def _summarise(export_dir, model_path, latencies):
 
 
 def run(args):
-    from locnet_tf import export
+    from locnet_tf.export import run as export
+    from locnet_tf.export import parity
 
     work = pathlib.Path(args.work or tempfile.mkdtemp(prefix="locnet_export_speed_"))
     work.mkdir(parents=True, exist_ok=True)
     # One data source for every model: --data, else the trained model's config.json, else synthetic.
-    settings = export.data_settings(args.model, args.data, args.data_dir)
+    settings = parity.data_settings(args.model, args.data, args.data_dir)
     data, data_dir = settings["data"], settings["data_dir"]
     started = time.time()
     models = {}
@@ -225,7 +226,7 @@ def run(args):
         models["mobilenet_v3_small"] = train_briefly(
             "mobilenet_v3_small", image_size, args.train_steps, data, data_dir, work / "mobilenet_v3_small.keras"
         )
-    no_gates = export.Gates(float("inf"), float("-inf"), float("inf"))
+    no_gates = parity.Gates(float("inf"), float("-inf"), float("inf"))
     report = {
         "settings": {
             "image_size": image_size,
@@ -262,7 +263,7 @@ def run(args):
         report["models"][name] = {
             "source": str(model_path),
             "formats": rows,
-            "gate_failures": export.check_gates(metadata["parity"]["results"], export.Gates()),
+            "gate_failures": parity.check_gates(metadata["parity"]["results"], parity.Gates()),
         }
     default = report["models"]["default"]["formats"]
     if "tflite_int8" in default and "tflite_float32" in default:

@@ -110,9 +110,9 @@ def run_lecture(spec, extra, seed):
     import keras
     import numpy as np
 
-    from locnet_tf import evaluate as evaluate_lib
+    from locnet_tf.evaluate import report as report_lib
     from locnet_tf.data import pipeline
-    from locnet_tf.losses import LocalizationLoss
+    from locnet_tf.model.losses import LocalizationLoss
 
     keras.utils.set_random_seed(seed)
     image_size, epochs = lecture_recipe(spec, extra)
@@ -133,7 +133,7 @@ def run_lecture(spec, extra, seed):
     for x, y in test:
         ys.append(y.numpy())
         ps.append(np.asarray(model(x, training=False)))
-    report = evaluate_lib.report_from_arrays(np.concatenate(ys), np.concatenate(ps), names, threshold=0.5)
+    report = report_lib.report_from_arrays(np.concatenate(ys), np.concatenate(ps), names, threshold=0.5)
     figures = {name: report[key] for name, key in METRICS.items()}
     figures.update(train_seconds=round(seconds, 1), image_size=image_size, epochs=epochs)
     return figures

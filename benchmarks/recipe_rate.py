@@ -10,7 +10,7 @@ supervision on, the preset's batch size and steps per execution) for
 backbone is timed after its warm-up (the backbone training, its first
 `--frozen-blocks` blocks frozen), the phase that takes most of a fine-tuning.
 Prints JSON: images/s per size and the CPU; with 96 px among the sizes also the
-cost per image relative to 96 px, the (size / 96)^2 that `locnet_tf.recipe`
+cost per image relative to 96 px, the (size / 96)^2 that `locnet_tf.train.recipe`
 budgets the from-scratch network with, and the seconds the recipe's
 `COMPUTE_IMAGES` takes at each size here. Compare within
 one run: these machines are shared.
@@ -30,8 +30,9 @@ from real_photos import cpu_name  # noqa: E402  (the same CPU line as the real-p
 
 def rate(spec, size, steps, preset="photos", frozen_blocks=None):
     """Images/s of `preset`'s training step at `size` px on `spec`."""
-    from locnet_tf import config as config_lib
-    from locnet_tf import finetune, losses, model, train
+    from locnet_tf.core import config as config_lib
+    from locnet_tf.model import finetune, losses, network as model
+    from locnet_tf.train import run as train
 
     overrides = {} if frozen_blocks is None else {"backbone_frozen_blocks": frozen_blocks}
     config = config_lib.preset(preset, data=spec, image_size=size, evaluate=False, calibrate=False, **overrides)
@@ -59,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--preset", default="photos", help="the preset whose network is timed")
     parser.add_argument("--frozen-blocks", type=int, default=None, help="a pretrained backbone's frozen blocks")
     args = parser.parse_args(argv)
-    from locnet_tf import recipe
+    from locnet_tf.train import recipe
 
     sizes = [int(s) for s in args.sizes.split(",")]
     rates = {s: rate(args.data, s, args.steps, args.preset, args.frozen_blocks) for s in sizes}

@@ -25,8 +25,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from locnet_tf import config as config_lib  # noqa: E402
-from locnet_tf import model as model_lib  # noqa: E402
+from locnet_tf.core import config as config_lib  # noqa: E402
+from locnet_tf.model import network as model_lib  # noqa: E402
 from train_speed import forward_flops, fraction_of_peak, matmul_peak  # noqa: E402
 
 

@@ -32,9 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from locnet_tf import config as config_lib  # noqa: E402
-from locnet_tf import model as model_lib  # noqa: E402
-from locnet_tf import train as train_lib  # noqa: E402
+from locnet_tf.core import config as config_lib  # noqa: E402
+from locnet_tf.model import network as model_lib  # noqa: E402
+from locnet_tf.train import run as train_lib  # noqa: E402
 
 
 def matmul_peak(n=2048, seconds=5.0):

@@ -4,11 +4,11 @@
     python benchmarks/video_smoothing.py --model runs/latest/model.keras --clips 6 --frames 150
 
 Generates clips of a synthetic object crossing a road scene with its true box
-in every frame (`locnet_tf.data.synthetic_video`: it enters half out of view,
+in every frame (`locnet_tf.data.builtin.synthetic_video`: it enters half out of view,
 crosses while bobbing and growing, leaves, and the clip ends on background;
 fresh sensor noise in every frame), writes them as H.264 and reads them back
 as `predict` does, predicts every frame once, and scores the raw per-frame
-answers and the same answers through `locnet_tf.smoothing.Smoother`
+answers and the same answers through `locnet_tf.runtime.smoothing.Smoother`
 (`predict`'s default for video) against the truth:
 
 - `box_jitter_px`: how much the box error changes from one frame to the next
@@ -39,8 +39,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from locnet_tf import smoothing, video  # noqa: E402
-from locnet_tf.data import synthetic_video  # noqa: E402
+from locnet_tf.runtime import smoothing, video  # noqa: E402
+from locnet_tf.data.builtin import synthetic_video  # noqa: E402
 
 
 def _iou(a, b):
@@ -115,7 +115,7 @@ def main(argv=None):
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
 
-    from locnet_tf.inference import Predictor
+    from locnet_tf.evaluate.predictor import Predictor
 
     predictor = Predictor(args.model, num_threads=args.threads)
     config = smoothing.SmoothingConfig()

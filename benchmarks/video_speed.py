@@ -4,7 +4,7 @@
     python benchmarks/video_speed.py --model runs/latest/model.keras
     python benchmarks/video_speed.py                                # the default preset's network, trained briefly
 
-Generates a 1280x720 H.264 clip (`locnet_tf.data.synthetic_video`: a road
+Generates a 1280x720 H.264 clip (`locnet_tf.data.builtin.synthetic_video`: a road
 scene, a car crossing it, sensor noise in every frame; x264 `veryfast` at
 4 Mbit/s, a typical 720p camera or web video), then runs it through what `python -m locnet_tf.predict MODEL clip.mp4`
 does, with the int8 and the float32 `.tflite` model, on 1 and 2 threads, with
@@ -13,14 +13,14 @@ and without writing the annotated video, and times each stage:
 - `decode`: FFmpeg (PyAV) decodes the next H.264 frame (YUV 4:2:0);
 - `convert`: FFmpeg converts it to RGB (`to_ndarray("rgb24")`); on the fast
   path only when the annotated video is written (it is drawn on the full frame);
-- `resize`: on the exact path (`--exact-resize`) `locnet_tf.images.resize` (bit
+- `resize`: on the exact path (`--exact-resize`) `locnet_tf.core.image_files.resize` (bit
   for bit the training pipeline's); on the fast path (`predict`'s default for a
   `.tflite` model's video) FFmpeg's scaler converts and resizes in one step
-  (`locnet_tf.video.scale_to_model`);
+  (`locnet_tf.runtime.video.scale_to_model`);
 - `run`: LiteRT (XNNPACK) runs the model;
 - `answer`: the box mapped back to the frame, the `Prediction` decoded, and the
-  answer smoothed over time (`locnet_tf.smoothing`, on for video by default);
-- `draw` and `write` (with writing): the box drawn (`locnet_tf.draw`) and the
+  answer smoothed over time (`locnet_tf.runtime.smoothing`, on for video by default);
+- `draw` and `write` (with writing): the box drawn (`locnet_tf.runtime.draw`) and the
   frame encoded into the output `.mp4` (H.264).
 
 "threads" is both LiteRT's thread count and FFmpeg's decoder (and encoder)
@@ -72,8 +72,8 @@ def cpu():
 
 def make_clip(path, frames, size, fps):
     """Writes the benchmark clip; returns its size in bytes."""
-    from locnet_tf import video
-    from locnet_tf.data import synthetic_video
+    from locnet_tf.runtime import video
+    from locnet_tf.data.builtin import synthetic_video
 
     with video.VideoWriter(path, fps, bit_rate=BIT_RATE) as writer:
         for image, _ in synthetic_video.frames(frames, size, class_id=1, seed=7, object_size=0.35, absent_share=0.1):
@@ -86,7 +86,8 @@ def models_to_time(args, work):
     if args.export:
         folder = pathlib.Path(args.export)
         return {q: folder / f"model_{q}.tflite" for q in ("int8", "float32")}, {"export": str(folder)}
-    from locnet_tf import export
+    from locnet_tf.export import run as export
+    from locnet_tf.export import parity
 
     model_path = pathlib.Path(args.model) if args.model else None
     info = {"model": str(model_path) if model_path else None}
@@ -94,8 +95,8 @@ def models_to_time(args, work):
         # The `default` preset's network (128 px, simple backbone, depths 1, 2, 3), trained briefly.
         import keras
 
-        from locnet_tf import config as config_lib
-        from locnet_tf import model as model_lib
+        from locnet_tf.core import config as config_lib
+        from locnet_tf.model import network as model_lib
         from locnet_tf.data import pipeline
 
         config = config_lib.preset("default")
@@ -113,7 +114,7 @@ def models_to_time(args, work):
         model_path = work / "model.keras"
         model.save(model_path)
         info.update(model="default preset network", image_size=config.image_size, train_steps=args.train_steps)
-    no_gates = export.Gates(float("inf"), float("-inf"), float("inf"))
+    no_gates = parity.Gates(float("inf"), float("-inf"), float("inf"))
     export.export_model(
         model_path,
         work / "export",
@@ -133,7 +134,9 @@ def time_one(model_path, clip, threads, write, out_dir, path="exact"):
     """Runs the clip once by the `"exact"` or the `"fast"` path; returns frames, seconds and the time per stage."""
     import numpy as np
 
-    from locnet_tf import draw, runtime, smoothing, video
+    from locnet_tf.runtime import draw, smoothing, video
+    from locnet_tf.runtime import prediction as prediction_lib
+    from locnet_tf.runtime import tflite as runtime
     from locnet_tf.core import geometry
 
     predictor = runtime.TFLitePredictor(model_path, num_threads=threads)
@@ -178,7 +181,7 @@ def time_one(model_path, clip, threads, write, out_dir, path="exact"):
         out = predictor.runner(model_input[None])
         lap("run")
         out["box"] = geometry.boxes_to_original(out["box"], height, width, predictor.image_size, predictor.resize)
-        prediction = runtime.decode(out, predictor.class_names, predictor.presence_threshold, height, width)
+        prediction = prediction_lib.decode(out, predictor.class_names, predictor.presence_threshold, height, width)
         prediction = smoother.update(prediction, frame.time)
         lap("answer")
         if write:
@@ -215,7 +218,7 @@ def agreement(model_path, clip):
     """The two paths' raw answers on every frame: IoU of the boxes and |p_c| difference (and presence agreement)."""
     import numpy as np
 
-    from locnet_tf import runtime
+    from locnet_tf.runtime import tflite as runtime
     from locnet_tf.core import geometry
 
     predictor = runtime.TFLitePredictor(model_path, num_threads=1)

@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from locnet_tf import plots  # noqa: E402
+from locnet_tf.core import figures as plots  # noqa: E402
 from locnet_tf.data import pipeline  # noqa: E402
 
 

@@ -19,8 +19,8 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from locnet_tf import draw, runtime, video  # noqa: E402
-from locnet_tf.data import synthetic_video  # noqa: E402
+from locnet_tf.runtime import draw, tflite as runtime, video  # noqa: E402
+from locnet_tf.data.builtin import synthetic_video  # noqa: E402
 
 
 def main(argv=None):

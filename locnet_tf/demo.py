@@ -11,7 +11,7 @@
 Run it again and it reuses the finished run (delete `runs/demo` to train anew).
 """
 
-from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
+from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import pathlib
 import sys
@@ -40,11 +40,11 @@ def save_sample_images(data, out_dir, count=6, data_dir=None):
 
 
 def run(out="runs/demo", export_dir="export/demo", preset="demo", data_dir=None, verbose="auto"):
-    from locnet_tf import config as config_lib
-    from locnet_tf import evaluate as evaluate_lib
-    from locnet_tf import export as export_lib
+    from locnet_tf.core import config as config_lib
+    from locnet_tf.evaluate import report as report_lib
+    from locnet_tf.export import run as export_lib
     from locnet_tf import predict as predict_lib
-    from locnet_tf import train as train_lib
+    from locnet_tf.train import run as train_lib
 
     start = time.time()
     out = pathlib.Path(out)
@@ -67,7 +67,7 @@ def run(out="runs/demo", export_dir="export/demo", preset="demo", data_dir=None,
 
     print(
         f"\nDone in {time.time() - start:.0f} s. Test split: "
-        + "  ".join(f"{k} {report[k]:.3f}" for k in evaluate_lib.REPORT_KEYS)
+        + "  ".join(f"{k} {report[k]:.3f}" for k in report_lib.REPORT_KEYS)
         if report
         else ""
     )
@@ -97,6 +97,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main))

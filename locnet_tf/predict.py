@@ -5,7 +5,7 @@
     python -m locnet_tf.predict export/latest/model_int8.tflite 0 --max-frames 300   # camera 0
     python -m locnet_tf.predict model.tflite rtsp://camera.local/stream --stride 2
 
-Sources (`locnet_tf.video.expand_sources`): image files, folders (recursive),
+Sources (`locnet_tf.runtime.video.expand_sources`): image files, folders (recursive),
 globs, video files (mp4, avi, mov, mkv, webm), a camera index, and stream URLs
 (rtsp, http, ...). Each line holds `source`, `frame` (its index in the
 source), `timestamp` (seconds; null for a still image; image files also keep
@@ -18,9 +18,9 @@ With `--out DIR`, each image is saved as `DIR/NAME.png` and each video,
 camera or stream as `DIR/NAME.mp4` (H.264, at the source's frame rate divided
 by `--stride`), with the box, class and score drawn. DIR must be new, empty
 or an earlier predictions folder (marked `.locnet_tf.json`), and may not be,
-hold or lie inside a source or the model (`locnet_tf.outputs`). For videos the answers
+hold or lie inside a source or the model (`locnet_tf.core.outputs`). For videos the answers
 are steadied over time by default (box smoothing and presence hysteresis,
-`locnet_tf.smoothing`; `--no-smooth` gives the raw per-frame answers). A
+`locnet_tf.runtime.smoothing`; `--no-smooth` gives the raw per-frame answers). A
 progress bar with frames/s goes to stderr, then a summary line. Each output
 is written under a temporary name and renamed into place when complete: a
 run that is killed or fails leaves the previous file of that name as it was
@@ -39,12 +39,12 @@ import pathlib
 import sys
 import time
 
-from locnet_tf import cli
-from locnet_tf import draw
-from locnet_tf import inference
-from locnet_tf import outputs
-from locnet_tf import video
-from locnet_tf.command_configs import PredictConfig
+from locnet_tf.core import cli
+from locnet_tf.runtime import draw
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf.core import outputs
+from locnet_tf.runtime import video
+from locnet_tf.core.command_configs import PredictConfig
 
 
 def predict_images(
@@ -69,7 +69,7 @@ def predict_images(
         num_threads: int. LiteRT threads (TFLite models).
         resize: `"stretch"`, `"letterbox"` or None (the model's).
         presence_threshold: float or None (the model's).
-        predictor: an existing `inference.Predictor` to reuse.
+        predictor: an existing `evaluate.Predictor` to reuse.
         **options: `iter_predictions`'s `stride`, `max_frames`, `smooth`, ...
 
     Returns:
@@ -121,7 +121,7 @@ def iter_predictions(
             seconds, present, outputs), or None.
         decoder_threads: int. FFmpeg decoder threads (0: FFmpeg's choice).
         exact_resize: bool. Resize video frames bit for bit as training does, not with FFmpeg's
-            scaler (`locnet_tf.video.predict_frames`; still images are always resized exactly).
+            scaler (`locnet_tf.runtime.video.predict_frames`; still images are always resized exactly).
     """
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}.")
@@ -328,6 +328,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     sys.exit(cli.run(main))

@@ -22,7 +22,7 @@ The JSON API on the same app:
 model's), `name` (names a raw upload in answers and errors) and, for the
 frames of a video or a camera, `session` (any short id, one per stream) and
 `timestamp` (seconds): the frames of one session are steadied over time by
-the video path's own `locnet_tf.smoothing.Smoother` (One Euro box filter,
+the video path's own `locnet_tf.runtime.smoothing.Smoother` (One Euro box filter,
 presence hysteresis), kept on the server per session, so the page tracks a
 box exactly as `predict` does on a video file, with no JavaScript port to
 drift from it. A timestamp that goes back (a video seeked or restarted)
@@ -54,7 +54,7 @@ it back. docs/deploy.md has the load test's figures
 (`benchmarks/serve_load.py`).
 
 A `.keras` file or SavedModel folder is served too where TensorFlow is
-installed (through `inference.Predictor`, one at a time).
+installed (through `evaluate.Predictor`, one at a time).
 """
 
 import argparse
@@ -68,10 +68,10 @@ import queue
 import sys
 import threading
 
-from locnet_tf import cli
-from locnet_tf import images
-from locnet_tf import inference
-from locnet_tf import runtime
+from locnet_tf.core import cli
+from locnet_tf.core import image_files as images
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf.runtime import tflite as runtime
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 DEFAULT_MAX_UPLOAD_MB = 25.0  # a 100 MP JPEG is about 25 MB; the pixel limit (images.max_pixels) comes next
@@ -224,7 +224,7 @@ class Service:
         )
 
     def _session(self, key, threshold):
-        from locnet_tf import smoothing
+        from locnet_tf.runtime import smoothing
 
         with self._sessions_lock:
             state = self._sessions.get(key)

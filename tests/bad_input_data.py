@@ -94,7 +94,7 @@ def tiny_model(path, class_names=CLASSES):
     """Saves an untrained tiny locnet model (32 px) as `.keras`; returns the path."""
     import keras
 
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     keras.utils.set_random_seed(0)
     model = model_lib.build_model(
@@ -115,13 +115,15 @@ def tiny_tflite(model_path, out_path):
     """Converts the tiny model to a self-describing float32 `.tflite` (no parity run); returns the path."""
     import keras
 
-    from locnet_tf import export, tflite_metadata
+    from locnet_tf.export import convert
+    from locnet_tf.export import model_card
+    from locnet_tf.runtime import metadata as tflite_metadata
 
     model = keras.models.load_model(model_path)
     source = pathlib.Path(out_path).parent / ".tflite_source"
-    export.write_tflite_source(model, source)
-    content = export.convert_tflite(source, "float32")
-    content = tflite_metadata.embed(content, export.tflite_file_metadata(model, model_path, "stretch", "float32"))
+    convert.write_tflite_source(model, source)
+    content = convert.convert_tflite(source, "float32")
+    content = tflite_metadata.embed(content, model_card.tflite_file_metadata(model, model_path, "stretch", "float32"))
     shutil.rmtree(source)
     pathlib.Path(out_path).write_bytes(content)
     return pathlib.Path(out_path)
@@ -164,10 +166,10 @@ def special_folder(kind, parent, size="256k"):
 
 COMMANDS = {
     "D": ("locnet_tf.data.check", True),
-    "T": ("locnet_tf.train", True),
-    "E": ("locnet_tf.export", True),
+    "T": ("locnet_tf.train.__main__", True),
+    "E": ("locnet_tf.export.__main__", True),
     "P": ("locnet_tf.predict", False),
-    "V": ("locnet_tf.evaluate", True),
+    "V": ("locnet_tf.evaluate.__main__", True),
 }
 
 
@@ -178,7 +180,7 @@ def run_command(letter, argv):
     """
     import importlib
 
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     module_name, skip_bad = COMMANDS[letter]
     module = importlib.import_module(module_name)
@@ -189,7 +191,7 @@ def run_command(letter, argv):
 
 def run_subprocess(letter, argv, cwd=None, timeout=600):
     """The same as a separate `python -m` process: (exit status, stdout, stderr)."""
-    module = {"D": "locnet_tf.data"}.get(letter, COMMANDS[letter][0])
+    module = {"D": "locnet_tf.data"}.get(letter, COMMANDS[letter][0].removesuffix(".__main__"))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
         [sys.executable, "-m", module, *map(str, argv)],

@@ -47,8 +47,8 @@ def smoke(tmp_path_factory):
     import keras
 
     from helpers import SMOKE_IMAGE_SIZE, SMOKE_SPEC
-    from locnet_tf import export
-    from locnet_tf import model as model_lib
+    from locnet_tf.export import run as export
+    from locnet_tf.model import network as model_lib
     from locnet_tf.data import pipeline
 
     root = tmp_path_factory.mktemp("smoke_export")

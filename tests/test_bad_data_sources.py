@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf.data.records import DataError
+from locnet_tf.core.records import DataError
 from locnet_tf.data.sources import load_source
 
 QUICK = bad.QUICK
@@ -442,7 +442,7 @@ ROWS = [
 @pytest.mark.parametrize("case,letter,build,expect", ROWS, ids=[row[0] for row in ROWS])
 def test_case(case, letter, build, expect, tmp_path, capfd, caplog, monkeypatch):
     monkeypatch.delenv("LOCNET_TF_TRACEBACK", raising=False)
-    monkeypatch.setattr("locnet_tf.data.source_utils._WARNED", set())  # each row says its own warnings
+    monkeypatch.setattr("locnet_tf.data.readers.entries._WARNED", set())  # each row says its own warnings
     argv = build(tmp_path)
     capfd.readouterr()
     with caplog.at_level(logging.WARNING, logger="locnet_tf.data"):

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 import bad_input_data as bad
-from locnet_tf import outputs
+from locnet_tf.core import outputs
 
 QUICK = bad.QUICK
 
@@ -160,13 +160,13 @@ def foreign_metadata(tmp, models, same_size):
     if same_size:
         shutil.copy(models["tflite"], tflite)
     else:  # a file without metadata inside, beside another model's json
-        from locnet_tf import export
+        from locnet_tf.export import convert
 
         import keras
 
         model = keras.models.load_model(models["keras"])
-        export.write_tflite_source(model, tmp / "src")
-        tflite.write_bytes(export.convert_tflite(tmp / "src", "float32"))
+        convert.write_tflite_source(model, tmp / "src")
+        tflite.write_bytes(convert.convert_tflite(tmp / "src", "float32"))
     size = bad.IMAGE_SIZE if same_size else 96
     (folder / "metadata.json").write_text(
         json.dumps(
@@ -637,7 +637,7 @@ def test_predict_says_which_images_of_a_folder_it_does_not_read(tmp_path, models
 def test_config_values_are_checked_in_one_place(field, value, message):
     import dataclasses
 
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
 
     config_lib.validate(config_lib.Config())  # the defaults pass
     with pytest.raises((ValueError, FileNotFoundError), match=message):
@@ -647,7 +647,7 @@ def test_config_values_are_checked_in_one_place(field, value, message):
 def test_the_image_size_must_fit_the_backbones_stride():
     import dataclasses
 
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
 
     for backbone, size in (("simple", 112), ("mobilenet_v2", 128), ("efficientnet_b0", 96)):
         config_lib.validate(dataclasses.replace(config_lib.Config(), backbone=backbone, image_size=size))

@@ -25,8 +25,10 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import cli, inference, outputs, runtime, video
-from locnet_tf import config as config_lib
+from locnet_tf.core import cli, outputs
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf.runtime import tflite as runtime, video
+from locnet_tf.core import config as config_lib
 
 
 @pytest.fixture(scope="module")
@@ -455,8 +457,8 @@ def test_20_another_models_weights_are_one_line_without_keras_warnings(tmp_path,
 def test_20_weights_that_fit_the_backbone_pass_the_check(tmp_path):
     import keras
 
-    from locnet_tf import model as model_lib
-    from locnet_tf import weights_check
+    from locnet_tf.model import network as model_lib
+    from locnet_tf.model import weights as weights_check
 
     built = model_lib.build_model(backbone="mobilenet_v2", image_size=32)
     net = next(layer for layer in built.layers if isinstance(layer, keras.Model))
@@ -558,7 +560,7 @@ def test_21_ctrl_c_that_tensorflow_turns_into_another_error_is_still_an_interrup
 
 def test_21_training_stops_at_the_next_step_once_ctrl_c_was_noted(monkeypatch):
     # Ctrl-C that TensorFlow turned into another exception, caught on the way: the noted interrupt still ends fit.
-    from locnet_tf import callbacks
+    from locnet_tf.train import callbacks
 
     monkeypatch.setattr(cli, "_INTERRUPTS", [signal.SIGINT])  # one from an earlier command of this process
     stop = callbacks.StopOnCtrlC()

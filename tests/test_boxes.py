@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from locnet_tf import boxes as B
+from locnet_tf.model import boxes as B
 from locnet_tf.core import geometry
 
 # One box used throughout, in a 100 (wide) x 200 (high) image, chosen so that no

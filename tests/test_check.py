@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import plots
+from locnet_tf.core import figures as plots
 from locnet_tf.data import check as check_lib
-from locnet_tf.data.records import DataError
+from locnet_tf.core.records import DataError
 
 
 def make_source(root):

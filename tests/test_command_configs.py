@@ -1,4 +1,4 @@
-"""Evaluate, export and predict have configs as training has one (`locnet_tf.command_configs`, issue 28).
+"""Evaluate, export and predict have configs as training has one (`locnet_tf.core.command_configs`, issue 28).
 
 Each command's flags are made from its dataclass: one flag per field with help text, the
 parser's defaults are the fields', --help is grouped; the functions behind the commands take
@@ -18,14 +18,14 @@ import pytest
 
 from conftest import REPO
 from helpers import SMOKE_SPEC as SPEC
-from locnet_tf import cli
-from locnet_tf import command_configs as cc
-from locnet_tf import config as config_lib
+from locnet_tf.core import cli
+from locnet_tf.core import command_configs as cc
+from locnet_tf.core import config as config_lib
 
 # command -> (its module, the positional arguments a parse needs)
 COMMANDS = {
-    "evaluate": ("locnet_tf.evaluate", ["m.keras"]),
-    "export": ("locnet_tf.export", ["m.keras"]),
+    "evaluate": ("locnet_tf.evaluate.__main__", ["m.keras"]),
+    "export": ("locnet_tf.export.__main__", ["m.keras"]),
     "predict": ("locnet_tf.predict", ["m.tflite", "x.jpg"]),
 }
 
@@ -106,7 +106,11 @@ def test_the_flags_keep_their_names_and_meanings():
 
 
 def test_the_functions_take_the_commands_defaults():
-    from locnet_tf import evaluate, export, predict
+    from locnet_tf.evaluate import run as evaluate
+    from locnet_tf import predict
+    from locnet_tf.export import run as export
+    from locnet_tf.core import command_configs
+    from locnet_tf.export import parity
 
     def default(function, name):
         return inspect.signature(function).parameters[name].default
@@ -117,13 +121,13 @@ def test_the_functions_take_the_commands_defaults():
     assert default(export.export_model, "calibration_samples") == e.calibration_samples
     assert default(export.export_model, "split") == e.split
     assert default(export.export_model, "num_threads") == e.threads
-    gates = export.Gates()
+    gates = parity.Gates()
     assert (gates.float32_max_abs_diff, gates.float16_min_box_iou, gates.int8_max_loc_drop) == (
         e.max_float32_diff,
         e.min_float16_iou,
         e.max_int8_loc_drop,
     )
-    assert export.FORMATS == cc.FORMATS and export.QUANTIZATIONS == cc.QUANTIZATIONS
+    assert command_configs.FORMATS == cc.FORMATS and command_configs.QUANTIZATIONS == cc.QUANTIZATIONS
     p = cc.PredictConfig()
     for parameter, field in [("stride", "stride"), ("max_frames", "max_frames"), ("smooth", "smooth")]:
         assert default(predict.iter_predictions, parameter) == getattr(p, field)
@@ -134,7 +138,7 @@ def test_the_functions_take_the_commands_defaults():
 
 def test_the_configs_are_plain_data():
     # Predict runs on the device install: its config may not pull in TensorFlow or Keras.
-    code = "import sys, locnet_tf.command_configs; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    code = "import sys, locnet_tf.core.command_configs; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -181,11 +185,11 @@ def test_the_export_metadata_records_its_resolved_config(smoke):
 
 
 def test_the_evaluation_report_records_its_resolved_config(tmp_path, smoke, capsys):
-    from locnet_tf import evaluate
+    from locnet_tf.evaluate import __main__ as evaluate_main
 
     out = tmp_path / "report.json"
     flags = [str(smoke["model"]), "--data", SPEC, "--data-dir", smoke["data_dir"], "--out", str(out)]
-    assert evaluate.main([*flags, "--threshold", "0.25", "--split", "validation"]) == 0
+    assert evaluate_main.main([*flags, "--threshold", "0.25", "--split", "validation"]) == 0
     report = json.loads(out.read_text())
     recorded = report["evaluate_config"]
     assert recorded == {

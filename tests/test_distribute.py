@@ -11,7 +11,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from locnet_tf import distribute
+from locnet_tf.train import distribute
 
 
 def test_written_for_the_installed_keras():

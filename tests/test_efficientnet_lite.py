@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from locnet_tf import convert_lite0
-from locnet_tf import efficientnet_lite as lite
+from locnet_tf.model import convert_lite0
+from locnet_tf.model import efficientnet_lite as lite
 
 DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = DATA / "tiny_imagenet_loc"
@@ -238,7 +238,7 @@ def test_same_padding_is_tensorflows():
 
 
 def _lite_model(size=64, weights="imagenet", **kwargs):
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     return model_lib.build_model(
         num_classes=3, image_size=size, backbone="efficientnet_lite0", weights=weights, class_context=True, **kwargs
@@ -247,8 +247,8 @@ def _lite_model(size=64, weights="imagenet", **kwargs):
 
 def test_localization_model_reads_a_stride16_map_and_loads_imagenet_weights(tmp_path):
     from helpers import assert_save_reload_same
-    from locnet_tf import model as model_lib
-    from locnet_tf import transfer
+    from locnet_tf.model import network as model_lib
+    from locnet_tf.train import transfer
 
     model = _lite_model(128)
     # The box is read off the stride-16 map (8x8 at 128 px), not the network's 4x4 stride-32 output.
@@ -280,9 +280,9 @@ def keras_submodel(model, name):
 def test_fine_tune_optimizer_holds_the_backbone_then_trains_it_slower():
     import keras
 
-    from locnet_tf import config as config_lib
-    from locnet_tf import finetune
-    from locnet_tf import model as model_lib
+    from locnet_tf.core import config as config_lib
+    from locnet_tf.model import finetune
+    from locnet_tf.model import network as model_lib
 
     config = config_lib.Config(
         backbone="efficientnet_lite0",
@@ -330,14 +330,14 @@ def dataclasses_replace(config, **values):
 
 
 def test_validation_and_the_recipe_choose_lite0_for_photos(tmp_path, capsys):
-    from locnet_tf import config as config_lib
-    from locnet_tf import recipe
-    from locnet_tf import train as train_lib
+    from locnet_tf.core import config as config_lib
+    from locnet_tf.train import recipe
+    from locnet_tf.train import __main__ as train_main
 
     with pytest.raises(ValueError, match="multiple of 32"):
         config_lib.validate(config_lib.preset("photos_lite0", image_size=144))
     spec = _photos_csv(tmp_path / "p", 30)
-    config = train_lib.config_from_args(train_lib.build_parser().parse_args(["--data", spec]))
+    config = train_main.config_from_args(train_main.build_parser().parse_args(["--data", spec]))
     line = capsys.readouterr().out
     assert "pretrained EfficientNet-Lite0" in line and "--backbone simple" in line
     assert (config.backbone, config.weights, config.image_size) == ("efficientnet_lite0", "imagenet", 160)
@@ -345,7 +345,7 @@ def test_validation_and_the_recipe_choose_lite0_for_photos(tmp_path, capsys):
     assert 0 < config.freeze_backbone_epochs <= recipe.WARMUP_SHARE * config.epochs + 1e-9
     # --backbone simple: the from-scratch recipe, as before.
     args = ["--data", spec, "--backbone", "simple"]
-    config = train_lib.config_from_args(train_lib.build_parser().parse_args(args))
+    config = train_main.config_from_args(train_main.build_parser().parse_args(args))
     assert "simple from scratch" in capsys.readouterr().out
     assert config == config_lib.preset("photos", data=spec, backbone="simple", **_recipe_values(config))
     # Tiny photos still train Lite0 at its smallest size (ImageNet features need a few cells per object).
@@ -375,9 +375,10 @@ def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
     """The default command's real-photo network, tiny: a few steps at 64 px, then all four TFLite variants."""
     import json
 
-    from locnet_tf import config as config_lib
-    from locnet_tf import export
-    from locnet_tf import train as train_lib
+    from locnet_tf.core import config as config_lib
+    from locnet_tf.export import run as export
+    from locnet_tf.export import parity
+    from locnet_tf.train import run as train_lib
 
     from helpers import SMOKE_SPEC
 
@@ -399,7 +400,7 @@ def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
     # The int8 gate at one image of the 24 (0.042): this model has seen 24 batches of 16 and sits near its
     # decision boundaries; the trained hands model passed the package's own 1-point gate on 312 photos
     # (docs/real_photos.md). The float gates stay as they are.
-    gates = export.Gates(int8_max_loc_drop=0.05)
+    gates = parity.Gates(int8_max_loc_drop=0.05)
     metadata = export.export_model(
         result["model_path"],
         tmp_path / "export",
@@ -411,7 +412,7 @@ def test_lite0_trains_and_exports_through_the_parity_gates(tmp_path):
     )
     results = metadata["parity"]["results"]
     assert {"tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8"} <= set(results)
-    assert export.check_gates(results, gates) == []
+    assert parity.check_gates(results, gates) == []
     assert results["tflite_float16"]["box_iou"] >= 0.98 and results["tflite_int8"]["box_iou"] >= 0.8
     assert max(results["tflite_float32"]["max_abs_diff"].values()) <= 1e-4
     assert (tmp_path / "export" / "model_int8.tflite").stat().st_size < 5_000_000  # the issue's int8 budget

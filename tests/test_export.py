@@ -13,8 +13,12 @@ import pytest
 import tensorflow as tf
 import keras
 
-from locnet_tf import export
-from locnet_tf import model as model_lib
+from locnet_tf.export import run as export
+from locnet_tf.export import __main__ as export_main
+from locnet_tf.core import command_configs
+from locnet_tf.export import convert
+from locnet_tf.export import parity as parity_lib
+from locnet_tf.model import network as model_lib
 from locnet_tf.data import pipeline
 
 from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
@@ -72,7 +76,7 @@ def test_every_format_is_written_and_passes_the_gates(smoke):
         "tflite_int8",
     }
     assert metadata["parity"]["images"] == 24  # the whole tiny test split
-    assert export.check_gates(results, export.Gates()) == []
+    assert parity_lib.check_gates(results, parity_lib.Gates()) == []
     for name in ("saved_model", "saved_model:serving_fixed", "tflite_float32"):
         assert max(results[name]["max_abs_diff"].values()) <= 1e-4
     assert results["tflite_float16"]["box_iou"] >= 0.98
@@ -135,7 +139,7 @@ def test_saved_model_signatures(smoke):
 def test_tflite_files_use_builtin_ops_and_named_outputs(smoke):
     from ai_edge_litert.interpreter import Interpreter
 
-    for quantization in export.QUANTIZATIONS:
+    for quantization in command_configs.QUANTIZATIONS:
         interpreter = Interpreter(model_path=str(smoke["export"] / f"model_{quantization}.tflite"))
         signature = interpreter.get_signature_list()["serving_default"]
         assert sorted(signature["outputs"]) == ["box", "box_xyxy", "class_id", "class_scores", "p_c"]
@@ -164,7 +168,7 @@ def test_export_reads_config_json_beside_the_model(tmp_path):
             }
         )
     )
-    settings = export.data_settings(tmp_path / "model.keras")
+    settings = parity_lib.data_settings(tmp_path / "model.keras")
     assert settings["data"] == "csv:labels.csv" and settings["resize"] == "letterbox"
     assert settings["source_kwargs"] == {
         "class_map": {"person": "pedestrian"},
@@ -172,15 +176,15 @@ def test_export_reads_config_json_beside_the_model(tmp_path):
         "skip_bad": False,
     }
     # An explicit --data wins; with no config the default is synthetic.
-    assert export.data_settings(tmp_path / "model.keras", data="synthetic/tiny")["data"] == "synthetic/tiny"
-    assert export.data_settings(tmp_path / "other" / "model.keras")["data"] == "synthetic"
+    assert parity_lib.data_settings(tmp_path / "model.keras", data="synthetic/tiny")["data"] == "synthetic/tiny"
+    assert parity_lib.data_settings(tmp_path / "other" / "model.keras")["data"] == "synthetic"
     # The run's own data named explicitly keeps the run's reader options;
     # --skip-bad sets that one, with or without a config.
-    same = export.data_settings(tmp_path / "model.keras", data="csv:labels.csv", skip_bad=True)
+    same = parity_lib.data_settings(tmp_path / "model.keras", data="csv:labels.csv", skip_bad=True)
     assert same["source_kwargs"] == {"class_map": {"person": "pedestrian"}, "multi_object": "largest", "skip_bad": True}
-    other = export.data_settings(tmp_path / "model.keras", data="synthetic/tiny")
+    other = parity_lib.data_settings(tmp_path / "model.keras", data="synthetic/tiny")
     assert other["source_kwargs"] == {}
-    assert export.data_settings(tmp_path / "other" / "model.keras", data="csv:x.csv", skip_bad=True)[
+    assert parity_lib.data_settings(tmp_path / "other" / "model.keras", data="csv:x.csv", skip_bad=True)[
         "source_kwargs"
     ] == {"skip_bad": True}
     assert export.default_out("runs/exp1/model.keras") == pathlib.Path("export/exp1")
@@ -203,21 +207,21 @@ def _row(quantization, diff=0.0, iou=1.0, loc=0.8):
 
 
 def test_check_gates_on_hand_made_reports():
-    gates = export.Gates()
+    gates = parity_lib.Gates()
     parity = {
         "keras": _row("float32"),
         "tflite_float32": _row("float32", diff=5e-5),
         "tflite_float16": _row("float16", iou=0.985),
         "tflite_int8": _row("int8", loc=0.795),
     }
-    assert export.check_gates(parity, gates) == []
+    assert parity_lib.check_gates(parity, gates) == []
     parity = {
         "keras": _row("float32"),
         "tflite_float32": _row("float32", diff=2e-4),
         "tflite_float16": _row("float16", iou=0.97),
         "tflite_int8": _row("int8", loc=0.78),
     }
-    failures = export.check_gates(parity, gates)
+    failures = parity_lib.check_gates(parity, gates)
     assert len(failures) == 3
     assert "tflite_float32" in failures[0] and "0.0002" in failures[0]
     assert "tflite_float16" in failures[1] and "0.9700" in failures[1]
@@ -237,14 +241,14 @@ def _previous_export(tmp_path, smoke):
 @pytest.mark.parametrize(
     "quantization, gates, message",
     [
-        ("float16", export.Gates(float16_min_box_iou=1.01), "tflite_float16: boxes agree with Keras"),
+        ("float16", parity_lib.Gates(float16_min_box_iou=1.01), "tflite_float16: boxes agree with Keras"),
         # int8 would have to *gain* 50 points of accuracy: impossible.
-        ("int8", export.Gates(int8_max_loc_drop=-0.5), "tflite_int8: localization accuracy"),
+        ("int8", parity_lib.Gates(int8_max_loc_drop=-0.5), "tflite_int8: localization accuracy"),
     ],
 )
 def test_an_impossible_gate_fails_and_keeps_the_previous_export(tmp_path, smoke, quantization, gates, message):
     out, before = _previous_export(tmp_path, smoke)
-    with pytest.raises(export.ExportError, match=message):
+    with pytest.raises(convert.ExportError, match=message):
         export.export_model(
             smoke["model"],
             out,
@@ -262,13 +266,13 @@ def test_an_impossible_gate_fails_and_keeps_the_previous_export(tmp_path, smoke,
 
 def test_a_corrupted_tflite_file_fails_cleanly(tmp_path, smoke, monkeypatch):
     out, before = _previous_export(tmp_path, smoke)
-    real = export.convert_tflite
+    real = convert.convert_tflite
 
     def corrupted(*args, **kwargs):
         return real(*args, **kwargs)[:1000]  # a truncated flatbuffer
 
     monkeypatch.setattr(export, "convert_tflite", corrupted)
-    with pytest.raises(export.ExportError, match="model_float32.tflite: the exported file does not load"):
+    with pytest.raises(convert.ExportError, match="model_float32.tflite: the exported file does not load"):
         export.export_model(
             smoke["model"],
             out,
@@ -284,7 +288,7 @@ def test_a_corrupted_tflite_file_fails_cleanly(tmp_path, smoke, monkeypatch):
 
 def test_cli_reports_a_failed_gate_and_exit_code(tmp_path, smoke, capsys):
     out = tmp_path / "fresh"
-    code = export.main(
+    code = export_main.main(
         [
             str(smoke["model"]),
             "--out",
@@ -309,7 +313,7 @@ def test_cli_reports_a_failed_gate_and_exit_code(tmp_path, smoke, capsys):
 
 def test_cli_exports_one_format(tmp_path, smoke, capsys):
     out = tmp_path / "one"
-    code = export.main(
+    code = export_main.main(
         [
             str(smoke["model"]),
             "--out",
@@ -328,7 +332,7 @@ def test_cli_exports_one_format(tmp_path, smoke, capsys):
     assert code == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["artifacts"] == ["tflite_dynamic"]
     assert sorted(p.name for p in out.iterdir()) == [
-        ".locnet_tf.json",  # the marker: export wrote this folder (locnet_tf.outputs)
+        ".locnet_tf.json",  # the marker: export wrote this folder (locnet_tf.core.outputs)
         "README.md",
         "labels.txt",
         "metadata.json",
@@ -348,7 +352,7 @@ def test_export_needs_a_keras_file(tmp_path, smoke):
 
 
 def test_evaluate_takes_exported_models_and_agrees_with_parity(smoke):
-    from locnet_tf import evaluate
+    from locnet_tf.evaluate import run as evaluate
 
     metadata = json.loads((smoke["export"] / "metadata.json").read_text())
     data_dir = smoke["data_dir"]

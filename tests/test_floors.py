@@ -7,7 +7,7 @@ import pytest
 
 from conftest import REPO
 
-from locnet_tf import config as config_lib
+from locnet_tf.core import config as config_lib
 from locnet_tf.core import specs
 
 
@@ -28,8 +28,8 @@ def _run(code):
 
 
 def test_choice_lists_are_configs():
-    from locnet_tf import losses, model
-    from locnet_tf.data import source_utils
+    from locnet_tf.model import losses, network as model
+    from locnet_tf.data.readers import entries as source_utils
 
     assert model.BACKBONES is config_lib.BACKBONES
     assert losses.MODES is config_lib.MODES and losses.BOX_LOSSES is config_lib.BOX_LOSSES
@@ -55,13 +55,14 @@ def test_config_loads_without_keras_or_data_code():
     # Checking a config is plain data: validate, class_map_dict and data_inputs load no Keras and no reader.
     loaded = _run(
         "import sys\n"
-        "from locnet_tf import config, outputs\n"
+        "from locnet_tf.core import config, outputs\n"
         "c = config.validate(config.Config(data='csv:x.csv', class_map='a=b'))\n"
         "assert c.class_map_dict() == {'a': 'b'}\n"
         "outputs.data_inputs('voc:somewhere')\n"
         "print(sorted(m for m in sys.modules if m in ('keras', 'tensorflow') or m.startswith('locnet_tf.')))\n"
     )
-    assert loaded.strip() == "['locnet_tf.config', 'locnet_tf.core', 'locnet_tf.core.specs', 'locnet_tf.outputs']"
+    expected = ["locnet_tf.core", "locnet_tf.core.config", "locnet_tf.core.outputs", "locnet_tf.core.specs"]
+    assert loaded.strip() == str(expected)
 
 
 # --- step 2: core/specs.py
@@ -84,7 +85,7 @@ def test_specs():
 
 
 def test_data_inputs_take_the_file_kinds(tmp_path):
-    from locnet_tf import outputs
+    from locnet_tf.core import outputs
 
     for kind in specs.FILE_KINDS:
         assert outputs.data_inputs(f"{kind}:{tmp_path}") == [(str(tmp_path), "the data folder", True)]
@@ -95,7 +96,7 @@ def test_data_inputs_take_the_file_kinds(tmp_path):
 
 
 def test_init_pretrained_is_the_shipped_file():
-    from locnet_tf import transfer
+    from locnet_tf.train import transfer
 
     assert config_lib.init_path("pretrained") == config_lib.PRETRAINED_WEIGHTS
     assert transfer.model_path("pretrained") == config_lib.PRETRAINED_WEIGHTS
@@ -112,7 +113,7 @@ def _garbage_weights(tmp_path):
 
 
 def test_validate_is_plain_data_and_train_checks_the_weights_file(tmp_path):
-    from locnet_tf import train as train_lib
+    from locnet_tf.train import run as train_lib
 
     config = config_lib.Config(backbone="mobilenet_v2", image_size=96, weights=str(_garbage_weights(tmp_path)))
     config_lib.validate(config)  # the file exists: all the plain-data check can tell
@@ -122,14 +123,15 @@ def test_validate_is_plain_data_and_train_checks_the_weights_file(tmp_path):
 
 
 def test_a_bad_weights_file_is_the_first_error_before_any_data_is_read(tmp_path):
-    from locnet_tf import train as train_lib
+    from locnet_tf.train import __main__ as train_main
+    from locnet_tf.train import run as train_lib
 
     # Data that is not there: reading it would fail, but the weights are checked first.
     flags = ["--data", f"csv:{tmp_path / 'missing.csv'}", "--backbone", "mobilenet_v2", "--image-size", "96"]
     flags += ["--weights", str(_garbage_weights(tmp_path))]
-    args = train_lib.build_parser().parse_args(flags)
+    args = train_main.build_parser().parse_args(flags)
     with pytest.raises(ValueError, match="not a Keras weights file"):
-        train_lib.config_from_args(args, notice=lambda line: None)
+        train_main.config_from_args(args, notice=lambda line: None)
     config = config_lib.Config(data=flags[1], backbone="mobilenet_v2", image_size=96, weights=flags[-1])
     with pytest.raises(ValueError, match="not a Keras weights file"):
         train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
@@ -142,7 +144,7 @@ def test_a_bad_weights_file_is_the_first_error_before_any_data_is_read(tmp_path)
 @pytest.fixture(scope="module")
 def tiny_keras(tmp_path_factory):
     """A small locnet_tf model saved as .keras (its layers are the package's own)."""
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), head_channels=4, head_units=8).save(path)
@@ -171,15 +173,18 @@ def test_loading_a_keras_file_needs_only_the_model_module(tiny_keras):
     )
     assert out.strip() == "['pedestrian', 'car', 'motorcycle']"
     # The package's own loader imports the model module itself.
-    out = _run(f"from locnet_tf import inference\nprint(inference.load_keras({str(tiny_keras)!r}).input_shape)")
+    out = _run(
+        "from locnet_tf.evaluate import predictor as inference\n"
+        f"print(inference.load_keras({str(tiny_keras)!r}).input_shape)"
+    )
     assert out.strip() == "(None, 32, 32, 3)"
 
 
 def test_a_fine_tuning_checkpoint_loads_in_a_fresh_process(tmp_path):
     """A run that died mid-fine-tuning leaves model.keras with its optimizer, FineTuneAdamW: the
     loader must know that class too (evaluate once answered "Could not locate class 'FineTuneAdamW'")."""
-    from locnet_tf import finetune
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import finetune
+    from locnet_tf.model import network as model_lib
 
     config = config_lib.Config(backbone="efficientnet_lite0", weights="imagenet", image_size=64, steps_per_execution=1)
     model = model_lib.build_model(config, num_classes=3)
@@ -187,7 +192,7 @@ def test_a_fine_tuning_checkpoint_loads_in_a_fresh_process(tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)
     out = _run(
-        "from locnet_tf import inference\n"
+        "from locnet_tf.evaluate import predictor as inference\n"
         f"model = inference.load_keras({str(path)!r})\n"
         "print(type(model.optimizer).__name__, model.optimizer.backbone_lr_scale)"
     )
@@ -219,5 +224,5 @@ def test_data_register_does_both_and_the_old_name_warns(tiny_keras):
     assert out.splitlines() == [
         "True",
         "True",
-        "DeprecationWarning locnet_tf.register moved to locnet_tf.data.register; the old name goes in 0.4.0.",
+        "DeprecationWarning locnet_tf.register moved to locnet_tf.data.register; the old name goes in 0.4.0",
     ]

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import images
-from locnet_tf.data.records import DataError
+from locnet_tf.core import image_files as images
+from locnet_tf.core.records import DataError
 
 SEED = 22
 IMAGE_MUTANTS = 24

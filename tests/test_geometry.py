@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from locnet_tf import boxes as box_lib
+from locnet_tf.model import boxes as box_lib
 from locnet_tf.core import geometry
 from locnet_tf.data import pipeline
 from conftest import REPO
@@ -195,9 +195,9 @@ def test_the_file_readers_and_the_figures_load_neither_keras_nor_tensorflow():
         """
         import sys
         import locnet_tf.data.sources
-        import locnet_tf.plots
+        import locnet_tf.core.figures
         import locnet_tf.runtime
-        import locnet_tf.smoothing
+        import locnet_tf.runtime.smoothing
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
         assert not loaded, loaded
         print("ok")

@@ -19,7 +19,7 @@ import pytest
 import simplejpeg
 from PIL import Image, ImageFile, PngImagePlugin
 
-from locnet_tf import images
+from locnet_tf.core import image_files as images
 
 SEED = 28
 

@@ -7,9 +7,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from locnet_tf import images
-from locnet_tf.data import pipeline, source_utils
-from locnet_tf.data.records import IMAGE
+from locnet_tf.core import image_files as images
+
+from locnet_tf.core import resize as resize_lib
+from locnet_tf.data import pipeline
+from locnet_tf.data import checks as checks_lib
+from locnet_tf.core.records import IMAGE
 
 # ----------------------------------------------------------------------------
 # Resize: bit for bit the pipeline's.
@@ -31,14 +34,14 @@ def test_resize_is_the_pipeline_resize_bit_for_bit(seed):
             expected = pipeline.resize(
                 {"image": image, "box": np.zeros(4, np.float32), "present": False}, size, method
             )["image"].numpy()
-            got = images.resize(image, size, method)
+            got = resize_lib.resize(image, size, method)
             assert got.dtype == np.uint8 and got.shape == expected.shape
             assert np.array_equal(got, expected), f"{h}x{w} -> {size} {method}: {(got != expected).sum()} pixels differ"
 
 
 def test_resize_rejects_an_unknown_method():
     with pytest.raises(ValueError, match="stretch' or 'letterbox"):
-        images.resize(np.zeros((4, 4, 3), np.uint8), 8, "crop")
+        resize_lib.resize(np.zeros((4, 4, 3), np.uint8), 8, "crop")
 
 
 # ----------------------------------------------------------------------------
@@ -89,7 +92,7 @@ def test_every_reader_shows_a_jpeg_as_a_viewer_does(tmp_path, orientation):
     # The two readers decode the same pixels.
     np.testing.assert_array_equal(images.read_image(path), pipeline.read_image(str(path)).numpy())
     # The source readers' size check reports the displayed size.
-    assert source_utils.check_image(path, "test") == pixels.shape[:2]
+    assert checks_lib.check_image(path, "test") == pixels.shape[:2]
 
 
 def test_every_orientation_matches_pillows_transpose(tmp_path):
@@ -136,7 +139,7 @@ def test_boxes_are_taken_in_the_displayed_orientation(tmp_path):
 
 
 def test_reader_errors_name_the_file(tmp_path):
-    from locnet_tf.data.records import DataError
+    from locnet_tf.core.records import DataError
 
     with pytest.raises(FileNotFoundError, match="nothere.jpg: no such image file"):
         images.read_image(tmp_path / "nothere.jpg")
@@ -151,7 +154,7 @@ def test_reader_errors_name_the_file(tmp_path):
 
 
 def test_the_check_command_reads_turned_photos_as_displayed(tmp_path, monkeypatch):
-    from locnet_tf import plots
+    from locnet_tf.core import figures as plots
     from locnet_tf.data import check
 
     pixels = _upright()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from locnet_tf import inference
+from locnet_tf.evaluate import predictor as inference
 from locnet_tf.core import geometry
 from locnet_tf.data import pipeline
 from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
@@ -145,11 +145,11 @@ def test_bad_model_paths(tmp_path):
 def test_letterbox_saved_model_agrees_with_the_letterbox_predictor(smoke, photos, tmp_path):
     import keras
 
-    from locnet_tf import export
+    from locnet_tf.export import convert
 
     model = keras.models.load_model(smoke["model"])
     saved = tmp_path / "saved_model"
-    export.write_saved_model(model, saved, resize="letterbox")
+    convert.write_saved_model(model, saved, resize="letterbox")
     metadata = json.loads((smoke["export"] / "metadata.json").read_text()) | {"resize": "letterbox"}
     (saved / "assets.extra").mkdir()
     (saved / "assets.extra" / "metadata.json").write_text(json.dumps(metadata))
@@ -168,9 +168,9 @@ def test_letterbox_saved_model_agrees_with_the_letterbox_predictor(smoke, photos
 def test_keras_model_in_a_run_folder_uses_the_runs_resize(tmp_path):
     # A model saved before models recorded their resize (0.2.0): its run's config.json says.
     # (A model that records it wins over config.json: tests/test_self_describing.py.)
-    from locnet_tf import config as config_lib
-    from locnet_tf import inference
-    from locnet_tf import model as model_lib
+    from locnet_tf.core import config as config_lib
+    from locnet_tf.evaluate import predictor as inference
+    from locnet_tf.model import network as model_lib
 
     model = model_lib.build_model(image_size=32, filters=(4, 4, 4, 4), depths=(1, 1, 1), head_units=8)
     model_lib.target_layer(model).resize = None

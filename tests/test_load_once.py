@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import train as train_lib
+from locnet_tf.train import run as train_lib
+from locnet_tf.train import __main__ as train_main
 from locnet_tf.data import pipeline, sources
 
 # Small and quick: a from-scratch backbone (the recipe's `photos` branch), a few steps.
@@ -50,7 +51,7 @@ def test_one_training_reads_the_file_source_once(tmp_path, reads, capsys):
     out = tmp_path / "run"
     # --preset auto: the recipe profiles the data, then train, validation, the test-split check,
     # calibration and the test evaluation read it: six reads before, one now.
-    assert train_lib.main(["--preset", "auto", "--data", spec, "--out", str(out), "--quiet", *SMALL]) == 0
+    assert train_main.main(["--preset", "auto", "--data", spec, "--out", str(out), "--quiet", *SMALL]) == 0
     assert len(reads) == 1, reads
     report = json.loads((out / "report.json").read_text())
     assert report["data"] == spec and report["evaluate_config"]["data"] == spec  # the spec, not the object
@@ -58,7 +59,7 @@ def test_one_training_reads_the_file_source_once(tmp_path, reads, capsys):
 
 
 def test_python_api_without_a_source_still_reads_once(tmp_path, reads):
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
 
     spec = _csv_set(tmp_path / "photos")
     config = config_lib.preset("smoke", data=spec, epochs=1, steps_per_epoch=1, validation_steps=1, batch_size=4)
@@ -89,7 +90,7 @@ def test_a_source_yields_the_same_examples_as_its_spec(tmp_path):
 
 
 def test_a_source_for_other_options_is_not_reused(tmp_path):
-    from locnet_tf import config as config_lib
+    from locnet_tf.core import config as config_lib
 
     spec = _csv_set(tmp_path / "photos")
     config = config_lib.preset("smoke", data=spec)

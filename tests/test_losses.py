@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from locnet_tf import losses as L
-from locnet_tf.model import build_model
+from locnet_tf.model import losses as L
+from locnet_tf.model.network import build_model
 
 from helpers import random_predictions, random_targets
 

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from locnet_tf import metrics as M
+from locnet_tf.model import metrics as M
 
 from helpers import numpy_report, random_predictions, random_targets
 
@@ -69,7 +69,8 @@ def test_threshold_and_reset_and_config():
 
 
 def test_report_breaks_results_down_by_object_size():
-    from locnet_tf.evaluate import format_report, report_from_arrays
+    from locnet_tf.evaluate.__main__ import format_report
+    from locnet_tf.evaluate.report import report_from_arrays
 
     y = np.array(
         [

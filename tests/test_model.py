@@ -2,8 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from locnet_tf import model as M
-from locnet_tf.losses import LocalizationLoss
+from locnet_tf.model import layers as layers_lib
+from locnet_tf.model import network as M
+from locnet_tf.model.losses import LocalizationLoss
 
 from helpers import assert_save_reload_same, random_targets
 
@@ -109,7 +110,7 @@ def test_mixed_precision_keeps_heads_and_output_float32():
 
 
 def test_soft_argmax_box_hand_worked():
-    layer = M.SoftArgmaxBox()
+    layer = layers_lib.SoftArgmaxBox()
     # A 2 (rows) x 3 (columns) map, so rows and columns cannot be confused.
     offsets = np.zeros((1, 2, 3, 2), np.float32)
     offsets[0, 0, 1] = [0.5, 0.25]  # (x, y) offsets voted by row 0, column 1
@@ -172,8 +173,8 @@ def test_size_scale_multiplies_box_sizes_only_and_adds_nothing_at_one():
 
 def test_build_model_defaults_are_the_default_commands_model():
     # One source of defaults: build_model() is the model `python -m locnet_tf.train` trains.
-    from locnet_tf import config as config_lib
-    from locnet_tf import transfer
+    from locnet_tf.core import config as config_lib
+    from locnet_tf.train import transfer
 
     config = config_lib.preset("default")
     expected = {k: v for k, v in config.model_kwargs().items() if k != "weights"}

@@ -7,8 +7,8 @@ from PIL import Image
 
 import locnet_tf  # noqa: F401
 from locnet_tf.data import pipeline
-from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, Record
-from locnet_tf.target import TargetLayout
+from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, Record
+from locnet_tf.model.target import TargetLayout
 
 MODES = ["eager", "map"]
 

@@ -13,7 +13,7 @@ def test_plots_keep_the_callers_backend_and_pyplot_state(tmp_path):
     code = textwrap.dedent(f"""
         import matplotlib
         import matplotlib.pyplot as plt
-        from locnet_tf import plots
+        from locnet_tf.core import figures as plots
         path = plots.training_curves({{"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]}}, {str(tmp_path / "c.png")!r})
         figure = plots.confusion_matrix([[3, 1], [0, 4]], ["background", "car"])
         figure.savefig({str(tmp_path / "m.png")!r})
@@ -26,7 +26,7 @@ def test_plots_keep_the_callers_backend_and_pyplot_state(tmp_path):
 
 
 def test_training_curves_mark_where_progressive_resizing_changes_the_input_size():
-    from locnet_tf import plots
+    from locnet_tf.core import figures as plots
 
     history = {"epoch": [0, 1, 2, 3], "loss": [4, 3, 2, 1], "image_size": [96, 96, 128, 128]}
     figure = plots.training_curves(history)

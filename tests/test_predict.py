@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import inference, outputs, predict
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf import predict
+from locnet_tf.core import outputs
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ def test_predict_images_without_pictures(smoke, image_files):
 
 
 def test_missing_or_broken_images_fail_naming_the_file(tmp_path, image_files):
-    from locnet_tf.data.records import DataError
+    from locnet_tf.core.records import DataError
 
     with pytest.raises(FileNotFoundError, match="nothere.jpg: no such image file"):
         inference.load_image(tmp_path / "nothere.jpg")
@@ -71,8 +73,8 @@ def test_missing_or_broken_images_fail_naming_the_file(tmp_path, image_files):
 
 
 def test_command_line_errors_are_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
-    from locnet_tf import cli
-    from locnet_tf.data.records import DataError
+    from locnet_tf.core import cli
+    from locnet_tf.core.records import DataError
 
     def bad_data(argv):
         raise DataError("labels.csv:3: box has zero size")

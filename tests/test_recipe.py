@@ -1,4 +1,4 @@
-"""The default command's recipe, chosen from the data (`locnet_tf.recipe`)."""
+"""The default command's recipe, chosen from the data (`locnet_tf.train.recipe`)."""
 
 import json
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import config as config_lib
-from locnet_tf import recipe
-from locnet_tf import train as train_lib
+from locnet_tf.core import config as config_lib
+from locnet_tf.train import recipe
+from locnet_tf.train import run as train_lib
+from locnet_tf.train import __main__ as train_main
 
 
 def _photos(folder, n, width, height, side=0.3, background=0):
@@ -75,19 +76,19 @@ def test_training_length_is_set_in_optimizer_steps_not_epochs():
 
 
 def test_auto_chooses_the_synthetic_recipe_for_the_builtin_data(capsys):
-    args = train_lib.build_parser().parse_args(["--out", "x"])
+    args = train_main.build_parser().parse_args(["--out", "x"])
     assert args.preset == recipe.AUTO
-    assert train_lib.config_from_args(args) == config_lib.preset("default")
+    assert train_main.config_from_args(args) == config_lib.preset("default")
     assert "Recipe: synthetic" in capsys.readouterr().out
-    args = train_lib.build_parser().parse_args(["--data", "synthetic", "--epochs", "2"])
-    assert train_lib.config_from_args(args) == config_lib.preset("default", data="synthetic", epochs=2)
+    args = train_main.build_parser().parse_args(["--data", "synthetic", "--epochs", "2"])
+    assert train_main.config_from_args(args) == config_lib.preset("default", data="synthetic", epochs=2)
 
 
 def test_auto_chooses_the_photo_recipe_for_photos_and_flags_win(tmp_path, capsys):
     # The from-scratch recipe (`--backbone simple`; the pretrained one: tests/test_efficientnet_lite.py).
     spec = _photos(tmp_path / "b", 30, 320, 240, side=0.3)
-    args = train_lib.build_parser().parse_args(["--data", spec, "--backbone", "simple"])
-    config = train_lib.config_from_args(args)
+    args = train_main.build_parser().parse_args(["--data", spec, "--backbone", "simple"])
+    config = train_main.config_from_args(args)
     line = capsys.readouterr().out
     assert line.startswith("Recipe: photos, simple from scratch (") and "160 px" in line and "flags override" in line
     photos = config_lib.preset("photos")
@@ -97,21 +98,21 @@ def test_auto_chooses_the_photo_recipe_for_photos_and_flags_win(tmp_path, capsys
     assert "steps of 64" in line and "passes over the photos" in line
     # Every flag still wins; the recipe fills in only what was not given.
     flags = ["--data", spec, "--backbone", "simple", "--image-size", "64", "--epochs", "3"]
-    config = train_lib.config_from_args(train_lib.build_parser().parse_args(flags))
+    config = train_main.config_from_args(train_main.build_parser().parse_args(flags))
     assert (config.image_size, config.epochs, config.steps_per_epoch) == (64, 3, None)
     # A preset named on the command line is taken as it is.
-    args = train_lib.build_parser().parse_args(["--data", spec, "--preset", "photos"])
-    assert train_lib.config_from_args(args) == config_lib.preset("photos", data=spec)
+    args = train_main.build_parser().parse_args(["--data", spec, "--preset", "photos"])
+    assert train_main.config_from_args(args) == config_lib.preset("photos", data=spec)
     # Without --backbone, photos get the pretrained recipe.
-    config = train_lib.config_from_args(train_lib.build_parser().parse_args(["--data", spec]))
+    config = train_main.config_from_args(train_main.build_parser().parse_args(["--data", spec]))
     assert config.backbone == "efficientnet_lite0" and "pretrained EfficientNet-Lite0" in capsys.readouterr().out
 
 
 def test_config_json_records_the_resolved_recipe(tmp_path):
     spec = _photos(tmp_path / "c", 30, 96, 96, side=0.5)
     flags = ["--data", spec, "--backbone", "simple", "--epochs", "1", "--no-evaluate", "--no-calibrate"]
-    args = train_lib.build_parser().parse_args(flags)
-    config = train_lib.config_from_args(args, notice=lambda line: None)
+    args = train_main.build_parser().parse_args(flags)
+    config = train_main.config_from_args(args, notice=lambda line: None)
     train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["image_size"] == config.image_size == 96 and saved["augment"] is True and saved["epochs"] == 1

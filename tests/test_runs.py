@@ -1,12 +1,12 @@
-"""Run folders (`locnet_tf.runs`) and the best checkpoint across a resume."""
+"""Run folders (`locnet_tf.core.runs`) and the best checkpoint across a resume."""
 
 import keras
 import numpy as np
 import pytest
 
-from locnet_tf import config as config_lib
-from locnet_tf import runs
-from locnet_tf.callbacks import BestCheckpoint
+from locnet_tf.core import config as config_lib
+from locnet_tf.core import runs
+from locnet_tf.train.callbacks import BestCheckpoint
 
 
 def _history(run_dir, rows):

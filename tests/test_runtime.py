@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import inference, runtime, tflite_metadata
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf.runtime import metadata as tflite_metadata
+from locnet_tf.runtime import prediction as prediction_lib
+from locnet_tf.runtime import tflite as runtime
 from locnet_tf.core import geometry
 from conftest import REPO as REPO_ROOT
 
@@ -67,7 +70,8 @@ def photos(tmp_path_factory):
 
 def test_import_locnet_tf_loads_no_tensorflow():
     result = _run(
-        "import sys, locnet_tf, locnet_tf.runtime, locnet_tf.inference, locnet_tf.predict, locnet_tf.video\n"
+        "import sys, locnet_tf, locnet_tf.runtime, locnet_tf.evaluate.predictor, locnet_tf.predict\n"
+        "import locnet_tf.runtime.video\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets', 'matplotlib') if m in sys.modules]\n"
         "print(heavy)"
     )
@@ -135,7 +139,7 @@ def test_embedding_keeps_the_model_and_replaces_an_old_entry(smoke):
     assert names.count(tflite_metadata.NAME.encode()) == 1 and b"min_runtime_version" in names
     image = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
     before, after = runtime.TFLiteRunner(content, num_threads=1)(image), runtime.TFLiteRunner(again, 1)(image)
-    for name in runtime.OUTPUT_NAMES:
+    for name in prediction_lib.OUTPUT_NAMES:
         np.testing.assert_array_equal(before[name], after[name])
     with pytest.raises(ValueError, match="not a TFLite model"):
         tflite_metadata.read(b"not a flatbuffer at all")
@@ -168,7 +172,8 @@ def test_a_metadata_json_of_another_model_is_refused(smoke, tmp_path, photos):
     with pytest.raises(ValueError, match="belongs to another model"):
         inference.Predictor(folder / "model_float32.tflite")
     # ... also from the command line, as one error line.
-    from locnet_tf import cli, predict
+    from locnet_tf.core import cli
+    from locnet_tf import predict
 
     assert cli.run(lambda argv: predict.main([str(folder / "model_float32.tflite"), str(photos[0])])) == 1
     # 3. Its own metadata.json (listing its hash) is used; 4. with neither, class names must be given.
@@ -199,7 +204,8 @@ def test_a_metadata_json_of_another_model_is_refused(smoke, tmp_path, photos):
     ],
 )
 def test_a_malformed_metadata_json_is_ignored_or_one_clear_error(smoke, tmp_path, photos, capsys, text):
-    from locnet_tf import cli, predict
+    from locnet_tf.core import cli
+    from locnet_tf import predict
 
     folder = tmp_path / "export"
     folder.mkdir()
@@ -228,7 +234,8 @@ def test_a_malformed_metadata_json_is_ignored_or_one_clear_error(smoke, tmp_path
 
 def test_an_export_of_an_older_locnet_tf_says_so(smoke, tmp_path, photos, capsys):
     """metadata.json format 1 listed files without their SHA-256; its .tflite files carried nothing inside."""
-    from locnet_tf import cli, predict
+    from locnet_tf.core import cli
+    from locnet_tf import predict
 
     folder = tmp_path / "old"
     folder.mkdir()

@@ -6,7 +6,7 @@ writing command (train, export, predict, evaluate --out, the data check's
 files, and the sha256 of every file in the workspace must be the same
 afterwards. The command ends in exactly one `error:` line, or, where writing
 there is right (a new folder), succeeds and changes nothing outside its
-output. The rule itself is `locnet_tf.outputs` (claim_folder, claim_file).
+output. The rule itself is `locnet_tf.core.outputs` (claim_folder, claim_file).
 """
 
 import hashlib
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import outputs
+from locnet_tf.core import outputs
 
 QUICK = bad.QUICK
 
@@ -60,7 +60,7 @@ def assert_refused(code, lines, err, *words):
 
 
 def make_video(path, frames=6):
-    from locnet_tf import video
+    from locnet_tf.runtime import video
 
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = video.VideoWriter(path, 10)
@@ -235,7 +235,7 @@ def test_inputs_are_compared_as_resolved_paths(tmp_path):
 
 
 def test_png_text_reads_the_grid_tag(tmp_path):
-    from locnet_tf import plots
+    from locnet_tf.core import figures as plots
 
     path = plots.draw_examples_grid(
         [np.zeros((8, 8, 3), np.uint8)], [[0.5, 0.5, 0.2, 0.2]], [0], ["a"], tmp_path / "g.png"

@@ -17,11 +17,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import config as config_lib
-from locnet_tf import evaluate as evaluate_lib
-from locnet_tf import export, inference, predict, recipe, transfer
-from locnet_tf import model as model_lib
-from locnet_tf import train as train_lib
+from locnet_tf.core import config as config_lib
+from locnet_tf.evaluate import run as evaluate_lib
+from locnet_tf.evaluate import calibration as calibration_lib
+from locnet_tf.export import run as export
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf import predict
+from locnet_tf.train import recipe, transfer
+from locnet_tf.model import network as model_lib
+from locnet_tf.train import run as train_lib
+from locnet_tf.train import __main__ as train_main
 
 SMALL = dict(image_size=32, filters=(4, 8, 8, 8), depths=(1, 2, 1), head_channels=4, head_units=8, dropout=0.1)
 
@@ -123,9 +128,9 @@ def test_the_model_wins_over_a_config_json_that_disagrees_with_one_warning(tmp_p
 def letterbox_run(tmp_path_factory, data_dir):
     """A smoke run trained with letterbox, and its model.keras copied alone into an empty folder."""
     root = tmp_path_factory.mktemp("letterbox_run")
-    parser = train_lib.build_parser()
+    parser = train_main.build_parser()
     args = parser.parse_args(["--preset", "smoke", "--resize", "letterbox", "--data-dir", data_dir, "--no-evaluate"])
-    config = train_lib.config_from_args(args, notice=lambda line: None)
+    config = train_main.config_from_args(args, notice=lambda line: None)
     assert config.resize == "letterbox"
     train_lib.train(config, out=str(root / "run"), verbose=0)
     (root / "alone").mkdir()
@@ -186,7 +191,7 @@ def test_a_copied_model_evaluates_and_calibrates_as_in_its_run_folder(letterbox_
     # Calibration keeps writing the threshold into the model, and the description stays.
     calibrated = tmp_path / "model.keras"
     shutil.copy(letterbox_run["copied"], calibrated)
-    threshold = evaluate_lib.calibrate(calibrated, data=wide_photos, split="train")
+    threshold = calibration_lib.calibrate(calibrated, data=wide_photos, split="train")
     model = keras.models.load_model(calibrated)
     assert model_lib.presence_threshold(model) == pytest.approx(threshold)
     assert model_lib.build_arguments(model)["presence_threshold"] == pytest.approx(threshold)

@@ -120,7 +120,7 @@ def test_runs_without_tensorflow(tiny, photos):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    from locnet_tf import runtime
+    from locnet_tf.runtime import tflite as runtime
 
     _close(json.loads(result.stdout), runtime.TFLitePredictor(tiny["tflite"]).predict(str(photos[0])).to_dict())
 
@@ -170,7 +170,8 @@ def _bad_uploads(tmp_path, photos):
 
 
 def test_bad_uploads_get_the_command_lines_one_line_error(client, tiny, photos, tmp_path, monkeypatch):
-    from locnet_tf import cli, predict
+    from locnet_tf.core import cli
+    from locnet_tf import predict
 
     monkeypatch.setenv("LOCNET_TF_MAX_PIXELS", "100000")
     monkeypatch.chdir(tmp_path)
@@ -238,7 +239,7 @@ def test_bad_requests_are_4xx_json(tiny, photos):
 
 
 def test_video_sessions_are_steadied_as_the_video_path(client, tiny):
-    from locnet_tf import runtime, smoothing
+    from locnet_tf.runtime import tflite as runtime, smoothing
 
     # A square moving across eight frames, sent as PNG (lossless) with their timestamps.
     frames = []
@@ -338,7 +339,8 @@ def test_the_command_serves_on_loopback(tiny, photos):
 
 
 def test_command_line_errors_are_one_line(tiny, tmp_path, capsys):
-    from locnet_tf import cli, serve
+    from locnet_tf.core import cli
+    from locnet_tf import serve
 
     assert cli.run(serve.main, [str(tmp_path / "missing.tflite")]) == 1
     assert "error: No model at" in capsys.readouterr().err
@@ -376,7 +378,7 @@ def saved_models(tiny):
     tf = pytest.importorskip("tensorflow")
     import keras
 
-    from locnet_tf import export_convert
+    from locnet_tf.export import convert as export_convert
 
     model = keras.models.load_model(tiny["keras"])
     loaded = {}
@@ -391,7 +393,7 @@ def saved_models(tiny):
 def test_encoded_signature_matches_serving_default(saved_models, tmp_path, resize, request):
     import tensorflow as tf
 
-    from locnet_tf import images
+    from locnet_tf.core import image_files as images
 
     try:
         caltech = request.getfixturevalue("caltech_dir")
@@ -418,7 +420,7 @@ def test_encoded_signature_matches_serving_default(saved_models, tmp_path, resiz
 def test_encoded_signature_refuses_bad_bytes_in_the_command_lines_words(saved_models, tmp_path):
     import tensorflow as tf
 
-    from locnet_tf import images
+    from locnet_tf.core import image_files as images
 
     encoded = saved_models["stretch"].signatures["serving_encoded"]
     photo = tmp_path / "p.jpg"

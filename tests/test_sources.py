@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf.data import source_utils, sources, yolo
-from locnet_tf.data.records import DataError, Record, SourceData
+from locnet_tf.data.readers import yolo
+from locnet_tf.data import checks as checks_lib
+from locnet_tf.data import splits as splits_lib
+from locnet_tf.data import sources
+from locnet_tf.core.records import DataError, Record, SourceData
 from locnet_tf.data.sources import load_source
 
 
@@ -211,15 +214,15 @@ def test_verify_images_finds_truncated_and_corrupt_files(tmp_path):
 
 def test_hash_splits_are_stable_and_proportional():
     names = [f"images/x/{i:05d}.jpg" for i in range(3000)]
-    first = [source_utils.hash_split(n, (0.8, 0.1, 0.1)) for n in names]
-    assert first == [source_utils.hash_split(n, (0.8, 0.1, 0.1)) for n in names]
-    counts = {s: first.count(s) for s in source_utils.SPLITS}
+    first = [splits_lib.hash_split(n, (0.8, 0.1, 0.1)) for n in names]
+    assert first == [splits_lib.hash_split(n, (0.8, 0.1, 0.1)) for n in names]
+    counts = {s: first.count(s) for s in splits_lib.SPLITS}
     assert abs(counts["train"] / 3000 - 0.8) < 0.03
     assert abs(counts["validation"] / 3000 - 0.1) < 0.02
     assert abs(counts["test"] / 3000 - 0.1) < 0.02
-    other_seed = [source_utils.hash_split(n, (0.8, 0.1, 0.1), seed=1) for n in names]
+    other_seed = [splits_lib.hash_split(n, (0.8, 0.1, 0.1), seed=1) for n in names]
     assert other_seed != first
-    assert set(source_utils.hash_split(n, (1.0, 0.0, 0.0)) for n in names) == {"train"}
+    assert set(splits_lib.hash_split(n, (1.0, 0.0, 0.0)) for n in names) == {"train"}
     with pytest.raises(ValueError, match="summing to 1"):
         load_source("csv:nowhere.csv", splits=(0.5, 0.1, 0.1))
 
@@ -581,7 +584,7 @@ ROAD = dict(
 def test_tfds_voc_maps_classes_and_keeps_the_largest():
     import tensorflow_datasets as tfds
 
-    from locnet_tf.data.tfds_source import tfds_examples
+    from locnet_tf.data.readers.tfds_source import tfds_examples
 
     with tfds.testing.mock_data(as_dataset_fn=_voc_like_examples):
         dataset, names = tfds_examples("voc/2007", "train", unknown="ignore_object", **ROAD)
@@ -610,7 +613,7 @@ def test_tfds_voc_maps_classes_and_keeps_the_largest():
 def test_tfds_random_mocks_match_a_numpy_reference(name):
     import tensorflow_datasets as tfds
 
-    from locnet_tf.data.tfds_source import tfds_examples
+    from locnet_tf.data.readers.tfds_source import tfds_examples
 
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
         dataset, names = tfds_examples(name, "train")
@@ -641,20 +644,20 @@ def test_hash_split_spreads_names_that_differ_in_a_few_characters():
     # 40 Caltech images of each of 3 classes, as a COCO file names them: with a
     # CRC32 hash every one of these went to train or test, none to validation.
     names = [f"images/{c}_image_{i:04d}.jpg" for c in ("airplane", "face", "motorcycle") for i in range(1, 41)]
-    counts = collections.Counter(source_utils.hash_split(n, (0.8, 0.1, 0.1)) for n in names)
+    counts = collections.Counter(splits_lib.hash_split(n, (0.8, 0.1, 0.1)) for n in names)
     assert 6 <= counts["validation"] <= 20 and 6 <= counts["test"] <= 20, counts
     # and over many such families, each family's validation share stays near 10%
     for prefix in ("images/", "img/", "data/train/", ""):
         family = [f"{prefix}{c}_{i:04d}.jpg" for c in ("a", "b", "c", "d", "e") for i in range(200)]
-        share = sum(source_utils.hash_split(n, (0.8, 0.1, 0.1)) == "validation" for n in family) / len(family)
+        share = sum(splits_lib.hash_split(n, (0.8, 0.1, 0.1)) == "validation" for n in family) / len(family)
         assert abs(share - 0.1) < 0.03, (prefix, share)
 
 
 def test_tfds_split_the_dataset_lacks_is_an_empty_split(monkeypatch):
     import types
 
-    from locnet_tf.data import tfds_source
-    from locnet_tf.data.records import EmptySplitError
+    from locnet_tf.data.readers import tfds_source
+    from locnet_tf.core.records import EmptySplitError
 
     # A prepared dataset with train and test only (like stanford_dogs).
     builder = types.SimpleNamespace(info=types.SimpleNamespace(splits={"train": 10, "test": 5}))
@@ -699,7 +702,7 @@ def test_a_skipped_row_takes_only_its_own_image_along(tmp_path):
 def test_images_are_checked_in_threads_with_the_same_result_and_order(tmp_path, monkeypatch):
     import threading
 
-    from locnet_tf import images
+    from locnet_tf.core import image_files as images
     from locnet_tf.data import check_cache
 
     monkeypatch.setenv(check_cache.CACHE_ENV, "0")  # every load checks every file
@@ -719,11 +722,11 @@ def test_images_are_checked_in_threads_with_the_same_result_and_order(tmp_path, 
 
     monkeypatch.setattr(images, "inspect", inspect)
     results = {}
-    for threads, smallest in (("1", 0), ("4", source_utils.THREADED_MEAN_BYTES), ("4", 0)):
+    for threads, smallest in (("1", 0), ("4", checks_lib.THREADED_MEAN_BYTES), ("4", 0)):
         # (These files are small: as photos are large, unless the threshold says otherwise.)
-        monkeypatch.setattr(source_utils, "THREADED_MEAN_BYTES", smallest)
-        monkeypatch.setenv(source_utils.CHECK_THREADS_ENV, threads)
-        source_utils._CHECKED.clear()
+        monkeypatch.setattr(checks_lib, "THREADED_MEAN_BYTES", smallest)
+        monkeypatch.setenv(checks_lib.CHECK_THREADS_ENV, threads)
+        checks_lib._CHECKED.clear()
         used.clear()
         data = load_source(f"csv:{tmp_path / 'labels.csv'}", skip_bad=True, splits=(1.0, 0.0, 0.0))
         results[threads, smallest] = (
@@ -731,7 +734,7 @@ def test_images_are_checked_in_threads_with_the_same_result_and_order(tmp_path, 
             data.skipped,
         )
         assert any(name.startswith("locnet_tf-check") for name in used) == (threads == "4" and smallest == 0)
-    assert results["1", 0] == results["4", 0] == results["4", source_utils.THREADED_MEAN_BYTES]
+    assert results["1", 0] == results["4", 0] == results["4", checks_lib.THREADED_MEAN_BYTES]
     results["4"] = results["4", 0]
     assert [origin for origin, _ in results["4"][1]] == [
         "labels.csv:3",
@@ -741,13 +744,13 @@ def test_images_are_checked_in_threads_with_the_same_result_and_order(tmp_path, 
         "labels.csv:23",
     ]
     assert len(results["4"][0]) == 19
-    monkeypatch.setenv(source_utils.CHECK_THREADS_ENV, "0")
+    monkeypatch.setenv(checks_lib.CHECK_THREADS_ENV, "0")
     with pytest.raises(ValueError, match="LOCNET_TF_CHECK_THREADS must be a whole number of at least 1"):
         load_source(f"csv:{tmp_path / 'labels.csv'}", skip_bad=True)
 
 
 def test_checked_images_are_remembered_on_disk_until_they_change(tmp_path, monkeypatch):
-    from locnet_tf import images
+    from locnet_tf.core import image_files as images
     from locnet_tf.data import check_cache
 
     monkeypatch.setenv(check_cache.CACHE_ENV, str(tmp_path / "cache" / "checks.sqlite3"))
@@ -767,7 +770,7 @@ def test_checked_images_are_remembered_on_disk_until_they_change(tmp_path, monke
     )
 
     def load(**kwargs):
-        source_utils._CHECKED.clear()  # as a new process
+        checks_lib._CHECKED.clear()  # as a new process
         decoded.clear()
         return load_source(spec, splits=(1.0, 0.0, 0.0), **kwargs)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from locnet_tf.data import synthetic  # importing it registers the builder
+from locnet_tf.data.builtin import synthetic  # importing it registers the builder
 
 TINY = "synthetic_road/tiny"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from locnet_tf import target as T
+from locnet_tf.model import target as T
 
 
 def test_layout_sizes_and_names():

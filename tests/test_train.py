@@ -13,10 +13,14 @@ import keras
 import numpy as np
 import pytest
 
-from locnet_tf import config as config_lib
-from locnet_tf import evaluate as evaluate_lib
-from locnet_tf import runs
-from locnet_tf import train as train_lib
+from locnet_tf.core import config as config_lib
+from locnet_tf.evaluate import run as evaluate_lib
+from locnet_tf.evaluate import __main__ as evaluate_main
+from locnet_tf.evaluate import calibration as calibration_lib
+from locnet_tf.evaluate import report as report_lib
+from locnet_tf.core import runs
+from locnet_tf.train import run as train_lib
+from locnet_tf.train import __main__ as train_main
 from locnet_tf.data import pipeline
 
 from conftest import REPO
@@ -60,7 +64,7 @@ def test_smoke_run_writes_a_complete_run_folder(smoke_run):
     ):
         assert all(np.isfinite(history[key])), key
     report = json.loads((out / "report.json").read_text())
-    for key in evaluate_lib.REPORT_KEYS:
+    for key in report_lib.REPORT_KEYS:
         assert 0.0 <= report[key] <= 1.0
     assert report["counts"]["images"] == report["counts"]["positives"] + report["counts"]["background"] > 0
     model = keras.models.load_model(out / "model.keras")
@@ -90,12 +94,12 @@ def test_report_agrees_with_numpy_and_keras_metrics(smoke_run, data_dir):
         ps.append(np.asarray(model(x, training=False)))
     y, p = np.concatenate(ys), np.concatenate(ps)
     expected = numpy_report(y, p, threshold)
-    for key in evaluate_lib.REPORT_KEYS:
+    for key in report_lib.REPORT_KEYS:
         assert report[key] == pytest.approx(expected[key], abs=1e-6), key
     assert report["counts"]["positives"] == int(y[:, 0].sum())
     # The streaming Keras metrics, compiled with the calibrated threshold, agree too.
     keras_numbers = model.evaluate(ds, verbose=0, return_dict=True)
-    for key in evaluate_lib.REPORT_KEYS:
+    for key in report_lib.REPORT_KEYS:
         assert keras_numbers[key] == pytest.approx(expected[key], abs=1e-5), key
     # the confusion matrix sums to the image count, rows to the truth counts
     matrix = np.array(report["confusion_matrix"]["matrix"])
@@ -128,7 +132,7 @@ def test_evaluate_cli_calibrates_a_saved_run(smoke_run, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    expected = evaluate_lib.calibrate_threshold(y, p)
+    expected = calibration_lib.calibrate_threshold(y, p)
     assert json.loads((tmp_path / "r.json").read_text())["threshold"] == pytest.approx(expected, abs=1e-6)
     stored = train_lib.model_lib.presence_threshold(keras.models.load_model(run / "model.keras"))
     assert stored == pytest.approx(expected, abs=1e-6)
@@ -195,9 +199,9 @@ def test_calibrated_threshold_maximises_f1():
     y[:4, 0] = 1
     p = np.zeros((8, 8), np.float32)
     p[:, 0] = [0.9, 0.8, 0.45, 0.4, 0.3, 0.2, 0.1, 0.05]
-    t = evaluate_lib.calibrate_threshold(y, p, min_each=1)
+    t = calibration_lib.calibrate_threshold(y, p, min_each=1)
     assert t == pytest.approx((0.4 + 0.3) / 2)
-    assert evaluate_lib.calibrate_threshold(y[:4], p[:4], min_each=1) == 0.5  # no background: nothing to calibrate
+    assert calibration_lib.calibrate_threshold(y[:4], p[:4], min_each=1) == 0.5  # no background: nothing to calibrate
 
 
 def test_too_few_background_images_keep_the_threshold_at_half():
@@ -207,13 +211,13 @@ def test_too_few_background_images_keep_the_threshold_at_half():
     y[10:, 0] = 1
     p = np.zeros((60, 8), np.float32)
     p[:, 0] = np.r_[0.997, np.full(9, 0.01), np.full(50, 0.999)]
-    assert evaluate_lib.calibrate_threshold(y, p, min_each=1) > 0.99
-    assert evaluate_lib.calibrate_threshold(y, p) == 0.5
-    assert "50 objects and 10 background images: too few" in evaluate_lib.calibration_shortfall(y)
+    assert calibration_lib.calibrate_threshold(y, p, min_each=1) > 0.99
+    assert calibration_lib.calibrate_threshold(y, p) == 0.5
+    assert "50 objects and 10 background images: too few" in calibration_lib.calibration_shortfall(y)
     # Twenty of each are enough.
     y2, p2 = np.concatenate([y, y[:10]]), np.concatenate([p, p[1:11]])
-    assert evaluate_lib.calibration_shortfall(y2) is None
-    assert evaluate_lib.calibrate_threshold(y2, p2) > 0.99
+    assert calibration_lib.calibration_shortfall(y2) is None
+    assert calibration_lib.calibrate_threshold(y2, p2) > 0.99
 
 
 def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
@@ -224,22 +228,22 @@ def test_calibration_does_not_trade_a_miss_for_a_false_alarm():
     y[:4, 0] = 1
     p = np.zeros((8, 8), np.float32)
     p[:, 0] = [0.9, 0.8, 0.7, 0.2, 0.3, 0.1, 0.05, 0.01]
-    assert evaluate_lib.calibrate_threshold(y, p, min_each=1) == pytest.approx((0.7 + 0.3) / 2)
+    assert calibration_lib.calibrate_threshold(y, p, min_each=1) == pytest.approx((0.7 + 0.3) / 2)
     # A real gain still wins: with a fifth object at 0.25 the low cut makes one error, 0.5 makes two.
     y2 = np.concatenate([y, y[:1]])
     p2 = np.concatenate([p, p[:1]])
     p2[-1, 0] = 0.25
-    assert evaluate_lib.calibrate_threshold(y2, p2, min_each=1) == pytest.approx((0.2 + 0.1) / 2)
+    assert calibration_lib.calibrate_threshold(y2, p2, min_each=1) == pytest.approx((0.2 + 0.1) / 2)
     # Scores that separate perfectly keep a threshold with no error, however near 0.5 a cut with one lies.
     y3 = np.zeros((4, 8), np.float32)
     y3[:2, 0] = 1
     p3 = np.zeros((4, 8), np.float32)
     p3[:, 0] = [0.95, 0.9, 0.45, 0.1]
-    assert evaluate_lib.calibrate_threshold(y3, p3, min_each=1) == pytest.approx((0.9 + 0.45) / 2)
+    assert calibration_lib.calibrate_threshold(y3, p3, min_each=1) == pytest.approx((0.9 + 0.45) / 2)
 
 
 def test_cli_flags_override_preset(tmp_path):
-    args = train_lib.build_parser().parse_args(
+    args = train_main.build_parser().parse_args(
         [
             "--preset",
             "smoke",
@@ -254,14 +258,14 @@ def test_cli_flags_override_preset(tmp_path):
             str(tmp_path),
         ]
     )
-    config = train_lib.config_from_args(args)
+    config = train_main.config_from_args(args)
     assert (config.image_size, config.filters, config.augment, config.epochs) == (48, (4, 8, 8, 8), False, 2)
     assert config.depths == (1, 1, 2)
     assert config.model_kwargs()["depths"] == (1, 1, 2)
     with pytest.raises(ValueError, match="Unknown preset"):
         config_lib.preset("huge")
     # --help lists every field with its comment (a "%" in one once broke argparse).
-    text = train_lib.build_parser().format_help()
+    text = train_main.build_parser().format_help()
     assert "--progressive-share" in text and "cosine decay to 1% of it" in text
 
 
@@ -301,13 +305,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from locnet_tf import train
+        from locnet_tf.train import __main__ as train
+        from locnet_tf.train.distribute import make_strategy
         # With progressive resizing, so that carrying the small model's weights and
         # optimizer state over to mirrored variables is covered too.
         train.main(["--preset", "smoke", "--strategy", "mirrored", "--data-dir", {data_dir!r},
                     "--progressive-size", "48", "--progressive-share", "0.5",
                     "--out", {str(tmp_path)!r}, "--quiet", "--no-evaluate"])
-        strategy = train.make_strategy("mirrored")
+        strategy = make_strategy("mirrored")
         assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
         """
     )
@@ -339,7 +344,7 @@ def test_multi_worker_strategy_two_processes(tmp_path, data_dir):
         procs.append(
             _run(
                 f"""
-                from locnet_tf import train
+                from locnet_tf.train import __main__ as train
                 # With progressive resizing: each worker builds, trains and carries
                 # over a small model before the full-size one.
                 train.main(["--preset", "smoke", "--strategy", "multi_worker", "--data-dir", {data_dir!r},
@@ -511,7 +516,7 @@ def test_progressive_share_rounds_down_and_is_off_where_it_cannot_apply():
 def test_evaluate_skip_bad_flag_for_data_without_a_run_config(tmp_path, caltech_dir):
     # A model with no config.json beside it (an export, a copied file) reads the
     # Caltech photos, whose airplane.csv line 118 has a zero-height box.
-    from locnet_tf import model as model_lib
+    from locnet_tf.model import network as model_lib
 
     model = model_lib.build_model(
         class_names=["airplane", "face", "motorcycle"],
@@ -524,9 +529,9 @@ def test_evaluate_skip_bad_flag_for_data_without_a_run_config(tmp_path, caltech_
     model.save(tmp_path / "model.keras")
     spec = f"csv:{caltech_dir}"
     with pytest.raises(Exception, match=r"airplane\.csv:118.*zero size"):
-        evaluate_lib.main([str(tmp_path / "model.keras"), "--data", spec])
+        evaluate_main.main([str(tmp_path / "model.keras"), "--data", spec])
     out = tmp_path / "report.json"
-    assert evaluate_lib.main([str(tmp_path / "model.keras"), "--data", spec, "--skip-bad", "--out", str(out)]) == 0
+    assert evaluate_main.main([str(tmp_path / "model.keras"), "--data", spec, "--skip-bad", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["counts"]["images"] > 0
 
 
@@ -570,8 +575,8 @@ def test_every_field_comment_is_its_help_text():
 
 def test_flags_are_checked_against_the_preset_they_end_up_in():
     # 10 warm-up epochs exceed the Config default's 8 epochs, not the photos preset's 32.
-    args = train_lib.build_parser().parse_args(["--preset", "photos", "--warmup-epochs", "10"])
-    assert train_lib.config_from_args(args).warmup_epochs == 10
-    args = train_lib.build_parser().parse_args(["--preset", "smoke", "--warmup-epochs", "10"])
+    args = train_main.build_parser().parse_args(["--preset", "photos", "--warmup-epochs", "10"])
+    assert train_main.config_from_args(args).warmup_epochs == 10
+    args = train_main.build_parser().parse_args(["--preset", "smoke", "--warmup-epochs", "10"])
     with pytest.raises(ValueError, match=r"--warmup-epochs must be a number in \[0, 2\]"):
-        train_lib.config_from_args(args)
+        train_main.config_from_args(args)

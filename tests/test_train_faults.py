@@ -28,7 +28,8 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf import callbacks, outputs, runs
+from locnet_tf.train import callbacks
+from locnet_tf.core import outputs, runs
 from locnet_tf.data import pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -240,7 +241,7 @@ def test_a_held_run_folder_is_refused_before_the_data_are_read(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from locnet_tf import runs\nwith runs.locked({str(run_dir)!r}):\n  input()"],
+        [sys.executable, "-c", f"from locnet_tf.core import runs\nwith runs.locked({str(run_dir)!r}):\n  input()"],
         cwd=REPO,
         env=ENV,
         stdin=subprocess.PIPE,
@@ -271,7 +272,7 @@ def test_a_held_run_folder_is_refused_before_the_data_are_read(tmp_path):
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from locnet_tf import runs\nwith runs.locked({str(tmp_path)!r}):\n  input()"],
+        [sys.executable, "-c", f"from locnet_tf.core import runs\nwith runs.locked({str(tmp_path)!r}):\n  input()"],
         cwd=REPO,
         env=ENV,
         stdin=subprocess.PIPE,

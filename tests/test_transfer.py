@@ -7,10 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from locnet_tf import config as config_lib
-from locnet_tf import model as model_lib
-from locnet_tf import train as train_lib
-from locnet_tf import transfer
+from locnet_tf.core import config as config_lib
+from locnet_tf.model import network as model_lib
+from locnet_tf.train import run as train_lib
+from locnet_tf.train import __main__ as train_main
+from locnet_tf.train import transfer
 
 SMALL = dict(filters=(8, 8, 16, 16), depths=(1, 1, 1), head_channels=8, head_units=16)
 
@@ -70,20 +71,20 @@ def test_train_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path,
     data_dir = str(tmp_path / "tfds")
     first = tmp_path / "first"
     train_lib.train(config_lib.preset("smoke", data_dir=data_dir, evaluate=False), out=str(first), verbose=0)
-    parser = train_lib.build_parser()
+    parser = train_main.build_parser()
     # Other classes (cars ignored) and another input size; no architecture flags.
     common = ["--preset", "smoke", "--init", str(first), "--class-map", "car=", "--image-size", "48"]
     common += ["--data-dir", data_dir, "--no-evaluate", "--out", str(tmp_path / "second")]
     args = parser.parse_args(common + ["--filters", "8,16,16,16"])
     # --filters given: the user's flag wins, and train refuses the mismatch in one line.
-    config = train_lib.config_from_args(args)
+    config = train_main.config_from_args(args)
     assert config.filters == (8, 16, 16, 16)
     with pytest.raises(
         ValueError, match=r"another architecture: filters \(8, 16, 16, 32\) \(config: \(8, 16, 16, 16\)\)"
     ):
         train_lib.train(config, out=str(tmp_path / "second"), verbose=0)
     args = parser.parse_args(common)
-    config = train_lib.config_from_args(args)
+    config = train_main.config_from_args(args)
     smoke = config_lib.preset("smoke")
     assert (config.filters, config.head_channels, config.image_size) == (smoke.filters, smoke.head_channels, 48)
     assert "Fine-tuning" in capsys.readouterr().out
@@ -110,7 +111,7 @@ def test_init_errors_name_the_file(tmp_path):
 def test_pretrained_names_the_shipped_file_or_says_how_to_build_it(monkeypatch, tmp_path):
     assert config_lib.init_path("runs/x/model.keras") == pathlib.Path("runs/x/model.keras")
     monkeypatch.setattr(config_lib, "PRETRAINED_WEIGHTS", tmp_path / "missing.keras")
-    with pytest.raises(FileNotFoundError, match="python -m locnet_tf.pretrained"):
+    with pytest.raises(FileNotFoundError, match="python -m locnet_tf.train.pretrained"):
         transfer.model_path("pretrained")
 
 
@@ -159,10 +160,10 @@ def test_an_applications_backbone_trains_from_a_local_weights_file_offline(tmp_p
         "--out",
         str(tmp_path / "run"),
     ]
-    config = train_lib.config_from_args(train_lib.build_parser().parse_args(args))
+    config = train_main.config_from_args(train_main.build_parser().parse_args(args))
     assert config.weights == str(path)
     train_lib.train(config, out=str(tmp_path / "run"), verbose=0)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["weights"] == str(path)
-    missing = train_lib.build_parser().parse_args(args[:5] + [str(tmp_path / "nope.h5")] + args[6:])
+    missing = train_main.build_parser().parse_args(args[:5] + [str(tmp_path / "nope.h5")] + args[6:])
     with pytest.raises(FileNotFoundError, match=r"--weights .*nope.h5: no such weights file"):
-        train_lib.config_from_args(missing)
+        train_main.config_from_args(missing)

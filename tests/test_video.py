@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locnet_tf import cli, inference, predict, smoothing, video
-from locnet_tf.data import synthetic_video
-from locnet_tf.runtime import Prediction
+from locnet_tf.core import cli
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf import predict
+from locnet_tf.runtime import smoothing, video
+from locnet_tf.data.builtin import synthetic_video
+from locnet_tf.runtime.prediction import Prediction
 
 FPS = 30
 

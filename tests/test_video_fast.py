@@ -1,6 +1,6 @@
 """Video's fast path: FFmpeg's scaler converts and resizes frames to the model input in one step.
 
-Checked against the exact path (RGB conversion, then `images.resize`, bit for bit the training
+Checked against the exact path (RGB conversion, then `resize_lib.resize`, bit for bit the training
 pipeline's) on generated H.264 clips, for stretch and letterbox, upright and turned frames.
 
 The tolerance (also in docs/benchmarks.md): per frame, the mean absolute difference at most
@@ -18,9 +18,13 @@ import av
 import numpy as np
 import pytest
 
-from locnet_tf import images, inference, predict, runtime, video
+
+from locnet_tf.core import resize as resize_lib
+from locnet_tf.evaluate import predictor as inference
+from locnet_tf import predict
+from locnet_tf.runtime import tflite as runtime, video
 from locnet_tf.core import geometry
-from locnet_tf.data import synthetic_video
+from locnet_tf.data.builtin import synthetic_video
 
 MEAN_TOLERANCE = 2.0
 P99_TOLERANCE = 16
@@ -55,7 +59,7 @@ def assert_close(fast, exact):
 @pytest.mark.parametrize("size", [64, 128])
 def test_the_scaler_gives_the_exact_resize_within_the_tolerance(clip, method, size):
     for frame in decoded_frames(clip):
-        exact = images.resize(video.upright(frame.to_ndarray(format="rgb24"), frame), size, method)
+        exact = resize_lib.resize(video.upright(frame.to_ndarray(format="rgb24"), frame), size, method)
         fast = video.scale_to_model(frame, size, method)
         difference = assert_close(fast, exact)
         if method == "letterbox":
@@ -68,7 +72,7 @@ def test_the_scaler_gives_the_exact_resize_within_the_tolerance(clip, method, si
 def test_the_fast_path_is_not_the_exact_one(clip):
     # The tolerance is needed (else this file tests nothing): the two paths differ somewhere.
     frame = decoded_frames(clip)[0]
-    exact = images.resize(frame.to_ndarray(format="rgb24"), 64)
+    exact = resize_lib.resize(frame.to_ndarray(format="rgb24"), 64)
     assert (video.scale_to_model(frame, 64) != exact).any()
 
 
@@ -90,11 +94,11 @@ def test_a_turned_video_is_scaled_upright(tmp_path):
     frames = list(video.Source("video", str(path)).frames(model_input=(64, "letterbox")))
     assert (frames[0].height, frames[0].width) == (160, 96)
     for frame in frames:
-        exact = images.resize(frame.image, 64, "letterbox")
+        exact = resize_lib.resize(frame.image, 64, "letterbox")
         assert_close(frame.model_input, exact)
         assert frame.model_input[4, 45:50, 0].min() > 180  # the red block, top right
     stretched = video.scale_to_model(decoded_frames(path)[0], 64, "stretch")
-    assert_close(stretched, images.resize(frames[0].image, 64))
+    assert_close(stretched, resize_lib.resize(frames[0].image, 64))
 
 
 def test_frames_convert_to_rgb_only_when_asked(clip):

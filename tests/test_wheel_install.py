@@ -31,9 +31,18 @@ pytestmark = pytest.mark.slow
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # What a clone may hold beside its sources: not copied to the folder the wheel is built in.
-NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".ruff_cache", "runs", "export"
+_NOT_SOURCES = shutil.ignore_patterns(
+    ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".ruff_cache"
 )
+
+
+def NOT_SOURCES(folder, names):
+    """What the copy of the tree leaves out: caches and builds anywhere, and a user's runs/ and
+    export/ at the top only (`locnet_tf/export/` is the export package)."""
+    top = {"runs", "export"} & set(names) if pathlib.Path(folder) == REPO else set()
+    return set(_NOT_SOURCES(folder, names)) | top
+
+
 # pip's words when it cannot reach the package registry: the test then skips instead of failing.
 OFFLINE = re.compile(
     r"NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution"

@@ -23,7 +23,7 @@ shares its arithmetic, and imports TensorFlow inside the function: this module i
 numpy alone, so the file readers and ``locnet_tf.runtime`` (no TensorFlow on a device) use
 it. ``tests/test_geometry.py`` checks each pair against each other.
 
-Box formats known to `validate_box` (and to ``locnet_tf.boxes.to_target``/``from_target``,
+Box formats known to `validate_box` (and to ``locnet_tf.model.boxes.to_target``/``from_target``,
 which convert them through Keras):
 
 ===============  ====================================  ==========================
@@ -237,7 +237,7 @@ def boxes_to_letterbox_tf(box, height, width, image_size, method="stretch"):
 
 
 # ----------------------------------------------------------------------------
-# IoU on arrays. The loss and the metrics use `locnet_tf.boxes.iou` on tensors, the same maths
+# IoU on arrays. The loss and the metrics use `locnet_tf.model.boxes.iou` on tensors, the same maths
 # through Keras ops; tests/test_geometry.py keeps the two equal.
 
 

@@ -2,11 +2,11 @@
 
 `DataError`, `Record` and `SourceData` (numpy only) import at once; `load_source`
 loads the readers (and Keras, for box validation) on first use, so that
-`locnet_tf.data.records` stays importable where TensorFlow is not installed.
+`locnet_tf.core.records` stays importable where TensorFlow is not installed.
 `register()` registers the package's TFDS builders and Keras layers.
 """
 
-from locnet_tf.data.records import DataError, Record, SourceData
+from locnet_tf.core.records import DataError, Record, SourceData
 
 __all__ = ["DataError", "Record", "SourceData", "load_source", "register"]
 
@@ -18,8 +18,8 @@ def register():
     `locnet_tf.model`); this is for code that uses `tfds.load` or `keras.models.load_model`
     directly and imports neither. Imports TensorFlow.
     """
-    from locnet_tf import model  # noqa: F401  (its layers register when it is imported)
-    from locnet_tf.data import procedural, synthetic  # noqa: F401  (their builders register when imported)
+    from locnet_tf.model import network as model  # noqa: F401  (its layers register when it is imported)
+    from locnet_tf.data.builtin import procedural, synthetic  # noqa: F401  (their builders register when imported)
 
 
 def __getattr__(name):

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from locnet_tf.core import geometry
-from locnet_tf.data.records import BOX, CLASS_ID, IMAGE, PRESENT
+from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PRESENT
 
 
 def _to_uint8(image):

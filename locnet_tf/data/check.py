@@ -20,16 +20,17 @@ Example, the Caltech photos beside the repo:
     python -m locnet_tf.data csv:../shared/data/caltech101_loc --skip-bad --grid caltech.png
 """
 
-from locnet_tf import _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
+from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
 import argparse
 import json
 import sys
 
 import numpy as np
 
-from locnet_tf import images as image_lib
-from locnet_tf import outputs
-from locnet_tf.data import source_utils as su
+from locnet_tf.core import image_files as image_lib
+from locnet_tf.core import outputs
+from locnet_tf.data.readers import entries as su
+from locnet_tf.data import splits as splits_lib
 from locnet_tf.data import sources
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -91,7 +92,7 @@ def _record_columns(records):
 def _grid_from_records(records, class_names, path, count):
     if not records:
         raise ValueError("There are no records to draw.")
-    from locnet_tf import plots
+    from locnet_tf.core import figures as plots
 
     picks = [records[i] for i in np.unique(np.linspace(0, len(records) - 1, count).astype(int))]
     images = []
@@ -142,7 +143,7 @@ def check_examples(
     report = {"spec": spec, "class_names": list(class_names), **summarize(columns, class_names)}
     report.update(skipped=0, problems=[], notes=[], grid=None)
     if grid:
-        from locnet_tf import plots
+        from locnet_tf.core import figures as plots
 
         report["grid"] = plots.draw_examples_grid(
             [p["image"] for p in picks],
@@ -267,7 +268,7 @@ def main(argv=None):
     """Command line: `python -m locnet_tf.data SPEC ...` (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m locnet_tf.data", description="Summarize and check a data source.")
     parser.add_argument("spec", help="data SPEC: synthetic, tfds:NAME, csv:PATH, voc:DIR, coco:PATH.json, yolo:PATH")
-    parser.add_argument("--split", choices=su.SPLITS, help="only this split (default: all)")
+    parser.add_argument("--split", choices=splits_lib.SPLITS, help="only this split (default: all)")
     parser.add_argument("--grid", help="save a sample grid with boxes to this PNG")
     parser.add_argument("--skip-bad", action="store_true", help="skip bad entries (they are reported)")
     parser.add_argument("--class-map", default=None, help="rename/merge labels: old=new,... (old= ignores)")
@@ -279,7 +280,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="synthetic/tfds: the TFDS data folder")
     parser.add_argument("--json", help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
-    from locnet_tf import cli
+    from locnet_tf.core import cli
 
     return cli.run(lambda _: _main(args), skip_bad_hint=True)
 

@@ -1,6 +1,6 @@
 """What the image checks found, kept on disk between runs (the source readers' `verify_images`).
 
-Decoding every image of a source to find corrupt ones (`locnet_tf.images.inspect`)
+Decoding every image of a source to find corrupt ones (`locnet_tf.core.image_files.inspect`)
 costs about 20 ms a phone photo: minutes for 10,000 of them, in each of train,
 evaluate and export. The verdict for a file that has not changed since is
 the same, so accepted files are remembered here, in a SQLite file:
@@ -33,12 +33,12 @@ import time
 import PIL
 import simplejpeg
 
-from locnet_tf import images
+from locnet_tf.core import image_files as images
 
 logger = logging.getLogger("locnet_tf.data")
 
 CACHE_ENV = "LOCNET_TF_CHECK_CACHE"
-# Bump when `images.inspect` checks something new: what it accepted before is checked again.
+# Bump when `image_files.inspect` checks something new: what it accepted before is checked again.
 CHECKS_VERSION = 2
 # Files younger than this (seconds, by mtime and ctime) are not remembered.
 SETTLED_SECONDS = 3.0
@@ -55,7 +55,7 @@ def cache_path():
 
 
 class CheckCache:
-    """Accepted `images.ImageInfo` by file (see the module docstring); every method fails silently."""
+    """Accepted `image_files.ImageInfo` by file (see the module docstring); every method fails silently."""
 
     def __init__(self, path):
         self.path = pathlib.Path(path)

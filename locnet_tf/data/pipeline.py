@@ -1,7 +1,7 @@
 """The tf.data pipeline: from a SPEC to batches of `(image, target)`.
 
 Every step is a pure `dict -> dict` function on the example dicts of
-`locnet_tf.data.records` (`"image"` uint8 `[H, W, 3]`, `"box"` float32 `[4]` in
+`locnet_tf.core.records` (`"image"` uint8 `[H, W, 3]`, `"box"` float32 `[4]` in
 the target format, `"class_id"` int32, `"present"` bool, and `"path"` for
 file-backed examples until they are decoded). Each works eagerly and inside
 `tf.data.Dataset.map`::
@@ -22,7 +22,7 @@ dataset it returns carries the class names in `dataset.class_names` (as
 Bad data is never skipped here (no `ignore_errors()`): a missing, empty,
 truncated, oversized or non-image file stops the pipeline with an error naming
 it. (The source readers check every file before a pipeline is built,
-`locnet_tf.images.inspect`, so these checks catch only files changed since.)
+`locnet_tf.core.image_files.inspect`, so these checks catch only files changed since.)
 """
 
 import functools
@@ -32,12 +32,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from locnet_tf import boxes as box_lib
+from locnet_tf.model import boxes as box_lib
 from locnet_tf.core import geometry
 
 # The header checks and their wording are shared with the TF-free reader
-# (`locnet_tf.images.read_image`, which inference uses).
-from locnet_tf.images import (
+# (`locnet_tf.core.image_files.read_image`, which inference uses).
+from locnet_tf.core.image_files import (
     BMP as _BMP,
     EMPTY_IMAGE,
     GIF as _GIF,
@@ -50,8 +50,8 @@ from locnet_tf.images import (
     ImageError,
     inspect as inspect_image,
 )
-from locnet_tf.data import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
-from locnet_tf.data.records import (
+from locnet_tf.data.builtin import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
+from locnet_tf.core.records import (
     BOX,
     CLASS_ID,
     FILE_SIZE,
@@ -61,8 +61,8 @@ from locnet_tf.data.records import (
     PRESENT,
     EmptySplitError,
 )
-from locnet_tf.data.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
-from locnet_tf.target import TargetLayout
+from locnet_tf.core.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
+from locnet_tf.model.target import TargetLayout
 
 # Augmentation lives in its own module; its names stay importable from here.
 from locnet_tf.data.augment import AugmentConfig, _to_uint8, augment, crop_around_object  # noqa: F401
@@ -94,7 +94,7 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
             them from the source.
         **source_kwargs: passed to the source reader
             (`locnet_tf.data.sources.load_source` or
-            `locnet_tf.data.tfds_source.tfds_examples`), e.g. `class_map`,
+            `locnet_tf.data.readers.tfds_source.tfds_examples`), e.g. `class_map`,
             `multi_object`, `skip_bad`.
 
     Returns:
@@ -129,7 +129,7 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
             sources.BUILTIN_BUILDERS[kind], rest, split, data_dir=data_dir, class_names=class_names, **source_kwargs
         )
     if kind == "tfds":
-        from locnet_tf.data import tfds_source
+        from locnet_tf.data.readers import tfds_source
 
         kwargs = {k: v for k, v in source_kwargs.items() if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
         return tfds_source.tfds_examples(rest, split, class_names=class_names, data_dir=data_dir, **kwargs)
@@ -191,7 +191,7 @@ def _builtin_examples(
     **kwargs,
 ):
     """Examples of one of the package's own TFDS builders (`synthetic_road`, `procedural_objects`)."""
-    from locnet_tf.data import tfds_source
+    from locnet_tf.data.readers import tfds_source
 
     unexpected = sorted(set(kwargs) - set(_FILE_ONLY_OPTIONS))
     if unexpected:
@@ -241,11 +241,11 @@ def read_image(path, orientation=None, file_size=None):
     applied (`apply_orientation`), so boxes annotated on the displayed photo
     fit its pixels.
 
-    Before decoding, checks what `locnet_tf.images.inspect` checks before it
+    Before decoding, checks what `locnet_tf.core.image_files.inspect` checks before it
     decodes, in the same words: that the file is not empty, is one of those
     formats, is complete (a JPEG's end-of-image marker after its image data,
     a PNG's IEND chunk; data appended after either is allowed) and that its
-    header's size is within the pixel limit (`images.max_pixels()`). A
+    header's size is within the pixel limit (`image_files.max_pixels()`). A
     failed check raises `tf.errors.InvalidArgumentError` whose message names
     the file and the problem; TF's decoders would otherwise report a
     truncated file with no name, and decode an image of any size.
@@ -259,7 +259,7 @@ def read_image(path, orientation=None, file_size=None):
             source reader checked it (`Record.file_size`), or None to check
             the file here.
 
-    With neither, the header is read by the functions of `locnet_tf.images`
+    With neither, the header is read by the functions of `locnet_tf.core.image_files`
     (Pillow, in a `tf.py_function`: no TF op parses EXIF or walks a JPEG's
     segments), so both readers agree on every file. With both (the records
     of a file source, `records_dataset`), no Python runs per image: a file
@@ -283,7 +283,7 @@ def read_image(path, orientation=None, file_size=None):
         data = tf.identity(data)
     # The accurate integer DCT: decode_image's default (the fast DCT) is off
     # by up to 14 grey levels, and the accurate one is what Pillow decodes,
-    # so training and the TF-free reader (`locnet_tf.images`) see the same
+    # so training and the TF-free reader (`locnet_tf.core.image_files`) see the same
     # pixels.
     image = tf.cond(
         is_jpeg,
@@ -295,7 +295,7 @@ def read_image(path, orientation=None, file_size=None):
 
 
 def _header(data):
-    """(EXIF orientation, the problem `images.inspect` finds before decoding, or "") of a file's bytes."""
+    """(EXIF orientation, the problem `image_files.inspect` finds before decoding, or "") of a file's bytes."""
 
     def read(d):
         d = d.numpy()

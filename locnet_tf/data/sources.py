@@ -11,11 +11,11 @@ SPEC                what it reads                               module
 ==================  ==========================================  =====================
 
 File formats give a `SourceData` of validated records; see
-`locnet_tf.data.source_utils` for the rules they share (class names and
+`locnet_tf.data.readers.entries` for the rules they share (class names and
 `class_map`, unknown labels, the multi-object policy, background images, image
 checks, box tolerance, splits, `skip_bad`). Each reader's docstring says where it
 looks for images. `tfds:` specs give `tf.data` example dicts instead, through
-`locnet_tf.data.tfds_source.tfds_examples`.
+`locnet_tf.data.readers.tfds_source.tfds_examples`.
 
 The Caltech photos beside the repo load as shipped with::
 
@@ -33,8 +33,8 @@ from locnet_tf.core.specs import (  # noqa: F401  (the SPEC strings themselves; 
     parse_class_map,
     parse_spec,
 )
-from locnet_tf.data import coco, csv_source, voc, yolo
-from locnet_tf.data import source_utils as su
+from locnet_tf.data.readers import coco, csv_source, voc, yolo
+from locnet_tf.data.readers import entries as su
 
 READERS = {
     "csv": csv_source.read_csv,

@@ -1,0 +1,62 @@
+"""The evaluation pictures: the examples, the confusion matrix, the PR curve and the gallery."""
+
+from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `python -m` without TensorFlow says what to install)
+import pathlib
+
+import numpy as np
+from locnet_tf.evaluate.report import box_iou, presence_curve, report_from_arrays
+
+
+def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8, report=None):
+    """Writes the evaluation PNGs into `out_dir` (drawn by `locnet_tf.core.figures`); returns {name: path}.
+
+    `report`: these arrays' `report_from_arrays`, when the caller has it already.
+    """
+    from locnet_tf.core import figures as plots
+
+    out_dir = pathlib.Path(out_dir)
+    report = report or report_from_arrays(y_true, y_pred, class_names, threshold)
+    pos = np.flatnonzero(y_true[:, 0] > 0.5)
+    ious = box_iou(y_true[pos, 1:5], y_pred[pos, 1:5])
+    pictures = {
+        "confusion_matrix": plots.confusion_matrix(
+            report["confusion_matrix"]["matrix"], report["confusion_matrix"]["labels"], out_dir / "confusion_matrix.png"
+        ),
+        "iou_histogram": plots.iou_histogram(ious, out_dir / "iou_histogram.png"),
+    }
+    _, precision, recall = presence_curve(y_true[:, 0] > 0.5, y_pred[:, 0])
+    p = report["presence"]
+    pictures["presence_pr_curve"] = plots.presence_pr_curve(
+        precision, recall, (p["precision"], p["recall"], threshold), out_dir / "presence_pr_curve.png"
+    )
+    # Best and worst by IoU among images with an object; misses (wrong p_c on
+    # background) join the worst, ranked as IoU -1 so they are shown first.
+    score = np.full(len(y_true), np.nan)
+    score[pos] = ious
+    false_alarm = (y_true[:, 0] <= 0.5) & (y_pred[:, 0] >= threshold)
+    score[false_alarm] = -1.0
+    ranked = np.flatnonzero(~np.isnan(score))
+    ranked = ranked[np.argsort(score[ranked], kind="stable")]
+    n = min(gallery_size, len(ranked))
+    if n:
+        pictures["gallery_best"] = plots.prediction_gallery(
+            images,
+            y_true,
+            y_pred,
+            class_names,
+            threshold,
+            ranked[::-1][:n],
+            out_dir / "gallery_best.png",
+            title="best predictions (green: truth, red: answer)",
+        )
+        pictures["gallery_worst"] = plots.prediction_gallery(
+            images,
+            y_true,
+            y_pred,
+            class_names,
+            threshold,
+            ranked[:n],
+            out_dir / "gallery_worst.png",
+            title="worst predictions (green: truth, red: answer)",
+        )
+    return pictures
