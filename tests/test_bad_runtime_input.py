@@ -94,9 +94,12 @@ def partials(folder):
     return sorted(p.name for p in pathlib.Path(folder).iterdir() if ".partial-" in p.name)
 
 
-def start(argv, cwd):
-    """`python -m ARGV` in its own process, SIGINT handled as in a terminal (a background shell ignores it)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join(sys.path))
+def start(argv, cwd, first_path=()):
+    """`python -m ARGV` in its own process, SIGINT handled as in a terminal (a background shell ignores it).
+
+    `first_path`: folders put first on its module path (e.g. one with a `sitecustomize.py`).
+    """
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join([*map(str, first_path), *sys.path]))
     return subprocess.Popen(
         [sys.executable, "-m", *map(str, argv)],
         cwd=cwd,
@@ -512,7 +515,20 @@ def test_21_ctrl_c_during_export_train_evaluate_and_data_is_one_line(tmp_path, m
         "evaluate": (["locnet_tf.evaluate", models["keras"], "--data", data], None),
         "data": (["locnet_tf.data", data], None),
     }[command]
-    process = start(argv, tmp_path)
+    # The data command loads no TensorFlow and checks 12 photos in well under a second: on a slow disk
+    # (every image read takes a second, made so at start-up by a sitecustomize) the Ctrl-C lands mid-check.
+    slow_disk = tmp_path / "slow_disk"
+    slow_disk.mkdir()
+    (slow_disk / "sitecustomize.py").write_text(
+        "import pathlib, time\n"
+        "_read_bytes = pathlib.Path.read_bytes\n"
+        "def read_bytes(self):\n"
+        "    if self.suffix in ('.jpg', '.png'):\n"
+        "        time.sleep(1.0)\n"
+        "    return _read_bytes(self)\n"
+        "pathlib.Path.read_bytes = read_bytes\n"
+    )
+    process = start(argv, tmp_path, first_path=[slow_disk] if command == "data" else [])
     if busy is not None:
         wait_for(busy, process)
     else:
