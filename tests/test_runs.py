@@ -6,7 +6,8 @@ import pytest
 
 from locnet_tf.core import config as config_lib
 from locnet_tf.core import runs
-from locnet_tf.train.callbacks import BestCheckpoint
+from locnet_tf.train.callbacks import BestCheckpoint, SelectionScore
+from locnet_tf.train.run import BEST_METRIC
 
 
 def _history(run_dir, rows):
@@ -39,6 +40,36 @@ def test_checkpoint_keeps_a_better_model_from_before_a_resume(tmp_path):
     assert path.exists() and not list(tmp_path.glob(".partial-*"))
     reloaded = keras.models.load_model(path)
     np.testing.assert_allclose(reloaded.get_weights()[0], model.get_weights()[0])
+
+
+def test_a_saturated_localization_accuracy_keeps_the_epoch_with_the_better_boxes(tmp_path):
+    # caltech101_loc: validation localization accuracy 1.0 from the first epoch, IoU 0.80 -> 0.92.
+    # Watching the accuracy alone kept the first epoch's model; the score keeps the last.
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / runs.MODEL
+    score = SelectionScore()
+    checkpoint = BestCheckpoint(str(path), monitor=BEST_METRIC, mode="max", save_best_only=True)
+    checkpoint.set_model(model)
+    saved = []
+    epochs = [(1.0, 0.80), (1.0, 0.92), (1.0, 0.91), (0.995, 0.93), (0.995, 0.99), (0.99, 1.0)]
+    for epoch, (loc, iou) in enumerate(epochs):
+        model.layers[0].bias.assign([float(epoch)])
+        logs = {"val_loc_accuracy": loc, "val_mean_iou": iou}
+        for callback in (score, checkpoint):  # the order of train's callback list
+            callback.on_epoch_end(epoch, logs)
+        assert logs[BEST_METRIC] == pytest.approx(runs.selection_score(loc, iou))
+        saved.append(float(keras.models.load_model(path).layers[0].bias.numpy()[0]))
+    # One image in 200 fewer localized is outweighed only by an IoU gain of over 0.05 (epochs 3 and 4).
+    assert saved == [0, 1, 1, 1, 4, 4]
+    assert runs.selection_score(0.5, float("nan")) == runs.selection_score(0.5, None) == 0.5
+
+
+def test_best_so_far_scores_a_history_written_before_the_score(tmp_path):
+    # A 0.3.x run resumed: its history.csv has the two parts but no score column.
+    lines = ["epoch,val_loc_accuracy,val_mean_iou", "0,1.0,0.8", "1,1.0,0.92", "2,0.9,0.95"]
+    (tmp_path / runs.HISTORY).write_text("\n".join(lines) + "\n")
+    (tmp_path / runs.MODEL).write_bytes(b"")
+    assert runs.best_so_far(tmp_path, BEST_METRIC) == pytest.approx(1.092)
 
 
 def test_config_beside_a_model_and_the_run_folder_check(tmp_path):

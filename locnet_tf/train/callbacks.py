@@ -234,6 +234,20 @@ def _cell(value):
     return str(float(array)) if array.ndim == 0 else "[" + ", ".join(map(str, array.ravel().tolist())) + "]"
 
 
+class SelectionScore(keras.callbacks.Callback):
+    """Adds `runs.SELECTION` to each epoch's logs, for the checkpoint and early stopping to watch.
+
+    First in the callback list: the callbacks after it (the checkpoint,
+    early stopping, history.csv) see the same logs dict with the score in it.
+    Epochs without validation (no `val_loc_accuracy`) get no score.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and runs.SELECTION_PARTS[0] in logs:
+            loc, iou = (logs.get(name) for name in runs.SELECTION_PARTS)
+            logs[runs.SELECTION] = runs.selection_score(float(loc), None if iou is None else float(iou))
+
+
 class LogValue(keras.callbacks.Callback):
     """Adds a constant to each epoch's logs (before CSVLogger writes them)."""
 

@@ -3,7 +3,8 @@
 The run folder ends up holding:
 
     config.json    the resolved config (the same command resumes the run)
-    model.keras    the best model by validation localization accuracy, with the
+    model.keras    the best model by validation localization accuracy (ties and
+                   near-ties to the better mean IoU: `runs.SELECTION`), with the
                    calibrated presence threshold stored in it
     history.csv    one row per epoch: losses (total and per term) and metrics
     curves.png     training curves, redrawn after every epoch
@@ -46,6 +47,7 @@ from locnet_tf.train.callbacks import (
     CurvesPlot,
     HistoryCSV,
     LogValue,
+    SelectionScore,
     StopOnCtrlC,
     state_bytes,
 )
@@ -56,7 +58,7 @@ from locnet_tf.train.progressive import describe as describe_progressive
 # Kept importable from here (notebooks, benchmarks, older code): `distribute.make_strategy`,
 # `progressive.carry_over`, `progressive.progressive_epochs`, `callbacks.BestCheckpoint`.
 
-BEST_METRIC = "val_loc_accuracy"
+BEST_METRIC = runs.SELECTION  # localization accuracy, ties to the better boxes (see `runs.SELECTION`)
 
 
 def map_supervised(config):
@@ -288,6 +290,7 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held, source=None):
         ]
 
     callbacks = [
+        SelectionScore(),  # first: the checkpoint and early stopping watch the score it adds
         StopOnCtrlC(),
         keras.callbacks.TerminateOnNaN(),
         # Before the EMA swap: the backup holds the weights being trained, not their average.
@@ -325,6 +328,7 @@ def _train(config, out, verbose, overwrite, extra_callbacks, held, source=None):
                 cached,
                 init,
                 [
+                    SelectionScore(),  # recorded in history.csv; these epochs are never saved
                     keras.callbacks.TerminateOnNaN(),
                     *_ema_callbacks(config),
                     *logging_callbacks(config.progressive_size),
