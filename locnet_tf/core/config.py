@@ -282,7 +282,7 @@ _PHOTOS = {
 # chooses for real photos unless `--backbone` says otherwise; `locnet_tf.train.recipe`):
 # EfficientNet-Lite0 with the ImageNet weights that ship with the package, its
 # BatchNorm in inference mode, the new layers trained alone for the first
-# steps and the backbone at a tenth of their learning rate after them
+# steps and the backbone at 0.3x their learning rate after them
 # (`locnet_tf.model.finetune`), batches of 32. The recipe sets the input size and the
 # training length from the data; figures in docs/real_photos.md.
 _PRETRAINED = {
