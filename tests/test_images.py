@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from locnet_tf.core import errors
 from locnet_tf.core import image_files as images
 
 from locnet_tf.core import resize as resize_lib
@@ -139,7 +140,7 @@ def test_boxes_are_taken_in_the_displayed_orientation(tmp_path):
 
 
 def test_reader_errors_name_the_file(tmp_path):
-    from locnet_tf.core.records import DataError
+    from locnet_tf.core.errors import DataError
 
     with pytest.raises(FileNotFoundError, match="nothere.jpg: no such image file"):
         images.read_image(tmp_path / "nothere.jpg")
@@ -199,7 +200,7 @@ def test_a_huge_png_is_refused_before_a_pixel_is_decoded(tmp_path, pixel_loads):
     Image.new("1", (20000, 20000)).save(buffer, "PNG")
     data = buffer.getvalue()
     pixel_loads.clear()
-    with pytest.raises(images.ImageError, match=r"big\.png: image is too large: 20000x20000 pixels"):
+    with pytest.raises(errors.ImageError, match=r"big\.png: image is too large: 20000x20000 pixels"):
         images.inspect(data, "big.png")
     (tmp_path / "big.png").write_bytes(data)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)image is too large.*big\.png"):
@@ -372,7 +373,7 @@ def test_a_jpeg_cut_short_is_truncated_whatever_its_thumbnail_says(tmp_path):
     sos = data.rfind(b"\xff\xda")
     for cut in (30, len(data) - 200, sos + 40, len(data) - 2):  # in the thumbnail, in the image data, before EOI
         for verify in (False, True):
-            with pytest.raises(images.ImageError, match=r"cut\.jpg: JPEG image is truncated"):
+            with pytest.raises(errors.ImageError, match=r"cut\.jpg: JPEG image is truncated"):
                 images.inspect(data[:cut], "cut.jpg", verify=verify)
         (tmp_path / "cut.jpg").write_bytes(data[:cut])
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)JPEG image is truncated.*cut\.jpg"):
@@ -391,9 +392,9 @@ def test_stray_bytes_between_header_segments_are_harmless_but_not_in_the_image_d
     sos = jpeg.find(b"\xff\xda")
     middle = (sos + len(jpeg)) // 2
     damaged = jpeg[:middle] + bytes(b ^ 0x55 for b in jpeg[middle : middle + 16]) + jpeg[middle + 16 :]
-    with pytest.raises(images.ImageError, match=r"d\.jpg: JPEG data is corrupt: Corrupt JPEG data"):
+    with pytest.raises(errors.ImageError, match=r"d\.jpg: JPEG data is corrupt: Corrupt JPEG data"):
         images.inspect(damaged, "d.jpg")
-    with pytest.raises(images.ImageError, match=r"dj\.jpg: JPEG data is corrupt"):
+    with pytest.raises(errors.ImageError, match=r"dj\.jpg: JPEG data is corrupt"):
         images.inspect(damaged[:sos] + b"\x00\x12\x34" + damaged[sos:], "dj.jpg")
 
 

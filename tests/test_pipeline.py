@@ -6,6 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 import locnet_tf  # noqa: F401
+from locnet_tf.core.errors import DataError
 from locnet_tf.data import pipeline
 from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, Record
 from locnet_tf.model.target import TargetLayout
@@ -411,7 +412,7 @@ def test_make_dataset_class_names_reorder(data_dir):
 
 def test_make_dataset_class_subset_turns_others_into_background(data_dir):
     kwargs = dict(image_size=32, data_dir=data_dir, cache=False)
-    with pytest.raises(pipeline.DataError, match="pedestrian"):
+    with pytest.raises(DataError, match="pedestrian"):
         pipeline.make_dataset("synthetic/tiny", "validation", class_names=["car"], **kwargs)
     cars = pipeline.make_dataset(
         "synthetic/tiny", "validation", class_names=["car"], unknown="ignore_object", skip_bad=False, **kwargs
@@ -464,12 +465,12 @@ def test_truncated_file_in_a_source_fails_naming_it(csv_source):
         for _ in ds:
             pass
     # Read afterwards: the source's check finds it before any pipeline runs.
-    with pytest.raises(pipeline.DataError, match=r"labels\.csv:1: image file .*img0\.jpg: JPEG image is truncated"):
+    with pytest.raises(DataError, match=r"labels\.csv:1: image file .*img0\.jpg: JPEG image is truncated"):
         pipeline.make_dataset(spec, "train", image_size=40, splits=(1.0, 0.0, 0.0))
 
 
 def test_records_dataset_rejects_empty_split():
-    with pytest.raises(pipeline.DataError, match="no images"):
+    with pytest.raises(DataError, match="no images"):
         pipeline.records_dataset([], where="csv:x (test)")
     ds = pipeline.records_dataset(
         [Record.background("a.png"), Record("b.png", True, np.array([0.5, 0.5, 0.2, 0.2]), 1)]

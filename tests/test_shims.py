@@ -20,6 +20,7 @@ SHIMS = [
     ("locnet_tf.images", "inspect", "locnet_tf.core.image_files"),
     ("locnet_tf.images", "resize", "locnet_tf.core.resize"),
     ("locnet_tf.images", "letterbox_geometry", "locnet_tf.core.geometry"),
+    ("locnet_tf.images", "ImageError", "locnet_tf.core.errors"),
     ("locnet_tf.target", "TargetLayout", "locnet_tf.model.target"),
     ("locnet_tf.boxes", "to_target", "locnet_tf.model.boxes"),
     ("locnet_tf.losses", "LocalizationLoss", "locnet_tf.model.losses"),

@@ -35,7 +35,7 @@ import signal
 import sys
 import threading
 
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 TRACEBACK_ENV = "LOCNET_TF_TRACEBACK"
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C: 128 + SIGINT, as shells report it

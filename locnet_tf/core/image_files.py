@@ -53,7 +53,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError, ImageError
 
 # What `read_image` checks before decoding, as its errors word them (the
 # training pipeline's reader uses the same words).
@@ -166,14 +166,6 @@ def open_image(source):
             return Image.open(source)
         finally:
             Image.MAX_IMAGE_PIXELS = pillow_limit
-
-
-class ImageError(DataError):
-    """A bad image file: `name` (the file, as the caller named it) and `problem`."""
-
-    def __init__(self, name, problem):
-        super().__init__(f"{name}: {problem}")
-        self.name, self.problem = name, problem
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,7 +47,6 @@ from locnet_tf.core.image_files import (
     PNG_SIGNATURE as _PNG_SIGNATURE,
     TRUNCATED_JPEG,
     TRUNCATED_PNG,
-    ImageError,
     inspect as inspect_image,
 )
 from locnet_tf.data.builtin import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
@@ -59,9 +58,8 @@ from locnet_tf.core.records import (
     ORIENTATION,
     PATH,
     PRESENT,
-    EmptySplitError,
 )
-from locnet_tf.core.records import DataError as DataError  # re-exported: callers catch `pipeline.DataError`
+from locnet_tf.core.errors import EmptySplitError, ImageError
 from locnet_tf.model.target import TargetLayout
 
 # Augmentation lives in its own module; its names stay importable from here.

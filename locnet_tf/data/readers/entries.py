@@ -54,7 +54,8 @@ import numpy as np
 from locnet_tf.core import geometry
 from locnet_tf.core.config import MULTI_OBJECT_POLICIES, UNKNOWN_POLICIES
 from locnet_tf.data import check_cache
-from locnet_tf.core.records import DataError, Record, SourceData
+from locnet_tf.core.errors import BoxError, DataError, PolicyError
+from locnet_tf.core.records import Record, SourceData
 from locnet_tf.data.readers.files import relative_name
 from locnet_tf.data.checks import check_images, inspect_image
 from locnet_tf.data.readers.classes import check_label_case, untrained_classes
@@ -115,10 +116,6 @@ class ImageEntry:
     also_in: str = ""
 
 
-class PolicyError(DataError):
-    """Raised by `multi_object="fail"`: never skipped, even with `skip_bad=True`."""
-
-
 class Problems:
     """Collects bad data: raises `DataError`, or records it when `skip_bad`."""
 
@@ -139,7 +136,7 @@ class Problems:
             yield
         except PolicyError:
             raise
-        except (DataError, geometry.BoxError) as error:
+        except (DataError, BoxError) as error:
             message = str(error)
             source_file = origin.split(":")[0].split(" ")[0]
             if not message.startswith(source_file):
