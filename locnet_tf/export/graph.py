@@ -40,7 +40,7 @@ def _serving_functions(model, image_size, resize):
 
 
 def decode_encoded_image(data):
-    """A JPEG/PNG/GIF/BMP file's bytes (string scalar) -> uint8 `[H, W, 3]`, as `pipeline.read_image` decodes it.
+    """A JPEG/PNG/GIF/BMP file's bytes (string scalar) -> uint8 `[H, W, 3]`, as `data.decode.read_image` decodes it.
 
     The same decoders with the same settings (JPEGs with the accurate integer
     DCT, the first frame of a GIF, grey and RGBA to RGB) and its checks in its

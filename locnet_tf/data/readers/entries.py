@@ -27,7 +27,7 @@ the same rules:
   remembered between runs, `locnet_tf.data.check_cache`). Its size comes from
   the annotation when the format stores it (VOC, COCO), otherwise from the
   header; its EXIF orientation and byte size go into the record, for the
-  pipeline (`locnet_tf.data.pipeline.read_image`). Sizes and boxes mean the image
+  pipeline (`locnet_tf.data.decode.read_image`). Sizes and boxes mean the image
   as displayed: with its EXIF orientation applied, as every reader applies it.
   Files named like images of a format that is not read (`.webp`, `.tif`...)
   in an image folder are bad data too, never skipped unseen.
