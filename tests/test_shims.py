@@ -28,6 +28,7 @@ SHIMS = [
     ("locnet_tf.draw", "annotate", "locnet_tf.runtime.draw"),
     ("locnet_tf.data.synthetic_video", "write_clip", "locnet_tf.data.builtin.synthetic_video"),
     ("locnet_tf.inference", "Predictor", "locnet_tf.evaluate.predictor"),
+    ("locnet_tf.inference", "outputs_to_vector", "locnet_tf.model.target"),
     ("locnet_tf.recipe", "resolve", "locnet_tf.train.recipe"),
     ("locnet_tf.pretrained", "build", "locnet_tf.train.pretrained"),
     ("locnet_tf.export", "Gates", "locnet_tf.export.parity"),
