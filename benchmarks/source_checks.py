@@ -84,14 +84,14 @@ def decode_figures(count=600, passes=9):
 
     import tensorflow as tf
 
-    from locnet_tf.data import pipeline, sources
+    from locnet_tf.data import decode, pipeline, sources
 
     spec, skip_bad = SOURCES["caltech"]
     records = [r for v in sources.load_source(spec, skip_bad=skip_bad).records.values() for r in v][:count]
     bare = [dataclasses.replace(r, **{k: None for k in ("orientation", "file_size") if hasattr(r, k)}) for r in records]
     figures = {}
     for name, rows in (("records", records), ("read_image_alone", bare)):
-        dataset = pipeline.records_dataset(rows).map(pipeline.decode, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = pipeline.records_dataset(rows).map(decode.decode, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.map(lambda example: tf.shape(example["image"]))
         wall, cpu = [], []
         for _ in range(passes):

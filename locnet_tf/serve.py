@@ -68,7 +68,7 @@ import queue
 import sys
 import threading
 
-from locnet_tf.core import cli
+from locnet_tf.core import cli, errors
 from locnet_tf.core import image_files as images
 from locnet_tf.evaluate import predictor as inference
 from locnet_tf.runtime import tflite as runtime
@@ -253,7 +253,7 @@ def _error_response(error):
     message = cli.user_message(error) or f"{type(error).__name__}: {error}"
     status = getattr(error, "status", None)
     if status is None:
-        status = 413 if isinstance(error, images.ImageError) and error.problem.startswith("image is too large") else 400
+        status = 413 if isinstance(error, errors.ImageError) and error.problem.startswith("image is too large") else 400
     return JSONResponse({"error": message.splitlines()[0]}, status_code=status)
 
 

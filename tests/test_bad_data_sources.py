@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import bad_input_data as bad
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 from locnet_tf.data.sources import load_source
 
 QUICK = bad.QUICK

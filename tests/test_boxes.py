@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from locnet_tf.model import boxes as B
-from locnet_tf.core import geometry
+from locnet_tf.core import errors, geometry
 
 # One box used throughout, in a 100 (wide) x 200 (high) image, chosen so that no
 # two of its numbers agree (a swapped x/y or h/w cannot pass unnoticed):
@@ -122,14 +122,14 @@ def test_validate_box_accepts_and_converts():
     ],
 )
 def test_validate_box_errors(box, fmt, match):
-    with pytest.raises(geometry.BoxError, match=match) as info:
+    with pytest.raises(errors.BoxError, match=match) as info:
         geometry.validate_box(box, fmt, height=H, width=W, where="labels.csv:7")
     assert "labels.csv:7" in str(info.value)
 
 
 def test_validate_box_tolerance_clips_slight_overhang():
     # x2 = 102 in a 100-wide image: 2% over. Rejected by default, clipped with tolerance.
-    with pytest.raises(geometry.BoxError, match="outside"):
+    with pytest.raises(errors.BoxError, match="outside"):
         geometry.validate_box([10, 20, 102, 100], "xyxy", H, W)
     t = geometry.validate_box([10, 20, 102, 100], "xyxy", H, W, tolerance=0.03)
     # clipped to x2 = 100: cx = (10 + 100) / 2 / 100 = 0.55, w = 0.9

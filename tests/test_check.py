@@ -9,7 +9,7 @@ from PIL import Image
 
 from locnet_tf.core import figures as plots
 from locnet_tf.data import check as check_lib
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 
 def make_source(root):

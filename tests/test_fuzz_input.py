@@ -20,7 +20,7 @@ import pytest
 
 import bad_input_data as bad
 from locnet_tf.core import image_files as images
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 SEED = 22
 IMAGE_MUTANTS = 24

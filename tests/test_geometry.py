@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from locnet_tf.model import boxes as box_lib
-from locnet_tf.core import geometry
+from locnet_tf.core import errors, geometry
 from locnet_tf.data import pipeline
 from conftest import REPO
 
@@ -148,7 +148,7 @@ def test_iou_numpy_is_the_keras_iou():
 def test_validate_box_target_corners_are_target_to_corners():
     box = [0.2, 0.3, 0.4, 0.2]
     np.testing.assert_allclose(geometry.validate_box(box, "target"), box, atol=1e-7)
-    with pytest.raises(geometry.BoxError, match="outside the image"):
+    with pytest.raises(errors.BoxError, match="outside the image"):
         geometry.validate_box([0.05, 0.3, 0.4, 0.2], "target", where="a.csv:2")
 
 

@@ -19,6 +19,7 @@ import pytest
 import simplejpeg
 from PIL import Image, ImageFile, PngImagePlugin
 
+from locnet_tf.core import errors
 from locnet_tf.core import image_files as images
 
 SEED = 28
@@ -128,7 +129,7 @@ def test_pillow_verify_and_the_hand_written_walk_agree_and_tensorflow_reads_what
                         assert ours.startswith(start) or "IEND" in ours, f"{what}: {ours}"
             try:
                 images.inspect(mutant, "m.png")
-            except images.ImageError as error:
+            except errors.ImageError as error:
                 refused += 1
                 assert error.name == "m.png" and "BytesIO" not in error.problem, f"{what}: {error}"
                 continue
@@ -158,35 +159,35 @@ def test_each_kind_of_png_damage_is_refused_naming_the_file():
     with Image.open(io.BytesIO(bad_idat)) as opened:
         opened.load()
     # ... libpng refuses it, and so does the check, with verify=True only (the header alone does not show it).
-    with pytest.raises(images.ImageError, match=r"^p\.png: PNG data is corrupt: .*IDAT"):
+    with pytest.raises(errors.ImageError, match=r"^p\.png: PNG data is corrupt: .*IDAT"):
         images.inspect(bad_idat, "p.png")
     assert images.inspect(bad_idat, "p.png", verify=False).format == "PNG"
     # An ancillary chunk after the image data (Pillow writes tEXt before it: moved there by hand).
     iend = data.rfind(b"IEND") - 4
     late_text = data[:iend] + _chunk(b"tEXt", b"note\0hello") + data[iend:]
     assert images.inspect(late_text, "t.png").format == "PNG"
-    with pytest.raises(images.ImageError, match=r"^t\.png: PNG data is corrupt: .*tEXt"):
+    with pytest.raises(errors.ImageError, match=r"^t\.png: PNG data is corrupt: .*tEXt"):
         images.inspect(_with_bad_crc(late_text, b"tEXt"), "t.png")
     # A chunk before the image data: Pillow's open() refuses it; the header is damaged.
-    with pytest.raises(images.ImageError, match=r"^h\.png: cannot be read: its header is damaged$"):
+    with pytest.raises(errors.ImageError, match=r"^h\.png: cannot be read: its header is damaged$"):
         images.inspect(_with_bad_crc(data, b"IHDR"), "h.png", verify=False)
     # IEND, which verify() does not read: a length, or a wrong CRC before a trailer holding a good one.
     for how, mutant in (
         ("length", data[:iend] + b"\0\0\0\x04" + data[iend + 4 :]),
         ("crc", data[:-1] + b"\x00" + images.PNG_END),
     ):
-        with pytest.raises(images.ImageError, match=r"PNG data is corrupt \(its IEND chunk"):
+        with pytest.raises(errors.ImageError, match=r"PNG data is corrupt \(its IEND chunk"):
             images.inspect(mutant, f"{how}.png")
     # An image-data chunk longer than the file (a good IEND found in a trailer).
     offset, _, length = next(c for c in _chunks(data) if c[1] == b"IDAT")
     longer = data[:offset] + struct.pack(">I", length + 10**6) + data[offset + 4 :] + images.PNG_END
-    with pytest.raises(images.ImageError, match=r"PNG image is truncated \(a chunk runs past the end of the file\)"):
+    with pytest.raises(errors.ImageError, match=r"PNG image is truncated \(a chunk runs past the end of the file\)"):
         images.inspect(longer, "l.png")
     # Cut, and empty: the file's end, read before any decoder.
     for verify in (False, True):
-        with pytest.raises(images.ImageError, match=r"^c\.png: PNG image is truncated \(no IEND chunk\)$"):
+        with pytest.raises(errors.ImageError, match=r"^c\.png: PNG image is truncated \(no IEND chunk\)$"):
             images.inspect(data[: len(data) // 2], "c.png", verify=verify)
-        with pytest.raises(images.ImageError, match=r"^e\.png: image file is empty$"):
+        with pytest.raises(errors.ImageError, match=r"^e\.png: image file is empty$"):
             images.inspect(b"", "e.png", verify=verify)
 
 
@@ -199,7 +200,7 @@ def test_a_file_is_read_by_its_content_not_its_name(tmp_path):
         with Image.open(io.BytesIO(data)) as opened:
             np.testing.assert_array_equal(images.read_image(tmp_path / name), np.asarray(opened.convert("RGB")))
     (tmp_path / "cut.jpg").write_bytes(png[:100])  # the content's problem, whatever the name says
-    with pytest.raises(images.ImageError, match=r"cut\.jpg: PNG image is truncated"):
+    with pytest.raises(errors.ImageError, match=r"cut\.jpg: PNG image is truncated"):
         images.read_image(tmp_path / "cut.jpg")
 
 
@@ -254,7 +255,7 @@ def test_only_a_whole_decode_finds_a_cut_jpeg_so_the_header_only_check_walks_the
     with Image.open(io.BytesIO(cut)) as opened:  # Pillow's header parse neither
         assert opened.size == (64, 64) and opened.tile[0][2] == 0  # (it names no scan offset: libjpeg reads it all)
     for verify in (False, True):  # the marker walk, from the bytes alone
-        with pytest.raises(images.ImageError, match=r"^c\.jpg: JPEG image is truncated \(no end-of-image marker\)$"):
+        with pytest.raises(errors.ImageError, match=r"^c\.jpg: JPEG image is truncated \(no end-of-image marker\)$"):
             images.inspect(cut, "c.jpg", verify=verify)
 
 
@@ -265,7 +266,7 @@ def test_pillow_decodes_a_damaged_jpeg_silently_and_strict_libjpeg_names_no_posi
     damaged = data[:middle] + bytes(b ^ 0x55 for b in data[middle : middle + 16]) + data[middle + 16 :]
     with Image.open(io.BytesIO(damaged)) as opened:
         opened.load()  # no complaint: why JPEGs are checked by simplejpeg
-    with pytest.raises(images.ImageError, match=r"JPEG data is corrupt: Corrupt JPEG data"):
+    with pytest.raises(errors.ImageError, match=r"JPEG data is corrupt: Corrupt JPEG data"):
         images.inspect(damaged, "d.jpg")
     # Stray bytes between header segments: libjpeg says how many, not where (the walk finds them to skip).
     junk = data[:sos] + b"\x00\x12\x34" + data[sos:]

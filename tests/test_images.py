@@ -7,9 +7,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from locnet_tf.core import errors
 from locnet_tf.core import image_files as images
 
 from locnet_tf.core import resize as resize_lib
+from locnet_tf.data import decode as decode_lib
 from locnet_tf.data import pipeline
 from locnet_tf.data import checks as checks_lib
 from locnet_tf.core.records import IMAGE
@@ -85,12 +87,12 @@ def test_every_reader_shows_a_jpeg_as_a_viewer_does(tmp_path, orientation):
     assert (stored_h, stored_w) != pixels.shape[:2] or orientation == 3  # 6 and 8 store it turned
     assert images.exif_orientation(path) == orientation
     _assert_upright(images.read_image(path), pixels)
-    _assert_upright(pipeline.read_image(str(path)).numpy(), pixels)
+    _assert_upright(decode_lib.read_image(str(path)).numpy(), pixels)
     # Inside tf.data (graph mode), as training reads.
-    decoded = next(iter(tf.data.Dataset.from_tensor_slices({"path": [str(path)]}).map(pipeline.decode)))
+    decoded = next(iter(tf.data.Dataset.from_tensor_slices({"path": [str(path)]}).map(decode_lib.decode)))
     _assert_upright(decoded["image"].numpy(), pixels)
     # The two readers decode the same pixels.
-    np.testing.assert_array_equal(images.read_image(path), pipeline.read_image(str(path)).numpy())
+    np.testing.assert_array_equal(images.read_image(path), decode_lib.read_image(str(path)).numpy())
     # The source readers' size check reports the displayed size.
     assert checks_lib.check_image(path, "test") == pixels.shape[:2]
 
@@ -109,7 +111,7 @@ def test_every_orientation_matches_pillows_transpose(tmp_path):
 
             expected = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
         np.testing.assert_array_equal(images.read_image(path), expected)
-        np.testing.assert_array_equal(pipeline.read_image(str(path)).numpy(), expected)
+        np.testing.assert_array_equal(decode_lib.read_image(str(path)).numpy(), expected)
 
 
 def test_boxes_are_taken_in_the_displayed_orientation(tmp_path):
@@ -139,7 +141,7 @@ def test_boxes_are_taken_in_the_displayed_orientation(tmp_path):
 
 
 def test_reader_errors_name_the_file(tmp_path):
-    from locnet_tf.core.records import DataError
+    from locnet_tf.core.errors import DataError
 
     with pytest.raises(FileNotFoundError, match="nothere.jpg: no such image file"):
         images.read_image(tmp_path / "nothere.jpg")
@@ -199,11 +201,11 @@ def test_a_huge_png_is_refused_before_a_pixel_is_decoded(tmp_path, pixel_loads):
     Image.new("1", (20000, 20000)).save(buffer, "PNG")
     data = buffer.getvalue()
     pixel_loads.clear()
-    with pytest.raises(images.ImageError, match=r"big\.png: image is too large: 20000x20000 pixels"):
+    with pytest.raises(errors.ImageError, match=r"big\.png: image is too large: 20000x20000 pixels"):
         images.inspect(data, "big.png")
     (tmp_path / "big.png").write_bytes(data)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)image is too large.*big\.png"):
-        pipeline.read_image(str(tmp_path / "big.png"))
+        decode_lib.read_image(str(tmp_path / "big.png"))
     assert pixel_loads == []
 
 
@@ -243,7 +245,7 @@ def test_the_orientation_of_a_png_is_read_without_decoding_it(tmp_path, pixel_lo
         # Both readers turn it, to the same pixels (pipeline: Pillow in a py_function, from the header).
         upright = images.read_image(path)
         np.testing.assert_array_equal(upright, np.rot90(pixels, -1))
-        np.testing.assert_array_equal(pipeline.read_image(str(path)).numpy(), upright)
+        np.testing.assert_array_equal(decode_lib.read_image(str(path)).numpy(), upright)
 
 
 def _png(pixels, color_type, bit_depth, palette=None):
@@ -299,7 +301,7 @@ def test_every_png_kind_reads_as_training_reads_it_bit_for_bit(tmp_path):
         path = tmp_path / f"{name}.png"
         path.write_bytes(_png(pixels, color_type, depth, palette if color_type == 3 else None))
         ours = images.read_image(path)
-        theirs = pipeline.read_image(str(path)).numpy()
+        theirs = decode_lib.read_image(str(path)).numpy()
         assert ours.shape == (h, w, 3) and ours.dtype == np.uint8
         assert np.array_equal(ours, theirs), (
             f"{name}: {(ours != theirs).sum()} values differ, at most by {np.abs(ours.astype(int) - theirs).max()}"
@@ -340,7 +342,7 @@ def _same_everywhere(tmp_path, name, data):
     with Image.open(io.BytesIO(data)) as opened:
         expected = np.asarray(opened.convert("RGB"))
     np.testing.assert_array_equal(images.read_image(path), expected)
-    np.testing.assert_array_equal(pipeline.read_image(str(path)).numpy(), expected)
+    np.testing.assert_array_equal(decode_lib.read_image(str(path)).numpy(), expected)
     # As training reads it: a source's records, then the pipeline's reader with what they carry.
     (tmp_path / f"{name}.csv").write_text(f"{name},1,1,20,20,car\n")
     dataset, _ = pipeline.examples(f"csv:{tmp_path / (name + '.csv')}", "train", splits=(1.0, 0.0, 0.0))
@@ -372,11 +374,11 @@ def test_a_jpeg_cut_short_is_truncated_whatever_its_thumbnail_says(tmp_path):
     sos = data.rfind(b"\xff\xda")
     for cut in (30, len(data) - 200, sos + 40, len(data) - 2):  # in the thumbnail, in the image data, before EOI
         for verify in (False, True):
-            with pytest.raises(images.ImageError, match=r"cut\.jpg: JPEG image is truncated"):
+            with pytest.raises(errors.ImageError, match=r"cut\.jpg: JPEG image is truncated"):
                 images.inspect(data[:cut], "cut.jpg", verify=verify)
         (tmp_path / "cut.jpg").write_bytes(data[:cut])
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)JPEG image is truncated.*cut\.jpg"):
-            pipeline.read_image(str(tmp_path / "cut.jpg"))
+            decode_lib.read_image(str(tmp_path / "cut.jpg"))
 
 
 def test_stray_bytes_between_header_segments_are_harmless_but_not_in_the_image_data(tmp_path):
@@ -391,9 +393,9 @@ def test_stray_bytes_between_header_segments_are_harmless_but_not_in_the_image_d
     sos = jpeg.find(b"\xff\xda")
     middle = (sos + len(jpeg)) // 2
     damaged = jpeg[:middle] + bytes(b ^ 0x55 for b in jpeg[middle : middle + 16]) + jpeg[middle + 16 :]
-    with pytest.raises(images.ImageError, match=r"d\.jpg: JPEG data is corrupt: Corrupt JPEG data"):
+    with pytest.raises(errors.ImageError, match=r"d\.jpg: JPEG data is corrupt: Corrupt JPEG data"):
         images.inspect(damaged, "d.jpg")
-    with pytest.raises(images.ImageError, match=r"dj\.jpg: JPEG data is corrupt"):
+    with pytest.raises(errors.ImageError, match=r"dj\.jpg: JPEG data is corrupt"):
         images.inspect(damaged[:sos] + b"\x00\x12\x34" + damaged[sos:], "dj.jpg")
 
 
@@ -432,12 +434,12 @@ def test_file_sources_decode_with_no_python_call_per_image(tmp_path):
         [(8, (tmp_path / "turned.jpg").stat().st_size), (1, (tmp_path / "flat.png").stat().st_size)]
     )
     dataset = pipeline.records_dataset(records)
-    decode = tf.function(pipeline.decode).get_concrete_function(dataset.element_spec)
+    decode = tf.function(decode_lib.decode).get_concrete_function(dataset.element_spec)
     assert not {"EagerPyFunc", "PyFunc", "PyFuncStateless"} & _op_types(decode)
-    for example in dataset.map(pipeline.decode):
+    for example in dataset.map(decode_lib.decode):
         _assert_upright(example[IMAGE].numpy(), pixels)
     # The reader alone still reads the orientation itself (in a py_function).
-    standalone = tf.function(pipeline.read_image).get_concrete_function(tf.TensorSpec([], tf.string))
+    standalone = tf.function(decode_lib.read_image).get_concrete_function(tf.TensorSpec([], tf.string))
     assert "EagerPyFunc" in _op_types(standalone)
 
 

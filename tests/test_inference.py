@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from locnet_tf.evaluate import predictor as inference
 from locnet_tf.core import geometry
+from locnet_tf.model import target as target_lib
 from locnet_tf.data import pipeline
 from helpers import SMOKE_IMAGE_SIZE as IMAGE_SIZE
 from helpers import SMOKE_SPEC as SPEC
@@ -60,11 +61,43 @@ def test_boxes_to_original_undoes_the_letterbox():
 
 def test_outputs_round_trip():
     y = np.array([[0.9, 0.5, 0.4, 0.2, 0.6, 0.1, 0.7, 0.2]], np.float32)
-    out = {k: np.asarray(v) for k, v in inference.vector_to_outputs(y).items()}
+    out = {k: np.asarray(v) for k, v in target_lib.vector_to_outputs(y).items()}
     assert out["class_id"].tolist() == [1]
     # x1 = 0.5 - 0.6 / 2 = 0.2, y1 = 0.4 - 0.2 / 2 = 0.3, x2 = 0.8, y2 = 0.5
     np.testing.assert_allclose(out["box_xyxy"], [[0.2, 0.3, 0.8, 0.5]], atol=1e-6)
-    np.testing.assert_array_equal(inference.outputs_to_vector(out), y)
+    np.testing.assert_array_equal(target_lib.outputs_to_vector(out), y)
+
+
+def test_one_predictor_for_evaluation_files_and_a_model_in_memory(smoke, photos):
+    # What evaluation reads of any model: the same attributes and the same (B, 5 + K) vectors
+    # from the .keras file, its exports and the Keras model in memory.
+    import keras
+
+    model = keras.models.load_model(smoke["model"])
+    in_memory = inference.Predictor(model)
+    assert (in_memory.path, in_memory.kind, in_memory.image_size) == (None, "keras", IMAGE_SIZE)
+    assert in_memory.class_names == ["pedestrian", "car", "motorcycle"]
+    assert in_memory.resize == "stretch"  # recorded in the model
+    images = np.stack(
+        [
+            pipeline.resize({"image": image, "box": np.zeros(4, np.float32), "present": False}, IMAGE_SIZE)[
+                "image"
+            ].numpy()
+            for image in photos
+        ]
+    ).astype(np.float32)
+    vectors = in_memory(images)
+    assert vectors.shape == (len(photos), 5 + 3) and vectors.dtype == np.float32
+    np.testing.assert_array_equal(vectors, model.predict_on_batch(images))
+    for name, atol in (("keras", 1e-5), ("saved_model", 1e-4), ("float32", 1e-4), ("int8", 5e-2)):
+        predictor = inference.Predictor(_model_paths(smoke)[name], num_threads=1)
+        assert predictor.path is not None and predictor.presence_threshold == pytest.approx(
+            in_memory.presence_threshold
+        )
+        np.testing.assert_allclose(predictor(images)[:, :5], vectors[:, :5], atol=atol, err_msg=name)
+    # A model in memory predicts one picture as its file does.
+    reference = inference.Predictor(smoke["model"], num_threads=1).predict(photos[1])
+    np.testing.assert_allclose(in_memory.predict(photos[1]).box, reference.box, atol=1e-5)
 
 
 def test_predictor_kinds_agree(smoke, photos):

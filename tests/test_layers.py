@@ -252,6 +252,13 @@ def test_the_listing_sees_every_kind_of_import(tmp_path):
     assert upward == {("locnet_tf.evaluate", 7)}
 
 
+def test_the_input_errors_import_nothing_of_the_package():
+    # core/errors.py is the bottom of the bottom floor: every module that raises or catches an input
+    # error imports it, so it may import no package module (not even another core one).
+    errors = [item for item in all_imports() if item.importer == f"{PACKAGE}.core.errors"]
+    assert errors == [], "\n".join(str(item) for item in errors)
+
+
 def test_sibling_floors_count_as_upward():
     assert is_upward(Import("locnet_tf.export", "locnet_tf.train", 1, False))
     assert not is_upward(Import("locnet_tf.train", "locnet_tf.train.callbacks", 1, False))

@@ -6,6 +6,8 @@ import tensorflow as tf
 from PIL import Image
 
 import locnet_tf  # noqa: F401
+from locnet_tf.core.errors import DataError
+from locnet_tf.data import decode as decode_lib
 from locnet_tf.data import pipeline
 from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PATH, PRESENT, Record
 from locnet_tf.model.target import TargetLayout
@@ -79,12 +81,12 @@ def image_files(tmp_path):
 def test_decode_png_gray_rgba_jpeg_to_rgb(image_files, mode):
     folder, expected = image_files
     for name, pixels in expected.items():
-        out = run(pipeline.decode, mode, {PATH: tf.constant(str(folder / name))})
+        out = run(decode_lib.decode, mode, {PATH: tf.constant(str(folder / name))})
         np.testing.assert_array_equal(out[IMAGE].numpy(), pixels)
     for name in ("rgb.jpg", "gray.jpg"):
-        out = run(pipeline.decode, mode, {PATH: tf.constant(str(folder / name))})
+        out = run(decode_lib.decode, mode, {PATH: tf.constant(str(folder / name))})
         assert out[IMAGE].shape == (20, 30, 3) and out[IMAGE].dtype == tf.uint8
-    gray = run(pipeline.decode, mode, {PATH: tf.constant(str(folder / "gray.jpg"))})[IMAGE].numpy()
+    gray = run(decode_lib.decode, mode, {PATH: tf.constant(str(folder / "gray.jpg"))})[IMAGE].numpy()
     assert (gray[..., 0] == gray[..., 2]).all()
 
 
@@ -109,20 +111,20 @@ def test_bad_image_files_fail_naming_the_file(tmp_path, image_files, case, probl
     else:
         (tmp_path / case).write_text("this is not an image\n")
     with pytest.raises(tf.errors.InvalidArgumentError, match=case) as info:
-        run(pipeline.decode, mode, {PATH: tf.constant(str(tmp_path / case))})
+        run(decode_lib.decode, mode, {PATH: tf.constant(str(tmp_path / case))})
     assert problem in str(info.value)
 
 
 def test_missing_file_error_names_it(tmp_path):
     with pytest.raises(tf.errors.NotFoundError, match="nowhere.jpg"):
-        pipeline.decode({PATH: tf.constant(str(tmp_path / "nowhere.jpg"))})
+        decode_lib.decode({PATH: tf.constant(str(tmp_path / "nowhere.jpg"))})
 
 
 def test_real_jpegs_pass_the_checks(caltech_dir):
     # Real camera files (some grayscale) must not trip the truncation checks.
     paths = sorted((caltech_dir / "images").glob("*/*.jpg"))[::40]
     for path in paths:
-        image = pipeline.read_image(str(path))
+        image = decode_lib.read_image(str(path))
         assert image.shape[-1] == 3 and image.shape[0] > 10
 
 
@@ -411,7 +413,7 @@ def test_make_dataset_class_names_reorder(data_dir):
 
 def test_make_dataset_class_subset_turns_others_into_background(data_dir):
     kwargs = dict(image_size=32, data_dir=data_dir, cache=False)
-    with pytest.raises(pipeline.DataError, match="pedestrian"):
+    with pytest.raises(DataError, match="pedestrian"):
         pipeline.make_dataset("synthetic/tiny", "validation", class_names=["car"], **kwargs)
     cars = pipeline.make_dataset(
         "synthetic/tiny", "validation", class_names=["car"], unknown="ignore_object", skip_bad=False, **kwargs
@@ -464,12 +466,12 @@ def test_truncated_file_in_a_source_fails_naming_it(csv_source):
         for _ in ds:
             pass
     # Read afterwards: the source's check finds it before any pipeline runs.
-    with pytest.raises(pipeline.DataError, match=r"labels\.csv:1: image file .*img0\.jpg: JPEG image is truncated"):
+    with pytest.raises(DataError, match=r"labels\.csv:1: image file .*img0\.jpg: JPEG image is truncated"):
         pipeline.make_dataset(spec, "train", image_size=40, splits=(1.0, 0.0, 0.0))
 
 
 def test_records_dataset_rejects_empty_split():
-    with pytest.raises(pipeline.DataError, match="no images"):
+    with pytest.raises(DataError, match="no images"):
         pipeline.records_dataset([], where="csv:x (test)")
     ds = pipeline.records_dataset(
         [Record.background("a.png"), Record("b.png", True, np.array([0.5, 0.5, 0.2, 0.2]), 1)]

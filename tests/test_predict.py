@@ -55,7 +55,7 @@ def test_predict_images_without_pictures(smoke, image_files):
 
 
 def test_missing_or_broken_images_fail_naming_the_file(tmp_path, image_files):
-    from locnet_tf.core.records import DataError
+    from locnet_tf.core.errors import DataError
 
     with pytest.raises(FileNotFoundError, match="nothere.jpg: no such image file"):
         inference.load_image(tmp_path / "nothere.jpg")
@@ -74,7 +74,7 @@ def test_missing_or_broken_images_fail_naming_the_file(tmp_path, image_files):
 
 def test_command_line_errors_are_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
     from locnet_tf.core import cli
-    from locnet_tf.core.records import DataError
+    from locnet_tf.core.errors import DataError
 
     def bad_data(argv):
         raise DataError("labels.csv:3: box has zero size")

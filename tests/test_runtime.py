@@ -92,11 +92,11 @@ def test_predict_runs_a_tflite_where_tensorflow_cannot_be_imported(smoke, photos
     assert pictures == ["photo0.png", "photo1.png", "photo2.png", "sideways.png"]
     # The same numbers as in this process, where the resize runs in TensorFlow
     # (the pipeline's) and the Predictor decodes.
-    from locnet_tf.data import pipeline
+    from locnet_tf.data import decode as decode_lib
 
     predictor = inference.Predictor(model, num_threads=1)
     for row, path in zip(rows, photos):
-        image = pipeline.read_image(str(path)).numpy()  # TF's reader: EXIF applied, same pixels
+        image = decode_lib.read_image(str(path)).numpy()  # TF's reader: EXIF applied, same pixels
         height, width = image.shape[:2]
         assert row["image_size"] == [height, width]
         raw = predictor.raw(inference.preprocess(image, predictor.image_size, predictor.resize).numpy()[None])

@@ -189,7 +189,7 @@ def test_a_copied_model_evaluates_and_calibrates_as_in_its_run_folder(letterbox_
     assert _figures(alone) == _figures(in_run)
     # Not a test that cannot fail: stretched, the same pictures give other outputs.
     _, _, own = evaluate_lib.predict_split(letterbox_run["copied"], wide_photos, "train")
-    stretched = evaluate_lib._AnyModel(letterbox_run["copied"])
+    stretched = inference.Predictor(letterbox_run["copied"])
     stretched.resize = "stretch"
     _, _, other = evaluate_lib.predict_split(stretched, wide_photos, "train")
     assert not np.allclose(other, own, atol=1e-4)

@@ -14,7 +14,8 @@ from locnet_tf.data.readers import yolo
 from locnet_tf.data import checks as checks_lib
 from locnet_tf.data import splits as splits_lib
 from locnet_tf.data import sources
-from locnet_tf.core.records import DataError, Record, SourceData
+from locnet_tf.core.errors import DataError
+from locnet_tf.core.records import Record, SourceData
 from locnet_tf.data.sources import load_source
 
 
@@ -657,7 +658,7 @@ def test_tfds_split_the_dataset_lacks_is_an_empty_split(monkeypatch):
     import types
 
     from locnet_tf.data.readers import tfds_source
-    from locnet_tf.core.records import EmptySplitError
+    from locnet_tf.core.errors import EmptySplitError
 
     # A prepared dataset with train and test only (like stanford_dogs).
     builder = types.SimpleNamespace(info=types.SimpleNamespace(splits={"train": 10, "test": 5}))

@@ -8,7 +8,7 @@ object, and the problem) and exits with status 1 for:
 - the file system refusing a read or a write (`OSError`: a missing file, a
   read-only folder, a full disk, a file where a folder should be);
 - TensorFlow's data pipeline stopping on a file (its checks name the file;
-  `locnet_tf.data.pipeline.read_image`).
+  `locnet_tf.data.decode.read_image`).
 
 Ctrl-C (`KeyboardInterrupt`) ends any command with the one line
 `interrupted` and exit status 130 (128 + SIGINT, what shells report for a
@@ -35,12 +35,12 @@ import signal
 import sys
 import threading
 
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 TRACEBACK_ENV = "LOCNET_TF_TRACEBACK"
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C: 128 + SIGINT, as shells report it
 USER_ERRORS = (DataError, ValueError, OSError)
-# What `pipeline.read_image`'s checks say: "assertion failed: [PROBLEM:] [PATH]".
+# What `decode.read_image`'s checks say: "assertion failed: [PROBLEM:] [PATH]".
 _ASSERTION = re.compile(r"assertion failed: \[(?P<problem>.+?):?\] \[(?P<path>.+?)\]")
 # TensorFlow ops that read data files: their errors are about a file, not a bug.
 _DATA_OPS = ("ReadFile", "Decode", "assertion failed", "IteratorGetNext", "MultiDeviceIteratorGetNextFromShard")

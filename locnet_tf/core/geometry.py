@@ -43,6 +43,8 @@ and the other names of ``keras.utils.bounding_boxes.convert_format`` (``"yxyx"``
 
 import numpy as np
 
+from locnet_tf.core.errors import BoxError
+
 TARGET = "target"
 
 # Our user-facing names -> Keras's names. "target" is not a Keras format.
@@ -62,10 +64,6 @@ KERAS_FORMATS = (
 ) + _RELATIVE
 
 _F = np.float32
-
-
-class BoxError(ValueError):
-    """A box that cannot be right: the message says which box and why."""
 
 
 def keras_format(fmt):

@@ -13,7 +13,7 @@ of it: `locnet_tf.core.geometry`.)
 
 **Orientation.** Phones store a portrait photo as a landscape pixel array plus
 an EXIF tag saying "rotate 90 degrees to show". Every reader in the package
-(`read_image` here, the training pipeline's `locnet_tf.data.pipeline.read_image`,
+(`read_image` here, the training pipeline's `locnet_tf.data.decode.read_image`,
 the source readers' size checks, the check command) applies that tag, so
 pixels, sizes and box annotations all mean the image as a viewer shows it.
 The tag is read once, from the header (`inspect`, through Pillow's EXIF
@@ -53,7 +53,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError, ImageError
 
 # What `read_image` checks before decoding, as its errors word them (the
 # training pipeline's reader uses the same words).
@@ -166,14 +166,6 @@ def open_image(source):
             return Image.open(source)
         finally:
             Image.MAX_IMAGE_PIXELS = pillow_limit
-
-
-class ImageError(DataError):
-    """A bad image file: `name` (the file, as the caller named it) and `problem`."""
-
-    def __init__(self, name, problem):
-        super().__init__(f"{name}: {problem}")
-        self.name, self.problem = name, problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -549,7 +541,7 @@ def read_image(path):
 
     JPEG, PNG, GIF (first frame) and BMP, as the training pipeline reads;
     grayscale, palette and RGBA become RGB; the EXIF orientation is applied.
-    The pixels are the training pipeline's (`locnet_tf.data.pipeline.read_image`)
+    The pixels are the training pipeline's (`locnet_tf.data.decode.read_image`)
     bit for bit: JPEGs with the accurate integer DCT, 16-bit PNGs by the high
     byte of each sample (TensorFlow's decoder; Pillow's own conversion would
     clip every grey level above 255 of 65535 to white).

@@ -19,19 +19,15 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+# train/run.py (being edited on another branch) imports EmptySplitError from here: this line goes
+# when that import reads `from locnet_tf.core.errors import EmptySplitError`.
+from locnet_tf.core.errors import EmptySplitError  # noqa: F401
+
 # Keys of an example dict in the pipeline.
 IMAGE, BOX, CLASS_ID, PRESENT, PATH = "image", "box", "class_id", "present", "path"
 # What the source reader found when it checked a file-backed example's image:
 # its EXIF orientation (1..8) and the file's size in bytes.
 ORIENTATION, FILE_SIZE = "orientation", "file_size"
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file (and line or object) and the problem."""
-
-
-class EmptySplitError(DataError):
-    """A split of a source has no images (a YOLO `data.yaml` without `test:`, say)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,8 @@ loads the readers (and Keras, for box validation) on first use, so that
 `register()` registers the package's TFDS builders and Keras layers.
 """
 
-from locnet_tf.core.records import DataError, Record, SourceData
+from locnet_tf.core.errors import DataError
+from locnet_tf.core.records import Record, SourceData
 
 __all__ = ["DataError", "Record", "SourceData", "load_source", "register"]
 

@@ -7,7 +7,7 @@ import pathlib
 
 from locnet_tf.core import image_files as images
 from locnet_tf.data import check_cache
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError, ImageError
 
 
 def check_image(path, origin, size=None, verify=True):
@@ -78,7 +78,7 @@ def _checked(path, verify):
         if result is None:
             try:
                 result = images.inspect(path.read_bytes(), str(path), verify=verify)
-            except images.ImageError as error:
+            except ImageError as error:
                 result = error.problem
             else:
                 if disk is not None:

@@ -36,6 +36,7 @@ TensorFlow is imported only by the functions and model kinds that need it, so
 """
 
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -55,38 +56,8 @@ KINDS = ("keras", "saved_model", "tflite")
 
 
 # ----------------------------------------------------------------------------
-# Pieces shared with locnet_tf.export (and so with the exported graphs).
-
-
-def vector_to_outputs(y):
-    """Splits `(B, 5 + K)` target vectors into the named outputs of exports.
-
-    Works on tensors inside a traced graph and on numpy arrays alike (returns
-    tensors; wrap with `np.asarray` for numpy).
-    """
-    import tensorflow as tf
-
-    y = tf.convert_to_tensor(y, tf.float32)
-    box = y[:, 1:5]
-    x1, y1, x2, y2 = geometry.target_to_corners(box)
-    scores = y[:, 5:]
-    return {
-        "p_c": y[:, 0],
-        "box": box,
-        "box_xyxy": tf.stack([x1, y1, x2, y2], axis=-1),
-        # tf.argmax, not keras.ops.argmax: Keras's TF argmax special-cases -0.0
-        # with a BitwiseAnd that TFLite has no built-in kernel for.
-        "class_id": tf.argmax(scores, axis=-1, output_type=tf.int32),
-        "class_scores": scores,
-    }
-
-
-def outputs_to_vector(outputs):
-    """The inverse of `vector_to_outputs`: named outputs -> `(B, 5 + K)` numpy."""
-    p_c = np.asarray(outputs["p_c"], np.float32).reshape(-1, 1)
-    box = np.asarray(outputs["box"], np.float32).reshape(len(p_c), 4)
-    scores = np.asarray(outputs["class_scores"], np.float32).reshape(len(p_c), -1)
-    return np.concatenate([p_c, box, scores], axis=1)
+# Pieces shared with locnet_tf.export (and so with the exported graphs; the named outputs
+# themselves, `vector_to_outputs` and `outputs_to_vector`: `locnet_tf.model.target`).
 
 
 def preprocess(image, image_size, method="stretch"):
@@ -157,7 +128,6 @@ def load_keras(path):
         FileNotFoundError: no such file.
         ValueError: the file is not a readable `.keras` model.
     """
-    import os
     import zipfile
 
     import keras
@@ -199,6 +169,8 @@ class KerasRunner:
         return _batched(self._run, np.asarray(images, np.float32))
 
     def _run(self, images):
+        from locnet_tf.model.target import vector_to_outputs  # Keras: loaded with the model, not before
+
         y = self.model(images, training=False)
         return {k: np.asarray(v) for k, v in vector_to_outputs(y).items()}
 
@@ -293,8 +265,13 @@ def keras_resize(model, path=None):
 class Predictor:
     """Loads any locnet_tf model and predicts one decoded result per image.
 
+    Evaluation uses it too, for every model kind and for a Keras model in memory
+    (training evaluates its best model, calibration its model): calling it on
+    images at the model size gives the `(B, 5 + K)` target vectors.
+
     Args:
-        path: a `.keras` file, a SavedModel folder, or a `.tflite` file.
+        path: a `.keras` file, a SavedModel folder, or a `.tflite` file; or a
+            Keras model in memory (a locnet_tf model: it describes itself).
         num_threads: int. Threads for LiteRT (TFLite models); None for its
             default. Keras and SavedModel use TensorFlow's thread settings.
         resize: `"stretch"` or `"letterbox"`; None takes the model's own
@@ -304,11 +281,17 @@ class Predictor:
 
     Attributes:
         kind: `"keras"`, `"saved_model"` or `"tflite"`.
+        path: `pathlib.Path` of the model; None for a model in memory.
         image_size: int. The model's square input size.
-        class_names, presence_threshold, resize: as resolved.
+        class_names, presence_threshold, resize: as resolved. For a model in
+            memory saved before models recorded their resize, `resize` is None:
+            evaluation then takes the data config's, `predict` stretches.
     """
 
     def __init__(self, path, *, num_threads=None, resize=None, class_names=None, presence_threshold=None):
+        if not isinstance(path, (str, os.PathLike)):
+            self._in_memory(path, resize, class_names, presence_threshold)
+            return
         self.path = pathlib.Path(path)
         self.kind = model_kind(self.path)
         if self.kind == "tflite":
@@ -362,9 +345,35 @@ class Predictor:
                 f"resize={self.resize!r} cannot be applied."
             )
 
+    def _in_memory(self, model, resize, class_names, presence_threshold):
+        # A Keras model in memory: everything from the model itself (its `TargetVector` layer).
+        from locnet_tf.model import network as model_lib
+
+        own = model_lib.preprocessing(model)
+        self.path, self.kind, self.metadata = None, "keras", {}
+        self.runner = KerasRunner(model)
+        self.class_names = list(class_names or own["class_names"])
+        self.presence_threshold = own["presence_threshold"] if presence_threshold is None else presence_threshold
+        self.image_size = own["image_size"]
+        self.resize = resize or own["resize"]
+
     def raw(self, images):
         """Named outputs for images already at the model size (`(B, S, S, 3)`)."""
         return self.runner(images)
+
+    def __call__(self, images):
+        """`(B, 5 + K)` float32 target vectors for images already at the model size (`(B, S, S, 3)`).
+
+        What evaluation reads of any model. A model in memory runs through Keras's
+        compiled predict function (`predict_on_batch`), as training evaluates it;
+        a model file through its runner, its named outputs put back in one vector
+        (`locnet_tf.model.target.outputs_to_vector`, which imports Keras).
+        """
+        if self.path is None:
+            return np.asarray(self.runner.model.predict_on_batch(images), np.float32)
+        from locnet_tf.model.target import outputs_to_vector
+
+        return np.asarray(outputs_to_vector(self.raw(images)), np.float32)
 
     def predict(self, image):
         """Predicts one image: a path, or an RGB `[H, W, 3]` array of values 0..255 (any size).
@@ -386,8 +395,9 @@ class Predictor:
             # The graph resizes and maps the box back itself.
             out = self.runner(image[None])
         else:
-            out = self.runner(resize_lib.resize(image, self.image_size, self.resize)[None])
-            out["box"] = geometry.boxes_to_original(out["box"], height, width, self.image_size, self.resize)
+            method = self.resize or "stretch"  # None: a model in memory that does not record its resize
+            out = self.runner(resize_lib.resize(image, self.image_size, method)[None])
+            out["box"] = geometry.boxes_to_original(out["box"], height, width, self.image_size, method)
         return decode(out, self.class_names, self.presence_threshold, height, width)
 
     def predict_many(self, images):

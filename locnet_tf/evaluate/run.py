@@ -21,6 +21,7 @@ import numpy as np
 from locnet_tf.core import outputs
 from locnet_tf.core.command_configs import EvaluateConfig
 from locnet_tf.evaluate.pictures import evaluation_pictures
+from locnet_tf.evaluate.predictor import Predictor, load_keras, resize_disagreement
 from locnet_tf.evaluate.report import report_from_arrays
 
 
@@ -40,9 +41,7 @@ def _load_keras(model):
                 f"{path}: calibration stores the threshold in a .keras model; exports take "
                 "theirs from the model they were made from."
             )
-        from locnet_tf.evaluate import predictor as inference
-
-        return inference.load_keras(path), path
+        return load_keras(path), path
     return model, None
 
 
@@ -53,62 +52,33 @@ def _run_config(model_path):
     return runs.config_beside(model_path)
 
 
-class _AnyModel:
-    """What evaluation needs from a model of any kind: `.keras`, SavedModel or `.tflite`.
-
-    Attributes: `path`, `image_size`, `class_names`, `presence_threshold`,
-    `resize` (the model's own; None for an in-memory model saved before models
-    recorded it: the data config decides), and
-    `__call__(images) -> (B, 5 + K)` vectors for images at the model size.
-    """
-
-    def __init__(self, model):
-        from locnet_tf.evaluate import predictor as inference
-        from locnet_tf.model import network as model_lib
-
-        if isinstance(model, (str, os.PathLike)):
-            self.path = str(model)
-            if not os.path.exists(self.path):
-                raise FileNotFoundError(f"{self.path}: no such model file or folder.")
-            predictor = inference.Predictor(self.path)
-            self._run = lambda x: inference.outputs_to_vector(predictor.raw(x))
-            self.image_size = int(predictor.image_size)
-            self.class_names = list(predictor.class_names)
-            self.presence_threshold = float(predictor.presence_threshold)
-            self.resize = predictor.resize
-        else:
-            # The model's own resize; None (the data config decides) for one saved before models recorded it.
-            self.path, self.resize = None, model_lib.resize_method(model)
-            self._run = lambda x: np.asarray(model.predict_on_batch(x))
-            self.image_size = int(model.input_shape[1])
-            self.class_names = model_lib.class_names(model)
-            self.presence_threshold = model_lib.presence_threshold(model)
-
-    def __call__(self, images):
-        return np.asarray(self._run(images), np.float32)
+def _predictor(model):
+    """The `Predictor` of `model`: a `.keras` file, a SavedModel folder, a `.tflite` file or a Keras model."""
+    if isinstance(model, (str, os.PathLike)) and not os.path.exists(model):
+        raise FileNotFoundError(f"{os.fspath(model)}: no such model file or folder.")
+    return Predictor(model)
 
 
 def predict_split(model, data, split, config=None, batch_size=64, max_images=None, data_dir=None):
-    """Runs `model` (any kind, see `_AnyModel`) over a split.
+    """Runs `model` (any kind, or its `Predictor`) over a split.
 
     Returns:
         (uint8 images, y_true, y_pred) numpy arrays.
     """
     from locnet_tf.data import pipeline
 
-    model = model if isinstance(model, _AnyModel) else _AnyModel(model)
+    model = model if isinstance(model, Predictor) else _predictor(model)
     kwargs = {}
     if config is not None:
         kwargs = dict(resize=config.resize, data_dir=config.data_dir, **config.source_kwargs())
     if model.resize:
         if config is not None and config.resize != model.resize:
-            from locnet_tf.evaluate import predictor as inference
             from locnet_tf.core import runs
 
             beside = runs.config_path(model.path)
             same = beside and runs.config_beside(model.path).resize == config.resize
             config_name = beside if same else "the config given"
-            inference.resize_disagreement(model.path or "the model", model.resize, config_name, config.resize)
+            resize_disagreement(model.path or "the model", model.resize, config_name, config.resize)
         kwargs["resize"] = model.resize
     if data_dir:
         kwargs["data_dir"] = data_dir
@@ -192,12 +162,12 @@ def evaluate(
     """
     if out:  # before the model is loaded and the data read
         _claim_outputs(out, pictures, model, _spec(data), data_dir)
-    model = _AnyModel(model)
-    path = model.path
+    path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None  # as given, for the report
+    model = _predictor(model)
     config = _with_skip_bad(config or _run_config(path), skip_bad)
     data = data or (config.data if config else "synthetic")
     if out:  # the run's data, now known
-        _claim_outputs(out, pictures, model.path, _spec(data), data_dir or (config.data_dir if config else None))
+        _claim_outputs(out, pictures, path, _spec(data), data_dir or (config.data_dir if config else None))
     names = model.class_names
     threshold = model.presence_threshold if threshold is None else float(threshold)
     images, y_true, y_pred = predict_split(model, data, split, config, data_dir=data_dir)

@@ -3,18 +3,19 @@
 import tensorflow as tf
 
 from locnet_tf.evaluate import predictor as inference
+from locnet_tf.model.target import vector_to_outputs
 from locnet_tf.core.command_configs import FORMATS, QUANTIZATIONS  # noqa: F401  (the choices, with the command's flags)
 from locnet_tf.core import geometry
 
 
 def _serving_functions(model, image_size, resize):
     def fixed(images):
-        return inference.vector_to_outputs(model(images, training=False))
+        return vector_to_outputs(model(images, training=False))
 
     def any_size(images):
         shape = tf.shape(images)
         x = inference.preprocess_batch(images, image_size, resize)
-        out = inference.vector_to_outputs(model(x, training=False))
+        out = vector_to_outputs(model(x, training=False))
         # Boxes relative to the caller's image, not the (letterboxed) model input.
         box = geometry.boxes_to_original_tf(out["box"], shape[1], shape[2], image_size, resize)
         x1, y1, x2, y2 = geometry.target_to_corners(box)
@@ -31,7 +32,7 @@ def _serving_functions(model, image_size, resize):
             data,
             fn_output_signature=(tf.TensorSpec([image_size, image_size, 3], tf.float32), tf.TensorSpec([2], tf.int32)),
         )
-        out = inference.vector_to_outputs(model(x, training=False))
+        out = vector_to_outputs(model(x, training=False))
         box = geometry.boxes_to_original_tf(out["box"], sizes[:, 0], sizes[:, 1], image_size, resize)
         x1, y1, x2, y2 = geometry.target_to_corners(box)
         return out | {"box": box, "box_xyxy": tf.stack([x1, y1, x2, y2], axis=-1)}
@@ -40,7 +41,7 @@ def _serving_functions(model, image_size, resize):
 
 
 def decode_encoded_image(data):
-    """A JPEG/PNG/GIF/BMP file's bytes (string scalar) -> uint8 `[H, W, 3]`, as `pipeline.read_image` decodes it.
+    """A JPEG/PNG/GIF/BMP file's bytes (string scalar) -> uint8 `[H, W, 3]`, as `data.decode.read_image` decodes it.
 
     The same decoders with the same settings (JPEGs with the accurate integer
     DCT, the first frame of a GIF, grey and RGBA to RGB) and its checks in its

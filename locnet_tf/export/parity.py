@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from locnet_tf.evaluate import predictor as inference
 from locnet_tf.model import metrics as metrics_lib
+from locnet_tf.model.target import outputs_to_vector
 from locnet_tf.core import runs
 from locnet_tf.core.command_configs import ExportConfig
 from locnet_tf.core import geometry
@@ -173,7 +174,7 @@ def compare(reference, outputs, targets, threshold):
 
 def accuracy(targets, outputs, threshold):
     """The report metrics (`locnet_tf.model.metrics`) of named outputs against targets."""
-    y_pred = inference.outputs_to_vector(outputs)
+    y_pred = outputs_to_vector(outputs)
     result = {}
     for metric in metrics_lib.localization_metrics(threshold):
         metric.update_state(targets, y_pred)

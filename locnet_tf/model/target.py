@@ -196,3 +196,44 @@ class TargetLayout:
 
     def __repr__(self):
         return f"TargetLayout(class_names={list(self.class_names)})"
+
+
+# ----------------------------------------------------------------------------
+# The named outputs of exported models (and of every predictor): the vector, split and named.
+#
+#     p_c           (B,)    presence probability
+#     box           (B, 4)  [b_x, b_y, b_h, b_w] relative to the model input
+#     box_xyxy      (B, 4)  [x1, y1, x2, y2] relative
+#     class_id      (B,)    int32 arg-max class
+#     class_scores  (B, K)  class probabilities given an object
+
+
+def vector_to_outputs(y):
+    """Splits `(B, 5 + K)` target vectors into the named outputs of exports.
+
+    Works on tensors inside a traced graph and on numpy arrays alike (returns
+    tensors; wrap with `np.asarray` for numpy).
+    """
+    import tensorflow as tf
+
+    y = tf.convert_to_tensor(y, tf.float32)
+    box = y[:, BOX]
+    x1, y1, x2, y2 = geometry.target_to_corners(box)
+    scores = y[:, CLASSES_START:]
+    return {
+        "p_c": y[:, P_C],
+        "box": box,
+        "box_xyxy": tf.stack([x1, y1, x2, y2], axis=-1),
+        # tf.argmax, not keras.ops.argmax: Keras's TF argmax special-cases -0.0
+        # with a BitwiseAnd that TFLite has no built-in kernel for.
+        "class_id": tf.argmax(scores, axis=-1, output_type=tf.int32),
+        "class_scores": scores,
+    }
+
+
+def outputs_to_vector(outputs):
+    """The inverse of `vector_to_outputs`: named outputs -> `(B, 5 + K)` numpy."""
+    p_c = np.asarray(outputs["p_c"], np.float32).reshape(-1, 1)
+    box = np.asarray(outputs["box"], np.float32).reshape(len(p_c), 4)
+    scores = np.asarray(outputs["class_scores"], np.float32).reshape(len(p_c), -1)
+    return np.concatenate([p_c, box, scores], axis=1)

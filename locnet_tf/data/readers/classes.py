@@ -2,7 +2,7 @@
 
 import numpy as np
 from locnet_tf.core.config import UNKNOWN_POLICIES
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 
 class ClassResolver:

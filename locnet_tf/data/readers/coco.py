@@ -35,7 +35,7 @@ import re
 from locnet_tf.data.readers import entries as su
 from locnet_tf.data.readers import classes as classes_lib
 from locnet_tf.data.readers import files as files_lib
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 
 def _field(item, key, origin, kind):

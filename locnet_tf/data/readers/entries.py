@@ -27,7 +27,7 @@ the same rules:
   remembered between runs, `locnet_tf.data.check_cache`). Its size comes from
   the annotation when the format stores it (VOC, COCO), otherwise from the
   header; its EXIF orientation and byte size go into the record, for the
-  pipeline (`locnet_tf.data.pipeline.read_image`). Sizes and boxes mean the image
+  pipeline (`locnet_tf.data.decode.read_image`). Sizes and boxes mean the image
   as displayed: with its EXIF orientation applied, as every reader applies it.
   Files named like images of a format that is not read (`.webp`, `.tif`...)
   in an image folder are bad data too, never skipped unseen.
@@ -54,7 +54,8 @@ import numpy as np
 from locnet_tf.core import geometry
 from locnet_tf.core.config import MULTI_OBJECT_POLICIES, UNKNOWN_POLICIES
 from locnet_tf.data import check_cache
-from locnet_tf.core.records import DataError, Record, SourceData
+from locnet_tf.core.errors import BoxError, DataError, PolicyError
+from locnet_tf.core.records import Record, SourceData
 from locnet_tf.data.readers.files import relative_name
 from locnet_tf.data.checks import check_images, inspect_image
 from locnet_tf.data.readers.classes import check_label_case, untrained_classes
@@ -115,10 +116,6 @@ class ImageEntry:
     also_in: str = ""
 
 
-class PolicyError(DataError):
-    """Raised by `multi_object="fail"`: never skipped, even with `skip_bad=True`."""
-
-
 class Problems:
     """Collects bad data: raises `DataError`, or records it when `skip_bad`."""
 
@@ -139,7 +136,7 @@ class Problems:
             yield
         except PolicyError:
             raise
-        except (DataError, geometry.BoxError) as error:
+        except (DataError, BoxError) as error:
             message = str(error)
             source_file = origin.split(":")[0].split(" ")[0]
             if not message.startswith(source_file):

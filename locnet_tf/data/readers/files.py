@@ -5,7 +5,7 @@ import os
 import pathlib
 
 from locnet_tf.core import image_files as images
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 
 def relative_name(path, root, resolved=None):

@@ -35,7 +35,8 @@ import tensorflow_datasets as tfds
 from locnet_tf.model import boxes as box_lib
 from locnet_tf.data.readers import entries as su
 from locnet_tf.data.readers import classes as classes_lib
-from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PRESENT, DataError, EmptySplitError
+from locnet_tf.core.errors import DataError, EmptySplitError
+from locnet_tf.core.records import BOX, CLASS_ID, IMAGE, PRESENT
 
 
 def _layout(features, name):

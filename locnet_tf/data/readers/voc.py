@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from locnet_tf.data.readers import entries as su
 from locnet_tf.data.readers import classes as classes_lib
 from locnet_tf.data.readers import files as files_lib
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 logger = logging.getLogger("locnet_tf.data")
 _SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}

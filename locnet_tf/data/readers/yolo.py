@@ -38,7 +38,7 @@ import pathlib
 from locnet_tf.data.readers import entries as su
 from locnet_tf.data.readers import classes as classes_lib
 from locnet_tf.data.readers import files as files_lib
-from locnet_tf.core.records import DataError
+from locnet_tf.core.errors import DataError
 
 _YAML_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 _FOLDER_SPLITS = {"train": "train", "val": "validation", "valid": "validation", "test": "test"}
