@@ -19,9 +19,6 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-# train/run.py (being edited on another branch) imports EmptySplitError from here: this line goes
-# when that import reads `from locnet_tf.core.errors import EmptySplitError`.
-from locnet_tf.core.errors import EmptySplitError  # noqa: F401
 
 # Keys of an example dict in the pipeline.
 IMAGE, BOX, CLASS_ID, PRESENT, PATH = "image", "box", "class_id", "present", "path"

@@ -451,7 +451,7 @@ def _train_small_first(
 def _has_test_split(source, class_names, say):
     """Whether `source` (a `data.sources.Source`) has test images; if not, `say` prints what happens instead."""
     from locnet_tf.data import pipeline
-    from locnet_tf.core.records import EmptySplitError
+    from locnet_tf.core.errors import EmptySplitError
 
     try:
         pipeline.examples(source, "test", class_names=class_names)
