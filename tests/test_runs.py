@@ -65,11 +65,23 @@ def test_a_saturated_localization_accuracy_keeps_the_epoch_with_the_better_boxes
 
 
 def test_best_so_far_scores_a_history_written_before_the_score(tmp_path):
-    # A 0.3.x run resumed: its history.csv has the two parts but no score column.
+    # A 0.2.x run resumed: its history.csv has the two parts but no score column. Its model.keras
+    # is the first epoch with the best localization accuracy (epoch 0), so that epoch's score is
+    # what a later epoch must beat, not epoch 1's.
     lines = ["epoch,val_loc_accuracy,val_mean_iou", "0,1.0,0.8", "1,1.0,0.92", "2,0.9,0.95"]
     (tmp_path / runs.HISTORY).write_text("\n".join(lines) + "\n")
     (tmp_path / runs.MODEL).write_bytes(b"")
-    assert runs.best_so_far(tmp_path, BEST_METRIC) == pytest.approx(1.092)
+    assert runs.best_so_far(tmp_path, BEST_METRIC) == pytest.approx(1.08)
+    # Resumed once: one scored epoch (1.04) added the column, and the old rows' cells are empty.
+    # They still count: a second resume must not let an epoch scoring 1.05 overwrite the 1.08 model.
+    lines = ["epoch,val_loc_accuracy,val_mean_iou,val_score", "0,1.0,0.8,", "1,1.0,0.92,", "2,0.95,0.9,1.04"]
+    (tmp_path / runs.HISTORY).write_text("\n".join(lines) + "\n")
+    assert runs.best_so_far(tmp_path, BEST_METRIC) == pytest.approx(1.08)
+    lines[-1] = "2,1.0,0.99,1.099"
+    (tmp_path / runs.HISTORY).write_text("\n".join(lines) + "\n")
+    assert runs.best_so_far(tmp_path, BEST_METRIC) == pytest.approx(1.099)
+    # Progressive resizing's small epochs (before first_epoch) were never saved.
+    assert runs.best_so_far(tmp_path, BEST_METRIC, first_epoch=3) is None
 
 
 def test_config_beside_a_model_and_the_run_folder_check(tmp_path):

@@ -61,6 +61,7 @@ def test_smoke_run_writes_a_complete_run_folder(smoke_run):
         "vote_loss",
         "val_loc_accuracy",
         "val_mean_iou",
+        "val_score",  # what the checkpoint keeps the best epoch by (runs.SELECTION)
     ):
         assert all(np.isfinite(history[key])), key
     report = json.loads((out / "report.json").read_text())

@@ -111,7 +111,7 @@ class Config:
     ema: float = 0.0  # validate, keep and save an exponential moving average of the weights with this momentum; 0 = off
     steps_per_epoch: Optional[int] = None  # None: one pass over the train split
     validation_steps: Optional[int] = None  # None: the whole validation split
-    early_stopping_patience: int = 0  # epochs without val loc_accuracy gain; 0 = off
+    early_stopping_patience: int = 0  # epochs without a val_score gain (runs.SELECTION); 0 = off
     jit_compile: str = "auto"  # auto | true | false (XLA)
     steps_per_execution: int = 1  # optimizer steps per call into TensorFlow: fewer round trips on small inputs
     # Progressive resizing (spatial head; locnet_tf.train.progressive): the first

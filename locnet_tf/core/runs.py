@@ -114,16 +114,40 @@ def best_so_far(run_dir, monitor, mode="max", first_epoch=0):
     """
     run_dir = pathlib.Path(run_dir)
     history = read_history(run_dir / HISTORY)
-    if monitor == SELECTION and monitor not in history and SELECTION_PARTS[0] in history:
-        # A run from before the score (0.3.x) resumed: its epochs scored the same way.
-        ious = history.get(SELECTION_PARTS[1], [math.nan] * len(history[SELECTION_PARTS[0]]))
-        history[monitor] = [selection_score(loc, iou) for loc, iou in zip(history[SELECTION_PARTS[0]], ious)]
-    if not (run_dir / MODEL).exists() or monitor not in history:
+    if not (run_dir / MODEL).exists():
+        return None
+    if monitor == SELECTION:
+        return _best_score_so_far(history, first_epoch)
+    if monitor not in history:
         return None
     values = [v for e, v in zip(history["epoch"], history[monitor]) if e >= first_epoch and not math.isnan(v)]
     if not values:
         return None
     return max(values) if mode == "max" else min(values)
+
+
+def _best_score_so_far(history, first_epoch):
+    """`best_so_far` for `SELECTION`, also for a history begun before the score existed (0.2.x).
+
+    Epochs without a score were kept by their localization accuracy alone: the
+    saved model is then the first epoch with the best accuracy among them, and
+    its score (not the best score of those epochs) is what a later epoch must
+    beat; scored epochs after them count as they are.
+    """
+    epochs = history.get("epoch", [])
+    nan = [math.nan] * len(epochs)
+    scores, locs, ious = (history.get(name, nan) for name in (SELECTION, *SELECTION_PARTS))
+    scored = [s for e, s in zip(epochs, scores) if e >= first_epoch and not math.isnan(s)]
+    unscored = [
+        (loc, iou)
+        for e, s, loc, iou in zip(epochs, scores, locs, ious)
+        if e >= first_epoch and math.isnan(s) and not math.isnan(loc)
+    ]
+    if unscored:
+        best_loc = max(loc for loc, _ in unscored)
+        kept = next((loc, iou) for loc, iou in unscored if loc == best_loc)  # Keras keeps the first of equals
+        scored.append(selection_score(*kept))
+    return max(scored) if scored else None
 
 
 def is_finished(run_dir):
