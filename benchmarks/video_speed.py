@@ -13,7 +13,7 @@ and without writing the annotated video, and times each stage:
 - `decode`: FFmpeg (PyAV) decodes the next H.264 frame (YUV 4:2:0);
 - `convert`: FFmpeg converts it to RGB (`to_ndarray("rgb24")`); on the fast
   path only when the annotated video is written (it is drawn on the full frame);
-- `resize`: on the exact path (`--exact-resize`) `locnet_tf.core.image_files.resize` (bit
+- `resize`: on the exact path (`--exact-resize`) `locnet_tf.core.resize.resize` (bit
   for bit the training pipeline's); on the fast path (`predict`'s default for a
   `.tflite` model's video) FFmpeg's scaler converts and resizes in one step
   (`locnet_tf.runtime.video.scale_to_model`);

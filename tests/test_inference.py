@@ -98,6 +98,9 @@ def test_one_predictor_for_evaluation_files_and_a_model_in_memory(smoke, photos)
     # A model in memory predicts one picture as its file does.
     reference = inference.Predictor(smoke["model"], num_threads=1).predict(photos[1])
     np.testing.assert_allclose(in_memory.predict(photos[1]).box, reference.box, atol=1e-5)
+    # Anything else is one clear TypeError, not an AttributeError from deep inside.
+    with pytest.raises(TypeError, match="a model file or folder .* or a Keras model, not NoneType"):
+        inference.Predictor(None)
 
 
 def test_predictor_kinds_agree(smoke, photos):

@@ -24,7 +24,7 @@ from locnet_tf.core import config as config_lib
 # What the export can write (`locnet_tf.export.convert` converts them).
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
-# How an image of another size becomes the model's square input (`locnet_tf.core.image_files.resize`).
+# How an image of another size becomes the model's square input (`locnet_tf.core.resize.resize`).
 RESIZES = ("stretch", "letterbox")
 
 

@@ -43,6 +43,27 @@ from locnet_tf.model.target import TargetLayout
 # Augmentation lives in its own module; its names stay importable from here.
 from locnet_tf.data.augment import AugmentConfig, _to_uint8, augment, crop_around_object  # noqa: F401
 
+# 0.2.0 names that moved (issue 28): `except pipeline.DataError` in user code must not turn into
+# an AttributeError the moment an error happens. Each warns with its new place until 0.4.0.
+_MOVED = {
+    "DataError": "locnet_tf.core.errors",
+    "read_image": "locnet_tf.data.decode",
+    "apply_orientation": "locnet_tf.data.decode",
+}
+
+
+def __getattr__(name):
+    # PEP 562: asked only for names this module does not define.
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        message = f"locnet_tf.data.pipeline.{name} moved to {_MOVED[name]}.{name}; the old name goes in 0.4.0"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'locnet_tf.data.pipeline' has no attribute {name!r}")
+
+
 AUTOTUNE = tf.data.AUTOTUNE
 KEYS = (IMAGE, BOX, CLASS_ID, PRESENT)
 SPLITS = ("train", "validation", "test")

@@ -8,7 +8,7 @@
 Whatever the model kind, the image goes through the same steps: read it as a
 viewer shows it (EXIF orientation applied, `locnet_tf.core.image_files.read_image`),
 resize to the model's input size exactly as the data pipeline does for
-evaluation (`locnet_tf.core.image_files.resize`, bit for bit `pipeline.resize`; stretch
+evaluation (`locnet_tf.core.resize.resize`, bit for bit `pipeline.resize`; stretch
 by default), run the model, then read the named outputs
 
     p_c           (B,)    presence probability
@@ -65,7 +65,7 @@ def preprocess(image, image_size, method="stretch"):
 
     Exactly the evaluation pipeline's resize (`pipeline.resize`), so a model
     sees at inference what it saw when it was evaluated. A TensorFlow function
-    (exported graphs resize with it); `locnet_tf.core.image_files.resize` is its numpy twin.
+    (exported graphs resize with it); `locnet_tf.core.resize.resize` is its numpy twin.
     """
     import tensorflow as tf
 
@@ -266,8 +266,8 @@ class Predictor:
     """Loads any locnet_tf model and predicts one decoded result per image.
 
     Evaluation uses it too, for every model kind and for a Keras model in memory
-    (training evaluates its best model, calibration its model): calling it on
-    images at the model size gives the `(B, 5 + K)` target vectors.
+    (calibration passes the model it is about to store a threshold in): calling it
+    on images at the model size gives the `(B, 5 + K)` target vectors.
 
     Args:
         path: a `.keras` file, a SavedModel folder, or a `.tflite` file; or a
@@ -347,7 +347,15 @@ class Predictor:
 
     def _in_memory(self, model, resize, class_names, presence_threshold):
         # A Keras model in memory: everything from the model itself (its `TargetVector` layer).
+        import keras
+
         from locnet_tf.model import network as model_lib
+
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                f"Predictor takes a model file or folder (.keras, SavedModel, .tflite) or a Keras model, "
+                f"not {type(model).__name__}."
+            )
 
         own = model_lib.preprocessing(model)
         self.path, self.kind, self.metadata = None, "keras", {}

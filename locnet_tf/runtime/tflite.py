@@ -8,7 +8,7 @@
 The steps are the training pipeline's, re-done without TensorFlow:
 read the photo as a viewer shows it (`locnet_tf.core.image_files.read_image`, EXIF
 orientation applied), resize it bit for bit as training does
-(`locnet_tf.core.image_files.resize`, stretch or letterbox as the model was trained),
+(`locnet_tf.core.resize.resize`, stretch or letterbox as the model was trained),
 run it with LiteRT (`ai_edge_litert`, XNNPACK), decode the named outputs into a
 `Prediction` and map the box back to the original image. `locnet_tf.runtime.draw`
 draws it; `locnet_tf.runtime.video` reads frames; `python -m locnet_tf.predict` does all
