@@ -86,17 +86,24 @@ def read_image(path, orientation=None, file_size=None):
         checked = _quick_checks(data, is_jpeg, path, file_size)
     with tf.control_dependencies([checked]):
         data = tf.identity(data)
-    # The accurate integer DCT: decode_image's default (the fast DCT) is off
-    # by up to 14 grey levels, and the accurate one is what Pillow decodes,
-    # so training and the TF-free reader (`locnet_tf.core.image_files`) see the same
-    # pixels.
+    return apply_orientation(decode_pixels(data, is_jpeg), orientation)
+
+
+def decode_pixels(data, is_jpeg):
+    """uint8 [H, W, 3] pixels of checked file bytes (`is_jpeg`: a bool tensor); the exported graph decodes with it too.
+
+    The accurate integer DCT: decode_image's default (the fast DCT) is off by
+    up to 14 grey levels, and the accurate one is what Pillow decodes, so
+    training, the exported graph and the TF-free reader
+    (`locnet_tf.core.image_files`) see the same pixels.
+    """
     image = tf.cond(
         is_jpeg,
         lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
         lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
     )
     image.set_shape([None, None, 3])
-    return apply_orientation(image, orientation)
+    return image
 
 
 def _header(data):

@@ -6,6 +6,7 @@ from locnet_tf.evaluate import predictor as inference
 from locnet_tf.model.target import vector_to_outputs
 from locnet_tf.core.command_configs import FORMATS, QUANTIZATIONS  # noqa: F401  (the choices, with the command's flags)
 from locnet_tf.core import geometry
+from locnet_tf.data.decode import decode_pixels
 
 
 def _serving_functions(model, image_size, resize):
@@ -76,10 +77,4 @@ def decode_encoded_image(data):
     ]
     with tf.control_dependencies(checks):
         data = tf.identity(data)
-    image = tf.cond(
-        is_jpeg,
-        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8),
-    )
-    image.set_shape([None, None, 3])
-    return image
+    return decode_pixels(data, is_jpeg)
