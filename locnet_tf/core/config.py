@@ -27,7 +27,6 @@ ARCHITECTURE_FIELDS = (
     "head_units",
     "dropout",
     "class_context",
-    "class_detail",
 )
 
 # The choices of the fields that name one (`validate` checks them here; the modules that act on
@@ -83,7 +82,6 @@ class Config:
     head_units: int = 256  # dense layer before the heads
     dropout: float = 0.2
     class_context: bool = False  # spatial head: the class also reads the whole image's pooled features
-    class_detail: bool = False  # spatial head: the class also reads the backbone's own map where the object is
     init: Optional[str] = None  # start from this model (.keras, run folder or "pretrained"); new class head if needed
 
     # --- loss

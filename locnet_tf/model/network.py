@@ -146,7 +146,6 @@ def build_model(
     head_units=None,
     dropout=None,
     class_context=None,
-    class_detail=None,
     presence_threshold=0.5,
     resize=None,
     size_scale=1.0,
@@ -186,11 +185,6 @@ def build_model(
         class_context: bool. Spatial head: the class reads the whole image's
             pooled features (what the presence head reads) beside those where
             the object is. Real photos: the scene says much about the object.
-        class_detail: bool. Spatial head: the class reads the backbone's own
-            features where the object is (the map the head conv reads, all its
-            channels) beside the head conv's few channels there. Those are
-            what the pretrained network recognises things with; the head conv
-            is trained for the box.
         presence_threshold: float. Stored in the model for decoding.
         resize: str. How images of other shapes are brought to the input
             (`"stretch"` or `"letterbox"`; default: the config's). Not part of
@@ -222,23 +216,12 @@ def build_model(
         head_units=head_units,
         dropout=dropout,
         class_context=class_context,
-        class_detail=class_detail,
     )
     defaults = config.model_kwargs()
     options = {key: defaults[key] if value is None else value for key, value in given.items()}
-    (
-        image_size,
-        backbone,
-        weights,
-        filters,
-        depths,
-        head,
-        head_channels,
-        head_units,
-        dropout,
-        class_context,
-        class_detail,
-    ) = (options[key] for key in given)
+    image_size, backbone, weights, filters, depths, head, head_channels, head_units, dropout, class_context = (
+        options[key] for key in given
+    )
     resize = config.resize if resize is None else resize
     if class_names is None and num_classes is None and config.class_names:
         class_names = config.class_names
@@ -268,17 +251,14 @@ def build_model(
     # Heads in float32 even under a mixed-precision policy: sigmoid/softmax
     # outputs and the loss stay exact.
     if head == "spatial":
-        features = x  # the backbone's map
-        x = _conv_bn_relu(features, head_channels, 3, "head")
+        x = _conv_bn_relu(x, head_channels, 3, "head")
         # No bias: a softmax over cells ignores a constant added to every logit.
         logits = layers.Conv2D(1, 1, use_bias=False, name="where_logits", dtype="float32")(x)
         offsets = layers.Conv2D(2, 1, activation="sigmoid", name="where_offsets", dtype="float32")(x)
         sizes = layers.Conv2D(2, 1, activation="sigmoid", name="where_sizes", dtype="float32")(x)
         if size_scale != 1.0:
             sizes = layers.Rescaling(float(size_scale), name="where_sizes_scale", dtype="float32")(sizes)
-        # What the class reads where the object is (the soft arg-max's weights pool it).
-        object_features = layers.Concatenate(name="class_detail")([x, features]) if class_detail else x
-        box, at_object = SoftArgmaxBox(name="box", dtype="float32")([logits, offsets, sizes, object_features])
+        box, at_object = SoftArgmaxBox(name="box", dtype="float32")([logits, offsets, sizes, x])
         # Presence from the whole image (is anything there?), class from where it is.
         summary = [layers.GlobalMaxPooling2D(name="head_max")(x), layers.GlobalAveragePooling2D(name="head_mean")(x)]
         summary = layers.Concatenate(name="head_summary")(summary + ([pooled] if pooled is not None else []))
@@ -318,7 +298,6 @@ def build_model(
         head_units=int(head_units),
         dropout=float(dropout),
         class_context=bool(class_context),
-        class_detail=bool(class_detail),
         size_scale=float(size_scale),
         name=name,
     )

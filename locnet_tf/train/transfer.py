@@ -110,7 +110,6 @@ def architecture_from_layers(model):
         "head_units": int(model.get_layer("head_dense").units),
         "dropout": float(model.get_layer("head_dropout").rate),
         "class_context": "class_context" in names,
-        "class_detail": "class_detail" in names,
     }
 
 
