@@ -298,7 +298,11 @@ _PRETRAINED = {
     # 0.3, not 0.1: hands_loc test loc/IoU/class 0.949 / 0.837 / 0.978 against 0.936 / 0.808 / 0.965
     # at the same 1,200 steps (docs/real_photos.md).
     "backbone_lr_scale": 0.3,
-    "backbone_frozen_blocks": 6,
+    # 3 (stem and strides 2-4), not 6 (through stride 8 and the first stride-16 block): test
+    # loc / IoU 0.904 / 0.824, 0.955 / 0.844, 1.000 / 0.910 on hands363, hands_loc, Caltech against
+    # 0.894 / 0.812, 0.952 / 0.840, 1.000 / 0.907, for 10-25% more time per step
+    # (docs/real_photos.md, fourth session).
+    "backbone_frozen_blocks": 3,
     "steps_per_execution": 4,
     # XLA took over 10 minutes to compile the Lite0 training step on a 2-core CPU.
     "jit_compile": "false",
