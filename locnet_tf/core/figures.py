@@ -176,7 +176,8 @@ def training_curves(history, path=None):
         if title.startswith("loss"):
             axis.set_yscale("log")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        if axis.get_legend_handles_labels()[0]:  # a panel whose columns the history lacks stays empty, unlabelled
+            axis.legend(fontsize=7)
     figure.tight_layout()
     return _save(figure, path)
 
