@@ -16,8 +16,9 @@ What works when a network that learned on ImageNet meets a few hundred photos
   edges and textures, the same for any photo) stay as they are
   (`backbone_frozen_blocks`): no gradient flows into them, which saves a
   CPU the depthwise convolutions' backward pass at the highest resolutions,
-  where they cost the most. Freezing stage 3 (stride 8) too was 10% faster
-  still, but scored lower on every set measured (docs/real_photos.md).
+  where they cost the most. Freezing stage 3 (stride 8) too made training
+  10-25% faster still, but scored a little lower on each of three sets
+  (docs/real_photos.md, fourth session).
 
 `FineTuneAdamW` does the first two inside one optimizer, so training stays one
 `fit` with one compiled step: the backbone's update is AdamW's with the
