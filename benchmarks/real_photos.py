@@ -1,7 +1,7 @@
 """The default command against the lecture's network, on real photos, in one run.
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/real_photos.py
-        [--sets tiny_imagenet_loc,hands_loc,caltech101_loc]
+        [--sets tiny_imagenet_loc,hands_loc,caltech101_loc,hands363]
         [--data-root ../shared/data] [--out runs/real_photos] [--systems default,scratch,lecture] [--seed 0]
 
 For each set of `../shared/data` it trains three systems and evaluates each on the
@@ -22,6 +22,11 @@ set's test split:
   Its time counts the training epochs only (the data are decoded and cached
   first), which favours it.
 
+`hands363` is issue 29's few-hundred-photo proxy: a random 363 of hands_loc's
+training photos (`random.Random(0).sample` of the sorted ids) with hands_loc's
+own validation and test photos, written as a Pascal VOC folder under
+`OUT/data/hands363` whose photos and annotations are links to hands_loc's.
+
 Prints JSON: per set, each system's `loc`, `iou`, `class`, `p_c` (the
 evaluation report's `loc_accuracy`, `mean_iou`, `class_accuracy`,
 `pc_accuracy`) and `train_seconds`, and `ratios` (default / lecture) of each;
@@ -34,6 +39,7 @@ import json
 import os
 import pathlib
 import platform
+import random
 import subprocess
 import sys
 import time
@@ -48,6 +54,8 @@ SETS = {
     "hands_loc": ("voc:{root}/hands_loc", []),
     "caltech101_loc": ("csv:{root}/caltech101_loc", ["--skip-bad"]),
 }
+# Proxies cut from those sets: name -> (set, training photos kept, seed of the draw).
+SUBSETS = {"hands363": ("hands_loc", 363, 0)}
 METRICS = {"loc": "loc_accuracy", "iou": "mean_iou", "class": "class_accuracy", "p_c": "pc_accuracy"}
 
 
@@ -63,6 +71,29 @@ def cpu_name():
     simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
     family = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("cpu family")), "?")
     return f"{model} (family {family}; {os.cpu_count()} cores; {' '.join(simd)})"
+
+
+def make_subset(root, out, name):
+    """Writes the VOC proxy `name` (`SUBSETS`) under `out/data/` and returns its SPEC.
+
+    Only `ImageSets/Main` is written; `JPEGImages` and `Annotations` are links
+    to the whole set's (a VOC reader reads the photos the lists name). The
+    lists are rewritten on every call, the same for the same set.
+    """
+    source, count, seed = SUBSETS[name]
+    source = pathlib.Path(root) / source
+    target = pathlib.Path(out) / "data" / name
+    lists = source / "ImageSets" / "Main"
+    ids = {split: (lists / f"{split}.txt").read_text().split() for split in ("train", "val", "test")}
+    ids["train"] = sorted(random.Random(seed).sample(sorted(ids["train"]), count))
+    (target / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    for folder in ("JPEGImages", "Annotations"):
+        link = target / folder
+        if not link.is_symlink():
+            link.symlink_to(source.resolve() / folder, target_is_directory=True)
+    for split, names in ids.items():
+        (target / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    return f"voc:{target}"
 
 
 def run_default(spec, extra, out, seed):
@@ -141,7 +172,9 @@ def run_lecture(spec, extra, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated names of ../shared/data sets")
+    parser.add_argument(
+        "--sets", default=",".join(SETS), help=f"comma-separated names of ../shared/data sets, or of {list(SUBSETS)}"
+    )
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(REPO / "runs" / "real_photos"), help="where the default command's runs go")
     parser.add_argument("--systems", default="default,scratch,lecture")
@@ -150,8 +183,12 @@ def main(argv=None):
     systems = args.systems.split(",")
     results = {"cpu": cpu_name(), "seed": args.seed, "sets": {}}
     for name in args.sets.split(","):
-        pattern, extra = SETS[name]
-        spec = pattern.format(root=args.data_root)
+        if name in SUBSETS:
+            extra = SETS[SUBSETS[name][0]][1]
+            spec = make_subset(args.data_root, args.out, name)
+        else:
+            pattern, extra = SETS[name]
+            spec = pattern.format(root=args.data_root)
         entry = {"spec": spec}
         if "default" in systems:
             out = pathlib.Path(args.out) / name
