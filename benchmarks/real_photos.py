@@ -88,9 +88,11 @@ def make_subset(root, out, name):
     ids["train"] = sorted(random.Random(seed).sample(sorted(ids["train"]), count))
     (target / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
     for folder in ("JPEGImages", "Annotations"):
-        link = target / folder
-        if not link.is_symlink():
-            link.symlink_to(source.resolve() / folder, target_is_directory=True)
+        link, whole = target / folder, source.resolve() / folder
+        if not link.is_symlink() and not link.exists():
+            link.symlink_to(whole, target_is_directory=True)
+        elif link.resolve() != whole:  # not this function's link: use nobody's photos by mistake
+            raise SystemExit(f"{link}: exists and is not a link to {whole}; choose another --out")
     for split, names in ids.items():
         (target / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(names) + "\n")
     return f"voc:{target}"

@@ -52,3 +52,12 @@ def test_hands363_reads_as_363_178_312(tmp_path):
     data = sources.load_source(spec, verify_images=False)
     counts = {split: len(records) for split, records in data.records.items()}
     assert counts == {"train": 363, "validation": 178, "test": 312}
+
+
+def test_subset_refuses_a_folder_it_did_not_make(tmp_path, monkeypatch):
+    monkeypatch.setitem(real_photos.SUBSETS, "hands5", ("hands_loc", 5, 0))
+    _fake_voc(tmp_path / "data_root", {"train": 20, "val": 4, "test": 6})
+    photos = tmp_path / "out" / "data" / "hands5" / "JPEGImages"
+    photos.mkdir(parents=True)
+    with pytest.raises(SystemExit, match="JPEGImages: exists and is not a link"):
+        real_photos.make_subset(tmp_path / "data_root", tmp_path / "out", "hands5")
