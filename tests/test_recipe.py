@@ -75,6 +75,29 @@ def test_training_length_is_set_in_optimizer_steps_not_epochs():
     assert steps(3000, 128)[0] < steps(3000, 96)[0] < steps(3000, 64)[0]
 
 
+def test_the_pretrained_recipe_stops_at_max_passes_on_a_few_hundred_photos():
+    lite = config_lib.preset("photos_lite0")
+
+    def length(n, side):
+        """(input size, images seen, passes) of the pretrained recipe on n photos of objects `side` wide."""
+        values = recipe.photo_values(recipe.DataProfile(n, (240, 320), side, 0.0, 6), lite)
+        steps = values["epochs"] * (values["steps_per_epoch"] or -(-n // lite.batch_size))
+        return values["image_size"], steps * lite.batch_size, steps * lite.batch_size / n
+
+    # 363 hands photos: about LITE_MAX_PASSES passes (whole epochs of 200 steps round it), not
+    # the hundred that the fixed budget would be.
+    size, seen, passes = length(363, 0.32)
+    assert size == 160 and seen < 0.6 * recipe.LITE_COMPUTE_IMAGES
+    assert passes == pytest.approx(recipe.LITE_MAX_PASSES, rel=0.2)
+    # The full sets never reach the cap: hands_loc (1,067 photos at 160 px) and caltech101_loc
+    # (1,647 at 128 px) train the whole budget, scaled by (160 / size)^2.
+    assert length(1067, 0.32)[1] == pytest.approx(recipe.LITE_COMPUTE_IMAGES, rel=0.05)
+    size, seen, passes = length(1647, 0.67)
+    assert size == 128 and seen == pytest.approx(recipe.LITE_COMPUTE_IMAGES * (160 / 128) ** 2, rel=0.05)
+    # A few dozen photos still get one epoch of EPOCH_STEPS steps: the new layers need the steps.
+    assert length(30, 0.32)[1] == recipe.EPOCH_STEPS * lite.batch_size
+
+
 def test_auto_chooses_the_synthetic_recipe_for_the_builtin_data(capsys):
     args = train_main.build_parser().parse_args(["--out", "x"])
     assert args.preset == recipe.AUTO

@@ -25,7 +25,10 @@ the data before it trains:
   network's stride, 32; at least `LITE_MIN_SIZE`, since ImageNet features
   need a few cells per object even on small photos) and trains
   `LITE_COMPUTE_IMAGES` at `LITE_REFERENCE_SIZE` px: a pretrained network
-  needs far fewer steps than one learning from nothing.
+  needs far fewer steps than one learning from nothing. On a few hundred
+  photos that budget would be a hundred passes over them; it stops at
+  `LITE_MAX_PASSES`, which a set of a few hundred photos reaches long after
+  it is fitted (and the full sets never reach).
 
 `resolve` prints one line saying what it chose and why; flags given on the
 command line win over every chosen value, and `config.json` records the
@@ -81,6 +84,10 @@ LITE_REFERENCE_SIZE = 160
 # 0.920 / 0.786 / 0.958 at 19,200, 0.936 / 0.808 / 0.965 at 38,400; docs/real_photos.md).
 LITE_COMPUTE_IMAGES = 38_400
 LITE_MIN_EPOCHS = 3
+# At most this many passes over the training photos; only sets under about 700 photos at 160 px
+# (1,100 at 128) reach it. 363 hands photos are fitted long before the budget's 106 passes: 55
+# gave the same test loc or better in half the time, 35 less (docs/real_photos.md, sixth session).
+LITE_MAX_PASSES = 55
 
 
 @dataclasses.dataclass
@@ -178,7 +185,8 @@ def schedule(prof, image_size, batch_size, steps_per_execution=1, backbone="simp
 def images_seen(prof, image_size, backbone="simple"):
     """How many training images (with repeats) the recipe shows the model."""
     if backbone == LITE_BACKBONE:
-        return max(LITE_COMPUTE_IMAGES * (LITE_REFERENCE_SIZE / image_size) ** 2, LITE_MIN_EPOCHS * prof.train_images)
+        budget = min(LITE_COMPUTE_IMAGES * (LITE_REFERENCE_SIZE / image_size) ** 2, LITE_MAX_PASSES * prof.train_images)
+        return max(budget, LITE_MIN_EPOCHS * prof.train_images)
     return max(COMPUTE_IMAGES * (96 / image_size) ** 2, MIN_EPOCHS * prof.train_images)
 
 
