@@ -86,7 +86,7 @@ LITE_COMPUTE_IMAGES = 38_400
 LITE_MIN_EPOCHS = 3
 # At most this many passes over the training photos; only sets under about 700 photos at 160 px
 # (1,100 at 128) reach it. 363 hands photos are fitted long before the budget's 106 passes: 55
-# gave the same test loc or better in half the time, 35 less (docs/real_photos.md, sixth session).
+# passes kept their test loc in half the time, and 35 lost IoU (docs/real_photos.md, sixth session).
 LITE_MAX_PASSES = 55
 
 
