@@ -26,9 +26,9 @@ the data before it trains:
   need a few cells per object even on small photos) and trains
   `LITE_COMPUTE_IMAGES` at `LITE_REFERENCE_SIZE` px: a pretrained network
   needs far fewer steps than one learning from nothing. On a few hundred
-  photos that budget would be a hundred passes over them; it stops at
-  `LITE_MAX_PASSES`, which a set of a few hundred photos reaches long after
-  it is fitted (and the full sets never reach).
+  photos that budget would be a hundred passes over them, and half of it
+  scores as well: it stops at `LITE_MAX_PASSES` passes, which the full sets
+  never reach.
 
 `resolve` prints one line saying what it chose and why; flags given on the
 command line win over every chosen value, and `config.json` records the
@@ -85,8 +85,8 @@ LITE_REFERENCE_SIZE = 160
 LITE_COMPUTE_IMAGES = 38_400
 LITE_MIN_EPOCHS = 3
 # At most this many passes over the training photos; only sets under about 700 photos at 160 px
-# (1,100 at 128) reach it. 363 hands photos are fitted long before the budget's 106 passes: 55
-# passes kept their test loc in half the time, and 35 lost IoU (docs/real_photos.md, sixth session).
+# (1,100 at 128) reach it. On 363 hands photos 55 passes scored as well as the budget's 106, in
+# half the time, and 35 lost IoU (docs/real_photos.md, sixth session).
 LITE_MAX_PASSES = 55
 
 
