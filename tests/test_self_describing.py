@@ -209,6 +209,64 @@ def test_a_copied_model_evaluates_and_calibrates_as_in_its_run_folder(letterbox_
     assert model_lib.build_arguments(model)["filters"] == letterbox_run["config"].filters
 
 
+def _pixel_iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union
+
+
+@pytest.mark.slow
+def test_a_box_on_another_labelled_object_is_found_on_a_letterboxed_model(letterbox_run, tmp_path):
+    """Evaluation moves the other objects' boxes onto the letterboxed input, as the pipeline moves the target's.
+
+    Each wide picture gets two objects: the whole picture, of a class the model
+    does not name (the largest: the target, so loc_accuracy is 0), and the
+    model's own answer, clipped to the picture (so the any-object figure counts
+    it wherever its IoU with the answer stays >= 0.5). The figure must equal the
+    same rule computed in the picture's pixels, from `Predictor.predict`.
+    """
+    predictor = inference.Predictor(letterbox_run["copied"])
+    names = predictor.class_names
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "Annotations").mkdir()
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    stems, expected = [], []
+    for i in range(8):
+        stem = f"wide{i}"
+        path = wide_image(root / "JPEGImages" / f"{stem}.png", seed=i)
+        answer = predictor.predict(str(path))
+        height, width = np.asarray(Image.open(path)).shape[:2]
+        x1, y1, x2, y2 = answer.box_pixels
+        clipped = [max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height)]
+        other = names[answer.class_id]
+        target = names[(answer.class_id + 1) % len(names)]
+        clipped = [round(v, 2) for v in clipped]
+        objects = [(target, (0, 0, width, height)), (other, clipped)]
+        parts = [
+            f"<annotation><filename>{stem}.png</filename><size><width>{width}</width><height>{height}</height></size>"
+        ]
+        for name, (a, b, c, d) in objects:  # VOC corners are 1-based: + 1 on the minimum
+            parts.append(
+                f"<object><name>{name}</name><bndbox><xmin>{a + 1}</xmin><ymin>{b + 1}</ymin>"
+                f"<xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>"
+            )
+        (root / "Annotations" / f"{stem}.xml").write_text("".join(parts) + "</annotation>")
+        stems.append(stem)
+        expected.append(_pixel_iou(answer.box_pixels, clipped) >= 0.5)
+    (root / "ImageSets" / "Main" / "test.txt").write_text("\n".join(stems) + "\n")
+    report = evaluate_lib.evaluate(
+        letterbox_run["copied"], data=f"voc:{root}", split="test", threshold=0.0, pictures=False
+    )
+    assert report["loc_accuracy"] == 0.0
+    assert report["several_objects"]["images"] == 8
+    assert sum(expected) >= 4, (
+        f"{expected}: the model's boxes are mostly outside the pictures; the check would say little"
+    )
+    assert report["loc_accuracy_any_object"] == pytest.approx(np.mean(expected))
+
+
 @pytest.mark.slow
 def test_a_copied_model_exports_with_its_resize(letterbox_run, wide_photos, tmp_path):
     out = tmp_path / "export"

@@ -80,6 +80,11 @@ def test_csv_reads_boxes_background_and_classes(csv_dir):
     b = records["b.png"]
     assert b.class_id == 0
     np.testing.assert_allclose(b.box, [0.7, 0.6, 0.8, 0.4], atol=1e-6)
+    # The other object stays with the record, for evaluation only: the pedestrian at x 0..20, y 0..10.
+    [(other_class, other_box)] = b.others
+    assert other_class == 1
+    np.testing.assert_allclose(other_box, [0.05, 0.05, 0.1, 0.1], atol=1e-6)
+    assert a.others == () and records["bg.jpg"].others == ()
     bg = records["bg.jpg"]
     assert not bg.present and bg.class_id == 0
     np.testing.assert_array_equal(bg.box, np.zeros(4))
@@ -108,6 +113,7 @@ def test_csv_class_map_and_user_classes(csv_dir):
     # Mapping a label to None ignores those objects; b.png keeps only its car.
     renamed = load_source(spec, class_map={"car": None})
     assert renamed.class_names == ("pedestrian",)
+    assert by_name(renamed)["b.png"].others == ()  # an ignored object is no other object either
     records = by_name(renamed)
     assert not records["a.jpg"].present  # its only object was ignored: background
     assert records["b.png"].present and records["b.png"].class_id == 0

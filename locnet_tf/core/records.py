@@ -41,6 +41,11 @@ class Record:
         None when not known (the pipeline then reads it from the file).
     file_size: int. The image file's size in bytes when it was checked, or
         None (the pipeline then checks the file again).
+    others: tuple of (class_id, box) pairs: the image's other labelled objects
+        when it has several and the largest became the target
+        (`multi_object="largest"`), box in the target format. Training never
+        sees them; evaluation counts a box on any of them as found
+        (`loc_accuracy_any_object`).
     """
 
     path: str
@@ -51,6 +56,7 @@ class Record:
     size: Optional[Tuple[int, int]] = None
     orientation: Optional[int] = None
     file_size: Optional[int] = None
+    others: Tuple[Tuple[int, np.ndarray], ...] = ()
 
     @classmethod
     def background(cls, path, origin="", size=None, orientation=None, file_size=None):

@@ -70,6 +70,11 @@ SPLITS = ("train", "validation", "test")
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation"}
 
 
+def split_name(split):
+    """The split's own name for an alias (`"val"`, `"valid"` -> `"validation"`); others as given."""
+    return _SPLIT_ALIASES.get(split, split)
+
+
 # ----------------------------------------------------------------------------
 # Sources -> example dicts.
 
@@ -104,7 +109,7 @@ def examples(spec="synthetic", split="train", *, data_dir=None, class_names=None
     """
     from locnet_tf.data import sources  # the readers; imported late, they are heavy
 
-    split = _SPLIT_ALIASES.get(split, split)
+    split = split_name(split)
     if isinstance(spec, sources.Source):  # resolved once by the command; read again only for other classes
         source = spec
         if class_names is not None and tuple(class_names) != source.class_names:
@@ -348,8 +353,7 @@ def make_dataset(
         tf.data.Dataset of `(float32 [B, H, W, 3] in 0..255, float32 [B, 5 + K])`,
         with `dataset.class_names` (tuple of str) set.
     """
-    split_name = _SPLIT_ALIASES.get(split, split)
-    train = split_name == "train"
+    train = split_name(split) == "train"
     if crop and not (isinstance(image_size, int) and 0 < int(crop) < image_size):
         # The window is square and must fit in the (square) resized image.
         raise ValueError(f"crop={crop} needs a square image_size larger than it, got image_size={image_size}.")

@@ -18,6 +18,16 @@ def format_report(report):
         f"{report.get('data', '?')} ({report.get('split', '?')}): {c['images']} images, "
         f"{c['positives']} with an object, {c['background']} background; threshold {report['threshold']:.3f}",
         "  " + "  ".join(f"{k} {report[k]:.4f}" for k in REPORT_KEYS),
+    ]
+    several = report.get("several_objects")
+    if several and several["images"]:  # the target is one of them: a box on another is still an object found
+        lines.append(
+            f"  {several['images']} images with several labelled objects (the target is the largest): "
+            f"loc_accuracy {several['loc_accuracy']:.4f} there, {several['loc_accuracy_any_object']:.4f} "
+            f"counting a box on any of them; over all images loc_accuracy_any_object "
+            f"{report['loc_accuracy_any_object']:.4f}"
+        )
+    lines += [
         f"  {'class':<14}{'count':>7}{'cls_acc':>9}{'mean_iou':>9}{'loc_acc':>9}",
     ]
     for name, v in report["per_class"].items():

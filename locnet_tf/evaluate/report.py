@@ -46,8 +46,39 @@ def presence_curve(is_object, p_c):
     return thresholds, precision, recall
 
 
-def report_from_arrays(y_true, y_pred, class_names, threshold=0.5):
-    """The evaluation report from targets and predictions `(N, 5 + K)`."""
+def found_any_object(loc, y_pred, others, threshold):
+    """Per image: `loc`, or the box and class name another labelled object of it (IoU >= 0.5).
+
+    The rule of ImageNet's localization task: with several objects in a
+    photo, the target vector holds one of them (the largest), and a model that
+    boxes and names another one has still found an object.
+
+    Args:
+        loc: bool `(N,)`, localization right for the target object.
+        y_pred: predictions `(N, 5 + K)`.
+        others: per image, a sequence of `(class_id, box)`: its other labelled
+            objects (`Record.others`), empty for most.
+        threshold: presence threshold.
+    """
+    found = np.array(loc, bool)
+    for i, objects in enumerate(others):
+        if found[i] or not len(objects) or y_pred[i, 0] < threshold:
+            continue
+        classes = np.asarray([c for c, _ in objects])
+        boxes = np.asarray([b for _, b in objects], np.float64).reshape(-1, 4)
+        iou = box_iou(boxes, np.broadcast_to(y_pred[i, 1:5], boxes.shape))
+        found[i] = bool(np.any((classes == y_pred[i, 5:].argmax()) & (iou >= 0.5)))
+    return found
+
+
+def report_from_arrays(y_true, y_pred, class_names, threshold=0.5, others=None):
+    """The evaluation report from targets and predictions `(N, 5 + K)`.
+
+    `others`: per image, its other labelled objects as `(class_id, box)` pairs
+    (`Record.others`), or None when the source does not know them (TFDS and
+    the built-in data). With them the report adds `loc_accuracy_any_object`
+    and a `several_objects` section (see `found_any_object`).
+    """
     y_true = np.asarray(y_true, np.float64)
     y_pred = np.asarray(y_pred, np.float64)
     k = len(class_names)
@@ -112,11 +143,26 @@ def report_from_arrays(y_true, y_pred, class_names, threshold=0.5):
     tp = int((said & pos).sum())
     p_prec = tp / max(int(said.sum()), 1)
     p_rec = tp / max(int(pos.sum()), 1)
+    several = {}
+    if others is not None:
+        if len(others) != len(pos):
+            raise ValueError(f"others has {len(others)} entries for {len(pos)} images.")
+        found = found_any_object(loc, y_pred, others, threshold)
+        multi = np.asarray([len(o) > 0 for o in others], bool) & pos
+        several = {
+            "loc_accuracy_any_object": float(found.mean()) if len(pos) else 0.0,
+            "several_objects": {
+                "images": int(multi.sum()),
+                "loc_accuracy": mean(loc, multi),
+                "loc_accuracy_any_object": mean(found, multi),
+            },
+        }
     return {
         "pc_accuracy": float(pc_right.mean()) if len(pos) else 0.0,
         "class_accuracy": mean(cls_right, pos),
         "mean_iou": mean(iou, pos),
         "loc_accuracy": float(loc.mean()) if len(pos) else 0.0,
+        **several,
         "counts": {"images": int(len(pos)), "positives": int(pos.sum()), "background": int((~pos).sum())},
         "threshold": float(threshold),
         "presence": {

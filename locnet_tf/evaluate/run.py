@@ -170,8 +170,10 @@ def evaluate(
         _claim_outputs(out, pictures, path, _spec(data), data_dir or (config.data_dir if config else None))
     names = model.class_names
     threshold = model.presence_threshold if threshold is None else float(threshold)
-    images, y_true, y_pred = predict_split(model, data, split, config, data_dir=data_dir)
-    report = report_from_arrays(y_true, y_pred, names, threshold)
+    source = _file_source(data, config, data_dir, names)
+    images, y_true, y_pred = predict_split(model, source or data, split, config, data_dir=data_dir)
+    others = _other_objects(source, split, model, config) if source is not None else None
+    report = report_from_arrays(y_true, y_pred, names, threshold, others=others)
     report.update(model=path, data=_spec(data), split=split)
     report["evaluate_config"] = EvaluateConfig(
         data=_spec(data),
@@ -194,6 +196,50 @@ def evaluate(
             )
         outputs.atomic_write(out, json.dumps(report, indent=2))
     return report
+
+
+def _file_source(data, config, data_dir, class_names):
+    """`data` as a file `Source` read with the model's classes, or None for TFDS and built-in data.
+
+    Evaluation reads it once: its records give the predictions' order
+    (`predict_split` keeps the split's order) and each image's other objects.
+    """
+    from locnet_tf.data import sources
+
+    if isinstance(data, sources.Source):
+        if not data.is_file:
+            return None
+        if tuple(data.data.class_names) == tuple(class_names):
+            return data
+        return sources.Source(data.spec, data.data_dir, class_names, **data.source_kwargs)
+    source = sources.Source(
+        data,
+        data_dir or (config.data_dir if config else None),
+        class_names,
+        **(config.source_kwargs() if config else {}),
+    )
+    return source if source.is_file else None
+
+
+def _other_objects(source, split, model, config):
+    """Per image of `split`, its other labelled objects as `(class_id, box on the model input)` pairs.
+
+    Resized the way `predict_split` resizes the images (letterboxing moves boxes).
+    """
+    from locnet_tf.core import geometry
+    from locnet_tf.data import pipeline
+
+    method = model.resize or (config.resize if config is not None else "stretch")
+    size = (model.image_size, model.image_size)
+    others = []
+    for record in source.data.records[pipeline.split_name(split)]:
+        if record.others and method != "stretch":
+            if record.size is None:  # the readers always know it; evaluation cannot place the boxes without
+                raise ValueError(f"{record.origin}: the image's size is unknown; cannot letterbox its other objects.")
+            others.append([(c, geometry.boxes_to_letterbox(b, *record.size, size, method)) for c, b in record.others])
+        else:
+            others.append(list(record.others))
+    return others
 
 
 def _claim_outputs(out, pictures, model, data, data_dir):

@@ -17,8 +17,10 @@ the same rules:
   with no object becomes background (DESIGN.md: ``p_c`` says whether an object
   *of one of the K classes* is present).
 - **Several objects in one image.** ``multi_object="largest"`` keeps the
-  biggest box (first one on ties), ``"drop"`` leaves the image out and lists
-  it in ``SourceData.skipped``, ``"fail"`` raises :class:`DataError`.
+  biggest box (first one on ties) as the target and the others in
+  ``Record.others``, which only evaluation reads (a box on any labelled
+  object); ``"drop"`` leaves the image out and lists it in
+  ``SourceData.skipped``, ``"fail"`` raises :class:`DataError`.
 - **Images.** Each image must exist and pass `locnet_tf.core.image_files.inspect`: a
   JPEG, PNG, GIF or BMP that the training pipeline decodes right, complete,
   at most `image_files.max_pixels()` pixels, and (``verify_images=True``, the
@@ -310,7 +312,8 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
             )
             return None
     areas = [float(box[2] * box[3]) for _, box, _ in kept]
-    class_id, box, _ = kept[int(np.argmax(areas))]
+    target = int(np.argmax(areas))
+    class_id, box, _ = kept[target]
     return Record(
         path=path,
         present=True,
@@ -320,6 +323,7 @@ def _entry_to_record(entry, resolver, problems, multi_object, tolerance, verify)
         size=(height, width),
         orientation=info.orientation,
         file_size=info.file_size,
+        others=tuple((c, b) for i, (c, b, _) in enumerate(kept) if i != target),
     )
 
 
