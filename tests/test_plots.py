@@ -35,3 +35,41 @@ def test_training_curves_mark_where_progressive_resizing_changes_the_input_size(
         assert len(marks) == 1 and list(marks[0].get_xdata()) == [2.5, 2.5], axis.get_title()
     plain = plots.training_curves({"epoch": [0, 1], "loss": [2, 1]})
     assert not any("px from here" in line.get_label() for axis in plain.axes for line in axis.get_lines())
+
+
+def test_the_worst_gallery_ranks_a_box_on_another_labelled_object_by_its_iou_with_that_one(tmp_path, monkeypatch):
+    import numpy as np
+
+    from locnet_tf.core import figures as plots
+    from locnet_tf.evaluate.pictures import evaluation_pictures
+
+    drawn = {}
+
+    def gallery(images, y_true, y_pred, class_names, threshold, indices, path=None, title=None, others=None):
+        drawn[path.name] = (list(indices), title, others)
+        return path
+
+    real = plots.prediction_gallery
+    monkeypatch.setattr(plots, "prediction_gallery", gallery)
+    names = ["pedestrian", "car"]
+    y = np.array([[1, 0.3, 0.5, 0.4, 0.3, 0, 1]] * 3, np.float32)  # a car on the left, the largest
+    p = np.array(
+        [
+            [0.9, 0.32, 0.5, 0.4, 0.3, 0, 1],  # the target, IoU about 0.9
+            [0.9, 0.75, 0.5, 0.3, 0.3, 0, 1],  # the other car exactly: IoU 0 with the target
+            [0.9, 0.5, 0.1, 0.1, 0.1, 0, 1],  # nothing there: a real miss
+        ],
+        np.float32,
+    )
+    others = [[], [(1, np.array([0.75, 0.5, 0.3, 0.3]))], [(1, np.array([0.75, 0.5, 0.3, 0.3]))]]
+    images = np.zeros((3, 16, 16, 3), np.uint8)
+    evaluation_pictures(images, y, p, names, 0.5, tmp_path, gallery_size=3, others=others)
+    worst, title, passed = drawn["gallery_worst.png"]
+    real(images, y, p, names, 0.5, worst, tmp_path / "drawn.png", title=title, others=others)
+    assert (tmp_path / "drawn.png").stat().st_size > 1000
+    assert worst == [2, 0, 1]  # the box on the other car is not the worst answer
+    assert "dashed: other labelled objects" in title and passed is others
+    drawn.clear()
+    evaluation_pictures(images, y, p, names, 0.5, tmp_path, gallery_size=3)  # a source that keeps one object
+    worst, title, _ = drawn["gallery_worst.png"]
+    assert worst[0] in (1, 2) and worst[2] == 0 and "dashed" not in title

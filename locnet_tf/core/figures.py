@@ -242,7 +242,9 @@ def presence_pr_curve(precision, recall, threshold_point=None, path=None):
     return _save(figure, path)
 
 
-def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, path=None, title=None, columns=4):
+def prediction_gallery(
+    images, y_true, y_pred, class_names, threshold, indices, path=None, title=None, columns=4, others=None
+):
     """Predictions against ground truth: truth in green, answer in red with class and score.
 
     Args:
@@ -251,6 +253,9 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
         class_names: list of str.
         threshold: presence threshold (the answer is "background" below it).
         indices: which images to draw.
+        others: None, or per image its other labelled objects as `(class_id, box)`
+            pairs (`Record.others`, on the model input): drawn dashed green, and
+            the title names the one the answer boxes, if any.
     """
     count = len(indices)
     columns = min(columns, count)
@@ -270,6 +275,11 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
             parts.append(f"truth {class_names[int(np.argmax(true[5:]))]}")
         else:
             parts.append("truth background")
+        for _, box in others[i] if others is not None else ():
+            x1, y1, x2, y2 = _corners(np.asarray(box)) * [width, height, width, height]
+            axis.add_patch(
+                Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#3cb44b", linewidth=1, linestyle="--")
+            )
         if pred[0] >= threshold:
             x1, y1, x2, y2 = _corners(pred[1:5]) * [width, height, width, height]
             axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#e6194b", linewidth=2))
@@ -287,8 +297,15 @@ def prediction_gallery(images, y_true, y_pred, class_names, threshold, indices, 
         else:
             parts.append(f"said background (p_c {pred[0]:.2f})")
         if true[0] > 0.5:
-            iou = geometry.iou(true[None, 1:5], pred[None, 1:5])
-            parts.append(f"IoU {float(iou[0]):.2f}")
+            iou = float(geometry.iou(true[None, 1:5], pred[None, 1:5])[0])
+            parts.append(f"IoU {iou:.2f}")
+            if others is not None and len(others[i]):
+                near_class, near = max(
+                    ((c, float(geometry.iou(np.asarray(b)[None], pred[None, 1:5])[0])) for c, b in others[i]),
+                    key=lambda pair: pair[1],
+                )
+                if near > iou:
+                    parts[-1] += f", {near:.2f} with another {class_names[near_class]}"
         axis.set_title("\n".join(parts), fontsize=7)
     if title:
         figure.suptitle(title)

@@ -7,15 +7,21 @@ import numpy as np
 from locnet_tf.evaluate.report import box_iou, presence_curve, report_from_arrays
 
 
-def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8, report=None):
+def evaluation_pictures(
+    images, y_true, y_pred, class_names, threshold, out_dir, gallery_size=8, report=None, others=None
+):
     """Writes the evaluation PNGs into `out_dir` (drawn by `locnet_tf.core.figures`); returns {name: path}.
 
     `report`: these arrays' `report_from_arrays`, when the caller has it already.
+    `others`: per image its other labelled objects (`Record.others`), or None.
+    With them the galleries draw them, and an answer that boxes one of them
+    ranks by its IoU with that one: a box on the other of two hands is not
+    among the worst predictions.
     """
     from locnet_tf.core import figures as plots
 
     out_dir = pathlib.Path(out_dir)
-    report = report or report_from_arrays(y_true, y_pred, class_names, threshold)
+    report = report or report_from_arrays(y_true, y_pred, class_names, threshold, others=others)
     pos = np.flatnonzero(y_true[:, 0] > 0.5)
     ious = box_iou(y_true[pos, 1:5], y_pred[pos, 1:5])
     pictures = {
@@ -33,11 +39,17 @@ def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir,
     # background) join the worst, ranked as IoU -1 so they are shown first.
     score = np.full(len(y_true), np.nan)
     score[pos] = ious
+    for i in pos if others is not None else ():
+        for _, box in others[i]:
+            score[i] = max(score[i], float(box_iou(np.asarray(box)[None], y_pred[i, None, 1:5])[0]))
     false_alarm = (y_true[:, 0] <= 0.5) & (y_pred[:, 0] >= threshold)
     score[false_alarm] = -1.0
     ranked = np.flatnonzero(~np.isnan(score))
     ranked = ranked[np.argsort(score[ranked], kind="stable")]
     n = min(gallery_size, len(ranked))
+    key = "green: truth, red: answer"
+    if others is not None and any(len(o) for o in others):
+        key += ", dashed: other labelled objects"
     if n:
         pictures["gallery_best"] = plots.prediction_gallery(
             images,
@@ -47,7 +59,8 @@ def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir,
             threshold,
             ranked[::-1][:n],
             out_dir / "gallery_best.png",
-            title="best predictions (green: truth, red: answer)",
+            title=f"best predictions ({key})",
+            others=others,
         )
         pictures["gallery_worst"] = plots.prediction_gallery(
             images,
@@ -57,6 +70,7 @@ def evaluation_pictures(images, y_true, y_pred, class_names, threshold, out_dir,
             threshold,
             ranked[:n],
             out_dir / "gallery_worst.png",
-            title="worst predictions (green: truth, red: answer)",
+            title=f"worst predictions ({key})",
+            others=others,
         )
     return pictures

@@ -192,7 +192,15 @@ def evaluate(
             pic_dir.mkdir(exist_ok=True)
             outputs.mark_folder(pic_dir, "evaluate")
             report["pictures"] = evaluation_pictures(
-                images, y_true, y_pred, names, threshold, pic_dir, gallery_size=gallery_size, report=report
+                images,
+                y_true,
+                y_pred,
+                names,
+                threshold,
+                pic_dir,
+                gallery_size=gallery_size,
+                report=report,
+                others=others,
             )
         outputs.atomic_write(out, json.dumps(report, indent=2))
     return report
