@@ -47,7 +47,7 @@ def presence_curve(is_object, p_c):
 
 
 def found_any_object(loc, y_pred, others, threshold):
-    """Per image: `loc`, or the box and class name another labelled object of it (IoU >= 0.5).
+    """Per image: `loc`, or whether the answer boxes and names another labelled object of it (IoU >= 0.5).
 
     The rule of ImageNet's localization task: with several objects in a
     photo, the target vector holds one of them (the largest), and a model that
