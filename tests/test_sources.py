@@ -85,6 +85,9 @@ def test_csv_reads_boxes_background_and_classes(csv_dir):
     assert other_class == 1
     np.testing.assert_allclose(other_box, [0.05, 0.05, 0.1, 0.1], atol=1e-6)
     assert a.others == () and records["bg.jpg"].others == ()
+    # Said, not silent: which images train on one of their objects.
+    [note] = [n for n in data.notes if "several labelled objects" in n]
+    assert note.startswith(f"csv:{csv_dir / 'labels.csv'}: 1 of 3 images hold several labelled objects")
     bg = records["bg.jpg"]
     assert not bg.present and bg.class_id == 0
     np.testing.assert_array_equal(bg.box, np.zeros(4))
@@ -114,6 +117,7 @@ def test_csv_class_map_and_user_classes(csv_dir):
     renamed = load_source(spec, class_map={"car": None})
     assert renamed.class_names == ("pedestrian",)
     assert by_name(renamed)["b.png"].others == ()  # an ignored object is no other object either
+    assert not [n for n in renamed.notes if "several" in n]
     records = by_name(renamed)
     assert not records["a.jpg"].present  # its only object was ignored: background
     assert records["b.png"].present and records["b.png"].class_id == 0

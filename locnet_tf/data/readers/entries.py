@@ -229,12 +229,13 @@ def build_source(
     if disk is not None:
         disk.flush()  # what was checked, for the next run
     untrained = untrained_classes(records, resolver.class_names, name, resolver.from_data)
+    several = several_objects_note(records, name)
     data = SourceData(
         records=records,
         class_names=resolver.class_names,
         skipped=problems.skipped,
         name=name,
-        notes=list(notes) + ([untrained] if untrained else []),
+        notes=list(notes) + [note for note in (untrained, several) if note],
     )
     # Train, calibrate and evaluate each read the source: say it once.
     for message in data.notes + ([skipped_summary(data)] if data.skipped else []):
@@ -245,6 +246,23 @@ def build_source(
 
 
 _WARNED = set()  # notes and skipped-entry summaries already logged by this process
+
+
+def several_objects_note(records, name):
+    """The note for images with several objects whose largest became the target (None when there are none).
+
+    Said, not silent: the model learns one object per image, and the others
+    stay in those images unlabelled as far as training is concerned.
+    """
+    count = sum(bool(r.others) for split in records.values() for r in split)
+    if not count:
+        return None
+    total = sum(len(split) for split in records.values())
+    return (
+        f"{name}: {count} of {total} images hold several labelled objects; each trains on its largest "
+        "(--multi-object largest; drop leaves them out), and evaluation's loc_accuracy_any_object also "
+        "counts a box on any of them"
+    )
 
 
 # Formats whose boxes are in pixels (see `_looks_relative`).
