@@ -39,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from locnet_tf.runtime import smoothing, video  # noqa: E402
+from locnet_tf.runtime import frame_predictions, smoothing  # noqa: E402
 from locnet_tf.data.builtin import synthetic_video  # noqa: E402
 
 
@@ -128,7 +128,9 @@ def main(argv=None):
                 path, args.frames, (args.size, args.size), args.fps, class_id=clip % 3, seed=args.seed + clip
             )
             # As `predict` reads them (smoothed below): FFmpeg's scaler for a .tflite unless --exact-resize.
-            pairs = list(video.predict_frames(predictor, str(path), smooth=False, exact_resize=args.exact_resize))
+            pairs = list(
+                frame_predictions.predict_frames(predictor, str(path), smooth=False, exact_resize=args.exact_resize)
+            )
             frames, raw = [f for f, _ in pairs], [p for _, p in pairs]
             smoother = smoothing.Smoother(predictor.presence_threshold, predictor.class_names, config)
             steady = [smoother.update(p, frame.timestamp) for p, frame in zip(raw, frames)]

@@ -72,10 +72,10 @@ def cpu():
 
 def make_clip(path, frames, size, fps):
     """Writes the benchmark clip; returns its size in bytes."""
-    from locnet_tf.runtime import video
+    from locnet_tf.runtime import video_writer
     from locnet_tf.data.builtin import synthetic_video
 
-    with video.VideoWriter(path, fps, bit_rate=BIT_RATE) as writer:
+    with video_writer.VideoWriter(path, fps, bit_rate=BIT_RATE) as writer:
         for image, _ in synthetic_video.frames(frames, size, class_id=1, seed=7, object_size=0.35, absent_share=0.1):
             writer.write(image)
     return pathlib.Path(path).stat().st_size
@@ -134,7 +134,7 @@ def time_one(model_path, clip, threads, write, out_dir, path="exact"):
     """Runs the clip once by the `"exact"` or the `"fast"` path; returns frames, seconds and the time per stage."""
     import numpy as np
 
-    from locnet_tf.runtime import draw, smoothing, video
+    from locnet_tf.runtime import draw, smoothing, video, video_writer
     from locnet_tf.runtime import prediction as prediction_lib
     from locnet_tf.runtime import tflite as runtime
     from locnet_tf.core import geometry
@@ -188,7 +188,7 @@ def time_one(model_path, clip, threads, write, out_dir, path="exact"):
             picture = draw.annotate(image, prediction, extra=f"{frame.time:.2f} s")
             lap("draw")
             if writer is None:
-                writer = video.VideoWriter(
+                writer = video_writer.VideoWriter(
                     out_dir / f"{pathlib.Path(model_path).stem}_{threads}_{path}.mp4", source.rate(container)
                 )
                 writer.stream.thread_count = threads

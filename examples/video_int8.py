@@ -19,7 +19,7 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from locnet_tf.runtime import draw, tflite as runtime, video  # noqa: E402
+from locnet_tf.runtime import draw, tflite as runtime, video_writer  # noqa: E402
 from locnet_tf.data.builtin import synthetic_video  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
         f"({model.runner.input_dtype.__name__}), resize {model.resize} (from the file's own metadata)"
     )
     right = 0
-    with video.VideoWriter(out / "car_annotated.mp4", fps) as writer:
+    with video_writer.VideoWriter(out / "car_annotated.mp4", fps) as writer:
         for (frame, prediction), true in zip(model.predict_video(clip), truth):
             writer.write(draw.annotate(frame.image, prediction, extra=f"{frame.timestamp:.2f} s"))
             right += prediction.present == true["present"]

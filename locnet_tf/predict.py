@@ -5,7 +5,7 @@
     python -m locnet_tf.predict export/latest/model_int8.tflite 0 --max-frames 300   # camera 0
     python -m locnet_tf.predict model.tflite rtsp://camera.local/stream --stride 2
 
-Sources (`locnet_tf.runtime.video.expand_sources`): image files, folders (recursive),
+Sources (`locnet_tf.runtime.source_specs.expand_sources`): image files, folders (recursive),
 globs, video files (mp4, avi, mov, mkv, webm), a camera index, and stream URLs
 (rtsp, http, ...). Each line holds `source`, `frame` (its index in the
 source), `timestamp` (seconds; null for a still image; image files also keep
@@ -43,7 +43,7 @@ from locnet_tf.core import cli
 from locnet_tf.runtime import draw
 from locnet_tf.evaluate import predictor as inference
 from locnet_tf.core import outputs
-from locnet_tf.runtime import video
+from locnet_tf.runtime import frame_predictions, source_specs, video_writer
 from locnet_tf.core.command_configs import PredictConfig
 
 
@@ -121,7 +121,7 @@ def iter_predictions(
             seconds, present, outputs), or None.
         decoder_threads: int. FFmpeg decoder threads (0: FFmpeg's choice).
         exact_resize: bool. Resize video frames bit for bit as training does, not with FFmpeg's
-            scaler (`locnet_tf.runtime.video.predict_frames`; still images are always resized exactly).
+            scaler (`locnet_tf.runtime.frame_predictions.predict_frames`; still images are always resized exactly).
     """
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}.")
@@ -137,7 +137,7 @@ def iter_predictions(
         presence_threshold=presence_threshold,
         class_names=class_names,
     )
-    sources = video.expand_sources(sources, decoder_threads=decoder_threads)
+    sources = source_specs.expand_sources(sources, decoder_threads=decoder_threads)
     out = pathlib.Path(out) if out else None
     if out is not None:
         # The files globs and folders expanded to: no annotated picture may replace one of them.
@@ -165,7 +165,9 @@ def iter_predictions(
             keep = False  # the annotated video is put in place only when complete (or a live source stopped)
             # The frames are closed as soon as the source is done with (max_frames reached, an error, the
             # caller stopping), and the video or stream with them: not whenever the garbage collector runs.
-            pairs = video.predict_frames(predictor, source, stride=stride, smooth=smooth, exact_resize=exact_resize)
+            pairs = frame_predictions.predict_frames(
+                predictor, source, stride=stride, smooth=smooth, exact_resize=exact_resize
+            )
             try:
                 for frame, prediction in itertools.islice(pairs, remaining):
                     row = {
@@ -181,7 +183,7 @@ def iter_predictions(
                         totals["outputs"].append(row["picture"])
                     elif out is not None:
                         if writer is None:
-                            writer = video.VideoWriter(out / f"{name}.mp4", source.fps)
+                            writer = video_writer.VideoWriter(out / f"{name}.mp4", source.fps)
                             totals["outputs"].append(writer.path)
                         writer.write(draw.annotate(frame.image, prediction, extra=f"{frame.timestamp:.2f} s"))
                         row["video"] = writer.path

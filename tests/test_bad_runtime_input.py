@@ -27,7 +27,7 @@ import pytest
 import bad_input_data as bad
 from locnet_tf.core import cli, outputs
 from locnet_tf.evaluate import predictor as inference
-from locnet_tf.runtime import tflite as runtime, video
+from locnet_tf.runtime import source_specs, tflite as runtime, video
 from locnet_tf.core import config as config_lib
 
 
@@ -302,7 +302,7 @@ def test_13_glob_matching_follows_glob_rules(tmp_path, monkeypatch):
         bad.make_photo(tmp_path / name, 0)
     monkeypatch.chdir(tmp_path)
     for pattern in ("x/**/*.png", "x/**", "x/*/*.jpg", "**/*.png", "x/y/**/*.png", "x/.hidden/*.png"):
-        ours = sorted(s.spec for s in video.expand_sources([pattern]))
+        ours = sorted(s.spec for s in source_specs.expand_sources([pattern]))
         import glob
 
         theirs = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))

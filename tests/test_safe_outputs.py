@@ -60,10 +60,10 @@ def assert_refused(code, lines, err, *words):
 
 
 def make_video(path, frames=6):
-    from locnet_tf.runtime import video
+    from locnet_tf.runtime import video_writer
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = video.VideoWriter(path, 10)
+    writer = video_writer.VideoWriter(path, 10)
     rng = np.random.default_rng(0)
     for _ in range(frames):
         writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))

@@ -14,7 +14,7 @@ from PIL import Image
 from locnet_tf.core import cli
 from locnet_tf.evaluate import predictor as inference
 from locnet_tf import predict
-from locnet_tf.runtime import smoothing, video
+from locnet_tf.runtime import smoothing, source_specs, video, video_writer
 from locnet_tf.data.builtin import synthetic_video
 from locnet_tf.runtime.prediction import Prediction
 
@@ -32,7 +32,7 @@ def clip(tmp_path_factory):
 def test_a_written_clip_reads_back_frame_by_frame(clip):
     path, truth = clip
     assert len(truth) == 24 and 0 < sum(t["present"] for t in truth) < 24
-    source = video.expand_sources([path])[0]
+    source = source_specs.expand_sources([path])[0]
     assert source.kind == "video"
     frames = list(source.frames())
     assert len(frames) == 24 and source.fps == FPS and source.total == 24
@@ -50,7 +50,7 @@ def test_rates_that_are_not_whole_numbers_write_a_video(tmp_path):
     # A source that does not say its rate is taken at DEFAULT_RATE; with --stride 2
     # the annotated video runs at half that: 12.5 frames/s (and a float rate works too).
     for name, rate in (("default.mp4", video.DEFAULT_RATE / 2), ("float.mp4", 25 / 2)):
-        with video.VideoWriter(tmp_path / name, rate) as writer:
+        with video_writer.VideoWriter(tmp_path / name, rate) as writer:
             for i in range(5):
                 writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
         source = video.Source("video", str(tmp_path / name))
@@ -100,23 +100,25 @@ def test_sources_expand_folders_globs_and_name_bad_ones(clip, tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a" / "y.jpg")
     (tmp_path / "a" / "notes.txt").write_text("not a picture")
     (tmp_path / "a" / "car.mp4").write_bytes(path.read_bytes())
-    found = video.expand_sources([tmp_path / "a"])
+    found = source_specs.expand_sources([tmp_path / "a"])
     assert [(s.kind, s.spec.split("/a/")[-1]) for s in found] == [
         ("image", "b/x.png"),
         ("video", "car.mp4"),
         ("image", "y.jpg"),
     ]
-    assert [s.spec for s in video.expand_sources([str(tmp_path / "a" / "**" / "*.png")])] == [
+    assert [s.spec for s in source_specs.expand_sources([str(tmp_path / "a" / "**" / "*.png")])] == [
         str(tmp_path / "a" / "b" / "x.png")
     ]
-    kinds = [s.kind for s in video.expand_sources(["0", "rtsp://camera.local/live", "http://127.0.0.1:1/x.mjpg"])]
+    kinds = [
+        s.kind for s in source_specs.expand_sources(["0", "rtsp://camera.local/live", "http://127.0.0.1:1/x.mjpg"])
+    ]
     assert kinds == ["camera", "stream", "stream"]
     with pytest.raises(FileNotFoundError, match="nothere.mp4: no such file"):
-        video.expand_sources([tmp_path / "nothere.mp4"])
+        source_specs.expand_sources([tmp_path / "nothere.mp4"])
     with pytest.raises(FileNotFoundError, match=r"\*.avi: no image or video file matches"):
-        video.expand_sources([str(tmp_path / "*.avi")])
+        source_specs.expand_sources([str(tmp_path / "*.avi")])
     with pytest.raises(ValueError, match="notes.txt: not an image"):
-        video.expand_sources([tmp_path / "a" / "notes.txt"])
+        source_specs.expand_sources([tmp_path / "a" / "notes.txt"])
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
     with pytest.raises(ValueError, match="broken.mp4: cannot open it as a video"):
         list(video.Source("video", str(tmp_path / "broken.mp4")).frames())

@@ -418,8 +418,8 @@ class Predictor:
         `source` may also be an image file (one frame). Every `stride`-th
         frame is predicted; `smooth` (default: on for video) steadies the box,
         class and presence over time (`locnet_tf.runtime.smoothing`). See
-        `locnet_tf.runtime.video.predict_frames`.
+        `locnet_tf.runtime.frame_predictions.predict_frames`.
         """
-        from locnet_tf.runtime import video
+        from locnet_tf.runtime import frame_predictions
 
-        return video.predict_frames(self, source, stride=stride, smooth=smooth)
+        return frame_predictions.predict_frames(self, source, stride=stride, smooth=smooth)

@@ -11,9 +11,10 @@ orientation applied), resize it bit for bit as training does
 (`locnet_tf.core.resize.resize`, stretch or letterbox as the model was trained),
 run it with LiteRT (`ai_edge_litert`, XNNPACK), decode the named outputs into a
 `Prediction` and map the box back to the original image. `locnet_tf.runtime.draw`
-draws it; `locnet_tf.runtime.video` reads frames; `python -m locnet_tf.predict` does all
-of it from the command line. `locnet_tf.evaluate.predictor.Predictor` uses this module
-for `.tflite` files, so both give the same numbers.
+draws it; `locnet_tf.runtime.video` reads frames and `locnet_tf.runtime.frame_predictions`
+predicts them; `python -m locnet_tf.predict` does all of it from the command line.
+`locnet_tf.evaluate.predictor.Predictor` uses this module for `.tflite` files, so both
+give the same numbers.
 
 **What a file knows about itself.** An exported `.tflite` carries its metadata
 inside (`locnet_tf.runtime.metadata`): class names, presence threshold, input
@@ -276,9 +277,9 @@ class TFLitePredictor:
     def predict_video(self, source, *, stride=1, smooth=None, exact_resize=False):
         """Yields `(Frame, Prediction)` for a video file, camera index or stream URL.
 
-        See `locnet_tf.runtime.video.predict_frames` (smoothing on by default for video; frames resized by
-        FFmpeg's scaler unless `exact_resize`).
+        See `locnet_tf.runtime.frame_predictions.predict_frames` (smoothing on by default for video; frames
+        resized by FFmpeg's scaler unless `exact_resize`).
         """
-        from locnet_tf.runtime import video
+        from locnet_tf.runtime import frame_predictions
 
-        return video.predict_frames(self, source, stride=stride, smooth=smooth, exact_resize=exact_resize)
+        return frame_predictions.predict_frames(self, source, stride=stride, smooth=smooth, exact_resize=exact_resize)

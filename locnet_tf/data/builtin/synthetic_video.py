@@ -82,14 +82,14 @@ def frames(count=120, size=(128, 128), class_id=1, seed=0, object_size=0.4, abse
 
 
 def write_clip(path, count=120, size=(128, 128), fps=30, **options):
-    """Writes the clip as H.264 `.mp4` (`locnet_tf.runtime.video.VideoWriter`); returns the per-frame truth.
+    """Writes the clip as H.264 `.mp4` (`locnet_tf.runtime.video_writer.VideoWriter`); returns the per-frame truth.
 
     `options` are `frames`'s (`class_id`, `seed`, `object_size`, `absent_share`).
     """
-    from locnet_tf.runtime import video
+    from locnet_tf.runtime import video_writer
 
     truth = []
-    with video.VideoWriter(path, fps, crf=18) as writer:
+    with video_writer.VideoWriter(path, fps, crf=18) as writer:
         for image, row in frames(count, size, **options):
             writer.write(image)
             truth.append(row)
