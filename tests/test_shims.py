@@ -44,11 +44,14 @@ SHIMS = [
     ("locnet_tf.export", "tflite_file_metadata", "locnet_tf.export.model_card"),
     ("locnet_tf.export", "QUANTIZATIONS", "locnet_tf.core.command_configs"),
     ("locnet_tf", "register", "locnet_tf.data"),
+    ("locnet_tf.runtime.video", "VideoWriter", "locnet_tf.runtime.video_writer"),
+    ("locnet_tf.runtime.video", "predict_frames", "locnet_tf.runtime.frame_predictions"),
+    ("locnet_tf.runtime.video", "expand_sources", "locnet_tf.runtime.source_specs"),
 ]
 
 
 # Modules that stayed where they were and warn for single names that moved out of them.
-NAME_SHIMS = ("locnet_tf", "locnet_tf.export", "locnet_tf.data.pipeline")
+NAME_SHIMS = ("locnet_tf", "locnet_tf.export", "locnet_tf.data.pipeline", "locnet_tf.runtime.video")
 
 
 @pytest.mark.parametrize("old, name, new", SHIMS, ids=[f"{old}.{name}" for old, name, _ in SHIMS])

@@ -63,6 +63,28 @@ from locnet_tf.core import image_files as images
 OPEN_TIMEOUT, READ_TIMEOUT = 10.0, 10.0
 DEFAULT_RATE = fractions.Fraction(25)  # frames/s assumed when a live source does not say
 
+# Names that lived here until this module was split by concern (examples/video_int8.py and
+# docs/architecture.md named them): each warns with its new place until 0.4.0, as the shims
+# of issue 28 do (docs/architecture.md, "Shims for moved public names").
+_MOVED = {
+    "VideoWriter": "locnet_tf.runtime.video_writer",
+    "predict_frames": "locnet_tf.runtime.frame_predictions",
+    "expand_sources": "locnet_tf.runtime.source_specs",
+}
+
+
+def __getattr__(name):
+    # PEP 562: asked only for names this module does not define. Imported on use: the new
+    # modules import this one.
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        message = f"locnet_tf.runtime.video.{name} moved to {_MOVED[name]}.{name}; the old name goes in 0.4.0"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'locnet_tf.runtime.video' has no attribute {name!r}")
+
 
 class Frame:
     """One frame of a source.
