@@ -117,7 +117,7 @@ def test_a_box_on_another_labelled_object_counts_as_found_by_the_any_object_figu
     names = ["pedestrian", "car", "motorcycle"]
     target = [1, 0.3, 0.5, 0.4, 0.4, 0, 1, 0]  # a car on the left (the largest)
     other_car = (1, np.array([0.75, 0.5, 0.38, 0.38]))  # another car on the right
-    y = np.array([target] * 5 + [[0, 0, 0, 0, 0, 0, 0, 0]], np.float32)
+    y = np.array([target] * 5 + [[0, 0, 0, 0, 0, 0, 0, 0]] * 2, np.float32)
     on_the_other = [0.9, 0.75, 0.5, 0.38, 0.38, 0, 1, 0]
     p = np.array(
         [
@@ -127,18 +127,19 @@ def test_a_box_on_another_labelled_object_counts_as_found_by_the_any_object_figu
             [0.3, 0.75, 0.5, 0.38, 0.38, 0, 1, 0],  # the other car, but "no object": wrong
             on_the_other,  # a photo whose only object is the target: wrong
             [0.1, 0, 0, 0, 0, 1, 0, 0],  # background, right
+            on_the_other,  # background said "car": wrong, whatever objects the row lists
         ],
         np.float32,
     )
-    others = [[other_car]] * 4 + [[], []]
+    others = [[other_car]] * 4 + [[], [], [other_car]]
     report = report_from_arrays(y, p, names, others=others)
-    assert report["loc_accuracy"] == pytest.approx(2 / 6)
-    assert report["loc_accuracy_any_object"] == pytest.approx(3 / 6)
+    assert report["loc_accuracy"] == pytest.approx(2 / 7)
+    assert report["loc_accuracy_any_object"] == pytest.approx(3 / 7)
     assert report["several_objects"] == {"images": 4, "loc_accuracy": 0.25, "loc_accuracy_any_object": 0.5}
     assert "4 images with several labelled objects" in format_report(report)
     # Without the other objects (TFDS, the built-in data) the report does not pretend to know.
     plain = report_from_arrays(y, p, names)
     assert "loc_accuracy_any_object" not in plain and "several_objects" not in plain
     assert "several labelled objects" not in format_report(plain)
-    with pytest.raises(ValueError, match="others has 5 entries for 6 images"):
-        report_from_arrays(y, p, names, others=others[:5])
+    with pytest.raises(ValueError, match="others has 6 entries for 7 images"):
+        report_from_arrays(y, p, names, others=others[:6])

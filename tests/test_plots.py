@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import REPO
 
 
@@ -45,31 +47,34 @@ def test_the_worst_gallery_ranks_a_box_on_another_labelled_object_by_its_iou_wit
 
     drawn = {}
 
-    def gallery(images, y_true, y_pred, class_names, threshold, indices, path=None, title=None, others=None):
-        drawn[path.name] = (list(indices), title, others)
+    def gallery(images, y_true, y_pred, class_names, threshold, indices, path=None, title=None, **extra):
+        drawn[path.name] = (list(indices), title, extra.get("others"), extra.get("other_iou"))
         return path
 
     real = plots.prediction_gallery
     monkeypatch.setattr(plots, "prediction_gallery", gallery)
     names = ["pedestrian", "car"]
-    y = np.array([[1, 0.3, 0.5, 0.4, 0.3, 0, 1]] * 3, np.float32)  # a car on the left, the largest
+    y = np.array([[1, 0.3, 0.5, 0.4, 0.3, 0, 1]] * 4, np.float32)  # a car on the left, the largest
     p = np.array(
         [
             [0.9, 0.32, 0.5, 0.4, 0.3, 0, 1],  # the target, IoU about 0.9
             [0.9, 0.75, 0.5, 0.3, 0.3, 0, 1],  # the other car exactly: IoU 0 with the target
             [0.9, 0.5, 0.1, 0.1, 0.1, 0, 1],  # nothing there: a real miss
+            [0.9, 0.75, 0.5, 0.3, 0.3, 1, 0],  # the other car's box, named pedestrian: a miss too
         ],
         np.float32,
     )
-    others = [[], [(1, np.array([0.75, 0.5, 0.3, 0.3]))], [(1, np.array([0.75, 0.5, 0.3, 0.3]))]]
-    images = np.zeros((3, 16, 16, 3), np.uint8)
-    evaluation_pictures(images, y, p, names, 0.5, tmp_path, gallery_size=3, others=others)
-    worst, title, passed = drawn["gallery_worst.png"]
-    real(images, y, p, names, 0.5, worst, tmp_path / "drawn.png", title=title, others=others)
+    car = (1, np.array([0.75, 0.5, 0.3, 0.3]))
+    others = [[], [car], [car], [car]]
+    images = np.zeros((4, 16, 16, 3), np.uint8)
+    evaluation_pictures(images, y, p, names, 0.5, tmp_path, gallery_size=4, others=others)
+    worst, title, passed, other_iou = drawn["gallery_worst.png"]
+    real(images, y, p, names, 0.5, worst, tmp_path / "drawn.png", title=title, others=others, other_iou=other_iou)
     assert (tmp_path / "drawn.png").stat().st_size > 1000
-    assert worst == [2, 0, 1]  # the box on the other car is not the worst answer
+    assert worst == [2, 3, 0, 1]  # the box on the other car is not among the worst answers; naming it wrong is
+    assert list(other_iou) == pytest.approx([0, 1, 0, 0])
     assert "dashed: other labelled objects" in title and passed is others
     drawn.clear()
-    evaluation_pictures(images, y, p, names, 0.5, tmp_path, gallery_size=3)  # a source that keeps one object
-    worst, title, _ = drawn["gallery_worst.png"]
-    assert worst[0] in (1, 2) and worst[2] == 0 and "dashed" not in title
+    evaluation_pictures(images, y, p, names, 0.5, tmp_path, gallery_size=4)  # a source that keeps one object
+    worst, title, _, _ = drawn["gallery_worst.png"]
+    assert worst[-1] == 0 and "dashed" not in title

@@ -220,8 +220,8 @@ def _pixel_iou(a, b):
 def test_a_box_on_another_labelled_object_is_found_on_a_letterboxed_model(letterbox_run, tmp_path):
     """Evaluation moves the other objects' boxes onto the letterboxed input, as the pipeline moves the target's.
 
-    Each wide picture gets two objects: the whole picture, of a class the model
-    does not name (the largest: the target, so loc_accuracy is 0), and the
+    Each wide picture gets two objects: the whole picture, of another class than
+    the model answers (the largest: the target, so loc_accuracy is 0), and the
     model's own answer, clipped to the picture (so the any-object figure counts
     it wherever its IoU with the answer stays >= 0.5). The figure must equal the
     same rule computed in the picture's pixels, from `Predictor.predict`.

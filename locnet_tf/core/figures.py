@@ -243,7 +243,17 @@ def presence_pr_curve(precision, recall, threshold_point=None, path=None):
 
 
 def prediction_gallery(
-    images, y_true, y_pred, class_names, threshold, indices, path=None, title=None, columns=4, others=None
+    images,
+    y_true,
+    y_pred,
+    class_names,
+    threshold,
+    indices,
+    path=None,
+    title=None,
+    columns=4,
+    others=None,
+    other_iou=None,
 ):
     """Predictions against ground truth: truth in green, answer in red with class and score.
 
@@ -254,8 +264,10 @@ def prediction_gallery(
         threshold: presence threshold (the answer is "background" below it).
         indices: which images to draw.
         others: None, or per image its other labelled objects as `(class_id, box)`
-            pairs (`Record.others`, on the model input): drawn dashed green, and
-            the title names the one the answer boxes, if any.
+            pairs (`Record.others`, on the model input): drawn dashed green.
+        other_iou: None, or per image the answer's IoU with another labelled
+            object of the class it names (`evaluate.report.other_object_iou`):
+            the title gives it where it is higher than the IoU with the target.
     """
     count = len(indices)
     columns = min(columns, count)
@@ -299,13 +311,8 @@ def prediction_gallery(
         if true[0] > 0.5:
             iou = float(geometry.iou(true[None, 1:5], pred[None, 1:5])[0])
             parts.append(f"IoU {iou:.2f}")
-            if others is not None and len(others[i]):
-                near_class, near = max(
-                    ((c, float(geometry.iou(np.asarray(b)[None], pred[None, 1:5])[0])) for c, b in others[i]),
-                    key=lambda pair: pair[1],
-                )
-                if near > iou:
-                    parts[-1] += f", {near:.2f} with another {class_names[near_class]}"
+            if other_iou is not None and other_iou[i] > iou:
+                parts[-1] += f", {other_iou[i]:.2f} with another {class_names[int(np.argmax(pred[5:]))]}"
         axis.set_title("\n".join(parts), fontsize=7)
     if title:
         figure.suptitle(title)

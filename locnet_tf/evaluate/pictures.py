@@ -4,7 +4,7 @@ from locnet_tf.core import tf_required as _tf_required  # noqa: F401  (first: `p
 import pathlib
 
 import numpy as np
-from locnet_tf.evaluate.report import box_iou, presence_curve, report_from_arrays
+from locnet_tf.evaluate.report import box_iou, other_object_iou, presence_curve, report_from_arrays
 
 
 def evaluation_pictures(
@@ -14,9 +14,10 @@ def evaluation_pictures(
 
     `report`: these arrays' `report_from_arrays`, when the caller has it already.
     `others`: per image its other labelled objects (`Record.others`), or None.
-    With them the galleries draw them, and an answer that boxes one of them
-    ranks by its IoU with that one: a box on the other of two hands is not
-    among the worst predictions.
+    With them the galleries draw them, and an answer that names the class of
+    one of them ranks by its IoU with that one when it is higher than with the
+    target (`other_object_iou`): a box on the other of two hands is not among
+    the worst predictions.
     """
     from locnet_tf.core import figures as plots
 
@@ -39,9 +40,10 @@ def evaluation_pictures(
     # background) join the worst, ranked as IoU -1 so they are shown first.
     score = np.full(len(y_true), np.nan)
     score[pos] = ious
-    for i in pos if others is not None else ():
-        for _, box in others[i]:
-            score[i] = max(score[i], float(box_iou(np.asarray(box)[None], y_pred[i, None, 1:5])[0]))
+    other_iou = None
+    if others is not None:
+        other_iou = np.asarray([other_object_iou(y_pred[i], others[i], threshold) for i in range(len(y_true))])
+        score[pos] = np.maximum(score[pos], other_iou[pos])
     false_alarm = (y_true[:, 0] <= 0.5) & (y_pred[:, 0] >= threshold)
     score[false_alarm] = -1.0
     ranked = np.flatnonzero(~np.isnan(score))
@@ -61,6 +63,7 @@ def evaluation_pictures(
             out_dir / "gallery_best.png",
             title=f"best predictions ({key})",
             others=others,
+            other_iou=other_iou,
         )
         pictures["gallery_worst"] = plots.prediction_gallery(
             images,
@@ -72,5 +75,6 @@ def evaluation_pictures(
             out_dir / "gallery_worst.png",
             title=f"worst predictions ({key})",
             others=others,
+            other_iou=other_iou,
         )
     return pictures

@@ -46,28 +46,45 @@ def presence_curve(is_object, p_c):
     return thresholds, precision, recall
 
 
-def found_any_object(loc, y_pred, others, threshold):
+def other_object_iou(prediction, objects, threshold):
+    """The best IoU of an answer's box with another labelled object of the class it names.
+
+    Args:
+        prediction: one prediction `(5 + K,)`.
+        objects: the image's other labelled objects, `(class_id, box)` pairs (`Record.others`).
+        threshold: presence threshold; an answer below it boxes nothing.
+
+    Returns:
+        float; 0.0 when the answer is "no object" or no other object has its class.
+    """
+    if prediction[0] < threshold or not len(objects):
+        return 0.0
+    named = int(np.argmax(prediction[5:]))
+    boxes = np.asarray([b for c, b in objects if c == named], np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return 0.0
+    return float(box_iou(boxes, np.broadcast_to(prediction[1:5], boxes.shape)).max())
+
+
+def found_any_object(loc, y_true, y_pred, others, threshold):
     """Per image: `loc`, or whether the answer boxes and names another labelled object of it (IoU >= 0.5).
 
     The rule of ImageNet's localization task: with several objects in a
     photo, the target vector holds one of them (the largest), and a model that
-    boxes and names another one has still found an object.
+    boxes and names another one has still found an object. A background image
+    is right only by `loc` (its p_c).
 
     Args:
         loc: bool `(N,)`, localization right for the target object.
-        y_pred: predictions `(N, 5 + K)`.
+        y_true, y_pred: targets and predictions `(N, 5 + K)`.
         others: per image, a sequence of `(class_id, box)`: its other labelled
             objects (`Record.others`), empty for most.
         threshold: presence threshold.
     """
     found = np.array(loc, bool)
     for i, objects in enumerate(others):
-        if found[i] or not len(objects) or y_pred[i, 0] < threshold:
-            continue
-        classes = np.asarray([c for c, _ in objects])
-        boxes = np.asarray([b for _, b in objects], np.float64).reshape(-1, 4)
-        iou = box_iou(boxes, np.broadcast_to(y_pred[i, 1:5], boxes.shape))
-        found[i] = bool(np.any((classes == y_pred[i, 5:].argmax()) & (iou >= 0.5)))
+        if not found[i] and y_true[i, 0] > 0.5:
+            found[i] = other_object_iou(y_pred[i], objects, threshold) >= 0.5
     return found
 
 
@@ -147,7 +164,7 @@ def report_from_arrays(y_true, y_pred, class_names, threshold=0.5, others=None):
     if others is not None:
         if len(others) != len(pos):
             raise ValueError(f"others has {len(others)} entries for {len(pos)} images.")
-        found = found_any_object(loc, y_pred, others, threshold)
+        found = found_any_object(loc, y_true, y_pred, others, threshold)
         multi = np.asarray([len(o) > 0 for o in others], bool) & pos
         several = {
             "loc_accuracy_any_object": float(found.mean()) if len(pos) else 0.0,
