@@ -33,7 +33,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from locnet_tf.model import boxes as box_lib
-from locnet_tf.core import geometry
+from locnet_tf.core import geometry, moved
 from locnet_tf.data.builtin import procedural, synthetic  # noqa: F401  (they register their TFDS builders)
 from locnet_tf.core.records import BOX, CLASS_ID, FILE_SIZE, IMAGE, ORIENTATION, PATH, PRESENT
 from locnet_tf.core.errors import EmptySplitError
@@ -45,23 +45,14 @@ from locnet_tf.data.augment import AugmentConfig, _to_uint8, augment, crop_aroun
 
 # 0.2.0 names that moved (issue 28): `except pipeline.DataError` in user code must not turn into
 # an AttributeError the moment an error happens. Each warns with its new place until 0.4.0.
-_MOVED = {
-    "DataError": "locnet_tf.core.errors",
-    "read_image": "locnet_tf.data.decode",
-    "apply_orientation": "locnet_tf.data.decode",
-}
-
-
-def __getattr__(name):
-    # PEP 562: asked only for names this module does not define.
-    if name in _MOVED:
-        import importlib
-        import warnings
-
-        message = f"locnet_tf.data.pipeline.{name} moved to {_MOVED[name]}.{name}; the old name goes in 0.4.0"
-        warnings.warn(message, DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'locnet_tf.data.pipeline' has no attribute {name!r}")
+__getattr__ = moved.names_getattr(
+    __name__,
+    {
+        "DataError": "locnet_tf.core.errors",
+        "read_image": "locnet_tf.data.decode",
+        "apply_orientation": "locnet_tf.data.decode",
+    },
+)
 
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -58,32 +58,22 @@ import numpy as np
 
 from locnet_tf.core import geometry
 from locnet_tf.core import image_files as images
+from locnet_tf.core import moved
 
 # Seconds to wait for a stream or camera to open, and for each read.
 OPEN_TIMEOUT, READ_TIMEOUT = 10.0, 10.0
 DEFAULT_RATE = fractions.Fraction(25)  # frames/s assumed when a live source does not say
 
 # Names that lived here until this module was split by concern (examples/video_int8.py and
-# docs/architecture.md named them): each warns with its new place until 0.4.0, as the shims
-# of issue 28 do (docs/architecture.md, "Shims for moved public names").
-_MOVED = {
-    "VideoWriter": "locnet_tf.runtime.video_writer",
-    "predict_frames": "locnet_tf.runtime.frame_predictions",
-    "expand_sources": "locnet_tf.runtime.source_specs",
-}
-
-
-def __getattr__(name):
-    # PEP 562: asked only for names this module does not define. Imported on use: the new
-    # modules import this one.
-    if name in _MOVED:
-        import importlib
-        import warnings
-
-        message = f"locnet_tf.runtime.video.{name} moved to {_MOVED[name]}.{name}; the old name goes in 0.4.0"
-        warnings.warn(message, DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'locnet_tf.runtime.video' has no attribute {name!r}")
+# docs/architecture.md named them): each warns with its new place until 0.4.0.
+__getattr__ = moved.names_getattr(
+    __name__,
+    {
+        "VideoWriter": "locnet_tf.runtime.video_writer",
+        "predict_frames": "locnet_tf.runtime.frame_predictions",
+        "expand_sources": "locnet_tf.runtime.source_specs",
+    },
+)
 
 
 class Frame:
