@@ -268,6 +268,21 @@ def test_a_box_on_another_labelled_object_is_found_on_a_letterboxed_model(letter
 
 
 @pytest.mark.slow
+def test_a_tfds_source_reports_the_any_object_figure_too(letterbox_run):
+    import tensorflow_datasets as tfds
+    from test_sources import ROAD, _voc_like_examples
+
+    from locnet_tf.data import sources
+
+    source = sources.Source("tfds:voc/2007", unknown="ignore_object", **ROAD)
+    with tfds.testing.mock_data(as_dataset_fn=_voc_like_examples):
+        report = evaluate_lib.evaluate(letterbox_run["copied"], data=source, split="train", pictures=False)
+    # a.jpg: a person beside the larger motorbike, the only image with two objects of the classes.
+    assert report["counts"]["images"] == 4 and report["several_objects"]["images"] == 1
+    assert report["loc_accuracy"] <= report["loc_accuracy_any_object"] <= report["loc_accuracy"] + 0.25
+
+
+@pytest.mark.slow
 def test_a_copied_model_exports_with_its_resize(letterbox_run, wide_photos, tmp_path):
     out = tmp_path / "export"
     metadata = export.export_model(

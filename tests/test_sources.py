@@ -592,6 +592,31 @@ ROAD = dict(
 )
 
 
+def test_tfds_other_objects_are_read_in_the_examples_order_and_placed_on_the_model_input():
+    import tensorflow_datasets as tfds
+
+    from locnet_tf.data import pipeline
+
+    with tfds.testing.mock_data(as_dataset_fn=_voc_like_examples):
+        options = dict(unknown="ignore_object", **ROAD)
+        stretched = pipeline.tfds_other_objects("tfds:voc/2007", "train", image_size=32, **options)
+        letterboxed = pipeline.tfds_other_objects(
+            "tfds:voc/2007", "train", image_size=32, resize="letterbox", **options
+        )
+        # Only a.jpg has two objects: the person (pedestrian, 0) beside the larger motorbike.
+        assert [len(o) for o in stretched] == [1, 0, 0, 0]
+        [(class_id, box)] = stretched[0]
+        # Person yxyx [0.1, 0.1, 0.2, 0.2]: cx = cy = 0.15, h = w = 0.1.
+        assert class_id == 0
+        np.testing.assert_allclose(box, [0.15, 0.15, 0.1, 0.1], atol=1e-6)
+        # The 20x40 image letterboxed into 32x32 is 16 px high from row 8: y = (0.15 * 16 + 8) / 32.
+        np.testing.assert_allclose(letterboxed[0][0][1], [0.15, 0.325, 0.05, 0.1], atol=1e-6)
+        # "drop" leaves a.jpg out, in the examples and in the others alike.
+        dropped = pipeline.tfds_other_objects("tfds:voc/2007", "train", image_size=32, multi_object="drop", **options)
+        assert dropped == [[], [], []]
+    assert pipeline.tfds_other_objects("synthetic", "train", image_size=32) is None
+
+
 def test_tfds_voc_maps_classes_and_keeps_the_largest():
     import tensorflow_datasets as tfds
 

@@ -166,6 +166,37 @@ def records_dataset(records, where="records"):
     return tf.data.Dataset.from_tensor_slices(columns)
 
 
+def tfds_other_objects(spec, split, *, image_size, resize="stretch", data_dir=None, class_names=None, **source_kwargs):
+    """For a `tfds:` spec, each example's other labelled objects, in the order `examples` yields them.
+
+    The TFDS reader picks each image's largest object inside the tf.data
+    graph, so evaluation reads the split once more, for the others alone
+    (`tfds_source.map_example`'s `"others"`), with the same options: the same
+    examples in the same order. File sources keep theirs in `Record.others`.
+
+    Returns:
+        A list of `[(class_id, box on the model input), ...]` per example (boxes
+        moved as `resize` moves them into `image_size`), or None for a spec
+        that is not `tfds:` (the built-in data have one object per image).
+    """
+    from locnet_tf.data import sources
+    from locnet_tf.data.readers import tfds_source
+
+    kind, rest = sources.parse_spec(spec)
+    if kind != "tfds":
+        return None
+    kwargs = {k: v for k, v in source_kwargs.items() if k not in _FILE_ONLY_OPTIONS or k == "multi_object"}
+    dataset, _ = tfds_source.tfds_examples(
+        rest, split_name(split), class_names=class_names, data_dir=data_dir, keep_others=True, **kwargs
+    )
+    dataset = dataset.map(lambda ex: (ex["others"], tf.shape(ex[IMAGE])[:2]), num_parallel_calls=AUTOTUNE)
+    result = []
+    for others, (height, width) in dataset.as_numpy_iterator():
+        boxes = geometry.boxes_to_letterbox(others[:, 1:], height, width, image_size, resize)
+        result.append([(int(c), box) for c, box in zip(others[:, 0], boxes)])
+    return result
+
+
 # File-source options that mean nothing for generated data (no bad entries,
 # one object, fixed splits); accepted so one set of options works for any spec.
 _FILE_ONLY_OPTIONS = ("skip_bad", "multi_object", "splits", "seed", "box_tolerance", "verify_images")

@@ -92,8 +92,8 @@ def report_from_arrays(y_true, y_pred, class_names, threshold=0.5, others=None):
     """The evaluation report from targets and predictions `(N, 5 + K)`.
 
     `others`: per image, its other labelled objects as `(class_id, box)` pairs
-    (`Record.others`), or None when the source does not know them (TFDS and
-    the built-in data). With them the report adds `loc_accuracy_any_object`
+    (`Record.others`, `pipeline.tfds_other_objects`), or None (the built-in
+    data, one object an image). With them the report adds `loc_accuracy_any_object`
     and a `several_objects` section (see `found_any_object`).
     """
     y_true = np.asarray(y_true, np.float64)

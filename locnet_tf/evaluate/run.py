@@ -172,7 +172,7 @@ def evaluate(
     threshold = model.presence_threshold if threshold is None else float(threshold)
     source = _file_source(data, config, data_dir, names)
     images, y_true, y_pred = predict_split(model, source or data, split, config, data_dir=data_dir)
-    others = _other_objects(source, split, model, config) if source is not None else None
+    others = _other_objects(source or data, split, model, config, data_dir)
     report = report_from_arrays(y_true, y_pred, names, threshold, others=others)
     report.update(model=path, data=_spec(data), split=split)
     report["evaluate_config"] = EvaluateConfig(
@@ -207,7 +207,7 @@ def evaluate(
 
 
 def _file_source(data, config, data_dir, class_names):
-    """`data` as a file `Source` read with the model's classes, or None for TFDS and built-in data.
+    """`data` as a file `Source` read with the model's classes, or None for `tfds:` and built-in data.
 
     Evaluation reads it once: its records give the predictions' order
     (`predict_split` keeps the split's order) and each image's other objects.
@@ -229,25 +229,38 @@ def _file_source(data, config, data_dir, class_names):
     return source if source.is_file else None
 
 
-def _other_objects(source, split, model, config):
+def _other_objects(data, split, model, config, data_dir):
     """Per image of `split`, its other labelled objects as `(class_id, box on the model input)` pairs.
 
-    Resized the way `predict_split` resizes the images (letterboxing moves boxes).
+    Resized the way `predict_split` resizes the images (letterboxing moves
+    boxes). From the records of a file source (`_file_source`), from a second
+    read of a `tfds:` split; None for the built-in data, one object an image.
     """
     from locnet_tf.core import geometry
-    from locnet_tf.data import pipeline
+    from locnet_tf.data import pipeline, sources
 
     method = model.resize or (config.resize if config is not None else "stretch")
     size = (model.image_size, model.image_size)
-    others = []
-    for record in source.data.records[pipeline.split_name(split)]:
-        if record.others and method != "stretch":
-            if record.size is None:  # the readers always know it; evaluation cannot place the boxes without
-                raise ValueError(f"{record.origin}: the image's size is unknown; cannot letterbox its other objects.")
-            others.append([(c, geometry.boxes_to_letterbox(b, *record.size, size, method)) for c, b in record.others])
-        else:
-            others.append(list(record.others))
-    return others
+    if isinstance(data, sources.Source) and data.is_file:
+        others = []
+        for record in data.data.records[pipeline.split_name(split)]:
+            if record.others and method != "stretch":
+                if record.size is None:  # the readers always know it; evaluation cannot place the boxes without
+                    raise ValueError(f"{record.origin}: the image's size is unknown; cannot letterbox its objects.")
+                moved = [(c, geometry.boxes_to_letterbox(b, *record.size, size, method)) for c, b in record.others]
+                others.append(moved)
+            else:
+                others.append(list(record.others))
+        return others
+    if isinstance(data, sources.Source):  # a tfds: or built-in Source the command resolved
+        spec, data_dir, options = data.spec, data.data_dir, data.source_kwargs
+    else:
+        spec = data
+        data_dir = data_dir or (config.data_dir if config else None)
+        options = config.source_kwargs() if config else {}
+    return pipeline.tfds_other_objects(
+        spec, split, image_size=size, resize=method, data_dir=data_dir, class_names=model.class_names, **options
+    )
 
 
 def _claim_outputs(out, pictures, model, data, data_dir):

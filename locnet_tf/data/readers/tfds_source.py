@@ -106,8 +106,10 @@ def map_example(example, *, box_keys, label_keys, table, multi_object="largest")
         multi_object: "largest", "drop" or "fail" (see the module docstring).
 
     Returns:
-        dict with "image", "box", "class_id", "present", and "num_objects"
-        (the objects kept, for the "drop" filter).
+        dict with "image", "box", "class_id", "present", "num_objects"
+        (the objects kept, for the "drop" filter), and "others": float32
+        `(M, 5)`, `[class_id, b_x, b_y, b_h, b_w]` of the other kept objects
+        (evaluation's `loc_accuracy_any_object`; `tfds_examples(keep_others=True)`).
     """
     image = example["image"]
     if image.shape[-1] == 1:
@@ -135,7 +137,15 @@ def map_example(example, *, box_keys, label_keys, table, multi_object="largest")
     present = num_objects > 0
     box = box_lib.to_target(corners[best], "tfds") * tf.cast(present, tf.float32)
     class_id = tf.where(present, tf.concat([class_ids, [0]], axis=0)[best], 0)
-    return {IMAGE: image, BOX: box, CLASS_ID: class_id, PRESENT: present, "num_objects": num_objects}
+    other = tf.logical_and(keep, tf.not_equal(tf.range(tf.shape(keep)[0]), best))
+    others = tf.concat(
+        [
+            tf.cast(tf.boolean_mask(class_ids, other), tf.float32)[:, None],
+            tf.reshape(box_lib.to_target(tf.boolean_mask(corners[:-1], other), "tfds"), [-1, 4]),
+        ],
+        axis=1,
+    )
+    return {IMAGE: image, BOX: box, CLASS_ID: class_id, PRESENT: present, "num_objects": num_objects, "others": others}
 
 
 def tfds_examples(
@@ -148,6 +158,7 @@ def tfds_examples(
     multi_object="largest",
     data_dir=None,
     download=True,
+    keep_others=False,
 ):
     """A TFDS catalog dataset as a `tf.data.Dataset` of example dicts.
 
@@ -163,6 +174,8 @@ def tfds_examples(
         multi_object: "largest", "drop" or "fail".
         data_dir: str. TFDS data folder (default: TFDS's).
         download: bool. Let TFDS download and prepare the dataset when needed.
+        keep_others: bool. Keep `map_example`'s `"others"` in each example
+            (the other objects of an image whose largest became the target).
 
     Returns:
         (dataset of example dicts, tuple of class names).
@@ -193,5 +206,6 @@ def tfds_examples(
     dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
     if multi_object == "drop":
         dataset = dataset.filter(lambda ex: ex["num_objects"] <= 1)
-    dataset = dataset.map(lambda ex: {k: ex[k] for k in (IMAGE, BOX, CLASS_ID, PRESENT)})
+    keys = (IMAGE, BOX, CLASS_ID, PRESENT) + (("others",) if keep_others else ())
+    dataset = dataset.map(lambda ex: {k: ex[k] for k in keys})
     return dataset, names
