@@ -95,7 +95,7 @@ def class_lookup(source_names, class_names=None, class_map=None, unknown="error"
     return table, resolver.class_names
 
 
-def map_example(example, *, box_keys, label_keys, table, multi_object="largest"):
+def map_example(example, *, box_keys, label_keys, table, multi_object="largest", keep_others=False):
     """Maps one TFDS example to the pipeline's example dict (graph-friendly).
 
     Args:
@@ -104,12 +104,14 @@ def map_example(example, *, box_keys, label_keys, table, multi_object="largest")
         label_keys: key path to the labels (`(N,)` or scalar).
         table: int32 array, dataset label id -> class id or -1 (ignore).
         multi_object: "largest", "drop" or "fail" (see the module docstring).
+        keep_others: bool. Also return the other kept objects (below); off for
+            training, which never reads them.
 
     Returns:
         dict with "image", "box", "class_id", "present", "num_objects"
-        (the objects kept, for the "drop" filter), and "others": float32
-        `(M, 5)`, `[class_id, b_x, b_y, b_h, b_w]` of the other kept objects
-        (evaluation's `loc_accuracy_any_object`; `tfds_examples(keep_others=True)`).
+        (the objects kept, for the "drop" filter), and with `keep_others`
+        "others": float32 `(M, 5)`, `[class_id, b_x, b_y, b_h, b_w]` of the
+        other kept objects (evaluation's `loc_accuracy_any_object`).
     """
     image = example["image"]
     if image.shape[-1] == 1:
@@ -137,15 +139,17 @@ def map_example(example, *, box_keys, label_keys, table, multi_object="largest")
     present = num_objects > 0
     box = box_lib.to_target(corners[best], "tfds") * tf.cast(present, tf.float32)
     class_id = tf.where(present, tf.concat([class_ids, [0]], axis=0)[best], 0)
-    other = tf.logical_and(keep, tf.not_equal(tf.range(tf.shape(keep)[0]), best))
-    others = tf.concat(
-        [
-            tf.cast(tf.boolean_mask(class_ids, other), tf.float32)[:, None],
-            tf.reshape(box_lib.to_target(tf.boolean_mask(corners[:-1], other), "tfds"), [-1, 4]),
-        ],
-        axis=1,
-    )
-    return {IMAGE: image, BOX: box, CLASS_ID: class_id, PRESENT: present, "num_objects": num_objects, "others": others}
+    mapped = {IMAGE: image, BOX: box, CLASS_ID: class_id, PRESENT: present, "num_objects": num_objects}
+    if keep_others:
+        other = tf.logical_and(keep, tf.not_equal(tf.range(tf.shape(keep)[0]), best))
+        mapped["others"] = tf.concat(
+            [
+                tf.cast(tf.boolean_mask(class_ids, other), tf.float32)[:, None],
+                tf.reshape(box_lib.to_target(tf.boolean_mask(corners[:-1], other), "tfds"), [-1, 4]),
+            ],
+            axis=1,
+        )
+    return mapped
 
 
 def tfds_examples(
@@ -174,7 +178,7 @@ def tfds_examples(
         multi_object: "largest", "drop" or "fail".
         data_dir: str. TFDS data folder (default: TFDS's).
         download: bool. Let TFDS download and prepare the dataset when needed.
-        keep_others: bool. Keep `map_example`'s `"others"` in each example
+        keep_others: bool. Add `map_example`'s `"others"` to each example
             (the other objects of an image whose largest became the target).
 
     Returns:
@@ -201,7 +205,14 @@ def tfds_examples(
     dataset = builder.as_dataset(split=split)
 
     def to_example(example):
-        return map_example(example, box_keys=box_keys, label_keys=label_keys, table=table, multi_object=multi_object)
+        return map_example(
+            example,
+            box_keys=box_keys,
+            label_keys=label_keys,
+            table=table,
+            multi_object=multi_object,
+            keep_others=keep_others,
+        )
 
     dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
     if multi_object == "drop":
