@@ -112,7 +112,7 @@ class SoftArgmaxBox(layers.Layer):
     Args:
         around_peak: bool. Read the box and class around the strongest cell at
             inference. False in models saved before it existed (their config has
-            no such field), so they answer as they did.
+            no such field), so they answer exactly as they did.
 
     Inputs: `[logits (B, H, W, 1), offsets (B, H, W, 2) in (0, 1) as (x, y),
     sizes (B, H, W, 2) in (0, 1) as (h, w), features (B, H, W, C)]`.
@@ -128,11 +128,11 @@ class SoftArgmaxBox(layers.Layer):
         height, width, channels = logits.shape[1], logits.shape[2], features.shape[-1]
         cells = height * width
         votes = box_lib.map_votes(offsets, sizes)  # (B, H, W, 4): b_x, b_y, b_h, b_w
-        weights = ops.softmax(ops.reshape(logits, (-1, cells)), axis=-1)  # (B, H*W)
-        if self.around_peak and not training:
-            inside = ops.reshape(peak_window(logits, votes), (-1, cells))
+        weights = ops.softmax(ops.reshape(logits, (-1, 1, cells)), axis=-1)  # (B, 1, H*W)
+        windowed = self.around_peak and not training
+        if windowed:
+            inside = ops.reshape(peak_window(logits, votes), (-1, 1, cells))
             weights = ops.where(inside, weights, ops.zeros_like(weights))
-        weights = ops.reshape(weights, (-1, 1, cells))
         # The weighted sums as matrix products, not multiply-then-sum: in a
         # full-integer TFLite model a matmul adds the H*W products in int32 and
         # rounds once, where an element-wise product rounds each tiny weight x
@@ -143,10 +143,14 @@ class SoftArgmaxBox(layers.Layer):
         # weights round to 0.
         votes = ops.concatenate([votes, ops.ones_like(votes[..., :1])], axis=-1)
         sums = ops.reshape(ops.matmul(weights, ops.reshape(votes, (-1, cells, 5))), (-1, 5))
-        total = sums[:, 4:5]
-        box = sums[:, :4] / total
+        box = sums[:, :4] / sums[:, 4:5]
         pooled = ops.reshape(ops.matmul(weights, ops.reshape(features, (-1, cells, channels))), (-1, channels))
-        return [box, pooled / total]
+        if windowed:
+            # The window's weights sum to less than 1. Only here: over the whole map the
+            # arithmetic stays what it was before the window existed, so training, and a
+            # seed's run, are the same to the bit.
+            pooled = pooled / sums[:, 4:5]
+        return [box, pooled]
 
     def compute_output_shape(self, input_shapes):
         batch = input_shapes[0][0]
