@@ -174,6 +174,18 @@ def test_peak_window_follows_the_peaks_box():
     assert window.sum() == 5 * 7
 
 
+def test_peak_window_takes_the_first_of_tied_cells():
+    # Every cell ties (an int8 model's coarse logits often do): the window is the first
+    # cell's, not one around the mean of every vote (a sum of all the tied votes also ran past
+    # an int8 tensor's range).
+    logits = np.zeros((1, 6, 6, 1), np.float32)
+    offsets = np.full((1, 6, 6, 2), 0.5, np.float32)
+    sizes = np.full((1, 6, 6, 2), 0.1, np.float32)
+    votes = layers_lib.box_lib.map_votes(offsets, sizes)
+    window = np.asarray(layers_lib.peak_window(logits, votes))[0]
+    assert window[:2, :2].all() and window.sum() == 4  # row 0 col 0 and its neighbours
+
+
 def test_models_saved_before_the_window_keep_the_whole_map(tmp_path):
     # A .keras file from before `around_peak` has no such field: it loads without the window.
     config = layers_lib.SoftArgmaxBox(around_peak=True, name="box").get_config()

@@ -167,19 +167,26 @@ def peak_window(logits, votes):
 
     A cell is in when its centre lies inside the box the strongest cell votes
     for, widened by one cell on each side (so the window is at least the peak's
-    3 x 3 neighbourhood, however small its box). Ties for the strongest cell
-    (rare in float, possible in int8) place the box at their mean vote.
-    Comparisons and `where` only: every op has an int8 TFLite kernel.
+    3 x 3 neighbourhood, however small its box). Of cells tied for the
+    strongest (rare in float, common in an int8 model's coarse logits) the
+    first is taken: one cell's vote, never a sum of several, which would run
+    past an int8 tensor's calibrated range. Every op has an int8 TFLite kernel.
 
     Args:
         logits: `(B, H, W, 1)` the map's logits.
         votes: `(B, H, W, 4)` every cell's box (`boxes.map_votes`).
     """
     height, width = logits.shape[1], logits.shape[2]
-    peak = ops.greater_equal(logits, ops.max(logits, axis=(1, 2), keepdims=True))  # (B, H, W, 1)
-    chosen = ops.where(peak, votes, ops.zeros_like(votes))
-    count = ops.sum(ops.where(peak, ops.ones_like(logits), ops.zeros_like(logits)), axis=(1, 2))  # (B, 1)
-    peak_box = ops.sum(chosen, axis=(1, 2)) / count  # (B, 4): b_x, b_y, b_h, b_w
+    cells = height * width
+    flat = ops.reshape(logits, (-1, cells))
+    tied = ops.greater_equal(flat, ops.max(flat, axis=-1, keepdims=True))  # (B, H*W)
+    # The first of the tied cells by a max over ranks (H*W for the first cell down to 1), not
+    # `ops.argmax`: Keras's TensorFlow argmax adds a bitwise op (for -0.0) that TFLite lacks.
+    rank = ops.arange(cells, 0, -1, dtype="int32")[None, :]
+    first = ops.max(ops.where(tied, rank, ops.zeros_like(rank)), axis=-1, keepdims=True)
+    peak = ops.equal(rank, first)  # (B, H*W), one cell
+    votes = ops.reshape(votes, (-1, cells, 4))
+    peak_box = ops.sum(ops.where(peak[:, :, None], votes, ops.zeros_like(votes)), axis=1)  # (B, 4): b_x, b_y, b_h, b_w
     cols = (ops.arange(width, dtype="float32") + 0.5) / width  # cell centres
     rows = (ops.arange(height, dtype="float32") + 0.5) / height
     in_x = ops.abs(cols[None, :] - peak_box[:, 0:1]) <= peak_box[:, 3:4] / 2 + 1.0 / width  # (B, W)
