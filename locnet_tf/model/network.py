@@ -11,8 +11,9 @@
       -> head "spatial" (default): a 3x3 conv, then per cell a "where" logit, a
          centre offset and a box size; the box is their soft arg-max (SoftArgmaxBox;
          at inference over the cells around the strongest one, so two objects do
-         not give a box between them), p_c reads the whole image's pooled features, the class the features where
-         the object is. Head "dense": the lecture's flatten + dense layers.
+         not give a box between them), p_c reads the whole image's pooled features,
+         the class the features where the object is. Head "dense": the lecture's
+         flatten + dense layers.
       -> p_c (sigmoid, 1) | box (sigmoid, 4: b_x, b_y, b_h, b_w) | classes (softmax, K)
       -> TargetVector: concatenates them into [p_c, b_x, b_y, b_h, b_w, c_1..c_K]
          and carries the model's description in its config: class names, presence
