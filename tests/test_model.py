@@ -197,6 +197,7 @@ def test_models_saved_before_the_window_keep_the_whole_map(tmp_path):
     model.save(tmp_path / "m.keras")
     assert keras.models.load_model(tmp_path / "m.keras").get_layer("box").around_peak is True
 
+
 @pytest.mark.parametrize("head", ["spatial", "dense"])
 def test_both_heads_build_and_reload(head, tmp_path):
     model = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head=head, head_units=16)
