@@ -96,99 +96,30 @@ class SoftArgmaxBox(layers.Layer):
     so this learns the box far faster than a dense regression from flattened
     features, and it is made only of ops every TFLite runtime has.
 
-    A mean over the whole map has one flaw: when the map holds two peaks (two
-    hands, two cars), the mean of their votes is a box between them, on
-    neither object, and the class reads both objects' features at once. With
-    `around_peak`, inference (not training) keeps only the votes of the cells
-    around the strongest one: those whose centre lies inside the box that cell
-    votes for, widened by a cell on each side (`peak_window`). For one object
-    this changes next to nothing (the far cells' weights are tiny); for two it
-    reads the stronger one. A window that follows the peak's own box rather than
-    a fixed number of cells keeps every cell of a large object (a fixed 3 x 3 or
-    5 x 5 cut Caltech's boxes; docs/real_photos.md, eighth session). Training
-    keeps the mean over the whole map: inside a window the cells outside it get
-    no gradient, so a wrong peak could never be pushed down.
-
-    Args:
-        around_peak: bool. Read the box and class around the strongest cell at
-            inference. False in models saved before it existed (their config has
-            no such field), so they answer exactly as they did.
-
     Inputs: `[logits (B, H, W, 1), offsets (B, H, W, 2) in (0, 1) as (x, y),
     sizes (B, H, W, 2) in (0, 1) as (h, w), features (B, H, W, C)]`.
     Outputs: `[box (B, 4) as [b_x, b_y, b_h, b_w], pooled features (B, C)]`.
     """
 
-    def __init__(self, around_peak=False, **kwargs):
-        super().__init__(**kwargs)
-        self.around_peak = bool(around_peak)
-
-    def call(self, inputs, training=None):
+    def call(self, inputs):
         logits, offsets, sizes, features = inputs
         height, width, channels = logits.shape[1], logits.shape[2], features.shape[-1]
         cells = height * width
-        votes = box_lib.map_votes(offsets, sizes)  # (B, H, W, 4): b_x, b_y, b_h, b_w
         weights = ops.softmax(ops.reshape(logits, (-1, 1, cells)), axis=-1)  # (B, 1, H*W)
-        windowed = self.around_peak and not training
-        if windowed:
-            inside = ops.reshape(peak_window(logits, votes), (-1, 1, cells))
-            weights = ops.where(inside, weights, ops.zeros_like(weights))
+        votes = box_lib.map_votes(offsets, sizes)  # (B, H, W, 4): b_x, b_y, b_h, b_w
         # The weighted sums as matrix products, not multiply-then-sum: in a
         # full-integer TFLite model a matmul adds the H*W products in int32 and
         # rounds once, where an element-wise product rounds each tiny weight x
         # vote to int8 first (most round to 0) and shrinks the box.
         # A fifth vote of 1 sums the weights themselves; dividing by it is a
-        # no-op in float over the whole map (a softmax sums to 1), renormalises
-        # the window's weights, and in int8 undoes the mass lost when small
-        # weights round to 0.
+        # no-op in float (a softmax sums to 1) and, in int8, undoes the mass
+        # lost when small weights round to 0.
         votes = ops.concatenate([votes, ops.ones_like(votes[..., :1])], axis=-1)
         sums = ops.reshape(ops.matmul(weights, ops.reshape(votes, (-1, cells, 5))), (-1, 5))
         box = sums[:, :4] / sums[:, 4:5]
-        pooled = ops.reshape(ops.matmul(weights, ops.reshape(features, (-1, cells, channels))), (-1, channels))
-        if windowed:
-            # The window's weights sum to less than 1. Only here: over the whole map the
-            # arithmetic stays what it was before the window existed, so training, and a
-            # seed's run, are the same to the bit.
-            pooled = pooled / sums[:, 4:5]
-        return [box, pooled]
+        pooled = ops.matmul(weights, ops.reshape(features, (-1, cells, channels)))
+        return [box, ops.reshape(pooled, (-1, channels))]
 
     def compute_output_shape(self, input_shapes):
         batch = input_shapes[0][0]
         return [(batch, 4), (batch, input_shapes[3][-1])]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(around_peak=self.around_peak)
-        return config
-
-
-def peak_window(logits, votes):
-    """Which cells vote with the strongest one: `(B, H, W)` bool.
-
-    A cell is in when its centre lies inside the box the strongest cell votes
-    for, widened by one cell on each side (so the window is at least the peak's
-    3 x 3 neighbourhood, however small its box). Of cells tied for the
-    strongest (rare in float, common in an int8 model's coarse logits) the
-    first is taken: one cell's vote, never a sum of several, which would run
-    past an int8 tensor's calibrated range. Every op has an int8 TFLite kernel.
-
-    Args:
-        logits: `(B, H, W, 1)` the map's logits.
-        votes: `(B, H, W, 4)` every cell's box (`boxes.map_votes`).
-    """
-    height, width = logits.shape[1], logits.shape[2]
-    cells = height * width
-    flat = ops.reshape(logits, (-1, cells))
-    tied = ops.greater_equal(flat, ops.max(flat, axis=-1, keepdims=True))  # (B, H*W)
-    # The first of the tied cells by a max over ranks (H*W for the first cell down to 1), not
-    # `ops.argmax`: Keras's TensorFlow argmax adds a bitwise op (for -0.0) that TFLite lacks.
-    rank = ops.arange(cells, 0, -1, dtype="int32")[None, :]
-    first = ops.max(ops.where(tied, rank, ops.zeros_like(rank)), axis=-1, keepdims=True)
-    peak = ops.equal(rank, first)  # (B, H*W), one cell
-    votes = ops.reshape(votes, (-1, cells, 4))
-    peak_box = ops.sum(ops.where(peak[:, :, None], votes, ops.zeros_like(votes)), axis=1)  # (B, 4): b_x, b_y, b_h, b_w
-    cols = (ops.arange(width, dtype="float32") + 0.5) / width  # cell centres
-    rows = (ops.arange(height, dtype="float32") + 0.5) / height
-    in_x = ops.abs(cols[None, :] - peak_box[:, 0:1]) <= peak_box[:, 3:4] / 2 + 1.0 / width  # (B, W)
-    in_y = ops.abs(rows[None, :] - peak_box[:, 1:2]) <= peak_box[:, 2:3] / 2 + 1.0 / height  # (B, H)
-    return ops.logical_and(in_y[:, :, None], in_x[:, None, :])
