@@ -155,6 +155,29 @@ def test_tflite_files_use_builtin_ops_and_named_outputs(smoke):
             assert np.int8 in tensor_types
 
 
+def test_the_window_around_the_peak_runs_in_int8_when_every_cell_ties(tmp_path):
+    # An int8 model's logits are coarse, so several cells often tie for the strongest: the
+    # window (`layers.peak_window`) must convert to int8 built-in ops and read the same box
+    # there as Keras does (a sum of every tied cell's vote must not run past an int8
+    # tensor's range). Zeroed "where" weights make every cell tie on every image.
+    from ai_edge_litert.interpreter import Interpreter
+
+    keras.utils.set_random_seed(0)
+    model = model_lib.build_model(image_size=32, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16)
+    where = model.get_layer("where_logits")
+    where.set_weights([np.zeros_like(w) for w in where.get_weights()])
+    images = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
+    convert.write_tflite_source(model, tmp_path / "source")
+    int8 = convert.convert_tflite(tmp_path / "source", "int8", lambda: ([image[None]] for image in images))
+    runner = Interpreter(model_content=int8).get_signature_runner("serving_default")
+    want = np.asarray(model(images, training=False))[:, 1:5]
+    for image, box in zip(images, want):
+        got = runner(images=image[None].astype(np.uint8))["box"][0]
+        # Within about half a cell of the 4 x 4 map (0.25 a cell): int8's rounding moves the
+        # window's soft edge a little, which shifts the mean by a fraction of a cell.
+        np.testing.assert_allclose(got, box, atol=0.15)
+
+
 def test_export_reads_config_json_beside_the_model(tmp_path):
     (tmp_path / "config.json").write_text(
         json.dumps(

@@ -130,6 +130,80 @@ def test_soft_argmax_box_hand_worked():
     np.testing.assert_allclose(np.asarray(pooled), [features[0].mean(axis=(0, 1))], atol=1e-5)
 
 
+def _two_peaks(second=3.0):
+    # An 8 x 8 map with two peaks far apart (two hands): row 1 col 1 (logit 5) and row 6 col 6
+    # (`second`). Every cell votes for a 0.2 x 0.2 box at its centre; the two peaks' features
+    # are one-hot, so the pooled features say whose they are.
+    logits = np.full((1, 8, 8, 1), -10.0, np.float32)
+    logits[0, 1, 1], logits[0, 6, 6] = 5.0, second
+    offsets = np.full((1, 8, 8, 2), 0.5, np.float32)
+    sizes = np.full((1, 8, 8, 2), 0.2, np.float32)
+    features = np.zeros((1, 8, 8, 2), np.float32)
+    features[0, 1, 1], features[0, 6, 6] = [1.0, 0.0], [0.0, 1.0]
+    return [logits, offsets, sizes, features]
+
+
+def test_soft_argmax_box_reads_the_stronger_of_two_objects_at_inference():
+    layer = layers_lib.SoftArgmaxBox(around_peak=True)
+    box, pooled = layer(_two_peaks(), training=False)
+    # The stronger peak's box: centre (1 + 0.5) / 8 on both axes, and its features alone.
+    np.testing.assert_allclose(np.asarray(box), [[0.1875, 0.1875, 0.2, 0.2]], atol=1e-3)
+    np.testing.assert_allclose(np.asarray(pooled), [[1.0, 0.0]], atol=1e-3)
+    # Over the whole map (training, and models saved before the window): a box pulled
+    # towards the other object by its softmax weight, 1 / (1 + e^2), and both objects'
+    # features mixed in that ratio.
+    second = 1.0 / (1.0 + np.exp(2.0))
+    for whole in (layer(_two_peaks(), training=True), layers_lib.SoftArgmaxBox()(_two_peaks())):
+        box, pooled = (np.asarray(t) for t in whole)
+        np.testing.assert_allclose(box[0, :2], 0.1875 + (0.8125 - 0.1875) * second, atol=1e-4)
+        np.testing.assert_allclose(pooled[0], [1.0 - second, second], atol=1e-4)
+
+
+def test_the_box_moves_smoothly_when_two_peaks_swap():
+    # A rounding of the logits (a float16 or int8 model) must move the box by a little, not
+    # from one object to the other. As the second peak's logit passes the first's (5.0) in
+    # steps of 0.001, the box goes over from the first object to the second, and no step
+    # moves it by more than 0.02; a window on the one strongest cell jumps 0.625 at once.
+    layer = layers_lib.SoftArgmaxBox(around_peak=True)
+    centres = [
+        float(np.asarray(layer(_two_peaks(second), training=False)[0])[0, 0]) for second in np.arange(4.8, 5.2, 0.001)
+    ]
+    assert centres[0] < 0.2 and centres[-1] > 0.8
+    assert np.abs(np.diff(centres)).max() < 0.02
+
+
+def test_peak_window_follows_the_peaks_box():
+    # The peak at row 3 col 4 of a 10 x 10 map votes for a box 0.5 wide and 0.3 high at its
+    # cell's centre (0.45, 0.35): cells whose centre (0.05, 0.15, ...) is within 0.25 + 0.1 of
+    # it in x and 0.15 + 0.1 in y (half the box and one cell) are in, columns 1-7 and rows
+    # 1-5; the edge is soft, half a cell each way (a weight of 0.88 just inside, 0.12 just
+    # outside), and far cells get nothing.
+    logits = np.zeros((1, 10, 10, 1), np.float32)
+    logits[0, 3, 4] = 10.0
+    offsets = np.full((1, 10, 10, 2), 0.5, np.float32)
+    sizes = np.zeros((1, 10, 10, 2), np.float32)
+    sizes[0, 3, 4] = [0.3, 0.5]  # (h, w)
+    votes = layers_lib.box_lib.map_votes(offsets, sizes)
+    window = np.asarray(layers_lib.peak_window(logits, votes))[0]
+    rows, cols = np.nonzero(window > 0.5)
+    assert sorted(set(rows.tolist())) == [1, 2, 3, 4, 5]
+    assert sorted(set(cols.tolist())) == [1, 2, 3, 4, 5, 6, 7]
+    assert (window > 0.5).sum() == 5 * 7
+    assert window[3, 4] > 0.99 and window[1, 1] > 0.75 and window[0, 0] < 0.02 and window[9, 9] < 1e-6
+
+
+def test_models_saved_before_the_window_keep_the_whole_map(tmp_path):
+    # A .keras file from before `around_peak` has no such field: it loads without the window.
+    config = layers_lib.SoftArgmaxBox(around_peak=True, name="box").get_config()
+    assert config["around_peak"] is True
+    del config["around_peak"]
+    assert layers_lib.SoftArgmaxBox.from_config(config).around_peak is False
+    # New models have it, and keep it through save and load.
+    model = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head_units=16)
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").get_layer("box").around_peak is True
+
+
 @pytest.mark.parametrize("head", ["spatial", "dense"])
 def test_both_heads_build_and_reload(head, tmp_path):
     model = M.build_model(image_size=48, filters=(8, 8, 8, 8), depths=(1, 1, 1), head=head, head_units=16)
@@ -165,6 +239,10 @@ def test_size_scale_multiplies_box_sizes_only_and_adds_nothing_at_one():
     for layer in scaled.layers:
         if layer.weights:
             layer.set_weights(plain.get_layer(layer.name).get_weights())
+    # Over the whole map, as training reads it: at inference the window around the peak
+    # follows the peak's box size, so scaled sizes widen it (by design).
+    for model in (plain, scaled):
+        model.get_layer("box").around_peak = False
     x = _images(3, 48)
     a, b = np.asarray(plain(x)), np.asarray(scaled(x))
     np.testing.assert_allclose(b[:, 3:5], 2.0 * a[:, 3:5], rtol=1e-5)  # b_h, b_w

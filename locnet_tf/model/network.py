@@ -9,9 +9,11 @@
          ones upsampled onto them; or a keras.applications network
          ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")
       -> head "spatial" (default): a 3x3 conv, then per cell a "where" logit, a
-         centre offset and a box size; the box is their soft arg-max (SoftArgmaxBox),
-         p_c reads the whole image's pooled features, the class the features where
-         the object is. Head "dense": the lecture's flatten + dense layers.
+         centre offset and a box size; the box is their soft arg-max (SoftArgmaxBox;
+         at inference weighted by a soft window around the strongest peak, so two
+         objects do not give a box between them), p_c reads the whole image's pooled features,
+         the class the features where the object is. Head "dense": the lecture's
+         flatten + dense layers.
       -> p_c (sigmoid, 1) | box (sigmoid, 4: b_x, b_y, b_h, b_w) | classes (softmax, K)
       -> TargetVector: concatenates them into [p_c, b_x, b_y, b_h, b_w, c_1..c_K]
          and carries the model's description in its config: class names, presence
@@ -258,7 +260,7 @@ def build_model(
         sizes = layers.Conv2D(2, 1, activation="sigmoid", name="where_sizes", dtype="float32")(x)
         if size_scale != 1.0:
             sizes = layers.Rescaling(float(size_scale), name="where_sizes_scale", dtype="float32")(sizes)
-        box, at_object = SoftArgmaxBox(name="box", dtype="float32")([logits, offsets, sizes, x])
+        box, at_object = SoftArgmaxBox(around_peak=True, name="box", dtype="float32")([logits, offsets, sizes, x])
         # Presence from the whole image (is anything there?), class from where it is.
         summary = [layers.GlobalMaxPooling2D(name="head_max")(x), layers.GlobalAveragePooling2D(name="head_mean")(x)]
         summary = layers.Concatenate(name="head_summary")(summary + ([pooled] if pooled is not None else []))
