@@ -165,11 +165,12 @@ class SoftArgmaxBox(layers.Layer):
 
 
 # How much sharper than the box's own softmax the window's centre is read
-# (the logits times this), and how steep its edge is (the mask's slope, per
-# cell). Chosen on saved models of hands363 (eight seeds), hands_loc, Caltech
-# and the synthetic set; docs/real_photos.md, ninth session.
-PEAK_SHARPNESS = 4.0
-EDGE_STEEPNESS = 4.0
+# (the logits times this), and how steep its edge is (the sigmoid's slope, per
+# cell). Sharper and steeper windows read the same photos right on hands363,
+# but an unsure model's box then follows small input differences (the video
+# test's fast and exact resizes disagreed); docs/real_photos.md, ninth session.
+PEAK_SHARPNESS = 2.0
+EDGE_STEEPNESS = 1.0
 
 
 def peak_window(logits, votes, sharpness=PEAK_SHARPNESS, steepness=EDGE_STEEPNESS):
@@ -179,11 +180,13 @@ def peak_window(logits, votes, sharpness=PEAK_SHARPNESS, steepness=EDGE_STEEPNES
     logits)` weighing the votes: next to the strongest cell's own box when one
     peak leads, and moving smoothly from one to the other as two peaks swap),
     widened by one cell on each side so it is at least the peak's 3 x 3
-    neighbourhood. Its edge is a sigmoid, not a step: a cell half a cell inside
-    it weighs 0.88, half a cell outside 0.12. Both keep the box continuous in
-    the logits, so the rounding of a float16 or int8 model moves it by a
-    little, where a window on the one strongest cell jumped from one object to
-    the other. Every op has an int8 TFLite kernel.
+    neighbourhood. Its edge is a gentle sigmoid, not a step: along each axis a
+    cell half a cell inside the edge weighs 0.62, half a cell outside 0.38,
+    three cells outside 0.05. Both keep the box continuous in the logits, and
+    gentle enough that the small differences between a float16, int8 or
+    fast-resized input and Keras's move it by a little, where a window on the
+    one strongest cell jumped from one object to the other.
+    Every op has an int8 TFLite kernel.
 
     Args:
         logits: `(B, H, W, 1)` the map's logits.
