@@ -109,11 +109,11 @@ class SoftArgmaxBox(layers.Layer):
     strongest cell jumps between two far-apart, nearly equal cells when float16
     or int8 rounding swaps them (docs/real_photos.md, eighth and ninth
     sessions). Training keeps the mean over the whole map: inside a window the
-    cells outside it get no gradient, so a wrong peak could never be pushed
-    down.
+    cells outside it get next to no gradient, so a wrong peak would hardly be
+    pushed down.
 
     Args:
-        around_peak: bool. Read the box and class around the strongest cell at
+        around_peak: bool. Read the box and class around the strongest peak at
             inference. False in models saved before it existed (their config has
             no such field), so they answer exactly as they did.
 
