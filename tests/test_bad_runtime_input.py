@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import importlib
+import io
 import json
 import os
 import pathlib
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 
 import av
 import numpy as np
@@ -560,6 +562,8 @@ def test_21_ctrl_c_that_tensorflow_turns_into_another_error_is_still_an_interrup
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)  # the handler raises here
         except KeyboardInterrupt:
+            # As TensorFlow's SavedModel writer does with an error while it traces gradients: its traceback first.
+            traceback.print_exc()
             raise TypeError("Flatten() failed") from None
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
@@ -572,6 +576,28 @@ def test_21_ctrl_c_that_tensorflow_turns_into_another_error_is_still_an_interrup
     assert code == 130 and capfd.readouterr().err == "interrupted\n"
     with pytest.raises(TypeError):  # the same error without Ctrl-C is a bug, and keeps its traceback
         cli.run(lambda argv: (_ for _ in ()).throw(TypeError("a bug")), [])
+
+
+def test_21_what_a_command_prints_after_ctrl_c_it_stops_for_still_reaches_the_user(capfd):
+    """Predict stops a camera with Ctrl-C and then sums up: stderr held after the Ctrl-C is written out."""
+
+    def main(argv):
+        print("before", file=sys.stderr)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            print("12 frames, 3 with an object", file=sys.stderr)
+        return 0
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        capfd.readouterr()
+        code = cli.run(main, [])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 0 and capfd.readouterr().err == "before\n12 frames, 3 with an object\n"
+    assert sys.stderr is not None and not isinstance(sys.stderr, io.StringIO)  # put back
 
 
 def test_21_training_stops_at_the_next_step_once_ctrl_c_was_noted(monkeypatch):

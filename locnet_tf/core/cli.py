@@ -28,6 +28,7 @@ else is a bug and keeps its traceback.
 import argparse
 import contextlib
 import importlib.util
+import io
 import math
 import os
 import re
@@ -61,6 +62,8 @@ def run(main, argv=None, skip_bad_hint=False):
             if isinstance(error, KeyboardInterrupt) or interrupted:
                 # Ctrl-C. (Raised while TensorFlow's C++ calls back into Python, the KeyboardInterrupt can
                 # come out as another exception, a TypeError from tf.nest say: the signal handler noted it.)
+                # What the command's libraries printed on the way out is dropped (see `_HeldStderr`).
+                interrupted.drop_held()
                 print("interrupted", file=sys.stderr)
                 return INTERRUPTED
             message = user_message(error) if isinstance(error, Exception) else None
@@ -91,39 +94,97 @@ def interrupt_count():
 
 @contextlib.contextmanager
 def _noting_interrupts():
-    """Yields a list that is non-empty once Ctrl-C (SIGINT) has come; it still raises KeyboardInterrupt.
+    """Yields a `_Since`, true once Ctrl-C (SIGINT) has come; Ctrl-C still raises KeyboardInterrupt.
 
     The handler is put in only where Python's own is (the main thread; not
     where SIGINT is ignored, as in a background job), and put back
     afterwards; a command run inside another (the check inside train) shares
-    the outer one's.
+    the outer one's. From the Ctrl-C on, Python's stderr is held back
+    (`_HeldStderr`); it is written out when the command ends normally.
     """
     before = len(_INTERRUPTS)
-    noted = _Since(before)
     main_thread = threading.current_thread() is threading.main_thread()
     if not main_thread or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield noted
+        yield _Since(before, None)
         return
+    held = _HeldStderr()
 
     def handler(signum, frame):
         _INTERRUPTS.append(signum)
+        if not _show_traceback():
+            held.start()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
     try:
-        yield noted
+        yield _Since(before, held)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        held.release()
 
 
 class _Since:
-    """True when Ctrl-C came after it was made."""
+    """True when Ctrl-C came after it was made; `drop_held` drops what was printed since."""
 
-    def __init__(self, start):
+    def __init__(self, start, held):
         self.start = start
+        self.held = held
 
     def __bool__(self):
         return len(_INTERRUPTS) > self.start
+
+    def drop_held(self):
+        if self.held is not None:
+            self.held.drop()
+
+
+class _HeldStderr:
+    """Holds back what Python code writes to `sys.stderr` after a Ctrl-C, until the command ends.
+
+    A Ctrl-C lands wherever the main thread is. Inside a library it can come
+    out as another exception, which the library may print before passing it
+    on: TensorFlow's SavedModel writer prints the traceback of any error
+    while it traces gradients (`save.py`, `traceback.print_exc()`), a
+    SystemError when the KeyboardInterrupt came during an import. A command
+    that ends interrupted drops what was held and says `interrupted`; one
+    that ends normally (predict stopping a camera with Ctrl-C and summing up)
+    writes it all out. Only Python's `sys.stderr` is held: what C++ writes
+    to the file descriptor (TensorFlow's log lines) is not Python's to hold.
+    """
+
+    def __init__(self):
+        self.real = None
+        self.buffer = None
+
+    def start(self):
+        if self.real is None:
+            self.real, self.buffer = sys.stderr, _Buffer(sys.stderr)
+            sys.stderr = self.buffer
+
+    def drop(self):
+        if self.real is not None:
+            sys.stderr, self.real, self.buffer = self.real, None, None
+
+    def release(self):
+        if self.real is not None:
+            held = self.buffer.getvalue()
+            self.drop()
+            sys.stderr.write(held)
+            sys.stderr.flush()
+
+
+class _Buffer(io.StringIO):
+    """A StringIO that answers `fileno` and `isatty` as the stream it stands in for (a progress bar asks)."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+
+    def fileno(self):
+        return self.stream.fileno()
+
+    def isatty(self):
+        return self.stream.isatty()
 
 
 class ArgumentParser(argparse.ArgumentParser):
