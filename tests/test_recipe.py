@@ -85,9 +85,9 @@ def test_the_pretrained_recipe_stops_at_max_passes_on_a_few_hundred_photos():
         return values["image_size"], steps * lite.batch_size, steps * lite.batch_size / n
 
     # 363 hands photos: about LITE_MAX_PASSES passes (whole epochs of 200 steps round it), not
-    # the hundred that the fixed budget would be.
+    # the hundred that the fixed budget would be, at the larger input that the rest buys.
     size, seen, passes = length(363, 0.32)
-    assert size == 160 and seen < 0.6 * recipe.LITE_COMPUTE_IMAGES
+    assert size == recipe.LITE_FEW_PHOTOS_SIZE and seen < 0.6 * recipe.LITE_COMPUTE_IMAGES
     assert passes == pytest.approx(recipe.LITE_MAX_PASSES, rel=0.2)
     # The full sets never reach the cap: hands_loc (1,067 photos at 160 px) and caltech101_loc
     # (1,647 at 128 px) train the whole budget, scaled by (160 / size)^2.
@@ -153,3 +153,26 @@ def test_warm_up_is_at_most_a_tenth_of_a_short_training():
     # The user's flag wins.
     given = recipe.photo_values(recipe.DataProfile(1067, (240, 320), 0.32, 0.0, 6), photos, given={"warmup_epochs"})
     assert "warmup_epochs" not in given
+
+
+@pytest.mark.parametrize(
+    "photos, image_size, side, expected",
+    [
+        (363, (240, 320), 0.32, 192),  # hands363: the pass cap leaves budget, the photos have the pixels
+        (484, (240, 320), 0.32, 192),  # the largest set whose LITE_MAX_PASSES passes at 192 px fit the budget
+        (485, (240, 320), 0.32, 160),  # one more photo: they would not
+        (1067, (240, 320), 0.32, 160),  # hands_loc: the whole budget is spent in passes
+        (363, (166, 396), 0.67, 192),  # Caltech's 166 px photos: one size above them (a finer map), not more
+        (363, (150, 200), 0.32, 160),  # 150 px photos: 160 is the size above them
+        (363, (120, 160), 0.67, 128),  # 120 px photos of large objects: 128
+        (363, (64, 64), 0.6, recipe.LITE_MIN_SIZE),  # Tiny ImageNet's 64 px photos
+        (363, None, 0.32, 160),  # sizes unknown: nothing to gain from
+    ],
+)
+def test_the_pretrained_recipe_spends_what_few_photos_leave_of_the_budget_on_pixels(photos, image_size, side, expected):
+    prof = recipe.DataProfile(photos, image_size, side, 0.0, 6)
+    size = recipe.input_size(prof, recipe.LITE_BACKBONE)
+    assert size == expected
+    # Never past the budget that the full sets train with.
+    budget = recipe.LITE_COMPUTE_IMAGES * (recipe.LITE_REFERENCE_SIZE / size) ** 2
+    assert recipe.images_seen(prof, size, recipe.LITE_BACKBONE) <= budget
