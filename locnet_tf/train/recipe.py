@@ -188,8 +188,7 @@ def _lite_few_photos_size(prof):
     fits = [
         size
         for size in LITE_SIZES
-        if size <= min(LITE_FEW_PHOTOS_SIZE, limit)
-        and LITE_MAX_PASSES * prof.train_images <= LITE_COMPUTE_IMAGES * (LITE_REFERENCE_SIZE / size) ** 2
+        if size <= min(LITE_FEW_PHOTOS_SIZE, limit) and LITE_MAX_PASSES * prof.train_images <= _lite_budget(size)
     ]
     return max(fits, default=0)
 
@@ -215,9 +214,14 @@ def schedule(prof, image_size, batch_size, steps_per_execution=1, backbone="simp
 def images_seen(prof, image_size, backbone="simple"):
     """How many training images (with repeats) the recipe shows the model."""
     if backbone == LITE_BACKBONE:
-        budget = min(LITE_COMPUTE_IMAGES * (LITE_REFERENCE_SIZE / image_size) ** 2, LITE_MAX_PASSES * prof.train_images)
+        budget = min(_lite_budget(image_size), LITE_MAX_PASSES * prof.train_images)
         return max(budget, LITE_MIN_EPOCHS * prof.train_images)
     return max(COMPUTE_IMAGES * (96 / image_size) ** 2, MIN_EPOCHS * prof.train_images)
+
+
+def _lite_budget(image_size):
+    """The pretrained recipe's budget in images at `image_size` px: `LITE_COMPUTE_IMAGES` at the reference size."""
+    return LITE_COMPUTE_IMAGES * (LITE_REFERENCE_SIZE / image_size) ** 2
 
 
 def photo_values(prof, base, given=()):
